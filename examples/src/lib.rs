@@ -1,0 +1,29 @@
+//! What the host examples share: the guest components they run and logging.
+
+/// The hello-world guest component (HelloWorld, SayHello).
+pub const HELLO_WORLD_WASM: &str = env!("GUEST_HELLO_WORLD");
+
+/// The order-processing guest component (ProcessOrder and its activities).
+pub const ORDER_PROCESSING_WASM: &str = env!("GUEST_ORDER_PROCESSING");
+
+/// The database the client and runtime examples share.
+pub const DEMO_DB: &str = "sqlite:./duroxide_demo.db";
+
+/// Log to stderr; `RUST_LOG` overrides the default `info`.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+/// A suffix that keeps instance ids unique across runs on the same database.
+pub fn run_suffix() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!("{ms:x}")
+}

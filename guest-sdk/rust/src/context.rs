@@ -1,0 +1,172 @@
+//! The orchestration context and the futures it hands out.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::bindings::duroxide::orchestration::context as host;
+use crate::bindings::duroxide::orchestration::types::{LogLevel as WitLogLevel, Outcome};
+
+/// Severity of a replay-safe log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Fine-grained tracing.
+    Trace,
+    /// Diagnostic detail.
+    Debug,
+    /// Normal progress.
+    Info,
+    /// Something unexpected that the orchestration handled.
+    Warn,
+    /// Something that went wrong.
+    Error,
+}
+
+/// Results the host handed back that no future has taken yet, and the tasks
+/// the orchestration is waiting on.
+#[derive(Default)]
+pub(crate) struct TaskTable {
+    results: HashMap<u64, Outcome>,
+    interest: BTreeSet<u64>,
+}
+
+impl TaskTable {
+    /// Take the tasks that pending futures asked for since the last call.
+    pub(crate) fn take_interest(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.interest).into_iter().collect()
+    }
+
+    /// Record the result of a finished task.
+    pub(crate) fn resolve(&mut self, task: u64, outcome: Outcome) {
+        self.results.insert(task, outcome);
+    }
+
+    fn poll_task(&mut self, task: u64) -> Poll<Outcome> {
+        match self.results.remove(&task) {
+            Some(outcome) => Poll::Ready(outcome),
+            None => {
+                self.interest.insert(task);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// The handle an orchestration uses to schedule work and read deterministic
+/// time and ids. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct OrchestrationContext {
+    pub(crate) tasks: Rc<RefCell<TaskTable>>,
+}
+
+impl OrchestrationContext {
+    /// Schedule activity `name` with `input`; await the returned task for its output.
+    pub fn schedule_activity(&self, name: &str, input: &str) -> ActivityTask {
+        ActivityTask(self.task(host::schedule_activity(name, input)))
+    }
+
+    /// Start a durable timer; the returned task completes after `delay`.
+    pub fn schedule_timer(&self, delay: Duration) -> TimerTask {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        TimerTask(self.task(host::schedule_timer(ms)))
+    }
+
+    /// Wait for the next external event called `name`; the task yields its data.
+    /// Events are buffered, so one raised before this call is not lost.
+    pub fn wait_for_external_event(&self, name: &str) -> EventTask {
+        EventTask(self.task(host::wait_for_event(name)))
+    }
+
+    /// The orchestration's current time: when the current turn began. The same on replay.
+    pub fn utc_now(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(host::now_ms())
+    }
+
+    /// A new UUID string, the same on replay.
+    pub fn new_guid(&self) -> String {
+        host::new_guid()
+    }
+
+    /// Whether the orchestration is replaying decisions it made before.
+    pub fn is_replaying(&self) -> bool {
+        host::is_replaying()
+    }
+
+    /// Write a log line once: lines written during replay are dropped.
+    pub fn log(&self, level: LogLevel, message: &str) {
+        let level = match level {
+            LogLevel::Trace => WitLogLevel::Trace,
+            LogLevel::Debug => WitLogLevel::Debug,
+            LogLevel::Info => WitLogLevel::Info,
+            LogLevel::Warn => WitLogLevel::Warn,
+            LogLevel::Error => WitLogLevel::Error,
+        };
+        host::log(level, message);
+    }
+
+    /// Shorthand for [`log`](Self::log) at [`LogLevel::Info`].
+    pub fn log_info(&self, message: &str) {
+        self.log(LogLevel::Info, message);
+    }
+
+    fn task(&self, id: u64) -> Task {
+        Task {
+            id,
+            tasks: self.tasks.clone(),
+        }
+    }
+}
+
+/// A task the host tracks, resolved by the executor when `wait` returns it.
+struct Task {
+    id: u64,
+    tasks: Rc<RefCell<TaskTable>>,
+}
+
+impl Task {
+    fn poll_outcome(&self) -> Poll<Outcome> {
+        self.tasks.borrow_mut().poll_task(self.id)
+    }
+}
+
+/// A scheduled activity. Resolves to its output, or its error text.
+pub struct ActivityTask(Task);
+
+impl Future for ActivityTask {
+    type Output = Result<String, String>;
+
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.poll_outcome().map(|outcome| match outcome {
+            Outcome::Ok(output) => Ok(output),
+            Outcome::Err(error) => Err(error),
+        })
+    }
+}
+
+/// A durable timer. Resolves when it fires.
+pub struct TimerTask(Task);
+
+impl Future for TimerTask {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        self.0.poll_outcome().map(|_| ())
+    }
+}
+
+/// A subscription to an external event. Resolves to the event's data.
+pub struct EventTask(Task);
+
+impl Future for EventTask {
+    type Output = String;
+
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<String> {
+        self.0.poll_outcome().map(|outcome| match outcome {
+            Outcome::Ok(data) | Outcome::Err(data) => data,
+        })
+    }
+}

@@ -1,0 +1,246 @@
+//! The control side: `Client` starts, signals, cancels and inspects
+//! orchestrations by writing to and reading from the store. It never runs
+//! guest code and never talks to a runtime directly.
+
+mod types;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use types::{ClientError, OrchestrationStatus, StartOptions};
+
+use crate::history::{Event, OrchestratorMessage};
+use crate::providers::{
+    HistoryStore, InstanceRecord, InstanceStatus, NewInstance, StoreError, now_ms,
+};
+use crate::sandbox::DEFAULT_MAX_PAYLOAD_BYTES;
+
+/// Controls and inspects orchestrations through a store shared with one or
+/// more runtimes, in this process or others.
+#[derive(Clone)]
+pub struct Client {
+    store: Arc<dyn HistoryStore>,
+    max_payload_bytes: usize,
+}
+
+impl Client {
+    /// A client over `store`.
+    pub fn new(store: Arc<dyn HistoryStore>) -> Self {
+        Self {
+            store,
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+        }
+    }
+
+    /// Refuse inputs and event data larger than `bytes` (default 1 MiB; keep
+    /// it equal to the runtimes' limit).
+    pub fn with_max_payload_bytes(mut self, bytes: usize) -> Self {
+        self.max_payload_bytes = bytes;
+        self
+    }
+
+    /// Start a new instance of orchestration `name`. Fails with
+    /// [`ClientError::InstanceExists`] if `instance_id` is taken.
+    pub async fn start_orchestration(
+        &self,
+        instance_id: &str,
+        name: &str,
+        input: &str,
+        options: Option<StartOptions>,
+    ) -> Result<(), ClientError> {
+        if instance_id.is_empty() || name.is_empty() {
+            return Err(ClientError::InvalidArgument(
+                "instance id and orchestration name must not be empty".into(),
+            ));
+        }
+        self.check_payload("orchestration input", input)?;
+        let options = options.unwrap_or_default();
+        let new = NewInstance {
+            instance_id: instance_id.to_string(),
+            orchestration_name: name.to_string(),
+            version: options.version,
+            input: input.to_string(),
+            parent_instance: None,
+            parent_id: None,
+            visible_at_ms: now_ms().saturating_add(options.delay_ms.unwrap_or(0)),
+        };
+        self.store.create_instance(new).await.map_err(|e| match e {
+            StoreError::InstanceExists(id) => ClientError::InstanceExists(id),
+            other => ClientError::Storage(other),
+        })
+    }
+
+    /// Start a new instance at a specific version of the orchestration.
+    pub async fn start_orchestration_versioned(
+        &self,
+        instance_id: &str,
+        name: &str,
+        input: &str,
+        version: &str,
+    ) -> Result<(), ClientError> {
+        let options = StartOptions {
+            version: Some(version.to_string()),
+            ..StartOptions::default()
+        };
+        self.start_orchestration(instance_id, name, input, Some(options))
+            .await
+    }
+
+    /// Start a new instance after `delay_ms` milliseconds.
+    pub async fn schedule_orchestration(
+        &self,
+        instance_id: &str,
+        name: &str,
+        input: &str,
+        delay_ms: u64,
+    ) -> Result<(), ClientError> {
+        let options = StartOptions {
+            delay_ms: Some(delay_ms),
+            ..StartOptions::default()
+        };
+        self.start_orchestration(instance_id, name, input, Some(options))
+            .await
+    }
+
+    /// Raise external event `name` with `data` for an instance. The event is
+    /// buffered until the orchestration waits for it.
+    pub async fn raise_event(
+        &self,
+        instance_id: &str,
+        name: &str,
+        data: &str,
+    ) -> Result<(), ClientError> {
+        self.check_payload("event data", data)?;
+        let message = OrchestratorMessage::ExternalEvent {
+            name: name.to_string(),
+            data: data.to_string(),
+        };
+        self.enqueue(instance_id, message).await
+    }
+
+    /// Cancel an instance. Fails with [`ClientError::InstanceFinished`] if it
+    /// already ended and [`ClientError::InstanceNotFound`] if it never existed.
+    pub async fn cancel_orchestration(&self, instance_id: &str) -> Result<(), ClientError> {
+        self.cancel_orchestration_with_reason(instance_id, "cancelled by client")
+            .await
+    }
+
+    /// Cancel an instance, recording `reason`.
+    pub async fn cancel_orchestration_with_reason(
+        &self,
+        instance_id: &str,
+        reason: &str,
+    ) -> Result<(), ClientError> {
+        let status = self.get_orchestration_status(instance_id).await?;
+        match status {
+            OrchestrationStatus::NotFound => Err(ClientError::InstanceNotFound(instance_id.into())),
+            status if status.is_terminal() => Err(ClientError::InstanceFinished {
+                instance: instance_id.into(),
+                status,
+            }),
+            _ => {
+                let message = OrchestratorMessage::CancelOrchestration {
+                    reason: reason.to_string(),
+                };
+                self.enqueue(instance_id, message).await
+            }
+        }
+    }
+
+    /// The instance's current status.
+    pub async fn get_orchestration_status(
+        &self,
+        instance_id: &str,
+    ) -> Result<OrchestrationStatus, ClientError> {
+        let record = self
+            .store
+            .instance(instance_id)
+            .await
+            .map_err(ClientError::Storage)?;
+        Ok(record.map_or(OrchestrationStatus::NotFound, status_of))
+    }
+
+    /// Wait until the instance finishes (Completed, Failed or Cancelled), or
+    /// `timeout_ms` passes.
+    pub async fn wait_for_completion(
+        &self,
+        instance_id: &str,
+        timeout_ms: Option<u64>,
+    ) -> Result<OrchestrationStatus, ClientError> {
+        let deadline = timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms));
+        let mut interval = Duration::from_millis(2);
+        loop {
+            match self.get_orchestration_status(instance_id).await? {
+                OrchestrationStatus::NotFound => {
+                    return Err(ClientError::InstanceNotFound(instance_id.into()));
+                }
+                status if status.is_terminal() => return Ok(status),
+                _ => {}
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(ClientError::Timeout(instance_id.into()));
+            }
+            tokio::time::sleep(interval).await;
+            interval = (interval * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    /// The history of one execution (the current one when `execution_id` is `None`).
+    pub async fn get_execution_history(
+        &self,
+        instance_id: &str,
+        execution_id: Option<u64>,
+    ) -> Result<Vec<Event>, ClientError> {
+        let execution_id = match execution_id {
+            Some(id) => id,
+            None => {
+                self.store
+                    .instance(instance_id)
+                    .await
+                    .map_err(ClientError::Storage)?
+                    .ok_or_else(|| ClientError::InstanceNotFound(instance_id.into()))?
+                    .execution_id
+            }
+        };
+        self.store
+            .read_history(instance_id, execution_id)
+            .await
+            .map_err(ClientError::Storage)
+    }
+
+    async fn enqueue(
+        &self,
+        instance_id: &str,
+        message: OrchestratorMessage,
+    ) -> Result<(), ClientError> {
+        self.store
+            .enqueue_message(instance_id, message, now_ms())
+            .await
+            .map_err(|e| match e {
+                StoreError::InstanceNotFound(id) => ClientError::InstanceNotFound(id),
+                other => ClientError::Storage(other),
+            })
+    }
+
+    fn check_payload(&self, what: &'static str, payload: &str) -> Result<(), ClientError> {
+        if payload.len() > self.max_payload_bytes {
+            return Err(ClientError::PayloadTooLarge {
+                what,
+                size: payload.len(),
+                limit: self.max_payload_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn status_of(record: InstanceRecord) -> OrchestrationStatus {
+    let text = record.output.unwrap_or_default();
+    match record.status {
+        InstanceStatus::Pending => OrchestrationStatus::Pending,
+        InstanceStatus::Running => OrchestrationStatus::Running,
+        InstanceStatus::Completed => OrchestrationStatus::Completed { output: text },
+        InstanceStatus::Failed => OrchestrationStatus::Failed { error: text },
+        InstanceStatus::Cancelled => OrchestrationStatus::Cancelled { reason: text },
+    }
+}

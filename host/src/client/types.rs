@@ -1,0 +1,102 @@
+//! Types of the client API.
+
+use std::fmt;
+
+/// Options for starting an orchestration.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// Version to run; the latest registered one when absent.
+    pub version: Option<String>,
+    /// Start after this many milliseconds instead of at once.
+    pub delay_ms: Option<u64>,
+}
+
+/// The state of an instance as a client sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrchestrationStatus {
+    /// No instance has this id.
+    NotFound,
+    /// Created, not yet started by a runtime (or a delayed start not yet due).
+    Pending,
+    /// Started and not finished.
+    Running,
+    /// Finished with an output.
+    Completed {
+        /// The orchestration's output.
+        output: String,
+    },
+    /// Finished with an error.
+    Failed {
+        /// Why it failed.
+        error: String,
+    },
+    /// Cancelled from outside.
+    Cancelled {
+        /// The reason given with the cancellation.
+        reason: String,
+    },
+}
+
+impl OrchestrationStatus {
+    /// Whether the instance has finished for good.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            OrchestrationStatus::Completed { .. }
+                | OrchestrationStatus::Failed { .. }
+                | OrchestrationStatus::Cancelled { .. }
+        )
+    }
+}
+
+impl fmt::Display for OrchestrationStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OrchestrationStatus::NotFound => f.write_str("NotFound"),
+            OrchestrationStatus::Pending => f.write_str("Pending"),
+            OrchestrationStatus::Running => f.write_str("Running"),
+            OrchestrationStatus::Completed { output } => write!(f, "Completed: {output}"),
+            OrchestrationStatus::Failed { error } => write!(f, "Failed: {error}"),
+            OrchestrationStatus::Cancelled { reason } => write!(f, "Cancelled: {reason}"),
+        }
+    }
+}
+
+/// Errors of the client API.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The store failed.
+    #[error("storage error: {0}")]
+    Storage(#[source] crate::providers::StoreError),
+    /// No instance has this id.
+    #[error("instance '{0}' not found")]
+    InstanceNotFound(String),
+    /// An instance with this id already exists; it was not started again.
+    #[error("instance '{0}' already exists")]
+    InstanceExists(String),
+    /// The instance has already finished.
+    #[error("instance '{instance}' has already finished ({status})")]
+    InstanceFinished {
+        /// The instance.
+        instance: String,
+        /// How it finished.
+        status: OrchestrationStatus,
+    },
+    /// A payload exceeds the limit.
+    #[error("{what} is {size} bytes, more than the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// Which payload.
+        what: &'static str,
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// An argument is malformed (an empty instance id, say).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The wait ended before the instance finished.
+    #[error("timed out waiting for instance '{0}'")]
+    Timeout(String),
+}

@@ -1,0 +1,290 @@
+//! The `HistoryStore` contract: the only channel between the client and the
+//! runtime. Providers (SQLite today) implement it; the client and the runtime
+//! depend on it, never on a provider.
+
+pub mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+use crate::history::{ActivityWork, Event, OrchestratorMessage};
+
+/// Errors a store reports.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// An instance with this id already exists.
+    #[error("instance '{0}' already exists")]
+    InstanceExists(String),
+    /// No instance has this id.
+    #[error("instance '{0}' not found")]
+    InstanceNotFound(String),
+    /// The lock this caller held expired and someone else may have the work now;
+    /// nothing was written.
+    #[error("lock on {0} was lost; nothing was committed")]
+    LockLost(String),
+    /// Stored data could not be decoded.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+/// Lifecycle state of an instance, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceStatus {
+    /// Created by a client; the runtime has not started it yet.
+    Pending,
+    /// Started and not finished.
+    Running,
+    /// Finished with an output.
+    Completed,
+    /// Finished with an error.
+    Failed,
+    /// Cancelled from outside.
+    Cancelled,
+}
+
+impl InstanceStatus {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceStatus::Pending => "Pending",
+            InstanceStatus::Running => "Running",
+            InstanceStatus::Completed => "Completed",
+            InstanceStatus::Failed => "Failed",
+            InstanceStatus::Cancelled => "Cancelled",
+        }
+    }
+
+    /// Parse a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "Pending" => InstanceStatus::Pending,
+            "Running" => InstanceStatus::Running,
+            "Completed" => InstanceStatus::Completed,
+            "Failed" => InstanceStatus::Failed,
+            "Cancelled" => InstanceStatus::Cancelled,
+            _ => return None,
+        })
+    }
+
+    /// Whether the instance has finished for good.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            InstanceStatus::Completed | InstanceStatus::Failed | InstanceStatus::Cancelled
+        )
+    }
+}
+
+/// The stored row of an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceRecord {
+    /// Instance id.
+    pub instance_id: String,
+    /// Orchestration name.
+    pub orchestration_name: String,
+    /// Version the instance runs; `None` until the runtime has started it.
+    pub orchestration_version: Option<String>,
+    /// Lifecycle state.
+    pub status: InstanceStatus,
+    /// The output (Completed), error (Failed) or reason (Cancelled).
+    pub output: Option<String>,
+    /// Current execution id, starting at 1.
+    pub execution_id: u64,
+    /// Number of history events of the current execution.
+    pub history_len: u64,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_at_ms: u64,
+    /// Last change, milliseconds since the Unix epoch.
+    pub updated_at_ms: u64,
+    /// Parent instance, for children.
+    pub parent_instance: Option<String>,
+    /// The parent's task id for this child.
+    pub parent_id: Option<u64>,
+}
+
+/// A new instance, created together with its start message.
+#[derive(Debug, Clone)]
+pub struct NewInstance {
+    /// Instance id; must not exist yet.
+    pub instance_id: String,
+    /// Orchestration name.
+    pub orchestration_name: String,
+    /// Requested version, or the latest when absent.
+    pub version: Option<String>,
+    /// Input.
+    pub input: String,
+    /// Parent instance, for children.
+    pub parent_instance: Option<String>,
+    /// The parent's task id for this child.
+    pub parent_id: Option<u64>,
+    /// When the start message becomes visible (delayed starts), ms since the Unix epoch.
+    pub visible_at_ms: u64,
+}
+
+/// A message taken from the orchestrator queue.
+#[derive(Debug, Clone)]
+pub struct QueuedMessage {
+    /// Queue row id, used to delete the message when the turn commits.
+    pub id: i64,
+    /// The message.
+    pub message: OrchestratorMessage,
+    /// How many times it has been fetched, this time included.
+    pub attempts: u32,
+}
+
+/// One instance locked for a turn, with every message visible for it.
+#[derive(Debug, Clone)]
+pub struct OrchestrationWork {
+    /// The instance's row as it was when locked.
+    pub instance: InstanceRecord,
+    /// Proof of the lock; the commit must present it.
+    pub lock_token: String,
+    /// Visible messages in arrival order.
+    pub messages: Vec<QueuedMessage>,
+}
+
+/// A message for some instance's orchestrator queue, produced by a turn.
+#[derive(Debug, Clone)]
+pub struct OutgoingMessage {
+    /// Target instance.
+    pub instance_id: String,
+    /// The message.
+    pub message: OrchestratorMessage,
+    /// When it becomes visible, ms since the Unix epoch.
+    pub visible_at_ms: u64,
+}
+
+/// Everything one turn writes, committed in one transaction.
+#[derive(Debug, Clone)]
+pub struct TurnCommit {
+    /// Instance the turn ran for.
+    pub instance_id: String,
+    /// The lock token from [`OrchestrationWork`].
+    pub lock_token: String,
+    /// Execution the events belong to.
+    pub execution_id: u64,
+    /// History length before this turn; new events are numbered from here.
+    pub history_len_before: u64,
+    /// Events to append.
+    pub new_events: Vec<Event>,
+    /// Queue ids of the messages the turn consumed.
+    pub consumed_messages: Vec<i64>,
+    /// Activities to enqueue.
+    pub activities: Vec<ActivityWork>,
+    /// Orchestrator messages to enqueue (timers, messages to other instances).
+    pub messages: Vec<OutgoingMessage>,
+    /// New lifecycle state of the instance.
+    pub status: InstanceStatus,
+    /// Output, error or reason for a terminal status.
+    pub output: Option<String>,
+    /// Version the instance runs, set by its first turn.
+    pub orchestration_version: Option<String>,
+}
+
+/// A locked activity work item.
+#[derive(Debug, Clone)]
+pub struct LockedActivity {
+    /// Queue row id.
+    pub queue_id: i64,
+    /// Proof of the lock.
+    pub lock_token: String,
+    /// How many times it has been fetched, this time included.
+    pub attempts: u32,
+    /// The work.
+    pub work: ActivityWork,
+}
+
+/// The storage contract shared by [`crate::Client`] and [`crate::DuroxideRuntime`].
+///
+/// Writes are atomic: a turn commit or an activity completion either happens
+/// whole or not at all. Fetches peek-lock: fetched work stays in the store,
+/// invisible to other fetchers until its lock expires.
+#[async_trait]
+pub trait HistoryStore: Send + Sync + 'static {
+    /// Create an instance and enqueue its start message in one transaction.
+    /// Fails with [`StoreError::InstanceExists`] if the id is taken.
+    async fn create_instance(&self, new: NewInstance) -> Result<(), StoreError>;
+
+    /// Enqueue a message for an existing instance.
+    /// Fails with [`StoreError::InstanceNotFound`] if there is none.
+    async fn enqueue_message(
+        &self,
+        instance_id: &str,
+        message: OrchestratorMessage,
+        visible_at_ms: u64,
+    ) -> Result<(), StoreError>;
+
+    /// The instance's row, if it exists.
+    async fn instance(&self, instance_id: &str) -> Result<Option<InstanceRecord>, StoreError>;
+
+    /// The history of one execution, in order.
+    async fn read_history(
+        &self,
+        instance_id: &str,
+        execution_id: u64,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    /// Lock one instance that has visible messages, and return them all.
+    /// The lock lasts `lock_for` unless the turn commits or releases it first.
+    async fn fetch_orchestration_work(
+        &self,
+        lock_for: Duration,
+    ) -> Result<Option<OrchestrationWork>, StoreError>;
+
+    /// Commit a turn and release the instance lock, in one transaction.
+    /// Fails with [`StoreError::LockLost`] (writing nothing) if the lock expired.
+    async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError>;
+
+    /// Release an instance lock without committing; its messages become
+    /// fetchable again at once.
+    async fn release_orchestration_work(
+        &self,
+        instance_id: &str,
+        lock_token: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Lock up to `max` visible activity work items for `lock_for`.
+    async fn fetch_activity_work(
+        &self,
+        max: usize,
+        lock_for: Duration,
+    ) -> Result<Vec<LockedActivity>, StoreError>;
+
+    /// Delete a finished work item and enqueue its completion for the
+    /// orchestration, in one transaction. Fails with [`StoreError::LockLost`]
+    /// (writing nothing) if the lock expired.
+    async fn complete_activity(
+        &self,
+        locked: &LockedActivity,
+        completion: OrchestratorMessage,
+    ) -> Result<(), StoreError>;
+
+    /// Release an activity lock so the work is fetched again at once.
+    async fn release_activity_work(&self, locked: &LockedActivity) -> Result<(), StoreError>;
+
+    /// The earliest time, after now, at which queued work becomes visible or a
+    /// lock expires; dispatchers sleep until then when idle.
+    async fn next_wake_at_ms(&self) -> Result<Option<u64>, StoreError>;
+
+    /// Notified (`notify_one`) whenever this store object enqueues orchestrator
+    /// messages, so dispatchers in the same process wake at once instead of polling.
+    fn orchestrator_signal(&self) -> Arc<Notify>;
+
+    /// Notified (`notify_one`) whenever this store object enqueues activity work.
+    fn activity_signal(&self) -> Arc<Notify>;
+}
+
+/// Milliseconds since the Unix epoch, the time unit of every stored timestamp.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

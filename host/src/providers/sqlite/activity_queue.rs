@@ -1,0 +1,137 @@
+//! The activity queue: peek-locked work items and their atomic completion.
+
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::SqliteHistoryStore;
+use super::codec::{attempts, db, decode, encode, lock_deadline, new_lock_token, now_i64};
+use super::orchestrator_queue::insert_message;
+use crate::history::OrchestratorMessage;
+use crate::providers::{LockedActivity, StoreError};
+
+/// Whether any item is visible and free, checked on the read pool so idle
+/// polls never take the write lock.
+const ANY_AVAILABLE: &str = "SELECT EXISTS (SELECT 1 FROM activity_queue
+    WHERE visible_at <= ?1 AND (locked_until IS NULL OR locked_until <= ?1))";
+
+/// Locks up to `max` visible, unlocked items, oldest first.
+pub(super) async fn fetch(
+    store: &SqliteHistoryStore,
+    max: usize,
+    lock_for: Duration,
+) -> Result<Vec<LockedActivity>, StoreError> {
+    if max == 0 {
+        return Ok(Vec::new());
+    }
+    let available: bool = sqlx::query_scalar(ANY_AVAILABLE)
+        .bind(now_i64()?)
+        .fetch_one(&store.reader)
+        .await
+        .map_err(db("looking for activity work"))?;
+    if !available {
+        return Ok(Vec::new());
+    }
+
+    let limit = i64::try_from(max).unwrap_or(i64::MAX);
+    let lock_token = new_lock_token();
+    let mut tx = store.begin_write("beginning an activity fetch").await?;
+    let now = now_i64()?;
+    let rows = sqlx::query(
+        "UPDATE activity_queue SET lock_token = ?1, locked_until = ?2, attempts = attempts + 1
+         WHERE id IN (SELECT id FROM activity_queue
+                      WHERE visible_at <= ?3 AND (locked_until IS NULL OR locked_until <= ?3)
+                      ORDER BY id LIMIT ?4)
+         RETURNING id, message, attempts",
+    )
+    .bind(&lock_token)
+    .bind(lock_deadline(now, lock_for))
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db("locking activity work"))?;
+    tx.commit()
+        .await
+        .map_err(db("committing an activity fetch"))?;
+
+    // Decoded after the commit, so a corrupt item cannot wedge the queue: the
+    // batch comes back when its lock expires.
+    let mut locked = rows
+        .iter()
+        .map(|row| locked_activity(row, &lock_token))
+        .collect::<Result<Vec<_>, _>>()?;
+    locked.sort_by_key(|l| l.queue_id);
+    Ok(locked)
+}
+
+fn locked_activity(row: &SqliteRow, lock_token: &str) -> Result<LockedActivity, StoreError> {
+    let col = |e: sqlx::Error| StoreError::Corrupt(format!("activity queue row: {e}"));
+    let queue_id: i64 = row.try_get("id").map_err(col)?;
+    let text: String = row.try_get("message").map_err(col)?;
+    Ok(LockedActivity {
+        queue_id,
+        lock_token: lock_token.to_owned(),
+        attempts: attempts(row.try_get("attempts").map_err(col)?)?,
+        work: decode(&text, &format!("activity work {queue_id}"))?,
+    })
+}
+
+/// Deletes the item and enqueues its completion, if the lock is still held.
+pub(super) async fn complete(
+    store: &SqliteHistoryStore,
+    locked: &LockedActivity,
+    completion: &OrchestratorMessage,
+) -> Result<(), StoreError> {
+    let completion = encode(completion, "activity completion")?;
+    let mut tx = store
+        .begin_write("beginning an activity completion")
+        .await?;
+    let now = now_i64()?;
+    let deleted = sqlx::query(
+        "DELETE FROM activity_queue WHERE id = ?1 AND lock_token = ?2 AND locked_until > ?3",
+    )
+    .bind(locked.queue_id)
+    .bind(&locked.lock_token)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(db("deleting completed activity work"))?;
+    if deleted.rows_affected() == 0 {
+        return Err(StoreError::LockLost(format!(
+            "activity work {} ({} of '{}')",
+            locked.queue_id, locked.work.name, locked.work.instance
+        )));
+    }
+    insert_message(&mut tx, &locked.work.instance, &completion, now).await?;
+    tx.commit()
+        .await
+        .map_err(db("committing an activity completion"))?;
+    store.orchestrator_signal.notify_one();
+    Ok(())
+}
+
+/// Unlocks the item for an immediate retry; a stale token changes nothing.
+pub(super) async fn release(
+    store: &SqliteHistoryStore,
+    locked: &LockedActivity,
+) -> Result<(), StoreError> {
+    let mut tx = store.begin_write("beginning an activity release").await?;
+    let released = sqlx::query(
+        "UPDATE activity_queue SET lock_token = NULL, locked_until = NULL
+         WHERE id = ?1 AND lock_token = ?2",
+    )
+    .bind(locked.queue_id)
+    .bind(&locked.lock_token)
+    .execute(&mut *tx)
+    .await
+    .map_err(db("releasing activity work"))?;
+    tx.commit()
+        .await
+        .map_err(db("committing an activity release"))?;
+    if released.rows_affected() > 0 {
+        store.activity_signal.notify_one();
+    }
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! Conversions between the store's Rust types and SQLite columns.
+//!
+//! SQLite integers are signed 64-bit while the contract speaks `u64`; every
+//! crossing is checked so a bad value becomes an error, never a panic or a
+//! silent wrap.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::providers::{InstanceRecord, InstanceStatus, StoreError, now_ms};
+
+/// Columns of `instances` in the order [`instance_from_row`] reads them.
+pub(super) const INSTANCE_COLUMNS: &str = "instance_id, orchestration_name, \
+    orchestration_version, status, output, execution_id, history_len, created_at, \
+    updated_at, parent_instance, parent_id";
+
+/// Wraps a sqlx error with what the store was doing when it failed.
+pub(super) fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| StoreError::Database(format!("{context}: {e}"))
+}
+
+/// Whether a sqlx error is a primary-key or unique-constraint violation.
+pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::UniqueViolation)
+}
+
+/// A contract value (id, length, timestamp) as an SQLite integer.
+pub(super) fn to_i64(value: u64, what: &str) -> Result<i64, StoreError> {
+    i64::try_from(value)
+        .map_err(|_| StoreError::Database(format!("{what} {value} does not fit in SQLite")))
+}
+
+/// A stored integer as a contract value; a negative one means the row is corrupt.
+pub(super) fn to_u64(value: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} is negative: {value}")))
+}
+
+/// The current time as stored.
+pub(super) fn now_i64() -> Result<i64, StoreError> {
+    to_i64(now_ms(), "current time")
+}
+
+/// The deadline of a lock taken at `now`. Saturates: an absurdly long lock
+/// simply never expires.
+pub(super) fn lock_deadline(now: i64, lock_for: Duration) -> i64 {
+    now.saturating_add(i64::try_from(lock_for.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Serializes an event or message for a TEXT column.
+pub(super) fn encode<T: Serialize>(value: &T, what: &str) -> Result<String, StoreError> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode {what}: {e}")))
+}
+
+/// Parses a TEXT column written by [`encode`].
+pub(super) fn decode<T: DeserializeOwned>(text: &str, what: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+/// A stored attempt counter.
+pub(super) fn attempts(value: i64) -> Result<u32, StoreError> {
+    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("attempts out of range: {value}")))
+}
+
+/// Reads a row selected with [`INSTANCE_COLUMNS`].
+pub(super) fn instance_from_row(row: &SqliteRow) -> Result<InstanceRecord, StoreError> {
+    let col = |e: sqlx::Error| StoreError::Corrupt(format!("instance row: {e}"));
+    let status: String = row.try_get("status").map_err(col)?;
+    let parent_id: Option<i64> = row.try_get("parent_id").map_err(col)?;
+    Ok(InstanceRecord {
+        instance_id: row.try_get("instance_id").map_err(col)?,
+        orchestration_name: row.try_get("orchestration_name").map_err(col)?,
+        orchestration_version: row.try_get("orchestration_version").map_err(col)?,
+        status: InstanceStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown instance status '{status}'")))?,
+        output: row.try_get("output").map_err(col)?,
+        execution_id: to_u64(row.try_get("execution_id").map_err(col)?, "execution_id")?,
+        history_len: to_u64(row.try_get("history_len").map_err(col)?, "history_len")?,
+        created_at_ms: to_u64(row.try_get("created_at").map_err(col)?, "created_at")?,
+        updated_at_ms: to_u64(row.try_get("updated_at").map_err(col)?, "updated_at")?,
+        parent_instance: row.try_get("parent_instance").map_err(col)?,
+        parent_id: parent_id.map(|p| to_u64(p, "parent_id")).transpose()?,
+    })
+}
+
+/// A lock token unique across processes: a random per-process prefix (from the
+/// OS-seeded keys of std's `RandomState`) and a per-process counter.
+pub(super) fn new_lock_token() -> String {
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| {
+        let mut hasher = RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher.write_u64(now_ms());
+        hasher.finish()
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix:016x}-{n:x}")
+}

@@ -1,0 +1,229 @@
+//! Instances and the orchestrator queue: creation, enqueue and the instance
+//! lock. The turn commit that releases the lock lives in `turn.rs`.
+
+use std::time::Duration;
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use super::SqliteHistoryStore;
+use super::codec::{
+    INSTANCE_COLUMNS, attempts, db, decode, encode, instance_from_row, is_unique_violation,
+    lock_deadline, new_lock_token, now_i64, to_i64,
+};
+use crate::history::OrchestratorMessage;
+use crate::providers::{InstanceStatus, NewInstance, OrchestrationWork, QueuedMessage, StoreError};
+
+/// The instance owning the oldest visible message, among instances nobody
+/// holds a live lock on. Walks `orchestrator_queue_by_visible` in order and
+/// probes each instance by primary key.
+const FIND_CANDIDATE: &str = "SELECT q.instance_id FROM orchestrator_queue AS q
+    JOIN instances AS i ON i.instance_id = q.instance_id
+    WHERE q.visible_at <= ?1 AND (i.locked_until IS NULL OR i.locked_until <= ?1)
+    ORDER BY q.visible_at, q.id LIMIT 1";
+
+/// Appends one message to an instance's queue.
+pub(super) async fn insert_message(
+    conn: &mut SqliteConnection,
+    instance_id: &str,
+    message: &str,
+    visible_at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO orchestrator_queue (instance_id, message, visible_at) VALUES (?1, ?2, ?3)",
+    )
+    .bind(instance_id)
+    .bind(message)
+    .bind(visible_at)
+    .execute(conn)
+    .await
+    .map_err(db("enqueueing an orchestrator message"))?;
+    Ok(())
+}
+
+/// Inserts the instance row and its start message together.
+pub(super) async fn create_instance(
+    store: &SqliteHistoryStore,
+    new: NewInstance,
+) -> Result<(), StoreError> {
+    let visible_at = to_i64(new.visible_at_ms, "visible_at_ms")?;
+    let parent_id = new.parent_id.map(|p| to_i64(p, "parent_id")).transpose()?;
+    let start = encode(
+        &OrchestratorMessage::StartOrchestration {
+            name: new.orchestration_name.clone(),
+            version: new.version,
+            input: new.input,
+            parent_instance: new.parent_instance.clone(),
+            parent_id: new.parent_id,
+        },
+        "start message",
+    )?;
+
+    let mut tx = store.begin_write("beginning instance creation").await?;
+    let now = now_i64()?;
+    let inserted = sqlx::query(
+        "INSERT INTO instances (instance_id, orchestration_name, status, execution_id,
+             history_len, created_at, updated_at, parent_instance, parent_id)
+         VALUES (?1, ?2, ?3, 1, 0, ?4, ?4, ?5, ?6)",
+    )
+    .bind(&new.instance_id)
+    .bind(&new.orchestration_name)
+    .bind(InstanceStatus::Pending.as_str())
+    .bind(now)
+    .bind(&new.parent_instance)
+    .bind(parent_id)
+    .execute(&mut *tx)
+    .await;
+    match inserted {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => {
+            return Err(StoreError::InstanceExists(new.instance_id));
+        }
+        Err(e) => return Err(db("creating instance")(e)),
+    }
+    insert_message(&mut tx, &new.instance_id, &start, visible_at).await?;
+    tx.commit()
+        .await
+        .map_err(db("committing instance creation"))?;
+    store.orchestrator_signal.notify_one();
+    Ok(())
+}
+
+/// Enqueues a message if, and only if, its instance exists.
+pub(super) async fn enqueue_message(
+    store: &SqliteHistoryStore,
+    instance_id: &str,
+    message: &OrchestratorMessage,
+    visible_at_ms: u64,
+) -> Result<(), StoreError> {
+    let visible_at = to_i64(visible_at_ms, "visible_at_ms")?;
+    let message = encode(message, "orchestrator message")?;
+    let mut tx = store.begin_write("beginning an enqueue").await?;
+    // A message for an instance that has not started yet (a delayed start)
+    // becomes visible no earlier than the start message, queued first.
+    let inserted = sqlx::query(
+        "INSERT INTO orchestrator_queue (instance_id, message, visible_at)
+         SELECT ?1, ?2, MAX(?3, COALESCE((
+             SELECT q.visible_at FROM orchestrator_queue q
+             WHERE q.instance_id = ?1 AND i.status = 'Pending'
+             ORDER BY q.id LIMIT 1), ?3))
+         FROM instances i WHERE i.instance_id = ?1",
+    )
+    .bind(instance_id)
+    .bind(&message)
+    .bind(visible_at)
+    .execute(&mut *tx)
+    .await
+    .map_err(db("enqueueing an orchestrator message"))?;
+    if inserted.rows_affected() == 0 {
+        return Err(StoreError::InstanceNotFound(instance_id.to_owned()));
+    }
+    tx.commit().await.map_err(db("committing an enqueue"))?;
+    store.orchestrator_signal.notify_one();
+    Ok(())
+}
+
+/// Locks the instance owning the oldest visible message and takes all its
+/// visible messages.
+pub(super) async fn fetch(
+    store: &SqliteHistoryStore,
+    lock_for: Duration,
+) -> Result<Option<OrchestrationWork>, StoreError> {
+    // Peek on the read pool first: idle polls, the common case, then never
+    // take the write lock other processes may be waiting for.
+    let peek: Option<String> = sqlx::query_scalar(FIND_CANDIDATE)
+        .bind(now_i64()?)
+        .fetch_optional(&store.reader)
+        .await
+        .map_err(db("looking for orchestration work"))?;
+    if peek.is_none() {
+        return Ok(None);
+    }
+
+    let mut tx = store
+        .begin_write("beginning an orchestration fetch")
+        .await?;
+    let now = now_i64()?;
+    let candidate: Option<String> = sqlx::query_scalar(FIND_CANDIDATE)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db("looking for orchestration work"))?;
+    let Some(instance_id) = candidate else {
+        return Ok(None);
+    };
+    let lock_token = new_lock_token();
+    let sql = format!(
+        "UPDATE instances SET lock_token = ?1, locked_until = ?2 WHERE instance_id = ?3
+         RETURNING {INSTANCE_COLUMNS}"
+    );
+    let instance_row = sqlx::query(&sql)
+        .bind(&lock_token)
+        .bind(lock_deadline(now, lock_for))
+        .bind(&instance_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db("locking an instance"))?;
+    let message_rows = sqlx::query(
+        "UPDATE orchestrator_queue SET attempts = attempts + 1
+         WHERE instance_id = ?1 AND visible_at <= ?2 RETURNING id, message, attempts",
+    )
+    .bind(&instance_id)
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db("taking orchestrator messages"))?;
+    tx.commit()
+        .await
+        .map_err(db("committing an orchestration fetch"))?;
+
+    // Decoded after the commit: a corrupt row then fails only this instance,
+    // which stays locked until expiry, instead of blocking every fetch.
+    let instance = instance_from_row(&instance_row)?;
+    let mut messages = message_rows
+        .iter()
+        .map(|row| queued_message(row, &instance_id))
+        .collect::<Result<Vec<_>, _>>()?;
+    // RETURNING does not promise an order; the contract promises arrival order.
+    messages.sort_by_key(|m| m.id);
+    Ok(Some(OrchestrationWork {
+        instance,
+        lock_token,
+        messages,
+    }))
+}
+
+fn queued_message(row: &SqliteRow, instance_id: &str) -> Result<QueuedMessage, StoreError> {
+    let col = |e: sqlx::Error| StoreError::Corrupt(format!("queue row of '{instance_id}': {e}"));
+    let text: String = row.try_get("message").map_err(col)?;
+    Ok(QueuedMessage {
+        id: row.try_get("id").map_err(col)?,
+        message: decode(&text, &format!("queued message of '{instance_id}'"))?,
+        attempts: attempts(row.try_get("attempts").map_err(col)?)?,
+    })
+}
+
+/// Gives the instance back without committing; a stale token changes nothing.
+pub(super) async fn release(
+    store: &SqliteHistoryStore,
+    instance_id: &str,
+    lock_token: &str,
+) -> Result<(), StoreError> {
+    let mut tx = store.begin_write("beginning an instance release").await?;
+    let released = sqlx::query(
+        "UPDATE instances SET lock_token = NULL, locked_until = NULL
+         WHERE instance_id = ?1 AND lock_token = ?2",
+    )
+    .bind(instance_id)
+    .bind(lock_token)
+    .execute(&mut *tx)
+    .await
+    .map_err(db("releasing an instance"))?;
+    tx.commit()
+        .await
+        .map_err(db("committing an instance release"))?;
+    if released.rows_affected() > 0 {
+        store.orchestrator_signal.notify_one();
+    }
+    Ok(())
+}

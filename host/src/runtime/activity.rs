@@ -1,0 +1,166 @@
+//! The activity dispatcher: peek-locks activity work, runs each item in a
+//! fresh sandbox or a native closure, and completes it atomically.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use super::Shared;
+use super::idle::Idle;
+use super::registry::ActivityHandler;
+use crate::history::{ActivityWork, OrchestratorMessage};
+use crate::providers::{LockedActivity, StoreError};
+use crate::sandbox::instance::call_activity;
+
+/// Most items fetched in one go.
+const FETCH_BATCH: usize = 32;
+
+/// The dispatcher loop. In-flight activities are awaited on shutdown for the
+/// grace period, then abandoned and their locks released.
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let signal = shared.store.activity_signal();
+    let mut shutdown = shared.shutdown.clone();
+    let mut idle = Idle::new(shared.options.max_poll_interval);
+    let slots = Arc::new(Semaphore::new(shared.options.activity_concurrency.max(1)));
+    let mut running: JoinSet<()> = JoinSet::new();
+    // Items being worked on, so those abandoned at shutdown can be released.
+    let inflight: Arc<Mutex<HashMap<i64, LockedActivity>>> = Arc::default();
+    while !*shutdown.borrow() {
+        while running.try_join_next().is_some() {}
+        let free = slots.available_permits().min(FETCH_BATCH);
+        if free == 0 {
+            tokio::select! {
+                _ = running.join_next() => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        match shared
+            .store
+            .fetch_activity_work(free, shared.options.activity_lock)
+            .await
+        {
+            Ok(items) if !items.is_empty() => {
+                idle.reset();
+                for item in items {
+                    let Ok(permit) = slots.clone().acquire_owned().await else {
+                        break;
+                    };
+                    if let Ok(mut map) = inflight.lock() {
+                        map.insert(item.queue_id, item.clone());
+                    }
+                    let shared = shared.clone();
+                    let inflight = inflight.clone();
+                    let span = tracing::info_span!("activity", instance = %item.work.instance, name = %item.work.name, attempt = item.attempts);
+                    running.spawn(
+                        async move {
+                            let queue_id = item.queue_id;
+                            execute(&shared, item).await;
+                            if let Ok(mut map) = inflight.lock() {
+                                map.remove(&queue_id);
+                            }
+                            drop(permit);
+                        }
+                        .instrument(span),
+                    );
+                }
+            }
+            Ok(_) => idle.wait(&*shared.store, &signal, &mut shutdown).await,
+            Err(e) => {
+                tracing::error!("fetching activity work failed: {e}");
+                idle.wait(&*shared.store, &signal, &mut shutdown).await;
+            }
+        }
+    }
+    let grace = tokio::time::sleep(shared.options.shutdown_grace);
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            next = running.join_next() => if next.is_none() { return },
+            _ = &mut grace => break,
+        }
+    }
+    running.abort_all();
+    // Abandoned items go back to the queue at once rather than after their lock.
+    let abandoned: Vec<LockedActivity> = inflight
+        .lock()
+        .map(|mut map| map.drain().map(|(_, item)| item).collect())
+        .unwrap_or_default();
+    for item in abandoned {
+        let _ = shared.store.release_activity_work(&item).await;
+    }
+}
+
+async fn execute(shared: &Shared, item: LockedActivity) {
+    let result = run_activity(shared, &item.work).await;
+    let work = &item.work;
+    let completion = match result {
+        Ok(output) if output.len() > shared.options.limits.max_payload_bytes => {
+            OrchestratorMessage::ActivityFailed {
+                execution_id: work.execution_id,
+                id: work.id,
+                error: format!(
+                    "activity output is {} bytes, more than the limit of {} bytes",
+                    output.len(),
+                    shared.options.limits.max_payload_bytes
+                ),
+            }
+        }
+        Ok(output) => OrchestratorMessage::ActivityCompleted {
+            execution_id: work.execution_id,
+            id: work.id,
+            output,
+        },
+        Err(error) => OrchestratorMessage::ActivityFailed {
+            execution_id: work.execution_id,
+            id: work.id,
+            error,
+        },
+    };
+    match shared.store.complete_activity(&item, completion).await {
+        Ok(()) => {}
+        Err(StoreError::LockLost(_)) => {
+            tracing::warn!(
+                "the activity's lock expired before it completed; another attempt will run"
+            );
+        }
+        Err(e) => tracing::error!("completing the activity failed: {e}"),
+    }
+}
+
+async fn run_activity(shared: &Shared, work: &ActivityWork) -> Result<String, String> {
+    let handler = shared
+        .registry
+        .read()
+        .map_err(|_| "registry lock poisoned".to_string())?
+        .activity(&work.name);
+    match handler {
+        Some(ActivityHandler::Wasm(component)) => {
+            call_activity(&component, &work.name, &work.input, &shared.options.limits).await
+        }
+        Some(ActivityHandler::Native(f)) => {
+            // A panic in host code fails this attempt, not the runtime.
+            match tokio::spawn(f(work.input.clone())).await {
+                Ok(result) => result,
+                Err(e) if e.is_panic() => Err(format!("the activity panicked: {}", panic_text(e))),
+                Err(e) => Err(format!("the activity was cancelled: {e}")),
+            }
+        }
+        None => Err(format!(
+            "no activity named '{}' is registered in this runtime",
+            work.name
+        )),
+    }
+}
+
+fn panic_text(e: tokio::task::JoinError) -> String {
+    let payload = e.into_panic();
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}

@@ -1,0 +1,105 @@
+//! Why a guest was stopped: errors raised inside host imports or by the
+//! sandbox, carried through wasmtime as the trap's cause.
+
+use crate::history::Event;
+
+/// A guest-caused failure that ends an orchestration instance or an activity attempt.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GuestFault {
+    /// The code made a different decision than its history records.
+    #[error(
+        "nondeterministic orchestration: decision #{decision} (history event #{position}): history holds {expected} but the code asked for {actual}"
+    )]
+    Nondeterminism {
+        /// Ordinal of the decision, from 1.
+        decision: usize,
+        /// Position of the recorded decision in the execution's history, from 0.
+        position: usize,
+        /// What history holds.
+        expected: String,
+        /// What the code asked for.
+        actual: String,
+    },
+    /// The guest waited on a task id it never created.
+    #[error("the orchestration waited on task {0}, which it never created")]
+    UnknownTask(u64),
+    /// A payload exceeded the configured limit.
+    #[error("{what} is {size} bytes, more than the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// Which payload.
+        what: &'static str,
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The guest ran longer than its CPU budget without yielding.
+    #[error("the guest ran longer than its budget of {0} ms")]
+    BudgetExceeded(u128),
+    /// The guest tried to grow its memory past the limit.
+    #[error(
+        "the guest tried to grow its memory to {desired} bytes, more than the limit of {limit} bytes"
+    )]
+    MemoryLimit {
+        /// The size it asked for.
+        desired: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// An activity called the orchestration context.
+    #[error("the orchestration context is not available to activities")]
+    NoContext,
+    /// The host dropped a parked execution (eviction or shutdown).
+    #[error("the execution was evicted from the cache")]
+    Evicted,
+}
+
+impl GuestFault {
+    /// A nondeterminism fault for decision ordinal `k` (from 0).
+    pub(crate) fn nondeterminism(
+        k: usize,
+        position: usize,
+        expected: &Event,
+        actual: &Event,
+    ) -> Self {
+        GuestFault::Nondeterminism {
+            decision: k + 1,
+            position,
+            expected: describe(expected),
+            actual: describe(actual),
+        }
+    }
+}
+
+/// A short human description of a decision, for error messages.
+pub(crate) fn describe(event: &Event) -> String {
+    match event {
+        Event::ActivityScheduled { name, input, .. } => {
+            format!(
+                "ActivityScheduled(name: {name:?}, input: {:?})",
+                clip(input)
+            )
+        }
+        Event::TimerCreated { fire_at_ms, .. } => format!("TimerCreated(fire_at_ms: {fire_at_ms})"),
+        Event::EventSubscribed { name, .. } => format!("EventSubscribed(name: {name:?})"),
+        Event::OrchestrationCompleted { output } => {
+            format!("OrchestrationCompleted(output: {:?})", clip(output))
+        }
+        Event::OrchestrationFailed { error } => {
+            format!("OrchestrationFailed(error: {:?})", clip(error))
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+fn clip(s: &str) -> String {
+    const MAX: usize = 120;
+    if s.len() <= MAX {
+        return s.to_string();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}

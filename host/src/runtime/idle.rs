@@ -1,0 +1,52 @@
+//! How dispatchers wait when there is no work: woken at once by an enqueue in
+//! this process, at the next timer or lock expiry, or by a poll that backs off
+//! (work enqueued by other processes is seen that way).
+
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+
+use crate::providers::{HistoryStore, now_ms};
+
+/// Shortest poll interval, used right after work was found.
+const MIN_POLL: Duration = Duration::from_millis(5);
+
+/// Adaptive polling state of one dispatcher loop.
+pub(crate) struct Idle {
+    backoff: Duration,
+    max: Duration,
+}
+
+impl Idle {
+    /// Polls that back off up to `max`.
+    pub(crate) fn new(max: Duration) -> Self {
+        Self {
+            backoff: MIN_POLL,
+            max: max.max(MIN_POLL),
+        }
+    }
+
+    /// Work was found: poll eagerly again next time.
+    pub(crate) fn reset(&mut self) {
+        self.backoff = MIN_POLL;
+    }
+
+    /// Sleep until `signal`, the store's next wake-up time, the backoff
+    /// interval, or shutdown, whichever comes first.
+    pub(crate) async fn wait(
+        &mut self,
+        store: &dyn HistoryStore,
+        signal: &Notify,
+        shutdown: &mut watch::Receiver<bool>,
+    ) {
+        let mut sleep = self.backoff;
+        if let Ok(Some(at)) = store.next_wake_at_ms().await {
+            sleep = sleep.min(Duration::from_millis(at.saturating_sub(now_ms())));
+        }
+        tokio::select! {
+            _ = signal.notified() => self.reset(),
+            _ = tokio::time::sleep(sleep) => self.backoff = (self.backoff * 2).min(self.max),
+            _ = shutdown.changed() => {}
+        }
+    }
+}

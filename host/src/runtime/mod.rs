@@ -1,0 +1,248 @@
+//! The execution side: `DuroxideRuntime` loads components, registers native
+//! activities, and runs the orchestrator and activity dispatchers against the
+//! store.
+
+mod activity;
+mod cache;
+pub(crate) mod execution;
+pub(crate) mod fault;
+mod idle;
+mod orchestrator;
+mod registry;
+pub(crate) mod replay;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::providers::HistoryStore;
+use crate::sandbox::{LoadError, LoadedComponent, SandboxLimits, load_component};
+use cache::ExecutionCache;
+pub use fault::GuestFault;
+use registry::Registry;
+pub use registry::{ActivityFuture, NativeActivity};
+
+/// Errors of the runtime API.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// A component could not be loaded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// A component file could not be read.
+    #[error("cannot read component file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A name conflicts with one already registered, or is malformed.
+    #[error("registration failed: {0}")]
+    Registry(String),
+    /// `start` was called on a running runtime.
+    #[error("the runtime is already running")]
+    AlreadyRunning,
+}
+
+/// How a runtime behaves. `Default` suits production; tests shorten locks.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Keep executions parked between turns (sticky execution). Turning it off
+    /// replays every turn from history; results are identical.
+    pub execution_cache: bool,
+    /// Most parked executions kept; the least recently used is evicted.
+    pub cache_capacity: usize,
+    /// Orchestration turns run side by side.
+    pub orchestration_workers: usize,
+    /// Activities run side by side.
+    pub activity_concurrency: usize,
+    /// How long a fetched instance stays locked; a crashed worker's instance is
+    /// retried after it.
+    pub orchestration_lock: Duration,
+    /// How long a fetched activity stays locked; a crashed worker's activity is
+    /// retried after it.
+    pub activity_lock: Duration,
+    /// A message fetched more often than this fails its instance as poison.
+    pub max_message_attempts: u32,
+    /// Longest wait between polls of the store when idle (work from other
+    /// processes is noticed within it).
+    pub max_poll_interval: Duration,
+    /// How long `stop` waits for running activities before abandoning them.
+    pub shutdown_grace: Duration,
+    /// Limits every guest runs under.
+    pub limits: SandboxLimits,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        Self {
+            execution_cache: true,
+            cache_capacity: 10_000,
+            orchestration_workers: 2,
+            activity_concurrency: 32,
+            orchestration_lock: Duration::from_secs(30),
+            activity_lock: Duration::from_secs(300),
+            max_message_attempts: 10,
+            max_poll_interval: Duration::from_millis(200),
+            shutdown_grace: Duration::from_secs(5),
+            limits: SandboxLimits::default(),
+        }
+    }
+}
+
+/// State the dispatchers share.
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn HistoryStore>,
+    pub(crate) registry: Arc<RwLock<Registry>>,
+    pub(crate) cache: ExecutionCache,
+    pub(crate) options: RuntimeOptions,
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+/// The execution engine: runs the orchestrations and activities of loaded
+/// components (and native activities) for every instance in its store.
+pub struct DuroxideRuntime {
+    store: Arc<dyn HistoryStore>,
+    registry: Arc<RwLock<Registry>>,
+    options: RuntimeOptions,
+    running: Option<Running>,
+}
+
+struct Running {
+    shutdown: watch::Sender<bool>,
+    shared: Arc<Shared>,
+    dispatchers: Vec<JoinHandle<()>>,
+}
+
+impl DuroxideRuntime {
+    /// A runtime over `store` with default options.
+    pub fn new(store: Arc<dyn HistoryStore>) -> Self {
+        Self::with_options(store, RuntimeOptions::default())
+    }
+
+    /// A runtime over `store` with `options`.
+    pub fn with_options(store: Arc<dyn HistoryStore>, options: RuntimeOptions) -> Self {
+        Self {
+            store,
+            registry: Arc::default(),
+            options,
+            running: None,
+        }
+    }
+
+    /// Load a component from a `.wasm` file and register everything its
+    /// manifest names. May be called while running (to deploy new versions).
+    pub async fn load_component_file(
+        &mut self,
+        path: impl AsRef<Path>,
+    ) -> Result<Arc<LoadedComponent>, RuntimeError> {
+        let path = path.as_ref();
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| RuntimeError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+        self.load_component_bytes(&bytes).await
+    }
+
+    /// Load a component from its bytes and register everything its manifest names.
+    pub async fn load_component_bytes(
+        &mut self,
+        bytes: &[u8],
+    ) -> Result<Arc<LoadedComponent>, RuntimeError> {
+        let component = load_component(bytes).await?;
+        self.registry
+            .write()
+            .map_err(|_| RuntimeError::Registry("registry lock poisoned".into()))?
+            .add_component(&component)?;
+        Ok(component)
+    }
+
+    /// Register a native activity: trusted host code run for activity `name`.
+    pub fn register_activity<F, Fut>(&mut self, name: &str, f: F) -> Result<&mut Self, RuntimeError>
+    where
+        F: Fn(String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String, String>> + Send + 'static,
+    {
+        let native: NativeActivity = Arc::new(move |input| Box::pin(f(input)));
+        self.registry
+            .write()
+            .map_err(|_| RuntimeError::Registry("registry lock poisoned".into()))?
+            .add_native_activity(name, native)?;
+        Ok(self)
+    }
+
+    /// Start the dispatchers. Must be called inside a tokio runtime.
+    pub async fn start(&mut self) -> Result<(), RuntimeError> {
+        if self.running.is_some() {
+            return Err(RuntimeError::AlreadyRunning);
+        }
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let capacity = if self.options.execution_cache {
+            self.options.cache_capacity
+        } else {
+            0
+        };
+        let shared = Arc::new(Shared {
+            store: self.store.clone(),
+            registry: self.registry.clone(),
+            cache: ExecutionCache::new(capacity),
+            options: self.options.clone(),
+            shutdown: shutdown_rx,
+        });
+        let mut dispatchers = Vec::new();
+        for _ in 0..self.options.orchestration_workers.max(1) {
+            dispatchers.push(tokio::spawn(orchestrator::run(shared.clone())));
+        }
+        dispatchers.push(tokio::spawn(activity::run(shared.clone())));
+        self.running = Some(Running {
+            shutdown,
+            shared,
+            dispatchers,
+        });
+        Ok(())
+    }
+
+    /// Stop gracefully: no new work is fetched, turns in progress finish and
+    /// commit, running activities get the grace period and are then abandoned
+    /// (their work returns to the queue). Nothing is half-committed.
+    pub async fn stop(&mut self) {
+        let Some(running) = self.running.take() else {
+            return;
+        };
+        let _ = running.shutdown.send(true);
+        for dispatcher in running.dispatchers {
+            let _ = dispatcher.await;
+        }
+        running.shared.cache.clear();
+    }
+
+    /// Whether the dispatchers are running.
+    pub fn is_running(&self) -> bool {
+        self.running
+            .as_ref()
+            .is_some_and(|r| r.dispatchers.iter().all(|d| !d.is_finished()))
+    }
+
+    /// How many executions are parked in the cache.
+    pub fn cached_executions(&self) -> usize {
+        self.running.as_ref().map_or(0, |r| r.shared.cache.len())
+    }
+}
+
+impl Drop for DuroxideRuntime {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            let _ = running.shutdown.send(true);
+            for dispatcher in running.dispatchers {
+                dispatcher.abort();
+            }
+        }
+    }
+}

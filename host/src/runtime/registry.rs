@@ -1,0 +1,131 @@
+//! What a runtime can run: orchestrations by name and version, activities by
+//! name, each backed by a Wasm component or (activities only) a native closure.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use semver::Version;
+
+use super::RuntimeError;
+use crate::sandbox::LoadedComponent;
+
+/// A boxed native activity future.
+pub type ActivityFuture = Pin<Box<dyn Future<Output = Result<String, String>> + Send>>;
+
+/// A native activity: trusted host code, called with the activity's input.
+pub type NativeActivity = Arc<dyn Fn(String) -> ActivityFuture + Send + Sync>;
+
+/// Where an activity runs.
+#[derive(Clone)]
+pub(crate) enum ActivityHandler {
+    Wasm(Arc<LoadedComponent>),
+    Native(NativeActivity),
+}
+
+/// Orchestrations and activities by name.
+#[derive(Default, Clone)]
+pub(crate) struct Registry {
+    orchestrations: HashMap<String, BTreeMap<Version, Arc<LoadedComponent>>>,
+    activities: HashMap<String, ActivityHandler>,
+}
+
+impl Registry {
+    /// Register everything `component`'s manifest names. Nothing is registered
+    /// if any name conflicts with a different component or closure.
+    pub(crate) fn add_component(
+        &mut self,
+        component: &Arc<LoadedComponent>,
+    ) -> Result<(), RuntimeError> {
+        let mut versions = Vec::new();
+        for (name, version) in &component.manifest.orchestrations {
+            let parsed = Version::parse(version).map_err(|e| {
+                RuntimeError::Registry(format!(
+                    "orchestration '{name}' has version '{version}', which is not a semantic version: {e}"
+                ))
+            })?;
+            if let Some(existing) = self.orchestrations.get(name).and_then(|v| v.get(&parsed))
+                && existing.digest != component.digest
+            {
+                return Err(RuntimeError::Registry(format!(
+                    "orchestration '{name}' version {version} is already registered by another component"
+                )));
+            }
+            versions.push((name.clone(), parsed));
+        }
+        for name in &component.manifest.activities {
+            match self.activities.get(name) {
+                Some(ActivityHandler::Wasm(existing)) if existing.digest == component.digest => {}
+                Some(_) => {
+                    return Err(RuntimeError::Registry(format!(
+                        "activity '{name}' is already registered"
+                    )));
+                }
+                None => {}
+            }
+        }
+        for (name, version) in versions {
+            self.orchestrations
+                .entry(name)
+                .or_default()
+                .insert(version, component.clone());
+        }
+        for name in &component.manifest.activities {
+            self.activities
+                .insert(name.clone(), ActivityHandler::Wasm(component.clone()));
+        }
+        Ok(())
+    }
+
+    /// Register a native activity.
+    pub(crate) fn add_native_activity(
+        &mut self,
+        name: &str,
+        f: NativeActivity,
+    ) -> Result<(), RuntimeError> {
+        if self.activities.contains_key(name) {
+            return Err(RuntimeError::Registry(format!(
+                "activity '{name}' is already registered"
+            )));
+        }
+        self.activities
+            .insert(name.to_string(), ActivityHandler::Native(f));
+        Ok(())
+    }
+
+    /// The component for orchestration `name` at `version`, or at the latest
+    /// version when none is asked for. Returns the version chosen.
+    pub(crate) fn orchestration(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<(String, Arc<LoadedComponent>), String> {
+        let Some(versions) = self.orchestrations.get(name) else {
+            return Err(format!(
+                "no orchestration named '{name}' is registered in this runtime"
+            ));
+        };
+        let found = match version {
+            None => versions.iter().next_back(),
+            Some(v) => {
+                let wanted = Version::parse(v)
+                    .map_err(|e| format!("'{v}' is not a semantic version: {e}"))?;
+                versions.get_key_value(&wanted)
+            }
+        };
+        found
+            .map(|(v, c)| (v.to_string(), c.clone()))
+            .ok_or_else(|| {
+                format!(
+                    "orchestration '{name}' has no version {} registered in this runtime",
+                    version.unwrap_or("")
+                )
+            })
+    }
+
+    /// The handler of activity `name`.
+    pub(crate) fn activity(&self, name: &str) -> Option<ActivityHandler> {
+        self.activities.get(name).cloned()
+    }
+}

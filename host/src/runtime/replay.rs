@@ -1,0 +1,460 @@
+//! The replay engine: matches an orchestration's decisions against its
+//! history, answers its waits from recorded completions, and collects what a
+//! turn adds. Pure bookkeeping; the sandbox calls it from the context imports.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use sha2::{Digest, Sha256};
+
+use super::fault::GuestFault;
+use crate::history::{ActivityWork, Event, OrchestratorMessage};
+use crate::providers::{InstanceStatus, OutgoingMessage};
+use crate::sandbox::{Completion, Outcome, TurnClock};
+
+/// The kind of a task, known from its scheduling decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Task {
+    Activity,
+    Timer,
+    /// The k-th subscription to event `name`.
+    Event {
+        name: String,
+        ordinal: usize,
+    },
+}
+
+/// What a turn produced, ready to commit.
+#[derive(Debug, Default)]
+pub(crate) struct TurnOutput {
+    /// Events appended since the last commit.
+    pub(crate) new_events: Vec<Event>,
+    /// Activity work to enqueue.
+    pub(crate) activities: Vec<ActivityWork>,
+    /// Orchestrator messages to enqueue (timers).
+    pub(crate) messages: Vec<OutgoingMessage>,
+    /// The instance's state after the turn.
+    pub(crate) status: Option<(InstanceStatus, String)>,
+}
+
+/// One execution's history and the guest's position in it.
+pub(crate) struct Replay {
+    instance_id: String,
+    execution_id: u64,
+    history: Vec<Event>,
+    /// Events already committed; the rest belong to the current turn.
+    committed_len: usize,
+    /// Positions of decision events, in order.
+    decisions: Vec<usize>,
+    next_decision: usize,
+    tasks: HashMap<u64, Task>,
+    completions: HashMap<u64, usize>,
+    subscriptions_per_name: HashMap<String, usize>,
+    raised: HashMap<String, Vec<usize>>,
+    /// (position, time) of every turn start, in order.
+    turn_marks: Vec<(usize, u64)>,
+    /// The furthest history position the guest has reached.
+    cursor: usize,
+    replaying: Arc<AtomicBool>,
+    clock: TurnClock,
+    guid_seed: u64,
+    guids: u64,
+    max_payload: usize,
+    activities: Vec<ActivityWork>,
+    messages: Vec<OutgoingMessage>,
+    status: Option<(InstanceStatus, String)>,
+}
+
+impl Replay {
+    /// Replay state over `committed` history (starting with OrchestrationStarted,
+    /// or empty for a new execution whose start event is in `new_events`).
+    pub(crate) fn new(
+        instance_id: &str,
+        execution_id: u64,
+        committed: Vec<Event>,
+        max_payload: usize,
+    ) -> Self {
+        let mut replay = Replay {
+            instance_id: instance_id.to_string(),
+            execution_id,
+            history: Vec::with_capacity(committed.len() + 8),
+            committed_len: committed.len(),
+            decisions: Vec::new(),
+            next_decision: 0,
+            tasks: HashMap::new(),
+            completions: HashMap::new(),
+            subscriptions_per_name: HashMap::new(),
+            raised: HashMap::new(),
+            turn_marks: Vec::new(),
+            cursor: 0,
+            replaying: Arc::new(AtomicBool::new(false)),
+            clock: TurnClock::default(),
+            guid_seed: seed(instance_id, execution_id),
+            guids: 0,
+            max_payload,
+            activities: Vec::new(),
+            messages: Vec::new(),
+            status: None,
+        };
+        for event in committed {
+            replay.push(event);
+        }
+        replay.advance(0);
+        replay
+    }
+
+    /// The flag the guest's output streams read to drop replayed lines.
+    pub(crate) fn replaying_flag(&self) -> Arc<AtomicBool> {
+        self.replaying.clone()
+    }
+
+    /// The clock the guest's WASI clocks read.
+    pub(crate) fn clock(&self) -> TurnClock {
+        self.clock.clone()
+    }
+
+    /// Seed for the guest's WASI randomness.
+    pub(crate) fn random_seed(&self) -> u64 {
+        self.guid_seed.rotate_left(32)
+    }
+
+    /// The instance this execution belongs to.
+    pub(crate) fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    /// Append a new event of the current turn (the start event of a new execution).
+    pub(crate) fn append(&mut self, event: Event) {
+        self.push(event);
+        if self.history.len() == 1 {
+            self.advance(0);
+        }
+    }
+
+    /// Begin a turn at `now_ms` with `messages`: record the ones that still
+    /// matter (dropping duplicates and strays) after a turn marker. Returns how
+    /// many were recorded.
+    pub(crate) fn begin_turn(&mut self, now_ms: u64, messages: &[OrchestratorMessage]) -> usize {
+        let admitted: Vec<Event> = messages.iter().filter_map(|m| self.admit(m)).collect();
+        if admitted.is_empty() {
+            return 0;
+        }
+        self.push(Event::TurnStarted { at_ms: now_ms });
+        let n = admitted.len();
+        for event in admitted {
+            self.push(event);
+        }
+        n
+    }
+
+    fn admit(&self, message: &OrchestratorMessage) -> Option<Event> {
+        let (execution_id, id, event, kind) = match message {
+            OrchestratorMessage::ActivityCompleted {
+                execution_id,
+                id,
+                output,
+            } => (
+                *execution_id,
+                *id,
+                Event::ActivityCompleted {
+                    id: *id,
+                    output: output.clone(),
+                },
+                Task::Activity,
+            ),
+            OrchestratorMessage::ActivityFailed {
+                execution_id,
+                id,
+                error,
+            } => (
+                *execution_id,
+                *id,
+                Event::ActivityFailed {
+                    id: *id,
+                    error: error.clone(),
+                },
+                Task::Activity,
+            ),
+            OrchestratorMessage::TimerFired { execution_id, id } => (
+                *execution_id,
+                *id,
+                Event::TimerFired { id: *id },
+                Task::Timer,
+            ),
+            OrchestratorMessage::ExternalEvent { name, data } => {
+                return Some(Event::EventRaised {
+                    name: name.clone(),
+                    data: data.clone(),
+                });
+            }
+            OrchestratorMessage::StartOrchestration { .. }
+            | OrchestratorMessage::CancelOrchestration { .. } => return None,
+        };
+        let expected = execution_id == self.execution_id
+            && self.tasks.get(&id) == Some(&kind)
+            && !self.completions.contains_key(&id);
+        if !expected {
+            tracing::debug!(instance = %self.instance_id, id, "dropping a stale or duplicate completion");
+            return None;
+        }
+        Some(event)
+    }
+
+    fn push(&mut self, event: Event) {
+        let pos = self.history.len();
+        match &event {
+            Event::OrchestrationStarted { started_at_ms, .. } => {
+                self.turn_marks.push((pos, *started_at_ms));
+            }
+            Event::TurnStarted { at_ms } => self.turn_marks.push((pos, *at_ms)),
+            Event::ActivityScheduled { id, .. } => {
+                self.tasks.insert(*id, Task::Activity);
+            }
+            Event::TimerCreated { id, .. } => {
+                self.tasks.insert(*id, Task::Timer);
+            }
+            Event::EventSubscribed { id, name } => {
+                let count = self.subscriptions_per_name.entry(name.clone()).or_default();
+                self.tasks.insert(
+                    *id,
+                    Task::Event {
+                        name: name.clone(),
+                        ordinal: *count,
+                    },
+                );
+                *count += 1;
+            }
+            Event::ActivityCompleted { id, .. }
+            | Event::ActivityFailed { id, .. }
+            | Event::TimerFired { id } => {
+                self.completions.insert(*id, pos);
+            }
+            Event::EventRaised { name, .. } => {
+                self.raised.entry(name.clone()).or_default().push(pos)
+            }
+            Event::OrchestrationCompleted { .. }
+            | Event::OrchestrationFailed { .. }
+            | Event::OrchestrationCancelled { .. } => {}
+        }
+        if event.is_decision() {
+            self.decisions.push(pos);
+        }
+        self.history.push(event);
+    }
+
+    /// Move the guest's position forward to `pos`, updating its clock and
+    /// whether it is replaying.
+    fn advance(&mut self, pos: usize) {
+        self.cursor = self.cursor.max(pos);
+        let idx = self.turn_marks.partition_point(|(p, _)| *p <= self.cursor);
+        if let Some((_, at_ms)) = idx.checked_sub(1).and_then(|i| self.turn_marks.get(i)) {
+            self.clock.set_ms(*at_ms);
+        }
+        self.replaying
+            .store(self.cursor < self.committed_len, Ordering::Relaxed);
+    }
+
+    /// Record decision `event` (whose id is the next task id), or check it
+    /// against history when replaying.
+    fn decide(&mut self, event: Event) -> Result<(), GuestFault> {
+        let k = self.next_decision;
+        self.next_decision += 1;
+        if let Some(&pos) = self.decisions.get(k) {
+            let recorded = &self.history[pos];
+            if *recorded != event {
+                return Err(GuestFault::nondeterminism(k, pos, recorded, &event));
+            }
+            self.advance(pos);
+            return Ok(());
+        }
+        match &event {
+            Event::ActivityScheduled { id, name, input } => self.activities.push(ActivityWork {
+                instance: self.instance_id.clone(),
+                execution_id: self.execution_id,
+                id: *id,
+                name: name.clone(),
+                input: input.clone(),
+            }),
+            Event::TimerCreated { id, fire_at_ms } => self.messages.push(OutgoingMessage {
+                instance_id: self.instance_id.clone(),
+                message: OrchestratorMessage::TimerFired {
+                    execution_id: self.execution_id,
+                    id: *id,
+                },
+                visible_at_ms: *fire_at_ms,
+            }),
+            _ => {}
+        }
+        let pos = self.history.len();
+        self.push(event);
+        self.advance(pos);
+        Ok(())
+    }
+
+    fn next_task_id(&self) -> u64 {
+        self.next_decision as u64 + 1
+    }
+
+    fn check_payload(&self, what: &'static str, payload: &str) -> Result<(), GuestFault> {
+        if payload.len() > self.max_payload {
+            return Err(GuestFault::PayloadTooLarge {
+                what,
+                size: payload.len(),
+                limit: self.max_payload,
+            });
+        }
+        Ok(())
+    }
+
+    /// The guest schedules an activity.
+    pub(crate) fn schedule_activity(
+        &mut self,
+        name: String,
+        input: String,
+    ) -> Result<u64, GuestFault> {
+        self.check_payload("activity input", &input)?;
+        let id = self.next_task_id();
+        self.decide(Event::ActivityScheduled { id, name, input })?;
+        Ok(id)
+    }
+
+    /// The guest starts a timer.
+    pub(crate) fn schedule_timer(&mut self, delay_ms: u64) -> Result<u64, GuestFault> {
+        let id = self.next_task_id();
+        let fire_at_ms = self.now_ms().saturating_add(delay_ms);
+        self.decide(Event::TimerCreated { id, fire_at_ms })?;
+        Ok(id)
+    }
+
+    /// The guest subscribes to an external event.
+    pub(crate) fn wait_for_event(&mut self, name: String) -> Result<u64, GuestFault> {
+        let id = self.next_task_id();
+        self.decide(Event::EventSubscribed { id, name })?;
+        Ok(id)
+    }
+
+    /// The earliest recorded completion among `tasks`, or `None` when the
+    /// guest must wait for the next turn.
+    pub(crate) fn poll_wait(&mut self, tasks: &[u64]) -> Result<Option<Completion>, GuestFault> {
+        let mut best: Option<(usize, u64)> = None;
+        for &task in tasks {
+            let pos = match self.tasks.get(&task) {
+                None => return Err(GuestFault::UnknownTask(task)),
+                Some(Task::Event { name, ordinal }) => {
+                    self.raised.get(name).and_then(|p| p.get(*ordinal)).copied()
+                }
+                Some(_) => self.completions.get(&task).copied(),
+            };
+            if let Some(pos) = pos
+                && best.is_none_or(|(b, _)| pos < b)
+            {
+                best = Some((pos, task));
+            }
+        }
+        let Some((pos, task)) = best else {
+            return Ok(None);
+        };
+        self.advance(pos);
+        let outcome = match &self.history[pos] {
+            Event::ActivityCompleted { output, .. } => Outcome::Ok(output.clone()),
+            Event::ActivityFailed { error, .. } => Outcome::Err(error.clone()),
+            Event::EventRaised { data, .. } => Outcome::Ok(data.clone()),
+            _ => Outcome::Ok(String::new()),
+        };
+        Ok(Some(Completion { task, outcome }))
+    }
+
+    /// The orchestration returned `output`.
+    pub(crate) fn complete(&mut self, output: String) -> Result<(), GuestFault> {
+        self.check_payload("orchestration output", &output)?;
+        self.decide(Event::OrchestrationCompleted {
+            output: output.clone(),
+        })?;
+        self.status = Some((InstanceStatus::Completed, output));
+        Ok(())
+    }
+
+    /// The orchestration ended with `error`: returned by the code (checked
+    /// against history like a decision) or caused by a fault.
+    pub(crate) fn fail(&mut self, error: String, returned_by_code: bool) -> Result<(), GuestFault> {
+        if returned_by_code && let Some(&pos) = self.decisions.get(self.next_decision) {
+            let actual = Event::OrchestrationFailed { error };
+            return Err(GuestFault::nondeterminism(
+                self.next_decision,
+                pos,
+                &self.history[pos],
+                &actual,
+            ));
+        }
+        if !returned_by_code {
+            // A faulted guest's last decisions are not acted on.
+            self.activities.clear();
+            self.messages.clear();
+        }
+        self.push(Event::OrchestrationFailed {
+            error: error.clone(),
+        });
+        self.status = Some((InstanceStatus::Failed, error));
+        Ok(())
+    }
+
+    /// Deterministic time: when the turn the guest is in began.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// A deterministic UUID (version 4 layout) from the execution's seed.
+    pub(crate) fn new_guid(&mut self) -> String {
+        self.guids += 1;
+        let hi = splitmix64(self.guid_seed ^ self.guids.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let lo = splitmix64(hi ^ self.guids);
+        let bytes =
+            ((u128::from(hi) << 64) | u128::from(lo)) & !(0xF000u128 << 64) & !(0xC0u128 << 56);
+        let bytes = bytes | (0x4000u128 << 64) | (0x80u128 << 56);
+        let h = format!("{bytes:032x}");
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )
+    }
+
+    /// Whether the guest is re-executing code that ran in an earlier turn.
+    pub(crate) fn is_replaying(&self) -> bool {
+        self.replaying.load(Ordering::Relaxed)
+    }
+
+    /// Everything the turn produced since the last call; later events count
+    /// as the next turn's.
+    pub(crate) fn take_turn_output(&mut self) -> TurnOutput {
+        let new_events = self.history[self.committed_len..].to_vec();
+        self.committed_len = self.history.len();
+        TurnOutput {
+            new_events,
+            activities: std::mem::take(&mut self.activities),
+            messages: std::mem::take(&mut self.messages),
+            status: self.status.take(),
+        }
+    }
+}
+
+fn seed(instance_id: &str, execution_id: u64) -> u64 {
+    let mut hasher = Sha256::new();
+    hasher.update(instance_id.as_bytes());
+    hasher.update(execution_id.to_le_bytes());
+    let digest = hasher.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(first)
+}
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}

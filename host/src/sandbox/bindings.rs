@@ -1,0 +1,15 @@
+//! Host bindings generated from the WIT contract in `wit/`.
+
+wasmtime::component::bindgen!({
+    world: "workflows",
+    path: "../wit",
+    imports: {
+        // `wait` parks the guest until the next turn's messages arrive.
+        "duroxide:orchestration/context.wait": async | trappable,
+        default: trappable,
+    },
+    exports: { default: async },
+});
+
+pub use duroxide::orchestration::types::{Completion, LogLevel, Outcome};
+pub use exports::duroxide::orchestration::{activities, component, orchestrator};

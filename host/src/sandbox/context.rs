@@ -1,0 +1,91 @@
+//! The host side of the `context` interface: each import forwards to the
+//! execution's replay engine; `wait` parks the guest between turns.
+
+use std::time::Instant;
+
+use super::bindings::duroxide::orchestration::{context, types};
+use super::bindings::{Completion, LogLevel};
+use super::state::GuestState;
+use crate::runtime::fault::GuestFault;
+use crate::runtime::replay::Replay;
+
+impl GuestState {
+    fn replay(&mut self) -> Result<&mut Replay, GuestFault> {
+        self.orchestration
+            .as_deref_mut()
+            .ok_or(GuestFault::NoContext)
+    }
+}
+
+impl types::Host for GuestState {}
+
+impl context::Host for GuestState {
+    fn schedule_activity(&mut self, name: String, input: String) -> wasmtime::Result<u64> {
+        Ok(self.replay()?.schedule_activity(name, input)?)
+    }
+
+    fn schedule_timer(&mut self, delay_ms: u64) -> wasmtime::Result<u64> {
+        Ok(self.replay()?.schedule_timer(delay_ms)?)
+    }
+
+    fn wait_for_event(&mut self, name: String) -> wasmtime::Result<u64> {
+        Ok(self.replay()?.wait_for_event(name)?)
+    }
+
+    async fn wait(&mut self, tasks: Vec<u64>) -> wasmtime::Result<Completion> {
+        loop {
+            if let Some(completion) = self.replay()?.poll_wait(&tasks)? {
+                return Ok(completion);
+            }
+            // Nothing recorded can answer: the turn is over. Hand its results
+            // to the dispatcher and sleep until the next turn's messages.
+            let Some(link) = self.turn_link.as_mut() else {
+                return Err(GuestFault::NoContext.into());
+            };
+            let replay = self
+                .orchestration
+                .as_deref_mut()
+                .ok_or(GuestFault::NoContext)?;
+            link.park(replay).await?;
+            self.deadline = Instant::now() + self.budget;
+        }
+    }
+
+    fn now_ms(&mut self) -> wasmtime::Result<u64> {
+        Ok(self.replay()?.now_ms())
+    }
+
+    fn new_guid(&mut self) -> wasmtime::Result<String> {
+        Ok(self.replay()?.new_guid())
+    }
+
+    fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
+        let replay = self.replay()?;
+        if replay.is_replaying() {
+            return Ok(());
+        }
+        let instance = replay.instance_id();
+        match level {
+            LogLevel::Trace => {
+                tracing::trace!(target: "duroxide::orchestration", %instance, "{message}")
+            }
+            LogLevel::Debug => {
+                tracing::debug!(target: "duroxide::orchestration", %instance, "{message}")
+            }
+            LogLevel::Info => {
+                tracing::info!(target: "duroxide::orchestration", %instance, "{message}")
+            }
+            LogLevel::Warn => {
+                tracing::warn!(target: "duroxide::orchestration", %instance, "{message}")
+            }
+            LogLevel::Error => {
+                tracing::error!(target: "duroxide::orchestration", %instance, "{message}")
+            }
+        }
+        Ok(())
+    }
+
+    fn is_replaying(&mut self) -> wasmtime::Result<bool> {
+        Ok(self.replay()?.is_replaying())
+    }
+}

@@ -1,0 +1,77 @@
+//! The process-wide wasmtime engine, its epoch ticker and compile cache.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use wasmtime::{Config, Engine};
+
+/// How often the epoch advances: the granularity of CPU budgets.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
+
+/// The engine every runtime in this process shares, so a component is compiled
+/// once per process (and once per machine, through the on-disk cache).
+///
+/// One deterministic configuration serves orchestrations and activities alike:
+/// NaN canonicalization and deterministic relaxed SIMD cost activities little,
+/// and a component that provides both is compiled only once.
+pub(crate) fn shared_engine() -> Result<Engine, String> {
+    ENGINE.get_or_init(build_engine).clone()
+}
+
+fn build_engine() -> Result<Engine, String> {
+    let mut config = Config::new();
+    // Threads are not compiled into this wasmtime build, so guests have none.
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .cranelift_nan_canonicalization(true)
+        .relaxed_simd_deterministic(true);
+    if let Some(cache) = compile_cache() {
+        config.cache(Some(cache));
+    }
+    let engine = Engine::new(&config).map_err(|e| format!("cannot create wasmtime engine: {e}"))?;
+    start_epoch_ticker(engine.clone());
+    Ok(engine)
+}
+
+/// Compiled code cached on disk by content digest, under
+/// `$DUROXIDE_CACHE_DIR` or the user's cache directory. Caching is an
+/// optimisation: without a usable directory components are simply compiled.
+fn compile_cache() -> Option<wasmtime::Cache> {
+    let dir = std::env::var_os("DUROXIDE_CACHE_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            let base = std::env::var_os("XDG_CACHE_HOME")
+                .map(std::path::PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache"))
+                })?;
+            Some(base.join("duroxide").join("compiled"))
+        })?;
+    let mut cache_config = wasmtime::CacheConfig::new();
+    cache_config.with_directory(dir);
+    match wasmtime::Cache::new(cache_config) {
+        Ok(cache) => Some(cache),
+        Err(e) => {
+            tracing::warn!("compile cache disabled: {e}");
+            None
+        }
+    }
+}
+
+/// Advance the engine's epoch forever, so epoch deadlines measure time.
+fn start_epoch_ticker(engine: Engine) {
+    let spawned = std::thread::Builder::new()
+        .name("duroxide-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the epoch thread; CPU budgets will not be enforced: {e}");
+    }
+}

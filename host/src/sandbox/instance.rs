@@ -1,0 +1,134 @@
+//! Creating guest stores and calling into guests.
+
+use std::time::Instant;
+
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::ResourceTable;
+
+use super::SandboxLimits;
+use super::guest_output::OutputSink;
+use super::loader::LoadedComponent;
+use super::policy::{activity_wasi, orchestration_wasi};
+use super::state::{GuestLimiter, GuestState};
+use crate::runtime::execution::TurnLink;
+use crate::runtime::fault::GuestFault;
+use crate::runtime::replay::Replay;
+
+/// A store for one activity call (or a manifest read).
+pub(crate) fn activity_store(
+    engine: &Engine,
+    label: &str,
+    limits: &SandboxLimits,
+) -> Store<GuestState> {
+    let output = OutputSink::new(label, Default::default());
+    let state = GuestState {
+        wasi: activity_wasi(&output),
+        table: ResourceTable::new(),
+        limiter: GuestLimiter {
+            max_memory_bytes: limits.max_memory_bytes,
+        },
+        output,
+        deadline: Instant::now() + limits.activity_budget,
+        budget: limits.activity_budget,
+        orchestration: None,
+        turn_link: None,
+    };
+    configured(engine, state)
+}
+
+/// A store for one orchestration execution, driven by `replay` and `link`.
+pub(crate) fn orchestration_store(
+    engine: &Engine,
+    replay: Replay,
+    link: TurnLink,
+    limits: &SandboxLimits,
+) -> Store<GuestState> {
+    let output = OutputSink::new(replay.instance_id(), replay.replaying_flag());
+    let state = GuestState {
+        wasi: orchestration_wasi(replay.clock(), replay.random_seed(), &output),
+        table: ResourceTable::new(),
+        limiter: GuestLimiter {
+            max_memory_bytes: limits.max_memory_bytes,
+        },
+        output,
+        deadline: Instant::now() + limits.orchestration_turn_budget,
+        budget: limits.orchestration_turn_budget,
+        orchestration: Some(Box::new(replay)),
+        turn_link: Some(link),
+    };
+    configured(engine, state)
+}
+
+fn configured(engine: &Engine, state: GuestState) -> Store<GuestState> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    // Every epoch tick, check the budget; yield to other tasks while within it.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|ctx| {
+        let state = ctx.data();
+        if Instant::now() > state.deadline {
+            return Err(GuestFault::BudgetExceeded(state.budget.as_millis()).into());
+        }
+        Ok(UpdateDeadline::Yield(1))
+    });
+    store
+}
+
+/// Run an orchestration from its beginning in `store`. The call returns when
+/// the orchestration ends; between turns it stays parked inside `wait`.
+pub(crate) async fn call_orchestration(
+    component: &LoadedComponent,
+    store: &mut Store<GuestState>,
+    name: &str,
+    version: &str,
+    input: &str,
+) -> wasmtime::Result<Result<String, String>> {
+    let Some((pre, indices)) = &component.orchestrator else {
+        return Ok(Err("the component provides no orchestrations".into()));
+    };
+    let instance = pre.instantiate_async(&mut *store).await?;
+    let guest = indices.load(&mut *store, &instance)?;
+    guest.call_run(&mut *store, name, version, input).await
+}
+
+/// Run one activity attempt in a fresh sandbox. `Err` is the failure reason
+/// handed to the orchestration.
+pub(crate) async fn call_activity(
+    component: &LoadedComponent,
+    name: &str,
+    input: &str,
+    limits: &SandboxLimits,
+) -> Result<String, String> {
+    let Some((pre, indices)) = &component.activities else {
+        return Err("the component provides no activities".into());
+    };
+    let mut store = activity_store(pre.engine(), name, limits);
+    let result = async {
+        let instance = pre.instantiate_async(&mut store).await?;
+        let guest = indices.load(&mut store, &instance)?;
+        guest.call_run(&mut store, name, input).await
+    }
+    .await;
+    match result {
+        Ok(result) => result,
+        Err(error) => Err(describe_failure(&error, &store.data().output)),
+    }
+}
+
+/// A readable reason for a guest that stopped with `error`, with the tail of
+/// what it wrote to stderr (where a Rust panic message lands).
+pub(crate) fn describe_failure(error: &wasmtime::Error, output: &OutputSink) -> String {
+    let mut reason = if let Some(fault) = error.downcast_ref::<GuestFault>() {
+        fault.to_string()
+    } else if let Some(trap) = error.downcast_ref::<Trap>() {
+        format!("the guest trapped: {trap}")
+    } else {
+        format!("the guest failed: {error}")
+    };
+    let tail = output.stderr_tail();
+    if !tail.trim().is_empty() {
+        reason.push_str("\nguest stderr:\n");
+        reason.push_str(tail.trim_end());
+    }
+    reason
+}

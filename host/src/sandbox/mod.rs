@@ -1,0 +1,18 @@
+//! The wasmtime sandbox: the shared engine, component loading and its cache,
+//! the WIT bindings, the host side of the context interface, WASI policies
+//! and limits.
+
+mod bindings;
+mod context;
+mod engine;
+mod guest_output;
+pub(crate) mod instance;
+mod limits;
+mod loader;
+mod policy;
+pub(crate) mod state;
+
+pub(crate) use bindings::{Completion, Outcome};
+pub use limits::{DEFAULT_MAX_PAYLOAD_BYTES, SandboxLimits};
+pub use loader::{ComponentManifest, LoadError, LoadedComponent, load_component};
+pub(crate) use policy::TurnClock;

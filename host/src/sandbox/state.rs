@@ -1,0 +1,146 @@
+//! What a guest's wasmtime store holds, and the linkers that give guests
+//! their imports.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, ResourceLimiter};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::Workflows;
+use super::guest_output::OutputSink;
+use crate::runtime::execution::TurnLink;
+use crate::runtime::fault::GuestFault;
+use crate::runtime::replay::Replay;
+
+/// Caps a guest's memory; growing past the cap traps with a typed fault.
+pub(crate) struct GuestLimiter {
+    pub(crate) max_memory_bytes: usize,
+}
+
+/// Table growth allowed per guest: generous, but bounded.
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+impl ResourceLimiter for GuestLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_memory_bytes {
+            return Err(GuestFault::MemoryLimit {
+                desired,
+                limit: self.max_memory_bytes,
+            }
+            .into());
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// The data of one guest store: WASI state, limits, and for orchestrations
+/// the replay engine behind the `context` imports.
+pub(crate) struct GuestState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: GuestLimiter,
+    pub(crate) output: OutputSink,
+    /// Time by which the current turn or call must end or park.
+    pub(crate) deadline: Instant,
+    /// CPU budget of one turn or call.
+    pub(crate) budget: Duration,
+    /// Present for orchestration instances; activities have no context.
+    pub(crate) orchestration: Option<Box<Replay>>,
+    /// How a parked orchestration hands off its turn and receives the next.
+    pub(crate) turn_link: Option<TurnLink>,
+}
+
+impl wasmtime_wasi_io::IoView for GuestState {
+    fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Linkers for the two kinds of guest instance.
+pub(crate) struct Linkers {
+    /// Orchestrations: deterministic WASI without sockets, plus the context.
+    pub(crate) orchestration: Linker<GuestState>,
+    /// Activities: WASI (network access is denied by the context unless
+    /// granted), plus a context whose calls trap.
+    pub(crate) activity: Linker<GuestState>,
+}
+
+static LINKERS: OnceLock<Result<Linkers, String>> = OnceLock::new();
+
+/// The linkers for `engine`, built once per process.
+pub(crate) fn linkers(engine: &Engine) -> Result<&'static Linkers, String> {
+    LINKERS
+        .get_or_init(|| build_linkers(engine).map_err(|e| format!("cannot build linkers: {e}")))
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn build_linkers(engine: &Engine) -> wasmtime::Result<Linkers> {
+    let mut orchestration = Linker::new(engine);
+    add_deterministic_wasi(&mut orchestration)?;
+    Workflows::add_to_linker::<_, HasSelf<_>>(&mut orchestration, |s| s)?;
+
+    let mut activity = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut activity)?;
+    Workflows::add_to_linker::<_, HasSelf<_>>(&mut activity, |s| s)?;
+    Ok(Linkers {
+        orchestration,
+        activity,
+    })
+}
+
+/// WASI for orchestrations: everything a Rust (or other) standard library
+/// needs to start, answered by the deterministic context built in `policy`,
+/// and no sockets at all.
+fn add_deterministic_wasi(l: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+    use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
+    use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
+    use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random};
+    use wasmtime_wasi::random::WasiRandom;
+
+    wasmtime_wasi_io::add_to_linker_async(l)?;
+    clocks::wall_clock::add_to_linker::<_, WasiClocks>(l, |s| s.clocks())?;
+    clocks::monotonic_clock::add_to_linker::<_, WasiClocks>(l, |s| s.clocks())?;
+    filesystem::types::add_to_linker::<_, WasiFilesystem>(l, |s| s.filesystem())?;
+    filesystem::preopens::add_to_linker::<_, WasiFilesystem>(l, |s| s.filesystem())?;
+    random::random::add_to_linker::<_, WasiRandom>(l, |s| s.wasi.random())?;
+    random::insecure::add_to_linker::<_, WasiRandom>(l, |s| s.wasi.random())?;
+    random::insecure_seed::add_to_linker::<_, WasiRandom>(l, |s| s.wasi.random())?;
+    cli::exit::add_to_linker::<_, WasiCli>(l, |s| s.cli())?;
+    cli::environment::add_to_linker::<_, WasiCli>(l, |s| s.cli())?;
+    cli::stdin::add_to_linker::<_, WasiCli>(l, |s| s.cli())?;
+    cli::stdout::add_to_linker::<_, WasiCli>(l, |s| s.cli())?;
+    cli::stderr::add_to_linker::<_, WasiCli>(l, |s| s.cli())?;
+    cli::terminal_input::add_to_linker::<_, WasiCli>(l, |s| s.cli())?;
+    cli::terminal_output::add_to_linker::<_, WasiCli>(l, |s| s.cli())?;
+    cli::terminal_stdin::add_to_linker::<_, WasiCli>(l, |s| s.cli())?;
+    cli::terminal_stdout::add_to_linker::<_, WasiCli>(l, |s| s.cli())?;
+    cli::terminal_stderr::add_to_linker::<_, WasiCli>(l, |s| s.cli())?;
+    Ok(())
+}

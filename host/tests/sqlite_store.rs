@@ -1,0 +1,499 @@
+//! Integration tests of the SQLite history store alone, on real database files.
+
+use std::error::Error;
+use std::fmt::Debug;
+use std::time::Duration;
+
+use duroxide::history::{ActivityWork, Event, OrchestratorMessage};
+use duroxide::providers::sqlite::{Durability, SqliteHistoryStore, SqliteOptions};
+use duroxide::providers::{
+    HistoryStore, InstanceStatus, NewInstance, OrchestrationWork, OutgoingMessage, StoreError,
+    TurnCommit, now_ms,
+};
+use tempfile::TempDir;
+
+type TestResult = Result<(), Box<dyn Error>>;
+
+/// Long enough that a lock never expires during a test that does not want it to.
+const LONG_LOCK: Duration = Duration::from_secs(30);
+/// Short enough to watch a lock expire within a fast test.
+const SHORT_LOCK: Duration = Duration::from_millis(100);
+
+async fn open(dir: &TempDir) -> Result<SqliteHistoryStore, StoreError> {
+    let path = dir.path().join("store.db");
+    SqliteHistoryStore::new(&format!("sqlite:{}", path.display())).await
+}
+
+fn new_instance(id: &str, visible_at_ms: u64) -> NewInstance {
+    NewInstance {
+        instance_id: id.to_owned(),
+        orchestration_name: "greet".to_owned(),
+        version: None,
+        input: "\"world\"".to_owned(),
+        parent_instance: None,
+        parent_id: None,
+        visible_at_ms,
+    }
+}
+
+fn external_event(name: &str) -> OrchestratorMessage {
+    OrchestratorMessage::ExternalEvent {
+        name: name.to_owned(),
+        data: "{}".to_owned(),
+    }
+}
+
+fn work(instance: &str, id: u64) -> ActivityWork {
+    ActivityWork {
+        instance: instance.to_owned(),
+        execution_id: 1,
+        id,
+        name: "say_hello".to_owned(),
+        input: "\"world\"".to_owned(),
+    }
+}
+
+/// A turn that consumes everything fetched and writes nothing else.
+fn empty_commit(work: &OrchestrationWork) -> TurnCommit {
+    TurnCommit {
+        instance_id: work.instance.instance_id.clone(),
+        lock_token: work.lock_token.clone(),
+        execution_id: work.instance.execution_id,
+        history_len_before: work.instance.history_len,
+        new_events: Vec::new(),
+        consumed_messages: work.messages.iter().map(|m| m.id).collect(),
+        activities: Vec::new(),
+        messages: Vec::new(),
+        status: InstanceStatus::Running,
+        output: None,
+        orchestration_version: Some("1.0.0".to_owned()),
+    }
+}
+
+fn started_event() -> Event {
+    Event::OrchestrationStarted {
+        name: "greet".to_owned(),
+        version: "1.0.0".to_owned(),
+        input: "\"world\"".to_owned(),
+        parent_instance: None,
+        parent_id: None,
+        started_at_ms: 1,
+    }
+}
+
+fn expect_err<T: Debug>(result: Result<T, StoreError>) -> Result<StoreError, Box<dyn Error>> {
+    match result {
+        Ok(value) => Err(format!("expected an error, got {value:?}").into()),
+        Err(e) => Ok(e),
+    }
+}
+
+async fn fetch(
+    store: &SqliteHistoryStore,
+    lock_for: Duration,
+) -> Result<OrchestrationWork, Box<dyn Error>> {
+    Ok(store
+        .fetch_orchestration_work(lock_for)
+        .await?
+        .ok_or("expected orchestration work")?)
+}
+
+/// Polls `probe` every few milliseconds until it yields a value or two seconds pass.
+async fn poll<T, F, Fut>(mut probe: F) -> Result<T, Box<dyn Error>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>, StoreError>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        if let Some(value) = probe().await? {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err("condition not reached before the deadline".into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn create_then_duplicate_is_instance_exists() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = open(&dir).await?;
+    store.create_instance(new_instance("a", now_ms())).await?;
+
+    let err = expect_err(store.create_instance(new_instance("a", now_ms())).await)?;
+    assert!(
+        matches!(&err, StoreError::InstanceExists(id) if id == "a"),
+        "{err:?}"
+    );
+
+    let record = store.instance("a").await?.ok_or("instance missing")?;
+    assert_eq!(record.status, InstanceStatus::Pending);
+    assert_eq!((record.execution_id, record.history_len), (1, 0));
+    assert_eq!(record.orchestration_version, None);
+    assert_eq!(store.instance("b").await?, None);
+    Ok(())
+}
+
+#[tokio::test]
+async fn enqueue_to_unknown_instance_is_not_found() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = open(&dir).await?;
+    let err = expect_err(
+        store
+            .enqueue_message("ghost", external_event("e"), now_ms())
+            .await,
+    )?;
+    assert!(
+        matches!(&err, StoreError::InstanceNotFound(id) if id == "ghost"),
+        "{err:?}"
+    );
+    assert!(store.fetch_orchestration_work(LONG_LOCK).await?.is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn fetch_locks_the_instance_until_the_lock_expires() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = open(&dir).await?;
+    store.create_instance(new_instance("a", now_ms())).await?;
+
+    let first = fetch(&store, SHORT_LOCK).await?;
+    assert_eq!(first.instance.instance_id, "a");
+    assert_eq!(first.messages.len(), 1);
+    assert!(matches!(
+        first.messages[0].message,
+        OrchestratorMessage::StartOrchestration { .. }
+    ));
+    assert_eq!(first.messages[0].attempts, 1);
+    assert!(store.fetch_orchestration_work(SHORT_LOCK).await?.is_none());
+
+    let second = poll(|| store.fetch_orchestration_work(LONG_LOCK)).await?;
+    assert_eq!(second.messages.len(), 1);
+    assert_eq!(second.messages[0].id, first.messages[0].id);
+    assert_eq!(second.messages[0].attempts, 2);
+    assert_ne!(second.lock_token, first.lock_token);
+    Ok(())
+}
+
+#[tokio::test]
+async fn release_makes_the_instance_fetchable_at_once() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = open(&dir).await?;
+    store.create_instance(new_instance("a", now_ms())).await?;
+    let first = fetch(&store, LONG_LOCK).await?;
+    store
+        .release_orchestration_work("a", "not-the-token")
+        .await?;
+    assert!(store.fetch_orchestration_work(LONG_LOCK).await?.is_none());
+
+    store
+        .release_orchestration_work("a", &first.lock_token)
+        .await?;
+    let again = fetch(&store, LONG_LOCK).await?;
+    assert_eq!(again.messages[0].attempts, 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn commit_turn_writes_history_queues_and_instance() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = open(&dir).await?;
+    store.create_instance(new_instance("a", now_ms())).await?;
+    let fetched = fetch(&store, LONG_LOCK).await?;
+    // Arrives during the turn, so the turn cannot have consumed it.
+    store
+        .enqueue_message("a", external_event("late"), now_ms())
+        .await?;
+
+    let fire_at = now_ms() + 60_000;
+    let events = vec![
+        started_event(),
+        Event::ActivityScheduled {
+            id: 1,
+            name: "say_hello".to_owned(),
+            input: "\"world\"".to_owned(),
+        },
+        Event::TimerCreated {
+            id: 2,
+            fire_at_ms: fire_at,
+        },
+    ];
+    let mut commit = empty_commit(&fetched);
+    commit.new_events = events.clone();
+    commit.activities = vec![work("a", 1)];
+    commit.messages = vec![OutgoingMessage {
+        instance_id: "a".to_owned(),
+        message: OrchestratorMessage::TimerFired {
+            execution_id: 1,
+            id: 2,
+        },
+        visible_at_ms: fire_at,
+    }];
+    store.commit_turn(commit).await?;
+
+    assert_eq!(store.read_history("a", 1).await?, events);
+    let record = store.instance("a").await?.ok_or("instance missing")?;
+    assert_eq!(record.status, InstanceStatus::Running);
+    assert_eq!(record.orchestration_version.as_deref(), Some("1.0.0"));
+    assert_eq!(record.history_len, 3);
+
+    // Unlocked by the commit; only the late event is visible, not the timer.
+    let next = fetch(&store, LONG_LOCK).await?;
+    let messages: Vec<_> = next.messages.iter().map(|m| &m.message).collect();
+    assert_eq!(messages, vec![&external_event("late")]);
+    assert_eq!(next.instance.history_len, 3);
+
+    let activities = store.fetch_activity_work(10, LONG_LOCK).await?;
+    assert_eq!(activities.len(), 1);
+    assert_eq!(activities[0].work, work("a", 1));
+
+    // A second turn numbers its events after the first one's.
+    let mut commit = empty_commit(&next);
+    commit.new_events = vec![Event::EventRaised {
+        name: "late".to_owned(),
+        data: "{}".to_owned(),
+    }];
+    commit.orchestration_version = None;
+    store.commit_turn(commit).await?;
+    assert_eq!(store.read_history("a", 1).await?.len(), 4);
+    let record = store.instance("a").await?.ok_or("instance missing")?;
+    assert_eq!(record.orchestration_version.as_deref(), Some("1.0.0"));
+    assert_eq!(record.history_len, 4);
+    Ok(())
+}
+
+#[tokio::test]
+async fn commit_with_a_wrong_or_expired_token_is_lock_lost() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = open(&dir).await?;
+    store.create_instance(new_instance("a", now_ms())).await?;
+    let stale = fetch(&store, SHORT_LOCK).await?;
+
+    let mut wrong = empty_commit(&stale);
+    wrong.lock_token = "forged".to_owned();
+    wrong.new_events = vec![started_event()];
+    wrong.activities = vec![work("a", 1)];
+    let err = expect_err(store.commit_turn(wrong.clone()).await)?;
+    assert!(matches!(err, StoreError::LockLost(_)), "{err:?}");
+
+    // Expired, even though nobody has taken the instance since.
+    poll(|| async { Ok(store.next_wake_at_ms().await?.is_none().then_some(())) }).await?;
+    let mut expired = wrong.clone();
+    expired.lock_token = stale.lock_token.clone();
+    let err = expect_err(store.commit_turn(expired.clone()).await)?;
+    assert!(matches!(err, StoreError::LockLost(_)), "{err:?}");
+
+    // Taken over by another fetcher.
+    let _current = fetch(&store, LONG_LOCK).await?;
+    let err = expect_err(store.commit_turn(expired).await)?;
+    assert!(matches!(err, StoreError::LockLost(_)), "{err:?}");
+
+    assert!(store.read_history("a", 1).await?.is_empty());
+    let record = store.instance("a").await?.ok_or("instance missing")?;
+    assert_eq!(
+        (record.status, record.history_len),
+        (InstanceStatus::Pending, 0)
+    );
+    assert!(store.fetch_activity_work(10, LONG_LOCK).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn activity_round_trip_enqueues_the_completion() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = open(&dir).await?;
+    store.create_instance(new_instance("a", now_ms())).await?;
+    let fetched = fetch(&store, LONG_LOCK).await?;
+    let mut commit = empty_commit(&fetched);
+    commit.activities = vec![work("a", 1), work("a", 2)];
+    store.commit_turn(commit).await?;
+
+    let locked = store.fetch_activity_work(1, LONG_LOCK).await?;
+    assert_eq!(locked.len(), 1);
+    assert_eq!((locked[0].work.id, locked[0].attempts), (1, 1));
+    let rest = store.fetch_activity_work(10, LONG_LOCK).await?;
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].work.id, 2);
+    assert!(store.fetch_activity_work(10, LONG_LOCK).await?.is_empty());
+
+    let signal = store.orchestrator_signal();
+    let _ = tokio::time::timeout(Duration::from_millis(1), signal.notified()).await;
+    let completion = OrchestratorMessage::ActivityCompleted {
+        execution_id: 1,
+        id: 1,
+        output: "\"hello\"".to_owned(),
+    };
+    store
+        .complete_activity(&locked[0], completion.clone())
+        .await?;
+    tokio::time::timeout(Duration::from_secs(1), signal.notified()).await?;
+
+    let next = fetch(&store, LONG_LOCK).await?;
+    assert_eq!(next.messages.len(), 1);
+    assert_eq!(next.messages[0].message, completion);
+
+    // Released work is fetched again at once, its attempt counted.
+    store.release_activity_work(&rest[0]).await?;
+    let again = store.fetch_activity_work(10, LONG_LOCK).await?;
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].work.id, again[0].attempts), (2, 2));
+    Ok(())
+}
+
+#[tokio::test]
+async fn complete_after_lock_loss_is_lock_lost() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = open(&dir).await?;
+    store.create_instance(new_instance("a", now_ms())).await?;
+    let fetched = fetch(&store, LONG_LOCK).await?;
+    let mut commit = empty_commit(&fetched);
+    commit.activities = vec![work("a", 1)];
+    store.commit_turn(commit).await?;
+
+    let first = store.fetch_activity_work(10, SHORT_LOCK).await?;
+    assert_eq!(first.len(), 1);
+    let second = poll(|| async {
+        let locked = store.fetch_activity_work(10, LONG_LOCK).await?;
+        Ok(locked.into_iter().next())
+    })
+    .await?;
+    assert_eq!((second.queue_id, second.attempts), (first[0].queue_id, 2));
+
+    let completion = OrchestratorMessage::ActivityFailed {
+        execution_id: 1,
+        id: 1,
+        error: "boom".to_owned(),
+    };
+    let err = expect_err(store.complete_activity(&first[0], completion.clone()).await)?;
+    assert!(matches!(err, StoreError::LockLost(_)), "{err:?}");
+    assert!(store.fetch_orchestration_work(LONG_LOCK).await?.is_none());
+
+    store.complete_activity(&second, completion).await?;
+    assert_eq!(fetch(&store, LONG_LOCK).await?.messages.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn delayed_start_is_invisible_until_due() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = open(&dir).await?;
+    let due = now_ms() + 200;
+    store.create_instance(new_instance("later", due)).await?;
+
+    assert!(store.fetch_orchestration_work(LONG_LOCK).await?.is_none());
+    assert_eq!(store.next_wake_at_ms().await?, Some(due));
+    let work = poll(|| store.fetch_orchestration_work(LONG_LOCK)).await?;
+    assert!(now_ms() >= due);
+    assert_eq!(work.instance.instance_id, "later");
+    Ok(())
+}
+
+#[tokio::test]
+async fn next_wake_reports_a_future_timer() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = open(&dir).await?;
+    assert_eq!(store.next_wake_at_ms().await?, None);
+    store.create_instance(new_instance("a", now_ms())).await?;
+    let fetched = fetch(&store, LONG_LOCK).await?;
+    let lock_expiry = store.next_wake_at_ms().await?.ok_or("lock not reported")?;
+    assert!(lock_expiry >= now_ms() + 29_000, "{lock_expiry}");
+
+    let fire_at = now_ms() + 5_000;
+    let mut commit = empty_commit(&fetched);
+    commit.messages = vec![OutgoingMessage {
+        instance_id: "a".to_owned(),
+        message: OrchestratorMessage::TimerFired {
+            execution_id: 1,
+            id: 1,
+        },
+        visible_at_ms: fire_at,
+    }];
+    store.commit_turn(commit).await?;
+    assert_eq!(store.next_wake_at_ms().await?, Some(fire_at));
+    Ok(())
+}
+
+#[tokio::test]
+async fn data_survives_reopening_the_file() -> TestResult {
+    let dir = TempDir::new()?;
+    let events = vec![started_event()];
+    {
+        let store = open(&dir).await?;
+        store.create_instance(new_instance("a", now_ms())).await?;
+        let fetched = fetch(&store, LONG_LOCK).await?;
+        let mut commit = empty_commit(&fetched);
+        commit.new_events = events.clone();
+        commit.activities = vec![work("a", 1)];
+        store.commit_turn(commit).await?;
+        store.close().await;
+    }
+
+    let store = open(&dir).await?;
+    assert_eq!(store.read_history("a", 1).await?, events);
+    let record = store.instance("a").await?.ok_or("instance missing")?;
+    assert_eq!(
+        (record.status, record.history_len),
+        (InstanceStatus::Running, 1)
+    );
+    assert_eq!(
+        store.fetch_activity_work(10, LONG_LOCK).await?[0].work,
+        work("a", 1)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn opens_bare_paths_absolute_urls_and_memory() -> TestResult {
+    let dir = TempDir::new()?;
+    let bare = dir.path().join("bare.db");
+    let absolute = dir.path().canonicalize()?.join("absolute.db");
+    let stores = [
+        SqliteHistoryStore::new(&bare.display().to_string()).await?,
+        SqliteHistoryStore::with_options(
+            &format!("sqlite://{}", absolute.display()),
+            SqliteOptions {
+                synchronous: Durability::Normal,
+            },
+        )
+        .await?,
+        SqliteHistoryStore::new_in_memory().await?,
+    ];
+    for store in &stores {
+        store.create_instance(new_instance("a", now_ms())).await?;
+        assert_eq!(fetch(store, LONG_LOCK).await?.messages.len(), 1);
+    }
+    assert!(bare.exists() && absolute.exists());
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_stores_on_one_file_never_hand_out_the_same_instance() -> TestResult {
+    let dir = TempDir::new()?;
+    let first = std::sync::Arc::new(open(&dir).await?);
+    let second = std::sync::Arc::new(open(&dir).await?);
+    for i in 0..20 {
+        first
+            .create_instance(new_instance(&format!("i{i}"), now_ms()))
+            .await?;
+    }
+
+    let drain = |store: std::sync::Arc<SqliteHistoryStore>| {
+        tokio::spawn(async move {
+            let mut taken = Vec::new();
+            while let Some(work) = store.fetch_orchestration_work(LONG_LOCK).await? {
+                taken.push(work.instance.instance_id);
+            }
+            Ok::<_, StoreError>(taken)
+        })
+    };
+    let (a, b) = tokio::join!(drain(first), drain(second));
+    let mut taken = a??;
+    taken.extend(b??);
+    taken.sort();
+    let before = taken.len();
+    taken.dedup();
+    assert_eq!((before, taken.len()), (20, 20));
+    Ok(())
+}

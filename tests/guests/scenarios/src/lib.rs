@@ -1,0 +1,173 @@
+//! Test guest: one orchestration per runtime feature, and the activities they call.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use duroxide_guest::{OrchestrationContext, Registry};
+
+/// Three activities in sequence, each fed the previous output.
+async fn sequence(ctx: OrchestrationContext, input: String) -> Result<String, String> {
+    let a = ctx
+        .schedule_activity("Append", &format!("{input}:a"))
+        .await?;
+    let b = ctx.schedule_activity("Append", &format!("{a}:b")).await?;
+    ctx.schedule_activity("Upper", &b).await
+}
+
+/// A durable timer of `input` milliseconds, then an activity.
+async fn timer_then_activity(ctx: OrchestrationContext, input: String) -> Result<String, String> {
+    let ms: u64 = input.parse().map_err(|e| format!("bad delay: {e}"))?;
+    let before = ctx.utc_now();
+    ctx.schedule_timer(Duration::from_millis(ms)).await;
+    let after = ctx.utc_now();
+    let waited = after.duration_since(before).map_err(|e| e.to_string())?;
+    ctx.schedule_activity(
+        "Upper",
+        &format!("waited {}", waited.as_millis() >= u128::from(ms)),
+    )
+    .await
+}
+
+/// Two waits for the same event name: the first and second raised events.
+async fn two_events(ctx: OrchestrationContext, _input: String) -> Result<String, String> {
+    let first = ctx.wait_for_external_event("approval").await;
+    let second = ctx.wait_for_external_event("approval").await;
+    Ok(format!("{first}+{second}"))
+}
+
+/// Deterministic time and ids: the guid is an activity input, so a guid that
+/// changed on replay would be caught as nondeterminism.
+async fn deterministic(ctx: OrchestrationContext, _input: String) -> Result<String, String> {
+    let guid = ctx.new_guid();
+    let now = ctx
+        .utc_now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| e.to_string())?;
+    let replaying_at_start = ctx.is_replaying();
+    let echoed = ctx
+        .schedule_activity("Append", &format!("{guid}|{}", now.as_millis()))
+        .await?;
+    let std_now = std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "{echoed}|std_now_matches={}|replaying_at_start={replaying_at_start}|replaying_now={}",
+        std_now.as_millis() == now.as_millis() || std_now >= now,
+        ctx.is_replaying()
+    ))
+}
+
+/// An activity failure handed to the orchestration, which handles it.
+async fn handle_failure(ctx: OrchestrationContext, input: String) -> Result<String, String> {
+    match ctx.schedule_activity("Fail", &input).await {
+        Ok(out) => Err(format!("expected a failure, got {out}")),
+        Err(error) => Ok(format!("handled: {error}")),
+    }
+}
+
+/// Calls a native activity the host registers.
+async fn call_native(ctx: OrchestrationContext, input: String) -> Result<String, String> {
+    ctx.schedule_activity("NativeDouble", &input).await
+}
+
+/// Calls an activity that nothing registers.
+async fn call_missing(ctx: OrchestrationContext, input: String) -> Result<String, String> {
+    ctx.schedule_activity("NoSuchActivity", &input).await
+}
+
+/// Returns an error: the instance fails with it.
+async fn returns_error(_ctx: OrchestrationContext, input: String) -> Result<String, String> {
+    Err(format!("rejected: {input}"))
+}
+
+/// Panics after one activity.
+async fn panics(ctx: OrchestrationContext, input: String) -> Result<String, String> {
+    ctx.schedule_activity("Upper", &input).await?;
+    panic!("orchestration gave up on {input}");
+}
+
+/// Spins forever without yielding.
+async fn spins(_ctx: OrchestrationContext, input: String) -> Result<String, String> {
+    let mut x: u64 = input.len() as u64;
+    loop {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        if x == 42 {
+            return Ok(x.to_string());
+        }
+    }
+}
+
+/// Allocates until something stops it.
+async fn hoards_memory(_ctx: OrchestrationContext, _input: String) -> Result<String, String> {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut block = vec![0u8; 8 << 20];
+        block[0] = hoard.len() as u8;
+        hoard.push(std::hint::black_box(block));
+    }
+}
+
+/// An activity, a timer of `input` ms, another activity: for restarts mid-way.
+async fn activity_timer_activity(
+    ctx: OrchestrationContext,
+    input: String,
+) -> Result<String, String> {
+    let ms: u64 = input.parse().map_err(|e| format!("bad delay: {e}"))?;
+    let first = ctx.schedule_activity("Append", "first").await?;
+    ctx.schedule_timer(Duration::from_millis(ms)).await;
+    let second = ctx.schedule_activity("Append", "second").await?;
+    Ok(format!("{first},{second}"))
+}
+
+/// Schedules an activity whose input is `input` long.
+async fn big_input(ctx: OrchestrationContext, input: String) -> Result<String, String> {
+    let n: usize = input.parse().map_err(|e| format!("bad size: {e}"))?;
+    ctx.schedule_activity("Append", &"x".repeat(n)).await
+}
+
+/// Fans out `input` activities and joins them in order.
+async fn fan_out(ctx: OrchestrationContext, input: String) -> Result<String, String> {
+    let n: usize = input.parse().map_err(|e| format!("bad count: {e}"))?;
+    let tasks: Vec<_> = (0..n)
+        .map(|i| ctx.schedule_activity("Upper", &format!("item{i}")))
+        .collect();
+    let mut outputs = Vec::with_capacity(n);
+    for task in tasks {
+        outputs.push(task.await?);
+    }
+    Ok(outputs.join(","))
+}
+
+fn append(input: String) -> Result<String, String> {
+    Ok(format!("{input}!"))
+}
+
+fn upper(input: String) -> Result<String, String> {
+    Ok(input.to_uppercase())
+}
+
+fn fail(input: String) -> Result<String, String> {
+    Err(format!("cannot process {input}"))
+}
+
+fn register(registry: &mut Registry) {
+    registry
+        .orchestration("Sequence", sequence)
+        .orchestration("TimerThenActivity", timer_then_activity)
+        .orchestration("TwoEvents", two_events)
+        .orchestration("Deterministic", deterministic)
+        .orchestration("HandleFailure", handle_failure)
+        .orchestration("CallNative", call_native)
+        .orchestration("CallMissing", call_missing)
+        .orchestration("ReturnsError", returns_error)
+        .orchestration("Panics", panics)
+        .orchestration("Spins", spins)
+        .orchestration("HoardsMemory", hoards_memory)
+        .orchestration("ActivityTimerActivity", activity_timer_activity)
+        .orchestration("BigInput", big_input)
+        .orchestration("FanOut", fan_out)
+        .activity("Append", append)
+        .activity("Upper", upper)
+        .activity("Fail", fail);
+}
+
+duroxide_guest::component!(register);

@@ -1,0 +1,181 @@
+//! Shared helpers of the integration tests: guest component paths, a harness
+//! that runs a real runtime and client on a SQLite file, and condition waits.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use duroxide::history::Event;
+use duroxide::providers::sqlite::SqliteHistoryStore;
+use duroxide::{Client, DuroxideRuntime, OrchestrationStatus, RuntimeOptions};
+use tempfile::TempDir;
+
+/// Paths of the guest components the build script compiled.
+pub mod guests {
+    /// HelloWorld and SayHello.
+    pub const HELLO_WORLD: &str = env!("GUEST_HELLO_WORLD");
+    /// ProcessOrder and its activities.
+    pub const ORDER_PROCESSING: &str = env!("GUEST_ORDER_PROCESSING");
+    /// One orchestration per runtime feature.
+    pub const SCENARIOS: &str = env!("GUEST_SCENARIOS");
+    /// Evolving, first build.
+    pub const EVOLVING_V1: &str = env!("GUEST_EVOLVING_V1");
+    /// Evolving, changed build with the same name and version.
+    pub const EVOLVING_V2: &str = env!("GUEST_EVOLVING_V2");
+    /// An orchestration that imports sockets.
+    pub const FORBIDDEN_IMPORT: &str = env!("GUEST_FORBIDDEN_IMPORT");
+}
+
+/// How long a test waits for an instance before it fails.
+pub const WAIT_MS: u64 = 30_000;
+
+/// Runtime options for tests: the cache on or off, short locks so crashed
+/// work comes back quickly, and a short turn budget for runaway guests.
+pub fn options(cache: bool) -> RuntimeOptions {
+    let mut options = RuntimeOptions {
+        execution_cache: cache,
+        orchestration_lock: Duration::from_secs(5),
+        activity_lock: Duration::from_secs(5),
+        shutdown_grace: Duration::from_secs(2),
+        ..RuntimeOptions::default()
+    };
+    options.limits.orchestration_turn_budget = Duration::from_secs(2);
+    options.limits.max_memory_bytes = 64 << 20;
+    options.limits.max_payload_bytes = 64 * 1024;
+    options
+}
+
+/// A runtime and a client on a fresh SQLite file.
+pub struct Harness {
+    /// Keeps the database directory alive.
+    pub dir: TempDir,
+    /// The store's URL.
+    pub url: String,
+    /// The shared store.
+    pub store: Arc<SqliteHistoryStore>,
+    /// A client on the store.
+    pub client: Client,
+    /// A runtime on the store, loaded with the scenario guests, started.
+    pub runtime: DuroxideRuntime,
+}
+
+impl Harness {
+    /// A started runtime with `components` loaded.
+    pub async fn start(cache: bool, components: &[&str]) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let url = format!("sqlite:{}", dir.path().join("duroxide.db").display());
+        let store = Arc::new(SqliteHistoryStore::new(&url).await?);
+        let mut runtime = DuroxideRuntime::with_options(store.clone(), options(cache));
+        for path in components {
+            runtime.load_component_file(path).await?;
+        }
+        runtime.start().await?;
+        let client = Client::new(store.clone()).with_max_payload_bytes(64 * 1024);
+        Ok(Self {
+            dir,
+            url,
+            store,
+            client,
+            runtime,
+        })
+    }
+
+    /// Start `name` as `instance` and wait for it to finish.
+    pub async fn run(
+        &self,
+        instance: &str,
+        name: &str,
+        input: &str,
+    ) -> anyhow::Result<OrchestrationStatus> {
+        self.client
+            .start_orchestration(instance, name, input, None)
+            .await?;
+        Ok(self
+            .client
+            .wait_for_completion(instance, Some(WAIT_MS))
+            .await?)
+    }
+
+    /// The current execution's history.
+    pub async fn history(&self, instance: &str) -> anyhow::Result<Vec<Event>> {
+        Ok(self.client.get_execution_history(instance, None).await?)
+    }
+
+    /// The path of the database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("duroxide.db")
+    }
+}
+
+/// The output of a Completed status, or a test failure naming the status.
+pub fn completed(status: OrchestrationStatus) -> anyhow::Result<String> {
+    match status {
+        OrchestrationStatus::Completed { output } => Ok(output),
+        other => anyhow::bail!("expected Completed, got {other:?}"),
+    }
+}
+
+/// The error of a Failed status, or a test failure naming the status.
+pub fn failed(status: OrchestrationStatus) -> anyhow::Result<String> {
+    match status {
+        OrchestrationStatus::Failed { error } => Ok(error),
+        other => anyhow::bail!("expected Failed, got {other:?}"),
+    }
+}
+
+/// Poll `check` until it returns `Some`, failing after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!("condition not met within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Wait until `instance`'s history satisfies `pred`.
+pub async fn history_reaches(
+    client: &Client,
+    instance: &str,
+    pred: impl Fn(&[Event]) -> bool,
+) -> anyhow::Result<Vec<Event>> {
+    eventually(Duration::from_millis(WAIT_MS), || async {
+        let history = match client.get_execution_history(instance, None).await {
+            Ok(h) => h,
+            Err(duroxide::ClientError::InstanceNotFound(_)) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(pred(&history).then_some(history))
+    })
+    .await
+}
+
+/// Declare a scenario test that runs twice: with the execution cache on and off.
+#[macro_export]
+macro_rules! scenario {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn cached() -> anyhow::Result<()> {
+                ($body)(true).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn uncached() -> anyhow::Result<()> {
+                ($body)(false).await
+            }
+        }
+    };
+}
