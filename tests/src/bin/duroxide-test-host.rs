@@ -1,0 +1,37 @@
+//! A runtime in its own OS process, for the cross-process tests.
+//!
+//! Usage: `duroxide-test-host <sqlite-url> <lock-ms> <component.wasm>...`.
+//! Prints `ready` once started; stops gracefully when stdin closes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use duroxide::DuroxideRuntime;
+use duroxide::providers::sqlite::SqliteHistoryStore;
+use tokio::io::AsyncReadExt;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let url = args
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("missing sqlite url"))?;
+    let lock_ms: u64 = args
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("missing lock ms"))?
+        .parse()?;
+    let store = Arc::new(SqliteHistoryStore::new(&url).await?);
+    let mut options = duroxide_tests::options(true);
+    options.orchestration_lock = Duration::from_millis(lock_ms);
+    options.activity_lock = Duration::from_millis(lock_ms);
+    let mut runtime = DuroxideRuntime::with_options(store, options);
+    for path in args {
+        runtime.load_component_file(&path).await?;
+    }
+    runtime.start().await?;
+    println!("ready");
+    let mut sink = Vec::new();
+    tokio::io::stdin().read_to_end(&mut sink).await?;
+    runtime.stop().await;
+    Ok(())
+}

@@ -1,0 +1,224 @@
+//! Each orchestration feature through the real runtime, a SQLite file and
+//! Wasm guests, with the execution cache on and off.
+
+use std::time::Duration;
+
+use duroxide::history::Event;
+use duroxide::{OrchestrationStatus, StartOptions};
+use duroxide_tests::{Harness, WAIT_MS, completed, guests, history_reaches, scenario};
+
+scenario!(sequential_activities, |cache| async move {
+    let h = Harness::start(cache, &[guests::SCENARIOS]).await?;
+    let output = completed(h.run("seq", "Sequence", "x").await?)?;
+    assert_eq!(output, "X:A!:B!");
+    let history = h.history("seq").await?;
+    let scheduled = history
+        .iter()
+        .filter(|e| matches!(e, Event::ActivityScheduled { .. }))
+        .count();
+    assert_eq!(scheduled, 3, "one decision per activity: {history:?}");
+    Ok(())
+});
+
+scenario!(hello_world_example, |cache| async move {
+    let h = Harness::start(cache, &[guests::HELLO_WORLD]).await?;
+    assert_eq!(
+        completed(h.run("hello", "HelloWorld", "World").await?)?,
+        "Hello, World!"
+    );
+    Ok(())
+});
+
+scenario!(order_processing_example, |cache| async move {
+    let h = Harness::start(cache, &[guests::ORDER_PROCESSING]).await?;
+    h.client
+        .start_orchestration("order", "ProcessOrder", r#"{"order_id":1}"#, None)
+        .await?;
+    // The event is raised only once the orchestration waits for it.
+    history_reaches(&h.client, "order", |h| {
+        h.iter()
+            .any(|e| matches!(e, Event::EventSubscribed { name, .. } if name == "ShippingReady"))
+    })
+    .await?;
+    assert_eq!(
+        h.client.get_orchestration_status("order").await?,
+        OrchestrationStatus::Running
+    );
+    h.client
+        .raise_event("order", "ShippingReady", r#"{"carrier":"UPS"}"#)
+        .await?;
+    let output = completed(h.client.wait_for_completion("order", Some(WAIT_MS)).await?)?;
+    assert_eq!(
+        output,
+        r#"{"status":"completed","shipping":{"carrier":"UPS"}}"#
+    );
+    Ok(())
+});
+
+scenario!(durable_timer, |cache| async move {
+    let h = Harness::start(cache, &[guests::SCENARIOS]).await?;
+    let started = std::time::Instant::now();
+    let output = completed(h.run("timer", "TimerThenActivity", "300").await?)?;
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "timer fired early"
+    );
+    // The orchestration's clock moved by at least the timer's delay.
+    assert_eq!(output, "WAITED TRUE");
+    let history = h.history("timer").await?;
+    assert!(
+        history
+            .iter()
+            .any(|e| matches!(e, Event::TimerFired { .. }))
+    );
+    Ok(())
+});
+
+scenario!(external_events_are_buffered, |cache| async move {
+    let h = Harness::start(cache, &[guests::SCENARIOS]).await?;
+    h.client
+        .start_orchestration("events", "TwoEvents", "", None)
+        .await?;
+    // Both events raised before the second wait exists; order is kept.
+    h.client.raise_event("events", "approval", "first").await?;
+    h.client.raise_event("events", "approval", "second").await?;
+    let output = completed(
+        h.client
+            .wait_for_completion("events", Some(WAIT_MS))
+            .await?,
+    )?;
+    assert_eq!(output, "first+second");
+    Ok(())
+});
+
+scenario!(events_raised_before_start_are_kept, |cache| async move {
+    let h = Harness::start(cache, &[guests::SCENARIOS]).await?;
+    let delayed = StartOptions {
+        delay_ms: Some(300),
+        ..StartOptions::default()
+    };
+    h.client
+        .start_orchestration("early", "TwoEvents", "", Some(delayed))
+        .await?;
+    assert_eq!(
+        h.client.get_orchestration_status("early").await?,
+        OrchestrationStatus::Pending
+    );
+    h.client.raise_event("early", "approval", "a").await?;
+    h.client.raise_event("early", "approval", "b").await?;
+    assert_eq!(
+        completed(h.client.wait_for_completion("early", Some(WAIT_MS)).await?)?,
+        "a+b"
+    );
+    Ok(())
+});
+
+scenario!(deterministic_now_and_guid, |cache| async move {
+    let h = Harness::start(cache, &[guests::SCENARIOS]).await?;
+    let output = completed(h.run("det", "Deterministic", "").await?)?;
+    let history = h.history("det").await?;
+    let Some(Event::ActivityScheduled { input, .. }) = history
+        .iter()
+        .find(|e| matches!(e, Event::ActivityScheduled { .. }))
+    else {
+        anyhow::bail!("no activity in {history:?}");
+    };
+    let Some(Event::OrchestrationStarted { started_at_ms, .. }) = history.first() else {
+        anyhow::bail!("no start event");
+    };
+    // The guid and time the code saw were recorded as the activity input; a
+    // different guid on replay would have failed the instance.
+    let (guid, now) = input
+        .split_once('|')
+        .ok_or_else(|| anyhow::anyhow!("bad input {input}"))?;
+    assert_eq!(guid.len(), 36, "uuid layout: {guid}");
+    assert_eq!(
+        now,
+        started_at_ms.to_string(),
+        "now is the turn's start time"
+    );
+    assert!(
+        output.starts_with(&format!("{input}!|std_now_matches=true")),
+        "{output}"
+    );
+    // The output is computed in the last turn: a replay of the first lines
+    // unless the execution stayed parked in the cache.
+    let expected_end = format!("replaying_at_start={}|replaying_now=false", !cache);
+    assert!(output.ends_with(&expected_end), "{output}");
+    Ok(())
+});
+
+scenario!(
+    activity_failure_reaches_the_orchestration,
+    |cache| async move {
+        let h = Harness::start(cache, &[guests::SCENARIOS]).await?;
+        let output = completed(h.run("fail", "HandleFailure", "order-7").await?)?;
+        assert_eq!(output, "handled: cannot process order-7");
+        Ok(())
+    }
+);
+
+scenario!(native_activity, |cache| async move {
+    let mut h = Harness::start(cache, &[guests::SCENARIOS]).await?;
+    h.runtime
+        .register_activity("NativeDouble", |input| async move {
+            let n: i64 = input.parse().map_err(|e| format!("not a number: {e}"))?;
+            Ok((n * 2).to_string())
+        })?;
+    assert_eq!(completed(h.run("native", "CallNative", "21").await?)?, "42");
+    Ok(())
+});
+
+scenario!(native_activity_panic_is_a_failure, |cache| async move {
+    let mut h = Harness::start(cache, &[guests::SCENARIOS]).await?;
+    h.runtime
+        .register_activity("NativeDouble", |input| async move {
+            if input == "boom" {
+                panic!("native activity exploded");
+            }
+            Ok(input)
+        })?;
+    let status = h.run("native-panic", "CallNative", "boom").await?;
+    let error = duroxide_tests::failed(status)?;
+    assert!(error.contains("native activity exploded"), "{error}");
+    Ok(())
+});
+
+scenario!(fan_out_and_join, |cache| async move {
+    let h = Harness::start(cache, &[guests::SCENARIOS]).await?;
+    let output = completed(h.run("fan", "FanOut", "50").await?)?;
+    let expected: Vec<String> = (0..50).map(|i| format!("ITEM{i}")).collect();
+    assert_eq!(output, expected.join(","));
+    Ok(())
+});
+
+scenario!(cancel_running_instance, |cache| async move {
+    let h = Harness::start(cache, &[guests::SCENARIOS]).await?;
+    h.client
+        .start_orchestration("cancel", "TwoEvents", "", None)
+        .await?;
+    history_reaches(&h.client, "cancel", |h| {
+        h.iter().any(|e| matches!(e, Event::EventSubscribed { .. }))
+    })
+    .await?;
+    h.client
+        .cancel_orchestration_with_reason("cancel", "customer changed their mind")
+        .await?;
+    let status = h
+        .client
+        .wait_for_completion("cancel", Some(WAIT_MS))
+        .await?;
+    assert_eq!(
+        status,
+        OrchestrationStatus::Cancelled {
+            reason: "customer changed their mind".into()
+        }
+    );
+    // An event after cancellation is accepted by the store and ignored.
+    let again = h.client.cancel_orchestration("cancel").await;
+    assert!(
+        matches!(again, Err(duroxide::ClientError::InstanceFinished { .. })),
+        "{again:?}"
+    );
+    Ok(())
+});

@@ -1,0 +1,90 @@
+//! Client and runtime in different OS processes sharing one SQLite file; a
+//! runtime process killed mid-orchestration is replaced and the work finishes.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use duroxide::Client;
+use duroxide::history::Event;
+use duroxide::providers::sqlite::SqliteHistoryStore;
+use duroxide_tests::{WAIT_MS, completed, guests, history_reaches};
+
+/// Start a runtime process on `url` and wait until it says it is ready.
+fn spawn_runtime(url: &str, lock_ms: u64) -> anyhow::Result<Child> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_duroxide-test-host"))
+        .args([url, &lock_ms.to_string(), guests::SCENARIOS])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    anyhow::ensure!(line.trim() == "ready", "runtime process said {line:?}");
+    Ok(child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_and_runtime_in_separate_processes() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite:{}", dir.path().join("shared.db").display());
+    let client = Client::new(Arc::new(SqliteHistoryStore::new(&url).await?));
+    let mut runtime = spawn_runtime(&url, 5_000)?;
+
+    client
+        .start_orchestration("seq", "Sequence", "p", None)
+        .await?;
+    client
+        .start_orchestration("events", "TwoEvents", "", None)
+        .await?;
+    client.raise_event("events", "approval", "one").await?;
+    client.raise_event("events", "approval", "two").await?;
+    assert_eq!(
+        completed(client.wait_for_completion("seq", Some(WAIT_MS)).await?)?,
+        "P:A!:B!"
+    );
+    assert_eq!(
+        completed(client.wait_for_completion("events", Some(WAIT_MS)).await?)?,
+        "one+two"
+    );
+
+    // Closing stdin stops the runtime gracefully.
+    drop(runtime.stdin.take());
+    let status = runtime.wait()?;
+    assert!(status.success(), "runtime process exited with {status}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_runtime_process_is_replaced() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite:{}", dir.path().join("crash.db").display());
+    let client = Client::new(Arc::new(SqliteHistoryStore::new(&url).await?));
+    let mut first = spawn_runtime(&url, 1_000)?;
+
+    client
+        .start_orchestration("crash", "ActivityTimerActivity", "1000", None)
+        .await?;
+    history_reaches(&client, "crash", |h| {
+        h.iter().any(|e| matches!(e, Event::TimerCreated { .. }))
+    })
+    .await?;
+    first.kill()?;
+    first.wait()?;
+
+    let mut second = spawn_runtime(&url, 1_000)?;
+    let output = completed(client.wait_for_completion("crash", Some(WAIT_MS)).await?)?;
+    assert_eq!(output, "first!,second!");
+    let history = client.get_execution_history("crash", None).await?;
+    let completions = history
+        .iter()
+        .filter(|e| matches!(e, Event::ActivityCompleted { .. }))
+        .count();
+    assert_eq!(completions, 2, "{history:?}");
+    drop(second.stdin.take());
+    second.wait()?;
+    Ok(())
+}
