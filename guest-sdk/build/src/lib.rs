@@ -106,13 +106,18 @@ pub fn build(packages: &[&str]) -> Result<Vec<BuiltGuest>, BuildError> {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
     let out = target_dir.join(TARGET).join(PROFILE);
-    Ok(packages
+    let built: Vec<BuiltGuest> = packages
         .iter()
         .map(|p| BuiltGuest {
             package: p.to_string(),
             path: out.join(format!("{}.wasm", p.replace('-', "_"))),
         })
-        .collect())
+        .collect();
+    for guest in &built {
+        // A deleted output makes cargo run the build script again.
+        println!("cargo:rerun-if-changed={}", guest.path.display());
+    }
+    Ok(built)
 }
 
 /// The directory of the workspace containing `dir`.

@@ -458,3 +458,198 @@ fn splitmix64(mut x: u64) -> u64 {
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^ (x >> 31)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started(at_ms: u64) -> Event {
+        Event::OrchestrationStarted {
+            name: "O".into(),
+            version: "1.0.0".into(),
+            input: "in".into(),
+            parent_instance: None,
+            parent_id: None,
+            started_at_ms: at_ms,
+        }
+    }
+
+    fn scheduled(id: u64, name: &str) -> Event {
+        Event::ActivityScheduled {
+            id,
+            name: name.into(),
+            input: "x".into(),
+        }
+    }
+
+    fn completed(execution_id: u64, id: u64, output: &str) -> OrchestratorMessage {
+        OrchestratorMessage::ActivityCompleted {
+            execution_id,
+            id,
+            output: output.into(),
+        }
+    }
+
+    fn fresh() -> Replay {
+        let mut replay = Replay::new("i", 1, Vec::new(), 1024);
+        replay.append(started(1_000));
+        replay
+    }
+
+    #[test]
+    fn new_decisions_produce_work_and_are_not_replays() {
+        let mut replay = fresh();
+        assert!(!replay.is_replaying());
+        let id = replay.schedule_activity("A".into(), "x".into()).unwrap();
+        assert_eq!(id, 1);
+        assert_eq!(replay.poll_wait(&[id]).unwrap(), None);
+        let out = replay.take_turn_output();
+        assert_eq!(out.new_events, vec![started(1_000), scheduled(1, "A")]);
+        assert_eq!(out.activities.len(), 1);
+        assert_eq!(out.activities[0].name, "A");
+    }
+
+    #[test]
+    fn recorded_decisions_are_matched_not_repeated() {
+        let history = vec![started(1_000), scheduled(1, "A")];
+        let mut replay = Replay::new("i", 1, history, 1024);
+        assert!(replay.is_replaying());
+        assert_eq!(replay.schedule_activity("A".into(), "x".into()).unwrap(), 1);
+        let out = replay.take_turn_output();
+        assert!(out.new_events.is_empty());
+        assert!(
+            out.activities.is_empty(),
+            "a replayed decision is not scheduled again"
+        );
+    }
+
+    #[test]
+    fn divergence_names_position_history_and_code() {
+        let history = vec![started(1_000), scheduled(1, "A")];
+        let mut replay = Replay::new("i", 1, history, 1024);
+        let err = replay
+            .schedule_activity("B".into(), "x".into())
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("decision #1 (history event #1)"), "{text}");
+        assert!(
+            text.contains(r#"history holds ActivityScheduled(name: "A""#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"asked for ActivityScheduled(name: "B""#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn wait_returns_the_earliest_recorded_completion() {
+        let mut replay = fresh();
+        let a = replay.schedule_activity("A".into(), "x".into()).unwrap();
+        let b = replay.schedule_activity("B".into(), "x".into()).unwrap();
+        replay.take_turn_output();
+        replay.begin_turn(2_000, &[completed(1, b, "b"), completed(1, a, "a")]);
+        let first = replay.poll_wait(&[a, b]).unwrap().unwrap();
+        assert_eq!(first.task, b);
+        assert_eq!(replay.poll_wait(&[a]).unwrap().unwrap().task, a);
+        assert!(matches!(
+            replay.poll_wait(&[99]),
+            Err(GuestFault::UnknownTask(99))
+        ));
+    }
+
+    #[test]
+    fn stale_and_duplicate_completions_are_dropped() {
+        let mut replay = fresh();
+        let a = replay.schedule_activity("A".into(), "x".into()).unwrap();
+        replay.take_turn_output();
+        assert_eq!(
+            replay.begin_turn(2_000, &[completed(7, a, "old execution")]),
+            0
+        );
+        assert_eq!(
+            replay.begin_turn(2_000, &[completed(1, 42, "unknown task")]),
+            0
+        );
+        assert_eq!(replay.begin_turn(2_000, &[completed(1, a, "a")]), 1);
+        assert_eq!(replay.begin_turn(3_000, &[completed(1, a, "again")]), 0);
+    }
+
+    #[test]
+    fn events_are_buffered_by_name_and_order() {
+        let mut replay = fresh();
+        replay.take_turn_output();
+        let raise = |data: &str| OrchestratorMessage::ExternalEvent {
+            name: "e".into(),
+            data: data.into(),
+        };
+        replay.begin_turn(2_000, &[raise("d1"), raise("d2")]);
+        let first = replay.wait_for_event("e".into()).unwrap();
+        let second = replay.wait_for_event("e".into()).unwrap();
+        let third = replay.wait_for_event("e".into()).unwrap();
+        assert_eq!(
+            replay.poll_wait(&[second]).unwrap().unwrap().outcome,
+            Outcome::Ok("d2".into())
+        );
+        assert_eq!(
+            replay.poll_wait(&[first]).unwrap().unwrap().outcome,
+            Outcome::Ok("d1".into())
+        );
+        assert_eq!(replay.poll_wait(&[third]).unwrap(), None);
+    }
+
+    #[test]
+    fn clock_and_replay_flag_follow_the_guest_through_turns() {
+        // Turn 1 at t=1000 scheduled A; turn 2 at t=2000 delivered A's result.
+        let history = vec![
+            started(1_000),
+            scheduled(1, "A"),
+            Event::TurnStarted { at_ms: 2_000 },
+            Event::ActivityCompleted {
+                id: 1,
+                output: "a".into(),
+            },
+            scheduled(2, "B"),
+        ];
+        let mut replay = Replay::new("i", 1, history, 1024);
+        replay.begin_turn(3_000, &[completed(1, 2, "b")]);
+        assert_eq!(replay.now_ms(), 1_000);
+        assert!(replay.is_replaying());
+        let a = replay.schedule_activity("A".into(), "x".into()).unwrap();
+        replay.poll_wait(&[a]).unwrap().unwrap();
+        assert_eq!(replay.now_ms(), 2_000);
+        assert!(
+            replay.is_replaying(),
+            "A's result was seen in an earlier turn"
+        );
+        let b = replay.schedule_activity("B".into(), "x".into()).unwrap();
+        replay.poll_wait(&[b]).unwrap().unwrap();
+        assert_eq!(replay.now_ms(), 3_000);
+        assert!(!replay.is_replaying(), "B's result is new in this turn");
+    }
+
+    #[test]
+    fn guids_are_stable_per_execution_and_distinct() {
+        let mut one = fresh();
+        let mut two = fresh();
+        let (a, b) = (one.new_guid(), one.new_guid());
+        assert_ne!(a, b);
+        assert_eq!(a, two.new_guid());
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4", "version 4 layout: {a}");
+        let mut other = Replay::new("j", 1, Vec::new(), 1024);
+        assert_ne!(a, other.new_guid());
+    }
+
+    #[test]
+    fn oversized_payloads_are_faults() {
+        let mut replay = fresh();
+        let err = replay
+            .schedule_activity("A".into(), "x".repeat(2048))
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            GuestFault::PayloadTooLarge { size: 2048, .. }
+        ));
+    }
+}

@@ -9,6 +9,7 @@ wasmtime::component::bindgen!({
         default: trappable,
     },
     exports: { default: async },
+    additional_derives: [PartialEq],
 });
 
 pub use duroxide::orchestration::types::{Completion, LogLevel, Outcome};
