@@ -67,6 +67,7 @@ fn empty_commit(work: &OrchestrationWork) -> TurnCommit {
         status: InstanceStatus::Running,
         output: None,
         orchestration_version: Some("1.0.0".to_owned()),
+        custom_status: None,
     }
 }
 

@@ -131,7 +131,11 @@ scenario!(deterministic_now_and_guid, |cache| async move {
     let (guid, now) = input
         .split_once('|')
         .ok_or_else(|| anyhow::anyhow!("bad input {input}"))?;
+    let (guid, random) = guid
+        .split_once('/')
+        .ok_or_else(|| anyhow::anyhow!("bad guid {guid}"))?;
     assert_eq!(guid.len(), 36, "uuid layout: {guid}");
+    assert!(u64::from_str_radix(random, 16).is_ok(), "random: {random}");
     assert_eq!(
         now,
         started_at_ms.to_string(),
@@ -219,6 +223,83 @@ scenario!(cancel_running_instance, |cache| async move {
     assert!(
         matches!(again, Err(duroxide::ClientError::InstanceFinished { .. })),
         "{again:?}"
+    );
+    Ok(())
+});
+
+scenario!(scheduled_start_waits_for_its_delay, |cache| async move {
+    let h = Harness::start(cache, &[guests::SCENARIOS]).await?;
+    let started = std::time::Instant::now();
+    h.client
+        .schedule_orchestration("later", "Sequence", "s", 300)
+        .await?;
+    assert_eq!(
+        h.client.get_orchestration_status("later").await?,
+        OrchestrationStatus::Pending
+    );
+    let output = completed(h.client.wait_for_completion("later", Some(WAIT_MS)).await?)?;
+    assert_eq!(output, "S:A!:B!");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "started early"
+    );
+    Ok(())
+});
+
+scenario!(versioned_start, |cache| async move {
+    let h = Harness::start(cache, &[guests::SCENARIOS]).await?;
+    h.client
+        .start_orchestration_versioned("v1", "Sequence", "v", "1.0.0")
+        .await?;
+    assert_eq!(
+        completed(h.client.wait_for_completion("v1", Some(WAIT_MS)).await?)?,
+        "V:A!:B!"
+    );
+    let Some(Event::OrchestrationStarted { version, .. }) = h.history("v1").await?.first().cloned()
+    else {
+        anyhow::bail!("no start event");
+    };
+    assert_eq!(version, "1.0.0");
+    h.client
+        .start_orchestration_versioned("v2", "Sequence", "v", "2.0.0")
+        .await?;
+    let error = duroxide_tests::failed(h.client.wait_for_completion("v2", Some(WAIT_MS)).await?)?;
+    assert!(error.contains("has no version 2.0.0"), "{error}");
+    Ok(())
+});
+
+scenario!(custom_status_is_visible_while_running, |cache| async move {
+    let h = Harness::start(cache, &[guests::SCENARIOS]).await?;
+    assert!(
+        h.client.get_custom_status("progress").await.is_err(),
+        "unknown instance"
+    );
+    h.client
+        .start_orchestration("progress", "Progress", "", None)
+        .await?;
+    duroxide_tests::eventually(Duration::from_millis(WAIT_MS), || async {
+        Ok(h.client
+            .get_custom_status("progress")
+            .await?
+            .filter(|s| s == "waiting for approval"))
+    })
+    .await?;
+    assert_eq!(
+        h.client.get_orchestration_status("progress").await?,
+        OrchestrationStatus::Running
+    );
+    h.client.raise_event("progress", "approval", "ops").await?;
+    assert_eq!(
+        completed(
+            h.client
+                .wait_for_completion("progress", Some(WAIT_MS))
+                .await?
+        )?,
+        "done"
+    );
+    assert_eq!(
+        h.client.get_custom_status("progress").await?.as_deref(),
+        Some("approved by ops")
     );
     Ok(())
 });

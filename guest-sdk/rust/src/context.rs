@@ -91,6 +91,17 @@ impl OrchestrationContext {
         host::new_guid()
     }
 
+    /// A random number, the same on replay.
+    pub fn random_u64(&self) -> u64 {
+        host::random_u64()
+    }
+
+    /// Publish a status text clients can read while the orchestration runs;
+    /// `None` clears it.
+    pub fn set_custom_status(&self, status: Option<&str>) {
+        host::set_custom_status(status);
+    }
+
     /// Whether the orchestration is replaying decisions it made before.
     pub fn is_replaying(&self) -> bool {
         host::is_replaying()

@@ -160,6 +160,20 @@ impl Client {
         Ok(record.map_or(OrchestrationStatus::NotFound, status_of))
     }
 
+    /// The status text the orchestration last published with
+    /// `set_custom_status`, if any.
+    pub async fn get_custom_status(
+        &self,
+        instance_id: &str,
+    ) -> Result<Option<String>, ClientError> {
+        self.store
+            .instance(instance_id)
+            .await
+            .map_err(ClientError::Storage)?
+            .map(|record| record.custom_status)
+            .ok_or_else(|| ClientError::InstanceNotFound(instance_id.into()))
+    }
+
     /// Wait until the instance finishes (Completed, Failed or Cancelled), or
     /// `timeout_ms` passes.
     pub async fn wait_for_completion(

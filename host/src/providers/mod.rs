@@ -107,6 +107,8 @@ pub struct InstanceRecord {
     pub parent_instance: Option<String>,
     /// The parent's task id for this child.
     pub parent_id: Option<u64>,
+    /// The status text the orchestration last published.
+    pub custom_status: Option<String>,
 }
 
 /// A new instance, created together with its start message.
@@ -186,6 +188,8 @@ pub struct TurnCommit {
     pub output: Option<String>,
     /// Version the instance runs, set by its first turn.
     pub orchestration_version: Option<String>,
+    /// New custom status, when the turn set one (`Some(None)` clears it).
+    pub custom_status: Option<Option<String>>,
 }
 
 /// A locked activity work item.

@@ -354,6 +354,7 @@ async fn commit(
         status,
         output: result,
         orchestration_version: version,
+        custom_status: output.custom_status,
     };
     match shared.store.commit_turn(commit).await {
         Ok(()) => {

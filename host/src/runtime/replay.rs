@@ -36,6 +36,8 @@ pub(crate) struct TurnOutput {
     pub(crate) messages: Vec<OutgoingMessage>,
     /// The instance's state after the turn.
     pub(crate) status: Option<(InstanceStatus, String)>,
+    /// The custom status, when the turn set it (`Some(None)` clears it).
+    pub(crate) custom_status: Option<Option<String>>,
 }
 
 /// One execution's history and the guest's position in it.
@@ -60,6 +62,8 @@ pub(crate) struct Replay {
     clock: TurnClock,
     guid_seed: u64,
     guids: u64,
+    randoms: u64,
+    custom_status: Option<Option<String>>,
     max_payload: usize,
     activities: Vec<ActivityWork>,
     messages: Vec<OutgoingMessage>,
@@ -92,6 +96,8 @@ impl Replay {
             clock: TurnClock::default(),
             guid_seed: seed(instance_id, execution_id),
             guids: 0,
+            randoms: 0,
+            custom_status: None,
             max_payload,
             activities: Vec::new(),
             messages: Vec::new(),
@@ -423,6 +429,24 @@ impl Replay {
         )
     }
 
+    /// A deterministic random number from the execution's seed.
+    pub(crate) fn random_u64(&mut self) -> u64 {
+        self.randoms += 1;
+        splitmix64(
+            self.guid_seed.rotate_left(13) ^ self.randoms.wrapping_mul(0xD1B5_4A32_D192_ED03),
+        )
+    }
+
+    /// The guest publishes a custom status. Replayed calls set it again to the
+    /// same values, so the last call of a turn is what clients see.
+    pub(crate) fn set_custom_status(&mut self, status: Option<String>) -> Result<(), GuestFault> {
+        if let Some(s) = &status {
+            self.check_payload("custom status", s)?;
+        }
+        self.custom_status = Some(status);
+        Ok(())
+    }
+
     /// Whether the guest is re-executing code that ran in an earlier turn.
     pub(crate) fn is_replaying(&self) -> bool {
         self.replaying.load(Ordering::Relaxed)
@@ -438,6 +462,7 @@ impl Replay {
             activities: std::mem::take(&mut self.activities),
             messages: std::mem::take(&mut self.messages),
             status: self.status.take(),
+            custom_status: self.custom_status.take(),
         }
     }
 }

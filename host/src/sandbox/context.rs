@@ -59,6 +59,14 @@ impl context::Host for GuestState {
         Ok(self.replay()?.new_guid())
     }
 
+    fn random_u64(&mut self) -> wasmtime::Result<u64> {
+        Ok(self.replay()?.random_u64())
+    }
+
+    fn set_custom_status(&mut self, status: Option<String>) -> wasmtime::Result<()> {
+        Ok(self.replay()?.set_custom_status(status)?)
+    }
+
     fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
         let replay = self.replay()?;
         if replay.is_replaying() {

@@ -48,6 +48,7 @@ pub(super) async fn commit_turn(
         "UPDATE instances SET status = ?1, output = ?2,
              orchestration_version = COALESCE(?3, orchestration_version),
              execution_id = ?4, history_len = ?5, updated_at = ?6,
+             custom_status = CASE WHEN ?9 THEN ?10 ELSE custom_status END,
              lock_token = NULL, locked_until = NULL
          WHERE instance_id = ?7 AND lock_token = ?8 AND locked_until > ?6",
     )
@@ -59,6 +60,8 @@ pub(super) async fn commit_turn(
     .bind(now)
     .bind(&c.instance_id)
     .bind(&c.lock_token)
+    .bind(c.custom_status.is_some())
+    .bind(c.custom_status.clone().flatten())
     .execute(&mut *tx)
     .await
     .map_err(db("updating the instance"))?;

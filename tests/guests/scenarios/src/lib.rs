@@ -37,7 +37,7 @@ async fn two_events(ctx: OrchestrationContext, _input: String) -> Result<String,
 /// Deterministic time and ids: the guid is an activity input, so a guid that
 /// changed on replay would be caught as nondeterminism.
 async fn deterministic(ctx: OrchestrationContext, _input: String) -> Result<String, String> {
-    let guid = ctx.new_guid();
+    let guid = format!("{}/{:x}", ctx.new_guid(), ctx.random_u64());
     let now = ctx
         .utc_now()
         .duration_since(UNIX_EPOCH)
@@ -46,14 +46,22 @@ async fn deterministic(ctx: OrchestrationContext, _input: String) -> Result<Stri
     let echoed = ctx
         .schedule_activity("Append", &format!("{guid}|{}", now.as_millis()))
         .await?;
-    let std_now = std::time::SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_err(|e| e.to_string())?;
+    // WASI's clock inside an orchestration is the context's clock.
+    let std_now = std::time::SystemTime::now();
+    let ctx_now = ctx.utc_now();
     Ok(format!(
         "{echoed}|std_now_matches={}|replaying_at_start={replaying_at_start}|replaying_now={}",
-        std_now.as_millis() == now.as_millis() || std_now >= now,
+        std_now == ctx_now,
         ctx.is_replaying()
     ))
+}
+
+/// Publishes its progress as a custom status.
+async fn progress(ctx: OrchestrationContext, _input: String) -> Result<String, String> {
+    ctx.set_custom_status(Some("waiting for approval"));
+    let approval = ctx.wait_for_external_event("approval").await;
+    ctx.set_custom_status(Some(&format!("approved by {approval}")));
+    Ok("done".to_string())
 }
 
 /// An activity failure handed to the orchestration, which handles it.
@@ -156,6 +164,7 @@ fn register(registry: &mut Registry) {
         .orchestration("TwoEvents", two_events)
         .orchestration("Deterministic", deterministic)
         .orchestration("HandleFailure", handle_failure)
+        .orchestration("Progress", progress)
         .orchestration("CallNative", call_native)
         .orchestration("CallMissing", call_missing)
         .orchestration("ReturnsError", returns_error)
