@@ -9,6 +9,10 @@ fn main() {
         "evolving-v1",
         "evolving-v2",
         "forbidden-import",
+        "model",
+        "model-v2",
+        "programs",
+        "patterns",
     ];
     match duroxide_guest_build::build(&guests) {
         Ok(built) => {

@@ -26,6 +26,53 @@ pub enum Event {
         /// When the execution began, in milliseconds since the Unix epoch.
         started_at_ms: u64,
     },
+    /// Decision: the orchestration started a child orchestration and awaits it.
+    SubOrchestrationScheduled {
+        /// Task id of the child.
+        id: u64,
+        /// Orchestration name of the child.
+        name: String,
+        /// Requested version; the latest when absent.
+        version: Option<String>,
+        /// Instance id of the child.
+        instance_id: String,
+        /// Input of the child.
+        input: String,
+    },
+    /// Completion: a child orchestration completed.
+    SubOrchestrationCompleted {
+        /// Task id of the child.
+        id: u64,
+        /// The child's output.
+        output: String,
+    },
+    /// Completion: a child orchestration failed or was cancelled.
+    SubOrchestrationFailed {
+        /// Task id of the child.
+        id: u64,
+        /// Why.
+        error: String,
+    },
+    /// Decision: the orchestration started an independent (detached) orchestration.
+    OrchestrationStartedDetached {
+        /// Ordinal of the decision.
+        id: u64,
+        /// Orchestration name.
+        name: String,
+        /// Requested version; the latest when absent.
+        version: Option<String>,
+        /// Instance id of the new orchestration.
+        instance_id: String,
+        /// Its input.
+        input: String,
+    },
+    /// Decision: the execution ended and a new one of the same instance starts.
+    ContinuedAsNew {
+        /// Input of the next execution.
+        input: String,
+        /// Version of the next execution; the latest when absent.
+        version: Option<String>,
+    },
     /// A later turn began. Replay reads the orchestration's clock from it.
     TurnStarted {
         /// When the turn began, in milliseconds since the Unix epoch.
@@ -106,6 +153,9 @@ impl Event {
             Event::ActivityScheduled { .. }
                 | Event::TimerCreated { .. }
                 | Event::EventSubscribed { .. }
+                | Event::SubOrchestrationScheduled { .. }
+                | Event::OrchestrationStartedDetached { .. }
+                | Event::ContinuedAsNew { .. }
                 | Event::OrchestrationCompleted { .. }
         )
     }
@@ -137,6 +187,38 @@ pub enum OrchestratorMessage {
         parent_instance: Option<String>,
         /// The parent's task id for this child.
         parent_id: Option<u64>,
+        /// The parent's execution that awaits this child.
+        parent_execution_id: Option<u64>,
+    },
+    /// A child orchestration completed (sent to its parent).
+    SubOrchestrationCompleted {
+        /// Parent execution that started the child.
+        execution_id: u64,
+        /// The parent's task id for the child.
+        id: u64,
+        /// The child's output.
+        output: String,
+    },
+    /// A child orchestration failed or was cancelled (sent to its parent).
+    SubOrchestrationFailed {
+        /// Parent execution that started the child.
+        execution_id: u64,
+        /// The parent's task id for the child.
+        id: u64,
+        /// Why.
+        error: String,
+    },
+    /// Start the next execution of an instance that continued as new.
+    ContinueAsNew {
+        /// The execution that ended.
+        from_execution_id: u64,
+        /// Input of the next execution.
+        input: String,
+        /// Version of the next execution; the latest when absent.
+        version: Option<String>,
+        /// External events the ended execution received but did not consume,
+        /// as (name, data), in arrival order.
+        carried_events: Vec<(String, String)>,
     },
     /// An activity finished successfully.
     ActivityCompleted {

@@ -32,6 +32,6 @@ pub mod providers;
 pub mod runtime;
 pub mod sandbox;
 
-pub use client::{Client, ClientError, OrchestrationStatus, StartOptions};
+pub use client::{Client, ClientError, InstanceInfo, OrchestrationStatus, StartOptions};
 pub use runtime::{DuroxideRuntime, GuestFault, RuntimeError, RuntimeOptions};
 pub use sandbox::{ComponentManifest, LoadError, LoadedComponent, SandboxLimits};

@@ -32,6 +32,7 @@ fn new_instance(id: &str, visible_at_ms: u64) -> NewInstance {
         input: "\"world\"".to_owned(),
         parent_instance: None,
         parent_id: None,
+        parent_execution_id: None,
         visible_at_ms,
     }
 }
@@ -68,6 +69,7 @@ fn empty_commit(work: &OrchestrationWork) -> TurnCommit {
         output: None,
         orchestration_version: Some("1.0.0".to_owned()),
         custom_status: None,
+        new_instances: Vec::new(),
     }
 }
 

@@ -23,8 +23,16 @@ pub mod guests {
     pub const EVOLVING_V1: &str = env!("GUEST_EVOLVING_V1");
     /// Evolving, changed build with the same name and version.
     pub const EVOLVING_V2: &str = env!("GUEST_EVOLVING_V2");
+    /// Children, detached starts, continue-as-new, versions 1.0.0.
+    pub const MODEL: &str = env!("GUEST_MODEL");
+    /// Version 2.0.0 of the model's versioned orchestrations.
+    pub const MODEL_V2: &str = env!("GUEST_MODEL_V2");
+    /// An interpreter of generated orchestration programs.
+    pub const PROGRAMS: &str = env!("GUEST_PROGRAMS");
     /// An orchestration that imports sockets.
     pub const FORBIDDEN_IMPORT: &str = env!("GUEST_FORBIDDEN_IMPORT");
+    /// Races, joins and durable retries built from the SDK's combinators.
+    pub const PATTERNS: &str = env!("GUEST_PATTERNS");
 }
 
 /// How long a test waits for an instance before it fails.

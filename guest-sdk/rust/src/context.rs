@@ -69,6 +69,48 @@ impl OrchestrationContext {
         ActivityTask(self.task(host::schedule_activity(name, input)))
     }
 
+    /// Start orchestration `name` as a child and await its output; the child's
+    /// instance id is derived from this instance.
+    pub fn schedule_sub_orchestration(&self, name: &str, input: &str) -> SubOrchestrationTask {
+        self.schedule_sub_orchestration_with(name, None, None, input)
+    }
+
+    /// Start a child at a given `version` (the latest when `None`) and with a
+    /// given `instance_id` (derived when `None`).
+    pub fn schedule_sub_orchestration_with(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        instance_id: Option<&str>,
+        input: &str,
+    ) -> SubOrchestrationTask {
+        SubOrchestrationTask(self.task(host::schedule_sub_orchestration(
+            name,
+            version,
+            instance_id,
+            input,
+        )))
+    }
+
+    /// Start orchestration `name` as independent instance `instance_id`, not
+    /// waited for (fire and forget).
+    pub fn start_orchestration(&self, name: &str, instance_id: &str, input: &str) {
+        host::start_orchestration(name, None, instance_id, input);
+    }
+
+    /// End this execution and start the instance afresh with `input`, on the
+    /// latest version. Never returns.
+    pub fn continue_as_new(&self, input: &str) -> ! {
+        self.continue_as_new_versioned(input, None)
+    }
+
+    /// End this execution and start the instance afresh with `input` on
+    /// `version` (the latest when `None`). Never returns.
+    pub fn continue_as_new_versioned(&self, input: &str, version: Option<&str>) -> ! {
+        host::continue_as_new(input, version);
+        unreachable!("the host ends the execution on continue-as-new")
+    }
+
     /// Start a durable timer; the returned task completes after `delay`.
     pub fn schedule_timer(&self, delay: Duration) -> TimerTask {
         let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
@@ -148,6 +190,20 @@ impl Task {
 pub struct ActivityTask(Task);
 
 impl Future for ActivityTask {
+    type Output = Result<String, String>;
+
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.poll_outcome().map(|outcome| match outcome {
+            Outcome::Ok(output) => Ok(output),
+            Outcome::Err(error) => Err(error),
+        })
+    }
+}
+
+/// A child orchestration. Resolves to its output, or its error.
+pub struct SubOrchestrationTask(Task);
+
+impl Future for SubOrchestrationTask {
     type Output = Result<String, String>;
 
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {

@@ -25,10 +25,43 @@
 //! from the context, and do side effects in activities. Any future combinator
 //! works (for example `futures::future::join_all`), as long as it polls in a
 //! deterministic order (`select_biased!`, not `select!`).
+//!
+//! The SDK ships such combinators itself: [`join_all`] waits for every future
+//! and returns the outputs in input order; [`select2`] (returning an
+//! [`Either`]) and [`select_all`] race futures and poll them in a fixed order,
+//! so a race replays identically. Losers are not cancelled: their results are
+//! just never consumed. For example, an external event with a durable timeout:
+//!
+//! ```ignore
+//! use duroxide_guest::{Either, select2};
+//!
+//! let approval = ctx.wait_for_external_event("approve");
+//! let timeout = ctx.schedule_timer(std::time::Duration::from_secs(3600));
+//! match select2(approval, timeout).await {
+//!     Either::Left(data) => Ok(format!("approved: {data}")),
+//!     Either::Right(()) => Err("no approval within an hour".to_string()),
+//! }
+//! ```
+//!
+//! [`OrchestrationContext::schedule_activity_with_retry`] retries a failing
+//! activity as a [`RetryPolicy`] says (attempts, exponential backoff, attempt
+//! and total timeouts). Backoffs and timeouts are durable timers, so retries
+//! replay exactly and survive host restarts:
+//!
+//! ```ignore
+//! use duroxide_guest::RetryPolicy;
+//!
+//! let policy = RetryPolicy::new(5)
+//!     .with_initial_backoff(std::time::Duration::from_millis(500))
+//!     .with_attempt_timeout(std::time::Duration::from_secs(30));
+//! let receipt = ctx.schedule_activity_with_retry("Charge", &order, &policy).await?;
+//! ```
 
+mod combinators;
 mod context;
 mod executor;
 mod registry;
+mod retry;
 
 /// Bindings generated from the duroxide WIT contract. The [`component!`] macro
 /// uses them; guest code rarely needs them directly.
@@ -49,10 +82,14 @@ pub mod bindings {
     });
 }
 
-pub use context::{ActivityTask, EventTask, LogLevel, OrchestrationContext, TimerTask};
+pub use combinators::{Either, join_all, select_all, select2};
+pub use context::{
+    ActivityTask, EventTask, LogLevel, OrchestrationContext, SubOrchestrationTask, TimerTask,
+};
 #[doc(hidden)]
 pub use executor::{manifest, run_activity, run_orchestration};
 pub use registry::{ActivityFn, OrchestrationFn, Registry};
+pub use retry::RetryPolicy;
 
 /// Export the orchestrations and activities that `register` adds to a
 /// [`Registry`] as this crate's WebAssembly component.

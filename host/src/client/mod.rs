@@ -7,7 +7,7 @@ mod types;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use types::{ClientError, OrchestrationStatus, StartOptions};
+pub use types::{ClientError, InstanceInfo, OrchestrationStatus, StartOptions};
 
 use crate::history::{Event, OrchestratorMessage};
 use crate::providers::{
@@ -62,6 +62,7 @@ impl Client {
             input: input.to_string(),
             parent_instance: None,
             parent_id: None,
+            parent_execution_id: None,
             visible_at_ms: now_ms().saturating_add(options.delay_ms.unwrap_or(0)),
         };
         self.store.create_instance(new).await.map_err(|e| match e {
@@ -158,6 +159,31 @@ impl Client {
             .await
             .map_err(ClientError::Storage)?;
         Ok(record.map_or(OrchestrationStatus::NotFound, status_of))
+    }
+
+    /// Everything the instance row says: status, version, execution id,
+    /// parent link, custom status and times. `None` for an unknown id.
+    pub async fn get_instance_info(
+        &self,
+        instance_id: &str,
+    ) -> Result<Option<InstanceInfo>, ClientError> {
+        let record = self
+            .store
+            .instance(instance_id)
+            .await
+            .map_err(ClientError::Storage)?;
+        Ok(record.map(|r| InstanceInfo {
+            instance_id: r.instance_id.clone(),
+            orchestration_name: r.orchestration_name.clone(),
+            orchestration_version: r.orchestration_version.clone(),
+            execution_id: r.execution_id,
+            parent_instance: r.parent_instance.clone(),
+            parent_id: r.parent_id,
+            custom_status: r.custom_status.clone(),
+            created_at_ms: r.created_at_ms,
+            updated_at_ms: r.updated_at_ms,
+            status: status_of(r),
+        }))
     }
 
     /// The status text the orchestration last published with

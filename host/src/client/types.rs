@@ -62,6 +62,31 @@ impl fmt::Display for OrchestrationStatus {
     }
 }
 
+/// What a client can see of an instance without reading its history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceInfo {
+    /// Instance id.
+    pub instance_id: String,
+    /// Orchestration name.
+    pub orchestration_name: String,
+    /// Version it runs; `None` until a runtime has started it.
+    pub orchestration_version: Option<String>,
+    /// Its status.
+    pub status: OrchestrationStatus,
+    /// Current execution id (it grows with each continue-as-new), from 1.
+    pub execution_id: u64,
+    /// The parent instance, for a child orchestration.
+    pub parent_instance: Option<String>,
+    /// The parent's task id for this child.
+    pub parent_id: Option<u64>,
+    /// The status text the orchestration last published.
+    pub custom_status: Option<String>,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_at_ms: u64,
+    /// Last change, milliseconds since the Unix epoch.
+    pub updated_at_ms: u64,
+}
+
 /// Errors of the client API.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -107,6 +107,8 @@ pub struct InstanceRecord {
     pub parent_instance: Option<String>,
     /// The parent's task id for this child.
     pub parent_id: Option<u64>,
+    /// The parent's execution that awaits this child.
+    pub parent_execution_id: Option<u64>,
     /// The status text the orchestration last published.
     pub custom_status: Option<String>,
 }
@@ -126,6 +128,8 @@ pub struct NewInstance {
     pub parent_instance: Option<String>,
     /// The parent's task id for this child.
     pub parent_id: Option<u64>,
+    /// The parent's execution that awaits this child.
+    pub parent_execution_id: Option<u64>,
     /// When the start message becomes visible (delayed starts), ms since the Unix epoch.
     pub visible_at_ms: u64,
 }
@@ -163,6 +167,15 @@ pub struct OutgoingMessage {
     pub visible_at_ms: u64,
 }
 
+/// An instance a turn creates (a child or a detached orchestration).
+#[derive(Debug, Clone)]
+pub struct InstanceStart {
+    /// The instance to create with its start message.
+    pub instance: NewInstance,
+    /// Enqueued instead when the instance id is already taken.
+    pub if_exists: Option<OutgoingMessage>,
+}
+
 /// Everything one turn writes, committed in one transaction.
 #[derive(Debug, Clone)]
 pub struct TurnCommit {
@@ -182,6 +195,8 @@ pub struct TurnCommit {
     pub activities: Vec<ActivityWork>,
     /// Orchestrator messages to enqueue (timers, messages to other instances).
     pub messages: Vec<OutgoingMessage>,
+    /// Instances to create.
+    pub new_instances: Vec<InstanceStart>,
     /// New lifecycle state of the instance.
     pub status: InstanceStatus,
     /// Output, error or reason for a terminal status.

@@ -135,15 +135,12 @@ async fn run_guest(
     .await;
     let state = store.data_mut();
     let reason = match &result {
-        Err(error) => {
-            if matches!(
-                error.downcast_ref::<GuestFault>(),
-                Some(GuestFault::Evicted)
-            ) {
-                return;
-            }
-            Some(describe_failure(error, &state.output))
-        }
+        Err(error) => match error.downcast_ref::<GuestFault>() {
+            Some(GuestFault::Evicted) => return,
+            // The execution ended by continuing as new: nothing failed.
+            Some(GuestFault::ContinuedAsNew) => None,
+            _ => Some(describe_failure(error, &state.output)),
+        },
         Ok(_) => None,
     };
     let Some(replay) = state.orchestration.as_deref_mut() else {

@@ -49,6 +49,10 @@ pub enum GuestFault {
     /// An activity called the orchestration context.
     #[error("the orchestration context is not available to activities")]
     NoContext,
+    /// The orchestration continued as new: not a failure, the way the guest's
+    /// current execution ends.
+    #[error("the execution continued as new")]
+    ContinuedAsNew,
     /// The host dropped a parked execution (eviction or shutdown).
     #[error("the execution was evicted from the cache")]
     Evicted,

@@ -8,8 +8,10 @@ pub(crate) mod execution;
 pub(crate) mod fault;
 mod idle;
 mod orchestrator;
+mod plan;
 mod registry;
 pub(crate) mod replay;
+mod verify;
 
 use std::future::Future;
 use std::path::Path;
@@ -25,6 +27,7 @@ use cache::ExecutionCache;
 pub use fault::GuestFault;
 use registry::Registry;
 pub use registry::{ActivityFuture, NativeActivity};
+pub use verify::{ReplayMismatch, verify_replay};
 
 /// Errors of the runtime API.
 #[derive(Debug, thiserror::Error)]

@@ -9,10 +9,12 @@ use tracing::Instrument;
 use super::Shared;
 use super::execution::{Execution, ExecutionSpec, TurnInput, TurnReport};
 use super::idle::Idle;
+use super::plan::{Plan, StartSpec, plan, running_children};
 use super::replay::{Replay, TurnOutput};
 use crate::history::{Event, OrchestratorMessage};
 use crate::providers::{
-    InstanceRecord, InstanceStatus, OrchestrationWork, StoreError, TurnCommit, now_ms,
+    InstanceRecord, InstanceStatus, OrchestrationWork, OutgoingMessage, StoreError, TurnCommit,
+    now_ms,
 };
 
 /// One orchestrator worker loop; several run side by side.
@@ -40,207 +42,151 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     }
 }
 
-/// What a batch of messages asks for.
-enum Plan {
-    /// The instance already ended: drop the messages.
-    Discard,
-    /// End the instance now with this status, reason and event.
-    End(InstanceStatus, String, Option<Event>),
-    /// Start the first execution.
-    Start {
-        name: String,
-        version: Option<String>,
-        input: String,
-        parent_instance: Option<String>,
-        parent_id: Option<u64>,
-    },
-    /// Run a turn of the current execution.
-    Resume,
+/// A turn's results and where they go.
+struct Turn {
+    output: TurnOutput,
+    /// Execution the new events belong to.
+    execution_id: u64,
+    /// History length of that execution before the turn.
+    history_len_before: u64,
+    /// Version to record, for a new execution.
+    version: Option<String>,
+    /// The parked execution, to cache after the commit.
+    execution: Option<Execution>,
 }
 
-fn plan(shared: &Shared, work: &OrchestrationWork) -> Plan {
-    let instance = &work.instance;
-    if instance.status.is_terminal() {
-        return Plan::Discard;
-    }
-    let max_attempts = shared.options.max_message_attempts;
-    if let Some(poison) = work.messages.iter().find(|m| m.attempts > max_attempts) {
-        let reason = format!(
-            "poison message: processing {:?} failed {} times",
-            kind(&poison.message),
-            poison.attempts - 1
-        );
-        return Plan::End(
-            InstanceStatus::Failed,
-            reason.clone(),
-            Some(Event::OrchestrationFailed { error: reason }),
-        );
-    }
-    if let Some(reason) = work.messages.iter().find_map(|m| match &m.message {
-        OrchestratorMessage::CancelOrchestration { reason } => Some(reason.clone()),
-        _ => None,
-    }) {
-        let event =
-            (instance.status != InstanceStatus::Pending).then(|| Event::OrchestrationCancelled {
-                reason: reason.clone(),
-            });
-        return Plan::End(InstanceStatus::Cancelled, reason, event);
-    }
-    if instance.status == InstanceStatus::Pending {
-        for m in &work.messages {
-            if let OrchestratorMessage::StartOrchestration {
-                name,
-                version,
-                input,
-                parent_instance,
-                parent_id,
-            } = &m.message
-            {
-                return Plan::Start {
-                    name: name.clone(),
-                    version: version.clone(),
-                    input: input.clone(),
-                    parent_instance: parent_instance.clone(),
-                    parent_id: *parent_id,
-                };
-            }
+impl Turn {
+    fn of(instance: &InstanceRecord, output: TurnOutput) -> Self {
+        Turn {
+            output,
+            execution_id: instance.execution_id,
+            history_len_before: instance.history_len,
+            version: None,
+            execution: None,
         }
-    }
-    Plan::Resume
-}
-
-fn kind(message: &OrchestratorMessage) -> &'static str {
-    match message {
-        OrchestratorMessage::StartOrchestration { .. } => "StartOrchestration",
-        OrchestratorMessage::ActivityCompleted { .. } => "ActivityCompleted",
-        OrchestratorMessage::ActivityFailed { .. } => "ActivityFailed",
-        OrchestratorMessage::TimerFired { .. } => "TimerFired",
-        OrchestratorMessage::ExternalEvent { .. } => "ExternalEvent",
-        OrchestratorMessage::CancelOrchestration { .. } => "CancelOrchestration",
     }
 }
 
 async fn process(shared: &Shared, work: OrchestrationWork) {
-    let instance_id = work.instance.instance_id.clone();
+    let instance = &work.instance;
     let now = now_ms();
-    let messages: Vec<OrchestratorMessage> =
-        work.messages.iter().map(|m| m.message.clone()).collect();
-    let (output, version, execution) = match plan(shared, &work) {
-        Plan::Discard => (TurnOutput::default(), None, None),
-        Plan::End(status, reason, event) => {
-            shared.cache.take(&instance_id);
-            let output = TurnOutput {
+    let turn = match plan(shared, &work) {
+        Plan::Discard => Turn::of(instance, TurnOutput::default()),
+        Plan::End {
+            status,
+            reason,
+            event,
+        } => {
+            shared.cache.take(&instance.instance_id);
+            let mut output = TurnOutput {
                 new_events: event.into_iter().collect(),
-                status: Some((status, reason)),
+                status: Some((status, reason.clone())),
                 ..TurnOutput::default()
             };
-            (output, None, None)
+            if status == InstanceStatus::Cancelled {
+                match cancel_children(shared, instance, &reason).await {
+                    Ok(messages) => output.messages = messages,
+                    Err(e) => {
+                        tracing::error!("reading history to cancel children failed: {e}");
+                        release(shared, &work).await;
+                        return;
+                    }
+                }
+            }
+            Turn::of(instance, output)
         }
-        Plan::Start {
-            name,
-            version,
-            input,
-            parent_instance,
-            parent_id,
-        } => {
-            let started = start(
-                shared,
-                &work.instance,
-                now,
-                &messages,
-                name,
-                version,
-                input,
-                parent_instance,
-                parent_id,
-            )
-            .await;
-            match started {
-                Ok((output, version, execution)) => (output, Some(version), execution),
-                Err(output) => (output, None, None),
+        Plan::Start(spec) => start(shared, instance, now, spec).await,
+        Plan::Resume => {
+            let messages = work.messages.iter().map(|m| m.message.clone()).collect();
+            match resume(shared, instance, now, messages).await {
+                Ok(turn) => turn,
+                Err(e) => {
+                    tracing::error!("turn failed: {e}");
+                    release(shared, &work).await;
+                    return;
+                }
             }
         }
-        Plan::Resume => match resume(shared, &work.instance, now, messages).await {
-            Ok((output, execution)) => (output, None, execution),
-            Err(e) => {
-                tracing::error!("turn failed: {e}");
-                release(shared, &work).await;
-                return;
-            }
-        },
     };
-    commit(shared, work, output, version, execution).await;
+    commit(shared, work, turn).await;
 }
 
-/// Start the instance's first execution.
-#[allow(clippy::too_many_arguments, reason = "the fields of one start message")]
-async fn start(
+/// Cancel messages for every child the current execution still waits on.
+async fn cancel_children(
     shared: &Shared,
     instance: &InstanceRecord,
-    now: u64,
-    messages: &[OrchestratorMessage],
-    name: String,
-    version: Option<String>,
-    input: String,
-    parent_instance: Option<String>,
-    parent_id: Option<u64>,
-) -> Result<(TurnOutput, String, Option<Execution>), TurnOutput> {
+    reason: &str,
+) -> Result<Vec<OutgoingMessage>, StoreError> {
+    if instance.status == InstanceStatus::Pending {
+        return Ok(Vec::new());
+    }
+    let history = shared
+        .store
+        .read_history(&instance.instance_id, instance.execution_id)
+        .await?;
+    Ok(running_children(&history)
+        .into_iter()
+        .map(|child| OutgoingMessage {
+            instance_id: child,
+            message: OrchestratorMessage::CancelOrchestration {
+                reason: format!("parent '{}' was cancelled: {reason}", instance.instance_id),
+            },
+            visible_at_ms: now_ms(),
+        })
+        .collect())
+}
+
+/// Start a new execution: the instance's first, or the next after continue-as-new.
+async fn start(shared: &Shared, instance: &InstanceRecord, now: u64, spec: StartSpec) -> Turn {
     let found = shared
         .registry
         .read()
         .map_err(|_| "registry lock poisoned".to_string())
-        .and_then(|r| r.orchestration(&name, version.as_deref()));
+        .and_then(|r| r.orchestration(&spec.name, spec.version.as_deref()));
     let started = |version: String| Event::OrchestrationStarted {
-        name: name.clone(),
+        name: spec.name.clone(),
         version,
-        input: input.clone(),
-        parent_instance: parent_instance.clone(),
-        parent_id,
+        input: spec.input.clone(),
+        parent_instance: spec.parent_instance.clone(),
+        parent_id: spec.parent_id,
         started_at_ms: now,
+    };
+    let new_execution = |output: TurnOutput, version: Option<String>, execution| Turn {
+        output,
+        execution_id: spec.execution_id,
+        history_len_before: 0,
+        version,
+        execution,
     };
     let (version, component) = match found {
         Ok(found) => found,
         Err(error) => {
-            let version = version.clone().unwrap_or_default();
-            return Err(TurnOutput {
-                new_events: vec![
-                    started(version),
-                    Event::OrchestrationFailed {
-                        error: error.clone(),
-                    },
-                ],
-                status: Some((InstanceStatus::Failed, error)),
-                ..TurnOutput::default()
-            });
+            let version = spec.version.clone().unwrap_or_default();
+            let output = failed_output(vec![started(version)], error);
+            return new_execution(output, None, None);
         }
     };
     let mut replay = Replay::new(
         &instance.instance_id,
-        instance.execution_id,
+        spec.execution_id,
         Vec::new(),
         shared.options.limits.max_payload_bytes,
     );
     replay.append(started(version.clone()));
-    replay.begin_turn(now, messages);
-    let spec = ExecutionSpec {
+    replay.begin_turn(now, &spec.messages);
+    let execution_spec = ExecutionSpec {
         component,
-        name,
+        name: spec.name.clone(),
         version: version.clone(),
-        input,
+        input: spec.input.clone(),
         limits: shared.options.limits.clone(),
     };
-    match Execution::start(spec, replay, instance.execution_id).await {
+    match Execution::start(execution_spec, replay, spec.execution_id).await {
         Ok((execution, report)) => {
             let (output, execution) = settle(report, execution);
-            Ok((output, version, execution))
+            new_execution(output, Some(version), execution)
         }
-        Err(e) => Err(TurnOutput {
-            status: Some((InstanceStatus::Failed, e.to_string())),
-            new_events: vec![Event::OrchestrationFailed {
-                error: e.to_string(),
-            }],
-            ..TurnOutput::default()
-        }),
+        Err(e) => new_execution(failed_output(Vec::new(), e.to_string()), None, None),
     }
 }
 
@@ -251,7 +197,7 @@ async fn resume(
     instance: &InstanceRecord,
     now: u64,
     messages: Vec<OrchestratorMessage>,
-) -> Result<(TurnOutput, Option<Execution>), String> {
+) -> Result<Turn, String> {
     let cached = shared.cache.take(&instance.instance_id).filter(|e| {
         e.execution_id == instance.execution_id && e.history_len == instance.history_len
     });
@@ -263,7 +209,11 @@ async fn resume(
             })
             .await
             .map_err(|e| e.to_string())?;
-        return Ok(settle(report, execution));
+        let (output, execution) = settle(report, execution);
+        return Ok(Turn {
+            execution,
+            ..Turn::of(instance, output)
+        });
     }
     let history = shared
         .store
@@ -282,6 +232,7 @@ async fn resume(
             instance.instance_id
         ));
     };
+    // Always the exact version the execution started on.
     let found = shared
         .registry
         .read()
@@ -289,16 +240,7 @@ async fn resume(
         .and_then(|r| r.orchestration(&name, Some(&version)));
     let component = match found {
         Ok((_, component)) => component,
-        Err(error) => {
-            let output = TurnOutput {
-                new_events: vec![Event::OrchestrationFailed {
-                    error: error.clone(),
-                }],
-                status: Some((InstanceStatus::Failed, error)),
-                ..TurnOutput::default()
-            };
-            return Ok((output, None));
-        }
+        Err(error) => return Ok(Turn::of(instance, failed_output(Vec::new(), error))),
     };
     let mut replay = Replay::new(
         &instance.instance_id,
@@ -317,7 +259,23 @@ async fn resume(
     let (execution, report) = Execution::start(spec, replay, instance.execution_id)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(settle(report, execution))
+    let (output, execution) = settle(report, execution);
+    Ok(Turn {
+        execution,
+        ..Turn::of(instance, output)
+    })
+}
+
+/// A turn that fails the execution with `error` after `events`.
+fn failed_output(mut events: Vec<Event>, error: String) -> TurnOutput {
+    events.push(Event::OrchestrationFailed {
+        error: error.clone(),
+    });
+    TurnOutput {
+        new_events: events,
+        status: Some((InstanceStatus::Failed, error)),
+        ..TurnOutput::default()
+    }
 }
 
 /// The turn's output, and the execution if it is parked and may be cached.
@@ -328,37 +286,84 @@ fn settle(report: TurnReport, execution: Execution) -> (TurnOutput, Option<Execu
     }
 }
 
-async fn commit(
-    shared: &Shared,
-    work: OrchestrationWork,
-    output: TurnOutput,
-    version: Option<String>,
-    execution: Option<Execution>,
-) {
+/// The message that tells a child's parent how the child ended.
+fn parent_notice(
+    instance: &InstanceRecord,
+    status: InstanceStatus,
+    text: &str,
+) -> Option<OutgoingMessage> {
+    let (Some(parent), Some(id), Some(execution_id)) = (
+        &instance.parent_instance,
+        instance.parent_id,
+        instance.parent_execution_id,
+    ) else {
+        return None;
+    };
+    let message = match status {
+        InstanceStatus::Completed => OrchestratorMessage::SubOrchestrationCompleted {
+            execution_id,
+            id,
+            output: text.to_string(),
+        },
+        InstanceStatus::Failed => OrchestratorMessage::SubOrchestrationFailed {
+            execution_id,
+            id,
+            error: text.to_string(),
+        },
+        InstanceStatus::Cancelled => OrchestratorMessage::SubOrchestrationFailed {
+            execution_id,
+            id,
+            error: format!("the child was cancelled: {text}"),
+        },
+        InstanceStatus::Pending | InstanceStatus::Running => return None,
+    };
+    Some(OutgoingMessage {
+        instance_id: parent.clone(),
+        message,
+        visible_at_ms: now_ms(),
+    })
+}
+
+async fn commit(shared: &Shared, work: OrchestrationWork, turn: Turn) {
     let instance = work.instance;
-    let (status, result) = match output.status {
+    let mut output = turn.output;
+    let (status, result) = match output.status.take() {
         Some((status, text)) => (status, Some(text)),
         None if instance.status.is_terminal() => (instance.status, instance.output.clone()),
         None => (InstanceStatus::Running, None),
     };
-    let new_len = instance.history_len + output.new_events.len() as u64;
+    if status.is_terminal()
+        && !instance.status.is_terminal()
+        && let Some(notice) = parent_notice(&instance, status, result.as_deref().unwrap_or(""))
+    {
+        output.messages.push(notice);
+    }
+    if let Some(next) = output.continue_as_new.take() {
+        output.messages.push(OutgoingMessage {
+            instance_id: instance.instance_id.clone(),
+            message: next,
+            visible_at_ms: now_ms(),
+        });
+    }
+    let new_len = turn.history_len_before + output.new_events.len() as u64;
     let commit = TurnCommit {
         instance_id: instance.instance_id.clone(),
         lock_token: work.lock_token,
-        execution_id: instance.execution_id,
-        history_len_before: instance.history_len,
+        execution_id: turn.execution_id,
+        history_len_before: turn.history_len_before,
         new_events: output.new_events,
         consumed_messages: work.messages.iter().map(|m| m.id).collect(),
         activities: output.activities,
         messages: output.messages,
+        new_instances: output.new_instances,
         status,
         output: result,
-        orchestration_version: version,
+        orchestration_version: turn.version,
         custom_status: output.custom_status,
     };
     match shared.store.commit_turn(commit).await {
         Ok(()) => {
-            if let Some(mut execution) = execution
+            if let Some(mut execution) = turn.execution
                 && shared.options.execution_cache
             {
                 execution.history_len = new_len;

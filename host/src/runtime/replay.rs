@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::fault::GuestFault;
 use crate::history::{ActivityWork, Event, OrchestratorMessage};
-use crate::providers::{InstanceStatus, OutgoingMessage};
+use crate::providers::{InstanceStart, InstanceStatus, NewInstance, OutgoingMessage};
 use crate::sandbox::{Completion, Outcome, TurnClock};
 
 /// The kind of a task, known from its scheduling decision.
@@ -18,6 +18,7 @@ use crate::sandbox::{Completion, Outcome, TurnClock};
 enum Task {
     Activity,
     Timer,
+    SubOrchestration,
     /// The k-th subscription to event `name`.
     Event {
         name: String,
@@ -34,6 +35,10 @@ pub(crate) struct TurnOutput {
     pub(crate) activities: Vec<ActivityWork>,
     /// Orchestrator messages to enqueue (timers).
     pub(crate) messages: Vec<OutgoingMessage>,
+    /// Children and detached orchestrations to create.
+    pub(crate) new_instances: Vec<InstanceStart>,
+    /// Set when the execution continued as new: the message that starts the next one.
+    pub(crate) continue_as_new: Option<OrchestratorMessage>,
     /// The instance's state after the turn.
     pub(crate) status: Option<(InstanceStatus, String)>,
     /// The custom status, when the turn set it (`Some(None)` clears it).
@@ -67,6 +72,8 @@ pub(crate) struct Replay {
     max_payload: usize,
     activities: Vec<ActivityWork>,
     messages: Vec<OutgoingMessage>,
+    new_instances: Vec<InstanceStart>,
+    continue_as_new: Option<OrchestratorMessage>,
     status: Option<(InstanceStatus, String)>,
 }
 
@@ -101,6 +108,8 @@ impl Replay {
             max_payload,
             activities: Vec::new(),
             messages: Vec::new(),
+            new_instances: Vec::new(),
+            continue_as_new: None,
             status: None,
         };
         for event in committed {
@@ -188,6 +197,32 @@ impl Replay {
                 Event::TimerFired { id: *id },
                 Task::Timer,
             ),
+            OrchestratorMessage::SubOrchestrationCompleted {
+                execution_id,
+                id,
+                output,
+            } => (
+                *execution_id,
+                *id,
+                Event::SubOrchestrationCompleted {
+                    id: *id,
+                    output: output.clone(),
+                },
+                Task::SubOrchestration,
+            ),
+            OrchestratorMessage::SubOrchestrationFailed {
+                execution_id,
+                id,
+                error,
+            } => (
+                *execution_id,
+                *id,
+                Event::SubOrchestrationFailed {
+                    id: *id,
+                    error: error.clone(),
+                },
+                Task::SubOrchestration,
+            ),
             OrchestratorMessage::ExternalEvent { name, data } => {
                 return Some(Event::EventRaised {
                     name: name.clone(),
@@ -195,6 +230,7 @@ impl Replay {
                 });
             }
             OrchestratorMessage::StartOrchestration { .. }
+            | OrchestratorMessage::ContinueAsNew { .. }
             | OrchestratorMessage::CancelOrchestration { .. } => return None,
         };
         let expected = execution_id == self.execution_id
@@ -220,6 +256,9 @@ impl Replay {
             Event::TimerCreated { id, .. } => {
                 self.tasks.insert(*id, Task::Timer);
             }
+            Event::SubOrchestrationScheduled { id, .. } => {
+                self.tasks.insert(*id, Task::SubOrchestration);
+            }
             Event::EventSubscribed { id, name } => {
                 let count = self.subscriptions_per_name.entry(name.clone()).or_default();
                 self.tasks.insert(
@@ -233,13 +272,17 @@ impl Replay {
             }
             Event::ActivityCompleted { id, .. }
             | Event::ActivityFailed { id, .. }
+            | Event::SubOrchestrationCompleted { id, .. }
+            | Event::SubOrchestrationFailed { id, .. }
             | Event::TimerFired { id } => {
                 self.completions.insert(*id, pos);
             }
             Event::EventRaised { name, .. } => {
                 self.raised.entry(name.clone()).or_default().push(pos)
             }
-            Event::OrchestrationCompleted { .. }
+            Event::OrchestrationStartedDetached { .. }
+            | Event::ContinuedAsNew { .. }
+            | Event::OrchestrationCompleted { .. }
             | Event::OrchestrationFailed { .. }
             | Event::OrchestrationCancelled { .. } => {}
         }
@@ -290,6 +333,63 @@ impl Replay {
                 },
                 visible_at_ms: *fire_at_ms,
             }),
+            Event::SubOrchestrationScheduled {
+                id,
+                name,
+                version,
+                instance_id,
+                input,
+            } => {
+                let taken = OrchestratorMessage::SubOrchestrationFailed {
+                    execution_id: self.execution_id,
+                    id: *id,
+                    error: format!("cannot start child: instance '{instance_id}' already exists"),
+                };
+                self.new_instances.push(InstanceStart {
+                    instance: NewInstance {
+                        instance_id: instance_id.clone(),
+                        orchestration_name: name.clone(),
+                        version: version.clone(),
+                        input: input.clone(),
+                        parent_instance: Some(self.instance_id.clone()),
+                        parent_id: Some(*id),
+                        parent_execution_id: Some(self.execution_id),
+                        visible_at_ms: self.now_ms(),
+                    },
+                    if_exists: Some(OutgoingMessage {
+                        instance_id: self.instance_id.clone(),
+                        message: taken,
+                        visible_at_ms: self.now_ms(),
+                    }),
+                });
+            }
+            Event::OrchestrationStartedDetached {
+                name,
+                version,
+                instance_id,
+                input,
+                ..
+            } => self.new_instances.push(InstanceStart {
+                instance: NewInstance {
+                    instance_id: instance_id.clone(),
+                    orchestration_name: name.clone(),
+                    version: version.clone(),
+                    input: input.clone(),
+                    parent_instance: None,
+                    parent_id: None,
+                    parent_execution_id: None,
+                    visible_at_ms: self.now_ms(),
+                },
+                if_exists: None,
+            }),
+            Event::ContinuedAsNew { input, version } => {
+                self.continue_as_new = Some(OrchestratorMessage::ContinueAsNew {
+                    from_execution_id: self.execution_id,
+                    input: input.clone(),
+                    version: version.clone(),
+                    carried_events: self.unconsumed_events(),
+                });
+            }
             _ => {}
         }
         let pos = self.history.len();
@@ -340,6 +440,77 @@ impl Replay {
         Ok(id)
     }
 
+    /// The guest starts a child orchestration; its instance id is `instance_id`
+    /// or, when absent, derived from this instance and the task id.
+    pub(crate) fn schedule_sub_orchestration(
+        &mut self,
+        name: String,
+        version: Option<String>,
+        instance_id: Option<String>,
+        input: String,
+    ) -> Result<u64, GuestFault> {
+        self.check_payload("child input", &input)?;
+        let id = self.next_task_id();
+        // Derived ids name the execution too: after continue-as-new the same
+        // task id starts a different child.
+        let instance_id = instance_id
+            .unwrap_or_else(|| format!("{}::{}::{id}", self.instance_id, self.execution_id));
+        self.decide(Event::SubOrchestrationScheduled {
+            id,
+            name,
+            version,
+            instance_id,
+            input,
+        })?;
+        Ok(id)
+    }
+
+    /// The guest starts an independent orchestration it does not wait for.
+    pub(crate) fn start_detached(
+        &mut self,
+        name: String,
+        version: Option<String>,
+        instance_id: String,
+        input: String,
+    ) -> Result<(), GuestFault> {
+        self.check_payload("orchestration input", &input)?;
+        let id = self.next_task_id();
+        self.decide(Event::OrchestrationStartedDetached {
+            id,
+            name,
+            version,
+            instance_id,
+            input,
+        })
+    }
+
+    /// The guest ends this execution and asks for a new one with `input`.
+    /// Always ends the guest: [`GuestFault::ContinuedAsNew`] once recorded.
+    pub(crate) fn continue_as_new(&mut self, input: String, version: Option<String>) -> GuestFault {
+        if let Err(fault) = self.check_payload("continue-as-new input", &input) {
+            return fault;
+        }
+        match self.decide(Event::ContinuedAsNew { input, version }) {
+            Ok(()) => GuestFault::ContinuedAsNew,
+            Err(fault) => fault,
+        }
+    }
+
+    /// External events that arrived but no subscription took, in arrival order.
+    fn unconsumed_events(&self) -> Vec<(String, String)> {
+        let mut carried: Vec<(usize, String, String)> = Vec::new();
+        for (name, positions) in &self.raised {
+            let taken = self.subscriptions_per_name.get(name).copied().unwrap_or(0);
+            for &pos in positions.iter().skip(taken) {
+                if let Some(Event::EventRaised { data, .. }) = self.history.get(pos) {
+                    carried.push((pos, name.clone(), data.clone()));
+                }
+            }
+        }
+        carried.sort_by_key(|(pos, _, _)| *pos);
+        carried.into_iter().map(|(_, n, d)| (n, d)).collect()
+    }
+
     /// The earliest recorded completion among `tasks`, or `None` when the
     /// guest must wait for the next turn.
     pub(crate) fn poll_wait(&mut self, tasks: &[u64]) -> Result<Option<Completion>, GuestFault> {
@@ -365,6 +536,8 @@ impl Replay {
         let outcome = match &self.history[pos] {
             Event::ActivityCompleted { output, .. } => Outcome::Ok(output.clone()),
             Event::ActivityFailed { error, .. } => Outcome::Err(error.clone()),
+            Event::SubOrchestrationCompleted { output, .. } => Outcome::Ok(output.clone()),
+            Event::SubOrchestrationFailed { error, .. } => Outcome::Err(error.clone()),
             Event::EventRaised { data, .. } => Outcome::Ok(data.clone()),
             _ => Outcome::Ok(String::new()),
         };
@@ -397,6 +570,8 @@ impl Replay {
             // A faulted guest's last decisions are not acted on.
             self.activities.clear();
             self.messages.clear();
+            self.new_instances.clear();
+            self.continue_as_new = None;
         }
         self.push(Event::OrchestrationFailed {
             error: error.clone(),
@@ -461,6 +636,8 @@ impl Replay {
             new_events,
             activities: std::mem::take(&mut self.activities),
             messages: std::mem::take(&mut self.messages),
+            new_instances: std::mem::take(&mut self.new_instances),
+            continue_as_new: self.continue_as_new.take(),
             status: self.status.take(),
             custom_status: self.custom_status.take(),
         }

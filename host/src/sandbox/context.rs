@@ -28,6 +28,35 @@ impl context::Host for GuestState {
         Ok(self.replay()?.schedule_timer(delay_ms)?)
     }
 
+    fn schedule_sub_orchestration(
+        &mut self,
+        name: String,
+        version: Option<String>,
+        instance_id: Option<String>,
+        input: String,
+    ) -> wasmtime::Result<u64> {
+        Ok(self
+            .replay()?
+            .schedule_sub_orchestration(name, version, instance_id, input)?)
+    }
+
+    fn start_orchestration(
+        &mut self,
+        name: String,
+        version: Option<String>,
+        instance_id: String,
+        input: String,
+    ) -> wasmtime::Result<()> {
+        Ok(self
+            .replay()?
+            .start_detached(name, version, instance_id, input)?)
+    }
+
+    fn continue_as_new(&mut self, input: String, version: Option<String>) -> wasmtime::Result<()> {
+        // Unwinds the guest: its execution is over either way.
+        Err(self.replay()?.continue_as_new(input, version).into())
+    }
+
     fn wait_for_event(&mut self, name: String) -> wasmtime::Result<u64> {
         Ok(self.replay()?.wait_for_event(name)?)
     }

@@ -20,7 +20,7 @@ use crate::providers::{InstanceRecord, InstanceStatus, StoreError, now_ms};
 /// Columns of `instances` in the order [`instance_from_row`] reads them.
 pub(super) const INSTANCE_COLUMNS: &str = "instance_id, orchestration_name, \
     orchestration_version, status, output, execution_id, history_len, created_at, \
-    updated_at, parent_instance, parent_id, custom_status";
+    updated_at, parent_instance, parent_id, parent_execution_id, custom_status";
 
 /// Wraps a sqlx error with what the store was doing when it failed.
 pub(super) fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -88,6 +88,11 @@ pub(super) fn instance_from_row(row: &SqliteRow) -> Result<InstanceRecord, Store
         updated_at_ms: to_u64(row.try_get("updated_at").map_err(col)?, "updated_at")?,
         parent_instance: row.try_get("parent_instance").map_err(col)?,
         parent_id: parent_id.map(|p| to_u64(p, "parent_id")).transpose()?,
+        parent_execution_id: row
+            .try_get::<Option<i64>, _>("parent_execution_id")
+            .map_err(col)?
+            .map(|p| to_u64(p, "parent_execution_id"))
+            .transpose()?,
         custom_status: row.try_get("custom_status").map_err(col)?,
     })
 }

@@ -41,30 +41,34 @@ pub(super) async fn insert_message(
     Ok(())
 }
 
-/// Inserts the instance row and its start message together.
-pub(super) async fn create_instance(
-    store: &SqliteHistoryStore,
-    new: NewInstance,
-) -> Result<(), StoreError> {
+/// Inserts an instance row and its start message on `conn` (inside the
+/// caller's transaction). Returns false, writing nothing, if the id is taken.
+pub(super) async fn insert_instance(
+    conn: &mut SqliteConnection,
+    new: &NewInstance,
+    now: i64,
+) -> Result<bool, StoreError> {
     let visible_at = to_i64(new.visible_at_ms, "visible_at_ms")?;
     let parent_id = new.parent_id.map(|p| to_i64(p, "parent_id")).transpose()?;
+    let parent_execution_id = new
+        .parent_execution_id
+        .map(|p| to_i64(p, "parent_execution_id"))
+        .transpose()?;
     let start = encode(
         &OrchestratorMessage::StartOrchestration {
             name: new.orchestration_name.clone(),
-            version: new.version,
-            input: new.input,
+            version: new.version.clone(),
+            input: new.input.clone(),
             parent_instance: new.parent_instance.clone(),
             parent_id: new.parent_id,
+            parent_execution_id: new.parent_execution_id,
         },
         "start message",
     )?;
-
-    let mut tx = store.begin_write("beginning instance creation").await?;
-    let now = now_i64()?;
     let inserted = sqlx::query(
         "INSERT INTO instances (instance_id, orchestration_name, status, execution_id,
-             history_len, created_at, updated_at, parent_instance, parent_id)
-         VALUES (?1, ?2, ?3, 1, 0, ?4, ?4, ?5, ?6)",
+             history_len, created_at, updated_at, parent_instance, parent_id, parent_execution_id)
+         VALUES (?1, ?2, ?3, 1, 0, ?4, ?4, ?5, ?6, ?7)",
     )
     .bind(&new.instance_id)
     .bind(&new.orchestration_name)
@@ -72,16 +76,28 @@ pub(super) async fn create_instance(
     .bind(now)
     .bind(&new.parent_instance)
     .bind(parent_id)
-    .execute(&mut *tx)
+    .bind(parent_execution_id)
+    .execute(&mut *conn)
     .await;
     match inserted {
         Ok(_) => {}
-        Err(e) if is_unique_violation(&e) => {
-            return Err(StoreError::InstanceExists(new.instance_id));
-        }
+        Err(e) if is_unique_violation(&e) => return Ok(false),
         Err(e) => return Err(db("creating instance")(e)),
     }
-    insert_message(&mut tx, &new.instance_id, &start, visible_at).await?;
+    insert_message(conn, &new.instance_id, &start, visible_at).await?;
+    Ok(true)
+}
+
+/// Inserts the instance row and its start message together.
+pub(super) async fn create_instance(
+    store: &SqliteHistoryStore,
+    new: NewInstance,
+) -> Result<(), StoreError> {
+    let mut tx = store.begin_write("beginning instance creation").await?;
+    let now = now_i64()?;
+    if !insert_instance(&mut tx, &new, now).await? {
+        return Err(StoreError::InstanceExists(new.instance_id));
+    }
     tx.commit()
         .await
         .map_err(db("committing instance creation"))?;

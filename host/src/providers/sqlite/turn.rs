@@ -3,7 +3,7 @@
 
 use super::SqliteHistoryStore;
 use super::codec::{db, encode, now_i64, to_i64};
-use super::orchestrator_queue::insert_message;
+use super::orchestrator_queue::{insert_instance, insert_message};
 use crate::providers::{StoreError, TurnCommit};
 
 /// Writes a whole turn and releases the instance lock, or writes nothing.
@@ -107,6 +107,15 @@ pub(super) async fn commit_turn(
     for (instance_id, message, visible_at) in &messages {
         insert_message(&mut tx, instance_id, message, *visible_at).await?;
     }
+    for start in &c.new_instances {
+        if !insert_instance(&mut tx, &start.instance, now).await?
+            && let Some(fallback) = &start.if_exists
+        {
+            let message = encode(&fallback.message, "orchestrator message")?;
+            let visible_at = to_i64(fallback.visible_at_ms, "visible_at_ms")?;
+            insert_message(&mut tx, &fallback.instance_id, &message, visible_at).await?;
+        }
+    }
     // Messages that arrived during the turn become fetchable as the lock goes;
     // a dispatcher that found the instance locked must hear about them.
     let leftover: bool = sqlx::query_scalar(
@@ -120,7 +129,7 @@ pub(super) async fn commit_turn(
     tx.commit().await.map_err(db("committing a turn"))?;
 
     // Future messages wake dispatchers too, so they shorten their sleep.
-    if leftover || !messages.is_empty() {
+    if leftover || !messages.is_empty() || !c.new_instances.is_empty() {
         store.orchestrator_signal.notify_one();
     }
     if !activities.is_empty() {
