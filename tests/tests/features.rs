@@ -190,8 +190,8 @@ scenario!(native_activity_panic_is_a_failure, |cache| async move {
 
 scenario!(fan_out_and_join, |cache| async move {
     let h = Harness::start(cache, &[guests::SCENARIOS]).await?;
-    let output = completed(h.run("fan", "FanOut", "50").await?)?;
-    let expected: Vec<String> = (0..50).map(|i| format!("ITEM{i}")).collect();
+    let output = completed(h.run("fan", "FanOut", "300").await?)?;
+    let expected: Vec<String> = (0..300).map(|i| format!("ITEM{i}")).collect();
     assert_eq!(output, expected.join(","));
     Ok(())
 });

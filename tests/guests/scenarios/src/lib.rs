@@ -56,6 +56,17 @@ async fn deterministic(ctx: OrchestrationContext, _input: String) -> Result<Stri
     ))
 }
 
+/// Logs at every step, through the context and through stdout.
+async fn chatty(ctx: OrchestrationContext, input: String) -> Result<String, String> {
+    ctx.log_info(&format!("chatty {input} step 1"));
+    ctx.schedule_activity("Append", "a").await?;
+    ctx.log_info(&format!("chatty {input} step 2"));
+    println!("chatty {input} stdout");
+    ctx.schedule_activity("Append", "b").await?;
+    ctx.log_info(&format!("chatty {input} step 3"));
+    Ok("chatted".to_string())
+}
+
 /// Publishes its progress as a custom status.
 async fn progress(ctx: OrchestrationContext, _input: String) -> Result<String, String> {
     ctx.set_custom_status(Some("waiting for approval"));
@@ -165,6 +176,7 @@ fn register(registry: &mut Registry) {
         .orchestration("Deterministic", deterministic)
         .orchestration("HandleFailure", handle_failure)
         .orchestration("Progress", progress)
+        .orchestration("Chatty", chatty)
         .orchestration("CallNative", call_native)
         .orchestration("CallMissing", call_missing)
         .orchestration("ReturnsError", returns_error)
