@@ -127,6 +127,11 @@ pub enum Event {
         /// Event data.
         data: String,
     },
+    /// Decision: the orchestration stopped waiting for a task.
+    TaskCancelled {
+        /// Task id.
+        id: u64,
+    },
     /// Decision: the orchestration returned its output.
     OrchestrationCompleted {
         /// The output.
@@ -156,6 +161,7 @@ impl Event {
                 | Event::SubOrchestrationScheduled { .. }
                 | Event::OrchestrationStartedDetached { .. }
                 | Event::ContinuedAsNew { .. }
+                | Event::TaskCancelled { .. }
                 | Event::OrchestrationCompleted { .. }
         )
     }

@@ -257,3 +257,23 @@ scenario!(restart_while_a_child_runs, |cache| async move {
     runtime.stop().await;
     Ok(())
 });
+
+scenario!(a_child_that_loses_a_race_is_cancelled, |cache| async move {
+    let h = Harness::start(cache, &[guests::MODEL]).await?;
+    assert_eq!(completed(h.run("rc", "RaceChild", "").await?)?, "timer won");
+    let child = h
+        .client
+        .wait_for_completion("rc::1::1", Some(WAIT_MS))
+        .await?;
+    let OrchestrationStatus::Cancelled { reason } = child else {
+        anyhow::bail!("child not cancelled: {child:?}");
+    };
+    assert!(reason.contains("stopped waiting"), "{reason}");
+    assert!(
+        h.history("rc")
+            .await?
+            .iter()
+            .any(|e| matches!(e, Event::TaskCancelled { id: 1 }))
+    );
+    Ok(())
+});

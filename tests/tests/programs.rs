@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 
 use duroxide::history::Event;
 use duroxide::runtime::verify_replay;
-use duroxide::{DuroxideRuntime, LoadedComponent};
+use duroxide::{DuroxideRuntime, LoadedComponent, OrchestrationStatus};
 use duroxide_tests::{Harness, WAIT_MS, completed, guests, options, scenario};
 use serde_json::{Value, json};
 
@@ -96,6 +96,16 @@ async fn verify_all(
                 .client
                 .get_execution_history(&instance, Some(execution))
                 .await?;
+            if history.is_empty() {
+                // A child cancelled (its parent lost a race) before it started.
+                let cancelled = matches!(info.status, OrchestrationStatus::Cancelled { .. });
+                anyhow::ensure!(
+                    cancelled,
+                    "{instance} has no history but is {:?}",
+                    info.status
+                );
+                continue;
+            }
             for event in &history {
                 if let Event::SubOrchestrationScheduled { instance_id, .. } = event {
                     queue.push_back(instance_id.clone());

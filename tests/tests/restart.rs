@@ -143,3 +143,63 @@ async fn stop_is_graceful_and_restartable() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Start a RaceEventTimeout with a `timeout_ms` timer, stop the runtime once
+/// both racers are recorded, and return a new started runtime.
+async fn race_then_restart(
+    h: &mut Harness,
+    cache: bool,
+    id: &str,
+    timeout_ms: &str,
+) -> anyhow::Result<DuroxideRuntime> {
+    h.client
+        .start_orchestration(id, "RaceEventTimeout", timeout_ms, None)
+        .await?;
+    history_reaches(&h.client, id, |h| {
+        h.iter().any(|e| matches!(e, Event::TimerCreated { .. }))
+            && h.iter().any(|e| matches!(e, Event::EventSubscribed { .. }))
+    })
+    .await?;
+    h.runtime.stop().await;
+    let mut runtime = DuroxideRuntime::with_options(h.store.clone(), options(cache));
+    runtime.load_component_file(guests::PATTERNS).await?;
+    runtime.start().await?;
+    Ok(runtime)
+}
+
+scenario!(restart_during_a_race_the_event_wins, |cache| async move {
+    let mut h = Harness::start(cache, &[guests::PATTERNS]).await?;
+    let mut runtime = race_then_restart(&mut h, cache, "race-e", "60000").await?;
+    h.client.raise_event("race-e", "approve", "yes").await?;
+    let output = completed(
+        h.client
+            .wait_for_completion("race-e", Some(WAIT_MS))
+            .await?,
+    )?;
+    assert_eq!(output, "event:yes");
+    runtime.stop().await;
+    Ok(())
+});
+
+scenario!(restart_during_a_race_the_timer_wins, |cache| async move {
+    let mut h = Harness::start(cache, &[guests::PATTERNS]).await?;
+    let mut runtime = race_then_restart(&mut h, cache, "race-t", "800").await?;
+    let output = completed(
+        h.client
+            .wait_for_completion("race-t", Some(WAIT_MS))
+            .await?,
+    )?;
+    assert_eq!(output, "timeout");
+    // The losing subscription was cancelled, after the restart.
+    let history = h.history("race-t").await?;
+    assert_eq!(
+        count(&history, |e| matches!(e, Event::TaskCancelled { .. })),
+        1
+    );
+    assert_eq!(
+        count(&history, |e| matches!(e, Event::TimerFired { .. })),
+        1
+    );
+    runtime.stop().await;
+    Ok(())
+});

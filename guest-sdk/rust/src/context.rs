@@ -1,6 +1,6 @@
 //! The orchestration context and the futures it hands out.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
@@ -32,6 +32,9 @@ pub enum LogLevel {
 pub(crate) struct TaskTable {
     results: HashMap<u64, Outcome>,
     interest: BTreeSet<u64>,
+    /// Set once the orchestration has its result: tasks dropped from then on
+    /// are not cancelled (the execution is ending anyway).
+    pub(crate) finishing: bool,
 }
 
 impl TaskTable {
@@ -170,6 +173,7 @@ impl OrchestrationContext {
         Task {
             id,
             tasks: self.tasks.clone(),
+            done: Cell::new(false),
         }
     }
 }
@@ -178,11 +182,35 @@ impl OrchestrationContext {
 struct Task {
     id: u64,
     tasks: Rc<RefCell<TaskTable>>,
+    done: Cell<bool>,
 }
 
 impl Task {
     fn poll_outcome(&self) -> Poll<Outcome> {
-        self.tasks.borrow_mut().poll_task(self.id)
+        let outcome = self.tasks.borrow_mut().poll_task(self.id);
+        if outcome.is_ready() {
+            self.done.set(true);
+        }
+        outcome
+    }
+}
+
+impl Drop for Task {
+    /// A task dropped before it finished (the loser of a race) is cancelled
+    /// on the host, at the same point on every replay.
+    fn drop(&mut self) {
+        if self.done.get() {
+            return;
+        }
+        let Ok(mut table) = self.tasks.try_borrow_mut() else {
+            return;
+        };
+        table.interest.remove(&self.id);
+        table.results.remove(&self.id);
+        if !table.finishing {
+            drop(table);
+            host::cancel_task(self.id);
+        }
     }
 }
 

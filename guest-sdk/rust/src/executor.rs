@@ -26,10 +26,12 @@ pub fn run_orchestration(
     let mut cx = Context::from_waker(Waker::noop());
     loop {
         if let Poll::Ready(result) = future.as_mut().poll(&mut cx) {
+            ctx.tasks.borrow_mut().finishing = true;
             return result;
         }
         let interest = ctx.tasks.borrow_mut().take_interest();
         if interest.is_empty() {
+            ctx.tasks.borrow_mut().finishing = true;
             return Err(
                 "the orchestration is pending on something that is not a duroxide task".to_string(),
             );

@@ -2,7 +2,7 @@
 //! history, answers its waits from recorded completions, and collects what a
 //! turn adds. Pure bookkeeping; the sandbox calls it from the context imports.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -19,11 +19,8 @@ enum Task {
     Activity,
     Timer,
     SubOrchestration,
-    /// The k-th subscription to event `name`.
-    Event {
-        name: String,
-        ordinal: usize,
-    },
+    /// A subscription to event `name`.
+    Event(String),
 }
 
 /// What a turn produced, ready to commit.
@@ -57,8 +54,11 @@ pub(crate) struct Replay {
     next_decision: usize,
     tasks: HashMap<u64, Task>,
     completions: HashMap<u64, usize>,
-    subscriptions_per_name: HashMap<String, usize>,
-    raised: HashMap<String, Vec<usize>>,
+    /// Per event name: subscriptions still waiting, oldest first.
+    event_waiters: HashMap<String, VecDeque<u64>>,
+    /// Per event name: positions of events no subscription took, oldest first.
+    event_backlog: HashMap<String, VecDeque<usize>>,
+    cancelled: HashSet<u64>,
     /// (position, time) of every turn start, in order.
     turn_marks: Vec<(usize, u64)>,
     /// The furthest history position the guest has reached.
@@ -95,8 +95,9 @@ impl Replay {
             next_decision: 0,
             tasks: HashMap::new(),
             completions: HashMap::new(),
-            subscriptions_per_name: HashMap::new(),
-            raised: HashMap::new(),
+            event_waiters: HashMap::new(),
+            event_backlog: HashMap::new(),
+            cancelled: HashSet::new(),
             turn_marks: Vec::new(),
             cursor: 0,
             replaying: Arc::new(AtomicBool::new(false)),
@@ -235,7 +236,8 @@ impl Replay {
         };
         let expected = execution_id == self.execution_id
             && self.tasks.get(&id) == Some(&kind)
-            && !self.completions.contains_key(&id);
+            && !self.completions.contains_key(&id)
+            && !self.cancelled.contains(&id);
         if !expected {
             tracing::debug!(instance = %self.instance_id, id, "dropping a stale or duplicate completion");
             return None;
@@ -260,16 +262,24 @@ impl Replay {
                 self.tasks.insert(*id, Task::SubOrchestration);
             }
             Event::EventSubscribed { id, name } => {
-                let count = self.subscriptions_per_name.entry(name.clone()).or_default();
-                self.tasks.insert(
-                    *id,
-                    Task::Event {
-                        name: name.clone(),
-                        ordinal: *count,
-                    },
-                );
-                *count += 1;
+                self.tasks.insert(*id, Task::Event(name.clone()));
+                // Buffered: an event that arrived earlier is this subscription's.
+                match self
+                    .event_backlog
+                    .get_mut(name)
+                    .and_then(VecDeque::pop_front)
+                {
+                    Some(event_pos) => {
+                        self.completions.insert(*id, event_pos);
+                    }
+                    None => self
+                        .event_waiters
+                        .entry(name.clone())
+                        .or_default()
+                        .push_back(*id),
+                }
             }
+            Event::TaskCancelled { id } => self.index_cancel(*id),
             Event::ActivityCompleted { id, .. }
             | Event::ActivityFailed { id, .. }
             | Event::SubOrchestrationCompleted { id, .. }
@@ -277,9 +287,7 @@ impl Replay {
             | Event::TimerFired { id } => {
                 self.completions.insert(*id, pos);
             }
-            Event::EventRaised { name, .. } => {
-                self.raised.entry(name.clone()).or_default().push(pos)
-            }
+            Event::EventRaised { name, .. } => self.give_event(name, pos),
             Event::OrchestrationStartedDetached { .. }
             | Event::ContinuedAsNew { .. }
             | Event::OrchestrationCompleted { .. }
@@ -290,6 +298,41 @@ impl Replay {
             self.decisions.push(pos);
         }
         self.history.push(event);
+    }
+
+    /// Hand the event at `pos` to the oldest waiting subscription to `name`,
+    /// or keep it for the next one.
+    fn give_event(&mut self, name: &str, pos: usize) {
+        match self
+            .event_waiters
+            .get_mut(name)
+            .and_then(VecDeque::pop_front)
+        {
+            Some(waiter) => {
+                self.completions.insert(waiter, pos);
+            }
+            None => {
+                let backlog = self.event_backlog.entry(name.to_string()).or_default();
+                // Keep arrival order when a cancelled subscription returns an event.
+                let at = backlog.partition_point(|p| *p < pos);
+                backlog.insert(at, pos);
+            }
+        }
+    }
+
+    /// Record that task `id` was cancelled. A cancelled subscription leaves
+    /// the queue, and returns its event (the code never received it).
+    fn index_cancel(&mut self, id: u64) {
+        self.cancelled.insert(id);
+        let Some(Task::Event(name)) = self.tasks.get(&id).cloned() else {
+            return;
+        };
+        if let Some(waiters) = self.event_waiters.get_mut(&name) {
+            waiters.retain(|w| *w != id);
+        }
+        if let Some(event_pos) = self.completions.remove(&id) {
+            self.give_event(&name, event_pos);
+        }
     }
 
     /// Move the guest's position forward to `pos`, updating its clock and
@@ -382,6 +425,28 @@ impl Replay {
                 },
                 if_exists: None,
             }),
+            Event::TaskCancelled { id } => {
+                let child = self.history.iter().find_map(|e| match e {
+                    Event::SubOrchestrationScheduled {
+                        id: c, instance_id, ..
+                    } if c == id => Some(instance_id.clone()),
+                    _ => None,
+                });
+                if let Some(child) = child
+                    && !self.completions.contains_key(id)
+                {
+                    self.messages.push(OutgoingMessage {
+                        instance_id: child,
+                        message: OrchestratorMessage::CancelOrchestration {
+                            reason: format!(
+                                "the parent '{}' stopped waiting for it",
+                                self.instance_id
+                            ),
+                        },
+                        visible_at_ms: self.now_ms(),
+                    });
+                }
+            }
             Event::ContinuedAsNew { input, version } => {
                 self.continue_as_new = Some(OrchestratorMessage::ContinueAsNew {
                     from_execution_id: self.execution_id,
@@ -496,12 +561,19 @@ impl Replay {
         }
     }
 
+    /// The guest stops waiting for `task`. A running child is cancelled too.
+    pub(crate) fn cancel_task(&mut self, task: u64) -> Result<(), GuestFault> {
+        if !self.tasks.contains_key(&task) {
+            return Err(GuestFault::UnknownTask(task));
+        }
+        self.decide(Event::TaskCancelled { id: task })
+    }
+
     /// External events that arrived but no subscription took, in arrival order.
     fn unconsumed_events(&self) -> Vec<(String, String)> {
         let mut carried: Vec<(usize, String, String)> = Vec::new();
-        for (name, positions) in &self.raised {
-            let taken = self.subscriptions_per_name.get(name).copied().unwrap_or(0);
-            for &pos in positions.iter().skip(taken) {
+        for (name, positions) in &self.event_backlog {
+            for &pos in positions {
                 if let Some(Event::EventRaised { data, .. }) = self.history.get(pos) {
                     carried.push((pos, name.clone(), data.clone()));
                 }
@@ -516,13 +588,13 @@ impl Replay {
     pub(crate) fn poll_wait(&mut self, tasks: &[u64]) -> Result<Option<Completion>, GuestFault> {
         let mut best: Option<(usize, u64)> = None;
         for &task in tasks {
-            let pos = match self.tasks.get(&task) {
-                None => return Err(GuestFault::UnknownTask(task)),
-                Some(Task::Event { name, ordinal }) => {
-                    self.raised.get(name).and_then(|p| p.get(*ordinal)).copied()
-                }
-                Some(_) => self.completions.get(&task).copied(),
-            };
+            if !self.tasks.contains_key(&task) {
+                return Err(GuestFault::UnknownTask(task));
+            }
+            if self.cancelled.contains(&task) {
+                continue;
+            }
+            let pos = self.completions.get(&task).copied();
             if let Some(pos) = pos
                 && best.is_none_or(|(b, _)| pos < b)
             {
@@ -798,6 +870,38 @@ mod tests {
             Outcome::Ok("d1".into())
         );
         assert_eq!(replay.poll_wait(&[third]).unwrap(), None);
+    }
+
+    #[test]
+    fn a_cancelled_subscription_hands_its_event_on() {
+        let mut replay = fresh();
+        let lost = replay.wait_for_event("e".into()).unwrap();
+        let mut history = replay.take_turn_output().new_events;
+        let raise = OrchestratorMessage::ExternalEvent {
+            name: "e".into(),
+            data: "d1".into(),
+        };
+        replay.begin_turn(2_000, &[raise]);
+        // The code stopped waiting before it received d1.
+        replay.cancel_task(lost).unwrap();
+        assert_eq!(
+            replay.poll_wait(&[lost]).unwrap(),
+            None,
+            "cancelled tasks never finish"
+        );
+        let next = replay.wait_for_event("e".into()).unwrap();
+        let got = replay.poll_wait(&[next]).unwrap().unwrap();
+        assert_eq!(got.outcome, Outcome::Ok("d1".into()));
+        // The same history replays to the same assignment.
+        history.extend(replay.take_turn_output().new_events);
+        let mut again = Replay::new("i", 1, history, 1024);
+        assert_eq!(again.wait_for_event("e".into()).unwrap(), lost);
+        again.cancel_task(lost).unwrap();
+        let next = again.wait_for_event("e".into()).unwrap();
+        assert_eq!(
+            again.poll_wait(&[next]).unwrap().unwrap().outcome,
+            Outcome::Ok("d1".into())
+        );
     }
 
     #[test]

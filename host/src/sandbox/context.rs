@@ -61,6 +61,10 @@ impl context::Host for GuestState {
         Ok(self.replay()?.wait_for_event(name)?)
     }
 
+    fn cancel_task(&mut self, task: u64) -> wasmtime::Result<()> {
+        Ok(self.replay()?.cancel_task(task)?)
+    }
+
     async fn wait(&mut self, tasks: Vec<u64>) -> wasmtime::Result<Completion> {
         loop {
             if let Some(completion) = self.replay()?.poll_wait(&tasks)? {

@@ -1,7 +1,9 @@
 //! Test guest: the orchestration model — children, detached starts,
 //! continue-as-new, versions and cancellation.
 
-use duroxide_guest::{OrchestrationContext, Registry};
+use std::time::Duration;
+
+use duroxide_guest::{Either, OrchestrationContext, Registry, select2};
 
 /// Awaits two children: one with a derived id, one with an explicit id.
 async fn parent(ctx: OrchestrationContext, input: String) -> Result<String, String> {
@@ -87,6 +89,15 @@ async fn waits_on_child(ctx: OrchestrationContext, input: String) -> Result<Stri
     ctx.schedule_sub_orchestration("Waiter", &input).await
 }
 
+/// Races a child that never finishes against a short timer.
+async fn race_child(ctx: OrchestrationContext, _input: String) -> Result<String, String> {
+    let child = ctx.schedule_sub_orchestration("Waiter", "");
+    match select2(child, ctx.schedule_timer(Duration::from_millis(50))).await {
+        Either::Left(out) => Ok(format!("child won: {out:?}")),
+        Either::Right(()) => Ok("timer won".to_string()),
+    }
+}
+
 /// Waits for an event nobody raises.
 async fn waiter(ctx: OrchestrationContext, _input: String) -> Result<String, String> {
     Ok(ctx.wait_for_external_event("never").await)
@@ -111,6 +122,7 @@ fn register(registry: &mut Registry) {
         .orchestration("Upgrader", upgrader)
         .orchestration("WaitsOnChild", waits_on_child)
         .orchestration("Waiter", waiter)
+        .orchestration("RaceChild", race_child)
         .activity("Shout", shout);
 }
 
