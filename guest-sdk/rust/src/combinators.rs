@@ -9,13 +9,14 @@
 //! always resolves a join or a race the same way, on the first run and on
 //! every replay.
 //!
-//! A race does not cancel its losers: an activity that lost still runs and
-//! completes, a timer that lost still fires, and an event subscription that
-//! lost still owns the event it would have received (the next wait for that
-//! name receives the event after it). Their results are simply never
-//! consumed, which is deterministic too. To keep a loser and await it later,
-//! pass it by reference: the SDK's task types are `Unpin`, so
-//! `select2(&mut activity, timer)` leaves `activity` usable.
+//! A race drops its losers, and dropping an unfinished task cancels it on the
+//! host: the cancellation is recorded in history, so a replay cancels at the
+//! same point. A cancelled event subscription gives its event (arrived or
+//! not) to the next wait for that name; a cancelled child orchestration is
+//! cancelled; a cancelled activity or timer is ignored when it completes. To
+//! keep a loser and await it later, pass it by reference: the SDK's task
+//! types are `Unpin`, so `select2(&mut activity, timer)` leaves `activity`
+//! usable and uncancelled.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -48,7 +49,7 @@ pub async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
 /// Race `a` against `b`: the output of whichever finishes first.
 ///
 /// Each poll polls `a`, then `b`; when both are ready in the same poll, `a`
-/// wins. The loser is dropped, not cancelled (see the [module docs](self)).
+/// wins. The loser is dropped, which cancels it (see the [module docs](self)).
 pub async fn select2<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output> {
     Select2 {
         a: Box::pin(a),
@@ -60,8 +61,8 @@ pub async fn select2<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::O
 /// Race every future in `futures`: the index and output of the first to finish.
 ///
 /// Each poll polls the futures in index order; when several are ready in the
-/// same poll, the lowest index wins. The losers are dropped, not cancelled
-/// (see the [module docs](self)).
+/// same poll, the lowest index wins. The losers are dropped, which cancels
+/// them (see the [module docs](self)).
 ///
 /// # Panics
 ///

@@ -22,15 +22,14 @@
 //! ```
 //!
 //! Orchestration code must be deterministic: take time, ids and randomness
-//! from the context, and do side effects in activities. Any future combinator
-//! works (for example `futures::future::join_all`), as long as it polls in a
-//! deterministic order (`select_biased!`, not `select!`).
-//!
-//! The SDK ships such combinators itself: [`join_all`] waits for every future
+//! from the context, and do side effects in activities. Use combinators that
+//! poll in a fixed order; the SDK ships them: [`join_all`] waits for every future
 //! and returns the outputs in input order; [`select2`] (returning an
 //! [`Either`]) and [`select_all`] race futures and poll them in a fixed order,
-//! so a race replays identically. Losers are not cancelled: their results are
-//! just never consumed. For example, an external event with a durable timeout:
+//! so a race replays identically. A loser is cancelled when it is dropped
+//! (recorded, so replay cancels it at the same point): a cancelled event wait
+//! leaves its event for the next wait, a cancelled child is cancelled. For
+//! example, an external event with a durable timeout:
 //!
 //! ```ignore
 //! use duroxide_guest::{Either, select2};
