@@ -69,7 +69,22 @@ pub fn build(packages: &[&str]) -> Result<Vec<BuiltGuest>, BuildError> {
     let manifest_dir = PathBuf::from(
         std::env::var_os("CARGO_MANIFEST_DIR").ok_or(BuildError::Env("CARGO_MANIFEST_DIR"))?,
     );
+    let built = build_in(&manifest_dir, packages)?;
     let workspace = workspace_root(&manifest_dir)?;
+    for dir in ["wit", "guest-sdk/rust", "examples", "tests/guests"] {
+        println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
+    }
+    for guest in &built {
+        // A deleted output makes cargo run the build script again.
+        println!("cargo:rerun-if-changed={}", guest.path.display());
+    }
+    Ok(built)
+}
+
+/// Build the guest `packages` of the workspace that contains `dir`, outside
+/// a build script (a benchmark or a tool, say).
+pub fn build_in(dir: &Path, packages: &[&str]) -> Result<Vec<BuiltGuest>, BuildError> {
+    let workspace = workspace_root(dir)?;
     let target_dir = workspace.join("target").join("guests");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     ensure_target()?;
@@ -102,9 +117,6 @@ pub fn build(packages: &[&str]) -> Result<Vec<BuiltGuest>, BuildError> {
         )));
     }
 
-    for dir in ["wit", "guest-sdk/rust", "examples", "tests/guests"] {
-        println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
-    }
     let out = target_dir.join(TARGET).join(PROFILE);
     let built: Vec<BuiltGuest> = packages
         .iter()
@@ -113,10 +125,6 @@ pub fn build(packages: &[&str]) -> Result<Vec<BuiltGuest>, BuildError> {
             path: out.join(format!("{}.wasm", p.replace('-', "_"))),
         })
         .collect();
-    for guest in &built {
-        // A deleted output makes cargo run the build script again.
-        println!("cargo:rerun-if-changed={}", guest.path.display());
-    }
     Ok(built)
 }
 

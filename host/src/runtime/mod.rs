@@ -11,6 +11,7 @@ mod orchestrator;
 mod plan;
 mod registry;
 pub(crate) mod replay;
+mod turn_cost;
 mod verify;
 
 use std::future::Future;
@@ -27,6 +28,8 @@ use cache::ExecutionCache;
 pub use fault::GuestFault;
 use registry::Registry;
 pub use registry::{ActivityFuture, NativeActivity};
+#[doc(hidden)]
+pub use turn_cost::{TurnCost, measure_turn_cost};
 pub use verify::{ReplayMismatch, verify_replay};
 
 /// Errors of the runtime API.

@@ -1,0 +1,262 @@
+//! The workload benchmark: `cargo bench -p duroxide --bench workloads [-- <workload>...
+//! [--instances N] [--fan-out N]]`. Runs each workload on a fresh SQLite file
+//! with durable commits and a release build of the benchmark guest, and prints
+//! one `workload=<name> key=value ...` line per workload.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use duroxide::history::Event;
+use duroxide::providers::sqlite::SqliteHistoryStore;
+use duroxide::runtime::measure_turn_cost;
+use duroxide::{Client, DuroxideRuntime, LoadedComponent, OrchestrationStatus};
+
+const WORKLOADS: [&str; 5] = [
+    "hello_seq5",
+    "fan_out_1000",
+    "long_history",
+    "turn_cost",
+    "timers",
+];
+
+struct Args {
+    workloads: Vec<String>,
+    instances: Option<usize>,
+    fan_out: usize,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        workloads: Vec::new(),
+        instances: None,
+        fan_out: 1000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--bench" => {}
+            "--instances" => args.instances = Some(it.next().context("--instances N")?.parse()?),
+            "--fan-out" => args.fan_out = it.next().context("--fan-out N")?.parse()?,
+            w if WORKLOADS.contains(&w) => args.workloads.push(w.to_string()),
+            other => bail!("unknown argument {other}; workloads are {WORKLOADS:?}"),
+        }
+    }
+    if args.workloads.is_empty() {
+        args.workloads = WORKLOADS.iter().map(|w| w.to_string()).collect();
+    }
+    Ok(args)
+}
+
+/// A runtime and client on a fresh durable SQLite file.
+struct Bench {
+    _dir: tempfile::TempDir,
+    client: Client,
+    runtime: DuroxideRuntime,
+}
+
+impl Bench {
+    async fn start(wasm: &Path) -> anyhow::Result<(Self, Arc<LoadedComponent>)> {
+        let dir = tempfile::tempdir()?;
+        let url = format!("sqlite:{}", dir.path().join("bench.db").display());
+        let store = Arc::new(SqliteHistoryStore::new(&url).await?);
+        let mut runtime = DuroxideRuntime::new(store.clone());
+        let component = runtime.load_component_file(wasm).await?;
+        runtime.start().await?;
+        let client = Client::new(store);
+        Ok((
+            Bench {
+                _dir: dir,
+                client,
+                runtime,
+            },
+            component,
+        ))
+    }
+
+    /// Wait until every instance in `ids` ended; returns (created, updated) ms of each.
+    async fn wait_all(&self, ids: &[String]) -> anyhow::Result<Vec<(u64, u64, bool)>> {
+        let mut pending: Vec<&String> = ids.iter().collect();
+        let deadline = Instant::now() + Duration::from_secs(600);
+        let mut done = Vec::with_capacity(ids.len());
+        while !pending.is_empty() {
+            let mut still = Vec::new();
+            for id in pending {
+                let info = self
+                    .client
+                    .get_instance_info(id)
+                    .await?
+                    .context("instance vanished")?;
+                if info.status.is_terminal() {
+                    let ok = matches!(info.status, OrchestrationStatus::Completed { .. });
+                    done.push((info.created_at_ms, info.updated_at_ms, ok));
+                } else {
+                    still.push(id);
+                }
+            }
+            pending = still;
+            if !pending.is_empty() {
+                if Instant::now() > deadline {
+                    bail!("{} instances did not finish", pending.len());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Ok(done)
+    }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+async fn hello_seq5(wasm: &Path, instances: usize) -> anyhow::Result<()> {
+    let (bench, _) = Bench::start(wasm).await?;
+    let ids: Vec<String> = (0..instances).map(|i| format!("seq5-{i}")).collect();
+    let started = duroxide::providers::now_ms();
+    for id in &ids {
+        bench
+            .client
+            .start_orchestration(id, "Sequence", "5", None)
+            .await?;
+    }
+    let done = bench.wait_all(&ids).await?;
+    let completed = done.iter().filter(|d| d.2).count();
+    let end = done.iter().map(|d| d.1).max().unwrap_or(started);
+    let mut latencies: Vec<u64> = done.iter().map(|d| d.1.saturating_sub(d.0)).collect();
+    latencies.sort_unstable();
+    let secs = (end.saturating_sub(started)).max(1) as f64 / 1000.0;
+    println!(
+        "workload=hello_seq5 instances={instances} completed={completed} orch_per_s={:.0} p50_ms={} p99_ms={}",
+        instances as f64 / secs,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99)
+    );
+    drop(bench);
+    Ok(())
+}
+
+async fn run_one(wasm: &Path, name: &str, input: &str) -> anyhow::Result<u64> {
+    let (bench, _) = Bench::start(wasm).await?;
+    let id = format!("{name}-{input}");
+    bench
+        .client
+        .start_orchestration(&id, name, input, None)
+        .await?;
+    let done = bench.wait_all(std::slice::from_ref(&id)).await?;
+    let (created, updated, ok) = done[0];
+    if !ok {
+        bail!(
+            "{id} did not complete: {:?}",
+            bench.client.get_orchestration_status(&id).await?
+        );
+    }
+    let mut runtime = bench.runtime;
+    runtime.stop().await;
+    Ok(updated.saturating_sub(created))
+}
+
+async fn fan_out(wasm: &Path, n: usize) -> anyhow::Result<()> {
+    let ms = run_one(wasm, "FanOut", &n.to_string()).await?;
+    println!("workload=fan_out_{n} activities={n} total_ms={ms}");
+    Ok(())
+}
+
+async fn long_history(wasm: &Path) -> anyhow::Result<()> {
+    let ms_1000 = run_one(wasm, "Sequence", "1000").await?;
+    let ms_10000 = run_one(wasm, "Sequence", "10000").await?;
+    println!(
+        "workload=long_history ms_1000={ms_1000} ms_10000={ms_10000} ratio={:.2}",
+        ms_10000 as f64 / ms_1000.max(1) as f64
+    );
+    Ok(())
+}
+
+async fn turn_cost(wasm: &Path) -> anyhow::Result<()> {
+    let (bench, component) = Bench::start(wasm).await?;
+    drop(bench);
+    // Warm up, then measure: 33 turns make a history of about 100 events.
+    measure_turn_cost(&component, "Sequence", "1000000", 33, 5)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let cost = measure_turn_cost(&component, "Sequence", "1000000", 33, 200)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    println!(
+        "workload=turn_cost cached_us={} cold_replay_us={} history_events={}",
+        cost.cached.as_micros(),
+        cost.cold_replay.as_micros(),
+        cost.history_events
+    );
+    Ok(())
+}
+
+async fn timers(wasm: &Path, instances: usize) -> anyhow::Result<()> {
+    let (bench, _) = Bench::start(wasm).await?;
+    let fire_at = duroxide::providers::now_ms() + 2_000 + 3 * instances as u64;
+    let ids: Vec<String> = (0..instances).map(|i| format!("timers-{i}")).collect();
+    for id in &ids {
+        bench
+            .client
+            .start_orchestration(id, "TimersAt", &fire_at.to_string(), None)
+            .await?;
+    }
+    bench.wait_all(&ids).await?;
+    let mut lateness = Vec::new();
+    for id in &ids {
+        let history = bench.client.get_execution_history(id, None).await?;
+        let mut due: HashMap<u64, u64> = HashMap::new();
+        let mut turn_at = 0;
+        for event in &history {
+            match event {
+                Event::TimerCreated { id, fire_at_ms } => {
+                    due.insert(*id, *fire_at_ms);
+                }
+                Event::TurnStarted { at_ms } => turn_at = *at_ms,
+                Event::TimerFired { id } => {
+                    lateness.push(turn_at.saturating_sub(due.get(id).copied().unwrap_or(turn_at)));
+                }
+                _ => {}
+            }
+        }
+    }
+    lateness.sort_unstable();
+    println!(
+        "workload=timers timers={} p50_late_ms={} p99_late_ms={} max_late_ms={}",
+        lateness.len(),
+        percentile(&lateness, 0.5),
+        percentile(&lateness, 0.99),
+        lateness.last().copied().unwrap_or(0)
+    );
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let built = duroxide_guest_build::build_in(manifest_dir, &["bench-workloads"])
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let wasm = built[0].path.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        for workload in &args.workloads {
+            match workload.as_str() {
+                "hello_seq5" => hello_seq5(&wasm, args.instances.unwrap_or(1000)).await?,
+                "fan_out_1000" => fan_out(&wasm, args.fan_out).await?,
+                "long_history" => long_history(&wasm).await?,
+                "turn_cost" => turn_cost(&wasm).await?,
+                "timers" => timers(&wasm, args.instances.unwrap_or(1000)).await?,
+                _ => {}
+            }
+        }
+        anyhow::Ok(())
+    })
+}

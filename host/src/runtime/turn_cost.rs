@@ -1,0 +1,109 @@
+//! Measures the host's cost of one orchestration turn, from the cache and by
+//! cold replay, for the benchmark suite.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::execution::{Execution, ExecutionSpec, TurnInput, TurnReport};
+use super::replay::Replay;
+use crate::history::{Event, OrchestratorMessage};
+use crate::providers::now_ms;
+use crate::sandbox::{LoadedComponent, SandboxLimits};
+
+/// Average costs of one turn.
+#[derive(Debug, Clone, Copy)]
+pub struct TurnCost {
+    /// A turn of a parked (cached) execution: one completion in, one decision out.
+    pub cached: Duration,
+    /// Instantiating the component and replaying the whole history until it parks.
+    pub cold_replay: Duration,
+    /// Events in the replayed history.
+    pub history_events: usize,
+}
+
+/// Run orchestration `name` of `component`, which must schedule one activity
+/// at a time, for `turns` turns fed by synthetic completions, then replay the
+/// resulting history cold `replays` times. Nothing touches a store.
+pub async fn measure_turn_cost(
+    component: &Arc<LoadedComponent>,
+    name: &str,
+    input: &str,
+    turns: usize,
+    replays: usize,
+) -> Result<TurnCost, String> {
+    let version = component
+        .manifest
+        .orchestrations
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| format!("no orchestration {name}"))?;
+    let spec = || ExecutionSpec {
+        component: component.clone(),
+        name: name.to_string(),
+        version: version.clone(),
+        input: input.to_string(),
+        limits: SandboxLimits::default(),
+    };
+    let mut replay = Replay::new("turn-cost", 1, Vec::new(), usize::MAX);
+    replay.append(Event::OrchestrationStarted {
+        name: name.to_string(),
+        version: version.clone(),
+        input: input.to_string(),
+        parent_instance: None,
+        parent_id: None,
+        started_at_ms: now_ms(),
+    });
+    let (mut execution, report) = Execution::start(spec(), replay, 1)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut history = parked_events(report)?;
+    let mut cached_total = Duration::ZERO;
+    for _ in 0..turns {
+        let Some(id) = history.iter().rev().find_map(|e| match e {
+            Event::ActivityScheduled { id, .. } => Some(*id),
+            _ => None,
+        }) else {
+            return Err("the orchestration scheduled no activity".into());
+        };
+        let input = TurnInput {
+            now_ms: now_ms(),
+            messages: vec![OrchestratorMessage::ActivityCompleted {
+                execution_id: 1,
+                id,
+                output: String::new(),
+            }],
+        };
+        let started = Instant::now();
+        let report = execution.run_turn(input).await.map_err(|e| e.to_string())?;
+        cached_total += started.elapsed();
+        history.extend(parked_events(report)?);
+    }
+    let mut cold_total = Duration::ZERO;
+    for _ in 0..replays {
+        let replay = Replay::new("turn-cost", 1, history.clone(), usize::MAX);
+        let started = Instant::now();
+        let (_execution, report) = Execution::start(spec(), replay, 1)
+            .await
+            .map_err(|e| e.to_string())?;
+        cold_total += started.elapsed();
+        if !parked_events(report)?.is_empty() {
+            return Err("the cold replay made new decisions".into());
+        }
+    }
+    Ok(TurnCost {
+        cached: cached_total / u32::try_from(turns.max(1)).unwrap_or(u32::MAX),
+        cold_replay: cold_total / u32::try_from(replays.max(1)).unwrap_or(u32::MAX),
+        history_events: history.len(),
+    })
+}
+
+fn parked_events(report: TurnReport) -> Result<Vec<Event>, String> {
+    match report {
+        TurnReport::Parked(output) => Ok(output.new_events),
+        TurnReport::Finished(output) => Err(format!(
+            "the orchestration ended during the measurement: {:?}",
+            output.status
+        )),
+    }
+}
