@@ -76,14 +76,14 @@ impl Bench {
         ))
     }
 
-    /// Wait until every instance in `ids` ended; returns (created, updated) ms of each.
+    /// Wait until every instance in `ids` ended; returns (created, updated,
+    /// completed) of each. Polls one unfinished instance at a time, so the
+    /// waiting costs the runtime little.
     async fn wait_all(&self, ids: &[String]) -> anyhow::Result<Vec<(u64, u64, bool)>> {
-        let mut pending: Vec<&String> = ids.iter().collect();
         let deadline = Instant::now() + Duration::from_secs(600);
         let mut done = Vec::with_capacity(ids.len());
-        while !pending.is_empty() {
-            let mut still = Vec::new();
-            for id in pending {
+        for id in ids {
+            loop {
                 let info = self
                     .client
                     .get_instance_info(id)
@@ -92,16 +92,12 @@ impl Bench {
                 if info.status.is_terminal() {
                     let ok = matches!(info.status, OrchestrationStatus::Completed { .. });
                     done.push((info.created_at_ms, info.updated_at_ms, ok));
-                } else {
-                    still.push(id);
+                    break;
                 }
-            }
-            pending = still;
-            if !pending.is_empty() {
                 if Instant::now() > deadline {
-                    bail!("{} instances did not finish", pending.len());
+                    bail!("{id} did not finish");
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(Duration::from_millis(25)).await;
             }
         }
         Ok(done)

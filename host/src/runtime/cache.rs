@@ -1,29 +1,34 @@
-//! The execution cache: parked executions by instance id, bounded, least
-//! recently used evicted first. Correctness never depends on it: a miss
-//! replays from history.
+//! The execution cache: parked executions by instance id, bounded by count
+//! and by the guests' memory, least recently used evicted first. Correctness
+//! never depends on it: a miss replays from history.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::execution::Execution;
 
-/// Parked executions, at most `capacity` of them.
+/// Parked executions, at most `capacity` of them holding at most `max_bytes`.
 pub(crate) struct ExecutionCache {
     capacity: usize,
+    max_bytes: usize,
     inner: Mutex<Entries>,
 }
 
 #[derive(Default)]
 struct Entries {
     tick: u64,
-    map: HashMap<String, (u64, Execution)>,
+    bytes: usize,
+    /// Instance id to (last use, guest memory when parked, execution).
+    map: HashMap<String, (u64, usize, Execution)>,
 }
 
 impl ExecutionCache {
-    /// A cache holding up to `capacity` executions; 0 disables it.
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A cache holding up to `capacity` executions and `max_bytes` of guest
+    /// memory; a capacity of 0 disables it.
+    pub(crate) fn new(capacity: usize, max_bytes: usize) -> Self {
         Self {
             capacity,
+            max_bytes,
             inner: Mutex::default(),
         }
     }
@@ -32,11 +37,13 @@ impl ExecutionCache {
     /// for the turn and puts it back with [`put`](Self::put).
     pub(crate) fn take(&self, instance: &str) -> Option<Execution> {
         let mut entries = self.inner.lock().ok()?;
-        entries.map.remove(instance).map(|(_, e)| e)
+        let (_, bytes, execution) = entries.map.remove(instance)?;
+        entries.bytes -= bytes;
+        Some(execution)
     }
 
     /// Park `execution` for `instance`, evicting the least recently used
-    /// entry when full. Dropping an evicted execution ends its guest.
+    /// entries while over a bound. Dropping an evicted execution ends its guest.
     pub(crate) fn put(&self, instance: String, execution: Execution) {
         if self.capacity == 0 {
             return;
@@ -46,16 +53,23 @@ impl ExecutionCache {
         };
         entries.tick += 1;
         let tick = entries.tick;
-        entries.map.insert(instance, (tick, execution));
-        if entries.map.len() > self.capacity {
+        let bytes = execution.memory_bytes();
+        entries.bytes += bytes;
+        if let Some((_, old, _)) = entries.map.insert(instance, (tick, bytes, execution)) {
+            entries.bytes -= old;
+        }
+        while entries.map.len() > self.capacity
+            || (entries.bytes > self.max_bytes && entries.map.len() > 1)
+        {
             let oldest = entries
                 .map
                 .iter()
-                .min_by_key(|(_, (t, _))| *t)
+                .min_by_key(|(_, (t, _, _))| *t)
                 .map(|(k, _)| k.clone());
-            if let Some(oldest) = oldest {
-                entries.map.remove(&oldest);
-            }
+            let Some((_, bytes, _)) = oldest.and_then(|k| entries.map.remove(&k)) else {
+                break;
+            };
+            entries.bytes -= bytes;
         }
     }
 
@@ -63,6 +77,7 @@ impl ExecutionCache {
     pub(crate) fn clear(&self) {
         if let Ok(mut entries) = self.inner.lock() {
             entries.map.clear();
+            entries.bytes = 0;
         }
     }
 

@@ -3,6 +3,7 @@
 //! turn for a cached instance costs only its new events.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::mpsc;
 
@@ -71,6 +72,8 @@ pub(crate) struct Execution {
     /// History length after the last committed turn; a cached execution is
     /// reused only if the store agrees.
     pub(crate) history_len: u64,
+    /// Linear memory the guest holds.
+    memory_bytes: Arc<AtomicUsize>,
 }
 
 /// The execution task ended without reporting (a host bug or a panic).
@@ -101,15 +104,22 @@ impl Execution {
             return Err(ExecutionLost);
         };
         let store = orchestration_store(&engine, replay, link, &spec.limits);
+        let memory_bytes = store.data().limiter.memory_bytes.clone();
         tokio::spawn(run_guest(spec, store, report_tx));
         let mut execution = Execution {
             inputs: input_tx,
             reports: report_rx,
             execution_id,
             history_len: 0,
+            memory_bytes,
         };
         let report = execution.reports.recv().await.ok_or(ExecutionLost)?;
         Ok((execution, report))
+    }
+
+    /// Linear memory the guest holds now.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.memory_bytes.load(Ordering::Relaxed)
     }
 
     /// Hand the parked guest a new turn and wait for it to park or end.

@@ -63,6 +63,8 @@ pub struct RuntimeOptions {
     pub execution_cache: bool,
     /// Most parked executions kept; the least recently used is evicted.
     pub cache_capacity: usize,
+    /// Most guest memory the parked executions may hold together.
+    pub cache_max_bytes: usize,
     /// Orchestration turns run side by side.
     pub orchestration_workers: usize,
     /// Activities run side by side.
@@ -88,8 +90,9 @@ impl Default for RuntimeOptions {
     fn default() -> Self {
         Self {
             execution_cache: true,
-            cache_capacity: 10_000,
-            orchestration_workers: 2,
+            cache_capacity: 4096,
+            cache_max_bytes: 2 << 30,
+            orchestration_workers: 16,
             activity_concurrency: 32,
             orchestration_lock: Duration::from_secs(30),
             activity_lock: Duration::from_secs(300),
@@ -198,7 +201,7 @@ impl DuroxideRuntime {
         let shared = Arc::new(Shared {
             store: self.store.clone(),
             registry: self.registry.clone(),
-            cache: ExecutionCache::new(capacity),
+            cache: ExecutionCache::new(capacity, self.options.cache_max_bytes),
             options: self.options.clone(),
             shutdown: shutdown_rx,
         });

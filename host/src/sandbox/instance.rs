@@ -26,6 +26,7 @@ pub(crate) fn activity_store(
         table: ResourceTable::new(),
         limiter: GuestLimiter {
             max_memory_bytes: limits.max_memory_bytes,
+            memory_bytes: Default::default(),
         },
         output,
         deadline: Instant::now() + limits.activity_budget,
@@ -49,6 +50,7 @@ pub(crate) fn orchestration_store(
         table: ResourceTable::new(),
         limiter: GuestLimiter {
             max_memory_bytes: limits.max_memory_bytes,
+            memory_bytes: Default::default(),
         },
         output,
         deadline: Instant::now() + limits.orchestration_turn_budget,

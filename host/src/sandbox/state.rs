@@ -1,7 +1,8 @@
 //! What a guest's wasmtime store holds, and the linkers that give guests
 //! their imports.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
@@ -17,6 +18,8 @@ use crate::runtime::replay::Replay;
 /// Caps a guest's memory; growing past the cap traps with a typed fault.
 pub(crate) struct GuestLimiter {
     pub(crate) max_memory_bytes: usize,
+    /// Linear memory the guest holds now, read by the execution cache.
+    pub(crate) memory_bytes: Arc<AtomicUsize>,
 }
 
 /// Table growth allowed per guest: generous, but bounded.
@@ -36,6 +39,7 @@ impl ResourceLimiter for GuestLimiter {
             }
             .into());
         }
+        self.memory_bytes.store(desired, Ordering::Relaxed);
         Ok(true)
     }
 
