@@ -1,7 +1,7 @@
 //! Builds every guest component the tests use and exposes each path as an
 //! environment variable `GUEST_<NAME>` for `env!`.
 
-fn main() {
+fn main() -> Result<(), duroxide_guest_build::BuildError> {
     let guests = [
         "hello-world",
         "order-processing",
@@ -14,19 +14,5 @@ fn main() {
         "programs",
         "patterns",
     ];
-    match duroxide_guest_build::build(&guests) {
-        Ok(built) => {
-            for guest in built {
-                println!(
-                    "cargo:rustc-env=GUEST_{}={}",
-                    guest.const_name(),
-                    guest.path.display()
-                );
-            }
-        }
-        Err(e) => {
-            println!("cargo:warning=building guest components failed: {e}");
-            std::process::exit(1);
-        }
-    }
+    duroxide_guest_build::export(&guests)
 }

@@ -2,11 +2,9 @@
 //!
 //! ```ignore
 //! // build.rs of a crate that embeds or tests guest components
-//! fn main() {
-//!     let built = duroxide_guest_build::build(&["hello-world"]).expect("guests build");
-//!     for guest in built {
-//!         println!("cargo:rustc-env=GUEST_{}={}", guest.const_name(), guest.path.display());
-//!     }
+//! fn main() -> Result<(), duroxide_guest_build::BuildError> {
+//!     // Sets GUEST_HELLO_WORLD to the path of hello_world.wasm for `env!`.
+//!     duroxide_guest_build::export(&["hello-world"])
 //! }
 //! ```
 //!
@@ -79,6 +77,20 @@ pub fn build(packages: &[&str]) -> Result<Vec<BuiltGuest>, BuildError> {
         println!("cargo:rerun-if-changed={}", guest.path.display());
     }
     Ok(built)
+}
+
+/// Build the guest `packages` and export each `.wasm` path to the crate being
+/// built as the environment variable `GUEST_<NAME>` (read it with `env!`).
+/// A build script that calls this needs nothing else.
+pub fn export(packages: &[&str]) -> Result<(), BuildError> {
+    for guest in build(packages)? {
+        println!(
+            "cargo:rustc-env=GUEST_{}={}",
+            guest.const_name(),
+            guest.path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Build the guest `packages` of the workspace that contains `dir`, outside
