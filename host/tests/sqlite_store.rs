@@ -500,3 +500,267 @@ async fn two_stores_on_one_file_never_hand_out_the_same_instance() -> TestResult
     assert_eq!((before, taken.len()), (20, 20));
     Ok(())
 }
+
+// Group commit: the store's writer commits concurrent writes together, one
+// transaction with a savepoint per write.
+
+/// Every message queued for `instance`, fetched under a long lock.
+async fn queued_events(
+    store: &SqliteHistoryStore,
+    instance: &str,
+) -> Result<Vec<OrchestratorMessage>, Box<dyn Error>> {
+    let work = fetch(store, LONG_LOCK).await?;
+    assert_eq!(work.instance.instance_id, instance);
+    Ok(work.messages.into_iter().map(|m| m.message).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_from_many_tasks_all_land() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = std::sync::Arc::new(open(&dir).await?);
+    store.create_instance(new_instance("a", now_ms())).await?;
+
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .enqueue_message("a", external_event(&format!("e{i}")), now_ms())
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+
+    let messages = queued_events(&store, "a").await?;
+    assert_eq!(messages.len(), 201, "the start message and 200 events");
+    let mut names: Vec<String> = messages
+        .iter()
+        .filter_map(|m| match m {
+            OrchestratorMessage::ExternalEvent { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 200);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_turns_of_many_instances_all_commit() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = std::sync::Arc::new(open(&dir).await?);
+    for i in 0..50 {
+        store
+            .create_instance(new_instance(&format!("i{i}"), now_ms()))
+            .await?;
+    }
+    let mut fetched = Vec::new();
+    for _ in 0..50 {
+        fetched.push(fetch(&store, LONG_LOCK).await?);
+    }
+
+    let tasks: Vec<_> = fetched
+        .iter()
+        .map(|work| {
+            let store = store.clone();
+            let mut commit = empty_commit(work);
+            commit.new_events = vec![started_event()];
+            commit.activities = vec![work_for(&work.instance.instance_id)];
+            tokio::spawn(async move { store.commit_turn(commit).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+
+    for i in 0..50 {
+        let id = format!("i{i}");
+        assert_eq!(store.read_history(&id, 1).await?, vec![started_event()]);
+        let record = store.instance(&id).await?.ok_or("instance missing")?;
+        assert_eq!(
+            (record.status, record.history_len),
+            (InstanceStatus::Running, 1)
+        );
+    }
+    assert_eq!(store.fetch_activity_work(100, LONG_LOCK).await?.len(), 50);
+    assert!(store.fetch_orchestration_work(LONG_LOCK).await?.is_none());
+    Ok(())
+}
+
+fn work_for(instance: &str) -> ActivityWork {
+    work(instance, 1)
+}
+
+// On a current-thread runtime `join!` polls every future, each queuing its
+// write, before the writer task runs once: the writes share one batch.
+
+#[tokio::test]
+async fn a_failing_write_fails_alone_in_its_batch() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = open(&dir).await?;
+    store.create_instance(new_instance("a", now_ms())).await?;
+
+    let (b, duplicate, event, ghost, c) = tokio::join!(
+        store.create_instance(new_instance("b", now_ms())),
+        store.create_instance(new_instance("a", now_ms())),
+        store.enqueue_message("a", external_event("kept"), now_ms()),
+        store.enqueue_message("ghost", external_event("lost"), now_ms()),
+        store.create_instance(new_instance("c", now_ms())),
+    );
+    b?;
+    event?;
+    c?;
+    let duplicate = expect_err(duplicate)?;
+    assert!(
+        matches!(&duplicate, StoreError::InstanceExists(id) if id == "a"),
+        "{duplicate:?}"
+    );
+    let ghost = expect_err(ghost)?;
+    assert!(
+        matches!(ghost, StoreError::InstanceNotFound(_)),
+        "{ghost:?}"
+    );
+
+    // The duplicate neither replaced "a" nor queued a second start message.
+    let record = store.instance("a").await?.ok_or("instance missing")?;
+    assert_eq!(record.status, InstanceStatus::Pending);
+    let messages = queued_events(&store, "a").await?;
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert_eq!(messages[1], external_event("kept"));
+    assert!(store.instance("b").await?.is_some());
+    assert!(store.instance("c").await?.is_some());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_turn_that_lost_its_lock_writes_nothing_beside_one_that_commits() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = open(&dir).await?;
+    store.create_instance(new_instance("a", now_ms())).await?;
+    store.create_instance(new_instance("b", now_ms())).await?;
+    let first = fetch(&store, LONG_LOCK).await?;
+    let second = fetch(&store, LONG_LOCK).await?;
+
+    let mut lost = empty_commit(&first);
+    lost.lock_token = "forged".to_owned();
+    lost.new_events = vec![started_event()];
+    lost.activities = vec![work_for(&first.instance.instance_id)];
+    lost.messages = vec![OutgoingMessage {
+        instance_id: second.instance.instance_id.clone(),
+        message: external_event("from the lost turn"),
+        visible_at_ms: now_ms(),
+    }];
+    let mut kept = empty_commit(&second);
+    kept.new_events = vec![started_event()];
+    kept.activities = vec![work_for(&second.instance.instance_id)];
+
+    let (lost, kept) = tokio::join!(store.commit_turn(lost), store.commit_turn(kept));
+    kept?;
+    let lost = expect_err(lost)?;
+    assert!(matches!(lost, StoreError::LockLost(_)), "{lost:?}");
+
+    let (lost_id, kept_id) = (&first.instance.instance_id, &second.instance.instance_id);
+    assert!(store.read_history(lost_id, 1).await?.is_empty());
+    assert_eq!(store.read_history(kept_id, 1).await?, vec![started_event()]);
+    let activities = store.fetch_activity_work(10, LONG_LOCK).await?;
+    assert_eq!(activities.len(), 1);
+    assert_eq!(&activities[0].work.instance, kept_id);
+    // The lost turn consumed nothing and sent nothing; its instance is still locked.
+    assert!(store.fetch_orchestration_work(LONG_LOCK).await?.is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn close_commits_queued_writes_then_refuses_new_ones() -> TestResult {
+    let dir = TempDir::new()?;
+    {
+        let store = open(&dir).await?;
+        store.create_instance(new_instance("a", now_ms())).await?;
+        // Queued before the close request, so committed before the writer stops.
+        let (first, second, ()) = tokio::join!(
+            store.enqueue_message("a", external_event("first"), now_ms()),
+            store.enqueue_message("a", external_event("second"), now_ms()),
+            store.close(),
+        );
+        first?;
+        second?;
+        let err = expect_err(
+            store
+                .enqueue_message("a", external_event("late"), now_ms())
+                .await,
+        )?;
+        assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+        let err = expect_err(store.create_instance(new_instance("b", now_ms())).await)?;
+        assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+    }
+
+    let store = open(&dir).await?;
+    let messages = queued_events(&store, "a").await?;
+    assert_eq!(
+        &messages[1..],
+        &[external_event("first"), external_event("second")]
+    );
+    assert_eq!(store.instance("b").await?, None);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_survive_dropping_the_store_without_close() -> TestResult {
+    let dir = TempDir::new()?;
+    {
+        let store = std::sync::Arc::new(open(&dir).await?);
+        let tasks: Vec<_> = (0..100)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .create_instance(new_instance(&format!("i{i}"), now_ms()))
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await??;
+        }
+        // Dropped here: the writer's channel closes and the task ends.
+    }
+
+    let store = open(&dir).await?;
+    for i in 0..100 {
+        let record = store
+            .instance(&format!("i{i}"))
+            .await?
+            .ok_or("instance missing after reopening")?;
+        assert_eq!(record.status, InstanceStatus::Pending);
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_store_takes_concurrent_writes_and_reads() -> TestResult {
+    // One connection serves both the writer and the reads here.
+    let store = std::sync::Arc::new(SqliteHistoryStore::new_in_memory().await?);
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let id = format!("i{i}");
+                store.create_instance(new_instance(&id, now_ms())).await?;
+                store.instance(&id).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert!(task.await??.is_some());
+    }
+    let mut taken = 0;
+    while store.fetch_orchestration_work(LONG_LOCK).await?.is_some() {
+        taken += 1;
+    }
+    assert_eq!(taken, 50);
+    Ok(())
+}

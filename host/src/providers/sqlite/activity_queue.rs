@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
-use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
 
 use super::SqliteHistoryStore;
 use super::codec::{attempts, db, decode, encode, lock_deadline, new_lock_token, now_i64};
+use super::ops::{Op, Signals};
 use super::orchestrator_queue::insert_message;
 use crate::history::OrchestratorMessage;
 use crate::providers::{LockedActivity, StoreError};
@@ -36,34 +37,47 @@ pub(super) async fn fetch(
 
     let limit = i64::try_from(max).unwrap_or(i64::MAX);
     let lock_token = new_lock_token();
-    let mut tx = store.begin_write("beginning an activity fetch").await?;
-    let now = now_i64()?;
-    let rows = sqlx::query(
-        "UPDATE activity_queue SET lock_token = ?1, locked_until = ?2, attempts = attempts + 1
-         WHERE id IN (SELECT id FROM activity_queue
-                      WHERE visible_at <= ?3 AND (locked_until IS NULL OR locked_until <= ?3)
-                      ORDER BY id LIMIT ?4)
-         RETURNING id, message, attempts",
-    )
-    .bind(&lock_token)
-    .bind(lock_deadline(now, lock_for))
-    .bind(now)
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(db("locking activity work"))?;
-    tx.commit()
-        .await
-        .map_err(db("committing an activity fetch"))?;
+    let rows = store
+        .write(|reply| Op::FetchActivities {
+            limit,
+            lock_for,
+            lock_token: lock_token.clone(),
+            reply,
+        })
+        .await?;
 
-    // Decoded after the commit, so a corrupt item cannot wedge the queue: the
-    // batch comes back when its lock expires.
+    // Decoded after the commit (and off the writer), so a corrupt item cannot
+    // wedge the queue: the batch comes back when its lock expires.
     let mut locked = rows
         .iter()
         .map(|row| locked_activity(row, &lock_token))
         .collect::<Result<Vec<_>, _>>()?;
     locked.sort_by_key(|l| l.queue_id);
     Ok(locked)
+}
+
+/// Op body of [`fetch`], inside the writer's batch transaction.
+pub(super) async fn fetch_in(
+    conn: &mut SqliteConnection,
+    limit: i64,
+    lock_for: Duration,
+    lock_token: &str,
+    now: i64,
+) -> Result<Vec<SqliteRow>, StoreError> {
+    sqlx::query(
+        "UPDATE activity_queue SET lock_token = ?1, locked_until = ?2, attempts = attempts + 1
+         WHERE id IN (SELECT id FROM activity_queue
+                      WHERE visible_at <= ?3 AND (locked_until IS NULL OR locked_until <= ?3)
+                      ORDER BY id LIMIT ?4)
+         RETURNING id, message, attempts",
+    )
+    .bind(lock_token)
+    .bind(lock_deadline(now, lock_for))
+    .bind(now)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+    .map_err(db("locking activity work"))
 }
 
 fn locked_activity(row: &SqliteRow, lock_token: &str) -> Result<LockedActivity, StoreError> {
@@ -78,6 +92,29 @@ fn locked_activity(row: &SqliteRow, lock_token: &str) -> Result<LockedActivity, 
     })
 }
 
+/// The parts of a [`LockedActivity`] its completion or release needs.
+pub(super) struct ActivityLock {
+    /// Queue row id.
+    queue_id: i64,
+    /// Proof of the lock.
+    lock_token: String,
+    /// The instance the completion goes to.
+    instance: String,
+    /// Activity name, for the lock-lost error.
+    name: String,
+}
+
+impl ActivityLock {
+    fn of(locked: &LockedActivity) -> Self {
+        Self {
+            queue_id: locked.queue_id,
+            lock_token: locked.lock_token.clone(),
+            instance: locked.work.instance.clone(),
+            name: locked.work.name.clone(),
+        }
+    }
+}
+
 /// Deletes the item and enqueues its completion, if the lock is still held.
 pub(super) async fn complete(
     store: &SqliteHistoryStore,
@@ -85,31 +122,40 @@ pub(super) async fn complete(
     completion: &OrchestratorMessage,
 ) -> Result<(), StoreError> {
     let completion = encode(completion, "activity completion")?;
-    let mut tx = store
-        .begin_write("beginning an activity completion")
-        .await?;
-    let now = now_i64()?;
+    let lock = ActivityLock::of(locked);
+    store
+        .write(|reply| Op::CompleteActivity {
+            lock,
+            completion,
+            reply,
+        })
+        .await
+}
+
+/// Op body of [`complete`], inside the writer's batch transaction.
+pub(super) async fn complete_in(
+    conn: &mut SqliteConnection,
+    lock: &ActivityLock,
+    completion: &str,
+    now: i64,
+) -> Result<Signals, StoreError> {
     let deleted = sqlx::query(
         "DELETE FROM activity_queue WHERE id = ?1 AND lock_token = ?2 AND locked_until > ?3",
     )
-    .bind(locked.queue_id)
-    .bind(&locked.lock_token)
+    .bind(lock.queue_id)
+    .bind(&lock.lock_token)
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await
     .map_err(db("deleting completed activity work"))?;
     if deleted.rows_affected() == 0 {
         return Err(StoreError::LockLost(format!(
             "activity work {} ({} of '{}')",
-            locked.queue_id, locked.work.name, locked.work.instance
+            lock.queue_id, lock.name, lock.instance
         )));
     }
-    insert_message(&mut tx, &locked.work.instance, &completion, now).await?;
-    tx.commit()
-        .await
-        .map_err(db("committing an activity completion"))?;
-    store.orchestrator_signal.notify_one();
-    Ok(())
+    insert_message(conn, &lock.instance, completion, now).await?;
+    Ok(Signals::ORCHESTRATOR)
 }
 
 /// Unlocks the item for an immediate retry; a stale token changes nothing.
@@ -117,21 +163,30 @@ pub(super) async fn release(
     store: &SqliteHistoryStore,
     locked: &LockedActivity,
 ) -> Result<(), StoreError> {
-    let mut tx = store.begin_write("beginning an activity release").await?;
+    let lock = ActivityLock::of(locked);
+    store
+        .write(|reply| Op::ReleaseActivity { lock, reply })
+        .await
+}
+
+/// Op body of [`release`], inside the writer's batch transaction.
+pub(super) async fn release_in(
+    conn: &mut SqliteConnection,
+    lock: &ActivityLock,
+) -> Result<Signals, StoreError> {
     let released = sqlx::query(
         "UPDATE activity_queue SET lock_token = NULL, locked_until = NULL
          WHERE id = ?1 AND lock_token = ?2",
     )
-    .bind(locked.queue_id)
-    .bind(&locked.lock_token)
-    .execute(&mut *tx)
+    .bind(lock.queue_id)
+    .bind(&lock.lock_token)
+    .execute(conn)
     .await
     .map_err(db("releasing activity work"))?;
-    tx.commit()
-        .await
-        .map_err(db("committing an activity release"))?;
-    if released.rows_affected() > 0 {
-        store.activity_signal.notify_one();
-    }
-    Ok(())
+    // Only a real release makes work fetchable again.
+    Ok(if released.rows_affected() > 0 {
+        Signals::ACTIVITY
+    } else {
+        Signals::NONE
+    })
 }

@@ -17,10 +17,19 @@ use sqlx::sqlite::SqliteRow;
 
 use crate::providers::{InstanceRecord, InstanceStatus, StoreError, now_ms};
 
-/// Columns of `instances` in the order [`instance_from_row`] reads them.
-pub(super) const INSTANCE_COLUMNS: &str = "instance_id, orchestration_name, \
-    orchestration_version, status, output, execution_id, history_len, created_at, \
-    updated_at, parent_instance, parent_id, parent_execution_id, custom_status";
+/// Columns of `instances` that [`instance_from_row`] reads, as a literal for
+/// `concat!` into statements built at compile time.
+macro_rules! instance_columns {
+    () => {
+        "instance_id, orchestration_name, orchestration_version, status, output, \
+         execution_id, history_len, created_at, updated_at, parent_instance, parent_id, \
+         parent_execution_id, custom_status"
+    };
+}
+pub(super) use instance_columns;
+
+/// Columns of `instances` that [`instance_from_row`] reads.
+pub(super) const INSTANCE_COLUMNS: &str = instance_columns!();
 
 /// Wraps a sqlx error with what the store was doing when it failed.
 pub(super) fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {

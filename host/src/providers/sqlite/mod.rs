@@ -1,26 +1,33 @@
 //! SQLite provider of the [`HistoryStore`] contract.
 //!
 //! One file holds instances, histories and both queues, so a turn commit or
-//! an activity completion is a single SQLite transaction. Writes funnel
-//! through one connection with `BEGIN IMMEDIATE`, so in-process writers queue
-//! instead of spinning on `SQLITE_BUSY`, and a transaction never has to upgrade
-//! a read lock (which WAL cannot wait for). Other processes are waited for with
-//! a busy timeout. Reads use their own pool and never block the writer.
+//! an activity completion is atomic. Writes funnel through one writer task
+//! that owns the write connection and commits concurrent writes together, in
+//! one `BEGIN IMMEDIATE` transaction with a savepoint per write (group commit,
+//! see `writer.rs`): one sync to disk serves a whole batch, so durability does
+//! not cost throughput, and in-process writers queue instead of spinning on
+//! `SQLITE_BUSY`. Other processes are waited for with a busy timeout. Reads
+//! use their own pool and never block the writer.
+//!
+//! Each write has a front half, run by the caller (encoding, the idle peek of
+//! fetches, decoding what a fetch returned), and an op body (`*_in`) that the
+//! writer runs on its connection inside the shared transaction.
 
 mod activity_queue;
 mod codec;
 mod connect;
+mod ops;
 mod orchestrator_queue;
 mod reads;
 mod turn;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Transaction;
-use sqlx::sqlite::{Sqlite, SqlitePool};
-use tokio::sync::Notify;
+use sqlx::sqlite::SqlitePool;
+use tokio::sync::{Notify, oneshot};
 
 use crate::history::{Event, OrchestratorMessage};
 use crate::providers::{
@@ -50,7 +57,10 @@ pub struct SqliteOptions {
 /// A [`HistoryStore`] in one SQLite database, shareable by several processes.
 #[derive(Debug)]
 pub struct SqliteHistoryStore {
-    writer: SqlitePool,
+    /// The writer task, which owns the (single) connection of `writer_pool`.
+    writer: writer::WriterHandle,
+    /// Closed by [`SqliteHistoryStore::close`] once the writer has stopped.
+    writer_pool: SqlitePool,
     reader: SqlitePool,
     orchestrator_signal: Arc<Notify>,
     activity_signal: Arc<Notify>,
@@ -65,46 +75,59 @@ impl SqliteHistoryStore {
 
     /// Opens the database at `url` like [`SqliteHistoryStore::new`], with explicit settings.
     pub async fn with_options(url: &str, options: SqliteOptions) -> Result<Self, StoreError> {
-        let pools = if connect::is_memory_url(url) {
-            connect::open_memory().await?
+        if connect::is_memory_url(url) {
+            Self::from_pools(connect::open_memory().await?, writer::Hold::PerBatch)
         } else {
-            connect::open_file(url, &options).await?
-        };
-        Ok(Self::from_pools(pools))
+            Self::from_pools(
+                connect::open_file(url, &options).await?,
+                writer::Hold::ForLife,
+            )
+        }
     }
 
     /// Opens a private in-memory database, gone when the store is dropped; for tests.
     pub async fn new_in_memory() -> Result<Self, StoreError> {
-        Ok(Self::from_pools(connect::open_memory().await?))
+        Self::from_pools(connect::open_memory().await?, writer::Hold::PerBatch)
     }
 
-    /// Closes every connection, so the WAL is checkpointed and the file can be
-    /// reopened or copied. Later calls on this store fail with a database error.
+    /// Commits the writes already queued, stops the writer and closes every
+    /// connection, so the WAL is checkpointed and the file can be reopened or
+    /// copied. Later calls on this store fail with a database error.
     pub async fn close(&self) {
         self.writer.close().await;
+        self.writer_pool.close().await;
         self.reader.close().await;
     }
 
-    /// Starts a write transaction holding the database write lock from the
-    /// start, so it never fails halfway on a lock upgrade. Dropping it
-    /// uncommitted (every early `return Err`) rolls it back.
-    async fn begin_write(
+    /// Queues the op `make` builds around a reply channel and waits for its
+    /// result, which arrives once the batch it ran in has committed.
+    async fn write<T>(
         &self,
-        context: &'static str,
-    ) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(codec::db(context))
+        make: impl FnOnce(ops::ReplyTo<T>) -> ops::Op,
+    ) -> Result<T, StoreError> {
+        let (reply, result) = oneshot::channel();
+        self.writer.send(make(reply)).await?;
+        // A dropped reply channel: the writer stopped before it could report.
+        result.await.map_err(|_| writer::closed())?
     }
 
-    fn from_pools(pools: connect::Pools) -> Self {
-        Self {
-            writer: pools.writer,
+    /// Starts the writer task on `pools.writer`. Must run inside a tokio runtime.
+    fn from_pools(pools: connect::Pools, hold: writer::Hold) -> Result<Self, StoreError> {
+        let orchestrator_signal = Arc::new(Notify::new());
+        let activity_signal = Arc::new(Notify::new());
+        let writer = writer::WriterHandle::spawn(
+            pools.writer.clone(),
+            hold,
+            Arc::clone(&orchestrator_signal),
+            Arc::clone(&activity_signal),
+        )?;
+        Ok(Self {
+            writer,
+            writer_pool: pools.writer,
             reader: pools.reader,
-            orchestrator_signal: Arc::new(Notify::new()),
-            activity_signal: Arc::new(Notify::new()),
-        }
+            orchestrator_signal,
+            activity_signal,
+        })
     }
 }
 

@@ -8,19 +8,36 @@ use sqlx::{Row, SqliteConnection};
 
 use super::SqliteHistoryStore;
 use super::codec::{
-    INSTANCE_COLUMNS, attempts, db, decode, encode, instance_from_row, is_unique_violation,
+    attempts, db, decode, encode, instance_columns, instance_from_row, is_unique_violation,
     lock_deadline, new_lock_token, now_i64, to_i64,
 };
+use super::ops::{Op, Signals};
 use crate::history::OrchestratorMessage;
 use crate::providers::{InstanceStatus, NewInstance, OrchestrationWork, QueuedMessage, StoreError};
 
 /// The instance owning the oldest visible message, among instances nobody
-/// holds a live lock on. Walks `orchestrator_queue_by_visible` in order and
-/// probes each instance by primary key.
-const FIND_CANDIDATE: &str = "SELECT q.instance_id FROM orchestrator_queue AS q
-    JOIN instances AS i ON i.instance_id = q.instance_id
-    WHERE q.visible_at <= ?1 AND (i.locked_until IS NULL OR i.locked_until <= ?1)
-    ORDER BY q.visible_at, q.id LIMIT 1";
+/// holds a live lock on (`?1` is now). Walks `orchestrator_queue_by_visible`
+/// in order and probes each instance by primary key.
+macro_rules! find_candidate {
+    () => {
+        "SELECT q.instance_id FROM orchestrator_queue AS q
+         JOIN instances AS i ON i.instance_id = q.instance_id
+         WHERE q.visible_at <= ?1 AND (i.locked_until IS NULL OR i.locked_until <= ?1)
+         ORDER BY q.visible_at, q.id LIMIT 1"
+    };
+}
+
+/// `find_candidate!` alone, for the idle peek on the read pool.
+const FIND_CANDIDATE: &str = find_candidate!();
+
+/// Finds and locks the candidate in one statement (one round trip to the
+/// writer connection): `?1` now, `?2` lock token, `?3` lock deadline.
+const LOCK_CANDIDATE: &str = concat!(
+    "UPDATE instances SET lock_token = ?2, locked_until = ?3 WHERE instance_id = (",
+    find_candidate!(),
+    ") RETURNING ",
+    instance_columns!()
+);
 
 /// Appends one message to an instance's queue.
 pub(super) async fn insert_message(
@@ -93,16 +110,19 @@ pub(super) async fn create_instance(
     store: &SqliteHistoryStore,
     new: NewInstance,
 ) -> Result<(), StoreError> {
-    let mut tx = store.begin_write("beginning instance creation").await?;
-    let now = now_i64()?;
-    if !insert_instance(&mut tx, &new, now).await? {
-        return Err(StoreError::InstanceExists(new.instance_id));
+    store.write(|reply| Op::CreateInstance { new, reply }).await
+}
+
+/// Op body of [`create_instance`], inside the writer's batch transaction.
+pub(super) async fn create_instance_in(
+    conn: &mut SqliteConnection,
+    new: &NewInstance,
+    now: i64,
+) -> Result<Signals, StoreError> {
+    if !insert_instance(conn, new, now).await? {
+        return Err(StoreError::InstanceExists(new.instance_id.clone()));
     }
-    tx.commit()
-        .await
-        .map_err(db("committing instance creation"))?;
-    store.orchestrator_signal.notify_one();
-    Ok(())
+    Ok(Signals::ORCHESTRATOR)
 }
 
 /// Enqueues a message if, and only if, its instance exists.
@@ -112,9 +132,27 @@ pub(super) async fn enqueue_message(
     message: &OrchestratorMessage,
     visible_at_ms: u64,
 ) -> Result<(), StoreError> {
+    // Encoded by the caller, keeping the shared writer's critical section short.
     let visible_at = to_i64(visible_at_ms, "visible_at_ms")?;
     let message = encode(message, "orchestrator message")?;
-    let mut tx = store.begin_write("beginning an enqueue").await?;
+    let instance_id = instance_id.to_owned();
+    store
+        .write(|reply| Op::EnqueueMessage {
+            instance_id,
+            message,
+            visible_at,
+            reply,
+        })
+        .await
+}
+
+/// Op body of [`enqueue_message`], inside the writer's batch transaction.
+pub(super) async fn enqueue_message_in(
+    conn: &mut SqliteConnection,
+    instance_id: &str,
+    message: &str,
+    visible_at: i64,
+) -> Result<Signals, StoreError> {
     // A message for an instance that has not started yet (a delayed start)
     // becomes visible no earlier than the start message, queued first.
     let inserted = sqlx::query(
@@ -126,17 +164,25 @@ pub(super) async fn enqueue_message(
          FROM instances i WHERE i.instance_id = ?1",
     )
     .bind(instance_id)
-    .bind(&message)
+    .bind(message)
     .bind(visible_at)
-    .execute(&mut *tx)
+    .execute(conn)
     .await
     .map_err(db("enqueueing an orchestrator message"))?;
     if inserted.rows_affected() == 0 {
         return Err(StoreError::InstanceNotFound(instance_id.to_owned()));
     }
-    tx.commit().await.map_err(db("committing an enqueue"))?;
-    store.orchestrator_signal.notify_one();
-    Ok(())
+    Ok(Signals::ORCHESTRATOR)
+}
+
+/// An instance locked by a fetch, with its rows not yet decoded.
+pub(super) struct LockedRows {
+    /// The locked instance.
+    instance_id: String,
+    /// The instance row, read as the lock was taken.
+    instance: SqliteRow,
+    /// Every visible message of the instance.
+    messages: Vec<SqliteRow>,
 }
 
 /// Locks the instance owning the oldest visible message and takes all its
@@ -146,7 +192,7 @@ pub(super) async fn fetch(
     lock_for: Duration,
 ) -> Result<Option<OrchestrationWork>, StoreError> {
     // Peek on the read pool first: idle polls, the common case, then never
-    // take the write lock other processes may be waiting for.
+    // queue a write that other processes or this store's callers would wait for.
     let peek: Option<String> = sqlx::query_scalar(FIND_CANDIDATE)
         .bind(now_i64()?)
         .fetch_optional(&store.reader)
@@ -156,55 +202,70 @@ pub(super) async fn fetch(
         return Ok(None);
     }
 
-    let mut tx = store
-        .begin_write("beginning an orchestration fetch")
+    let lock_token = new_lock_token();
+    let locked = store
+        .write(|reply| Op::FetchOrchestration {
+            lock_for,
+            lock_token: lock_token.clone(),
+            reply,
+        })
         .await?;
-    let now = now_i64()?;
-    let candidate: Option<String> = sqlx::query_scalar(FIND_CANDIDATE)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db("looking for orchestration work"))?;
-    let Some(instance_id) = candidate else {
+    let Some(locked) = locked else {
         return Ok(None);
     };
-    let lock_token = new_lock_token();
-    let sql = format!(
-        "UPDATE instances SET lock_token = ?1, locked_until = ?2 WHERE instance_id = ?3
-         RETURNING {INSTANCE_COLUMNS}"
-    );
-    let instance_row = sqlx::query(&sql)
-        .bind(&lock_token)
-        .bind(lock_deadline(now, lock_for))
-        .bind(&instance_id)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db("locking an instance"))?;
-    let message_rows = sqlx::query(
-        "UPDATE orchestrator_queue SET attempts = attempts + 1
-         WHERE instance_id = ?1 AND visible_at <= ?2 RETURNING id, message, attempts",
-    )
-    .bind(&instance_id)
-    .bind(now)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(db("taking orchestrator messages"))?;
-    tx.commit()
-        .await
-        .map_err(db("committing an orchestration fetch"))?;
 
-    // Decoded after the commit: a corrupt row then fails only this instance,
-    // which stays locked until expiry, instead of blocking every fetch.
-    let instance = instance_from_row(&instance_row)?;
-    let mut messages = message_rows
+    // Decoded after the commit (and off the writer): a corrupt row then fails
+    // only this instance, which stays locked until expiry, instead of
+    // blocking every fetch.
+    let instance = instance_from_row(&locked.instance)?;
+    let mut messages = locked
+        .messages
         .iter()
-        .map(|row| queued_message(row, &instance_id))
+        .map(|row| queued_message(row, &locked.instance_id))
         .collect::<Result<Vec<_>, _>>()?;
     // RETURNING does not promise an order; the contract promises arrival order.
     messages.sort_by_key(|m| m.id);
     Ok(Some(OrchestrationWork {
         instance,
         lock_token,
+        messages,
+    }))
+}
+
+/// Op body of [`fetch`], inside the writer's batch transaction.
+pub(super) async fn fetch_in(
+    conn: &mut SqliteConnection,
+    lock_for: Duration,
+    lock_token: &str,
+    now: i64,
+) -> Result<Option<LockedRows>, StoreError> {
+    let instance = sqlx::query(LOCK_CANDIDATE)
+        .bind(now)
+        .bind(lock_token)
+        .bind(lock_deadline(now, lock_for))
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db("locking an instance"))?;
+    let Some(instance) = instance else {
+        return Ok(None);
+    };
+    // Read now only to select its messages; a corrupt row is reported by the
+    // caller's full decode, after the commit.
+    let instance_id: String = instance
+        .try_get("instance_id")
+        .map_err(|e| StoreError::Corrupt(format!("locked instance row: {e}")))?;
+    let messages = sqlx::query(
+        "UPDATE orchestrator_queue SET attempts = attempts + 1
+         WHERE instance_id = ?1 AND visible_at <= ?2 RETURNING id, message, attempts",
+    )
+    .bind(&instance_id)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db("taking orchestrator messages"))?;
+    Ok(Some(LockedRows {
+        instance_id,
+        instance,
         messages,
     }))
 }
@@ -225,21 +286,36 @@ pub(super) async fn release(
     instance_id: &str,
     lock_token: &str,
 ) -> Result<(), StoreError> {
-    let mut tx = store.begin_write("beginning an instance release").await?;
+    let instance_id = instance_id.to_owned();
+    let lock_token = lock_token.to_owned();
+    store
+        .write(|reply| Op::ReleaseOrchestration {
+            instance_id,
+            lock_token,
+            reply,
+        })
+        .await
+}
+
+/// Op body of [`release`], inside the writer's batch transaction.
+pub(super) async fn release_in(
+    conn: &mut SqliteConnection,
+    instance_id: &str,
+    lock_token: &str,
+) -> Result<Signals, StoreError> {
     let released = sqlx::query(
         "UPDATE instances SET lock_token = NULL, locked_until = NULL
          WHERE instance_id = ?1 AND lock_token = ?2",
     )
     .bind(instance_id)
     .bind(lock_token)
-    .execute(&mut *tx)
+    .execute(conn)
     .await
     .map_err(db("releasing an instance"))?;
-    tx.commit()
-        .await
-        .map_err(db("committing an instance release"))?;
-    if released.rows_affected() > 0 {
-        store.orchestrator_signal.notify_one();
-    }
-    Ok(())
+    // Only a real release makes messages fetchable again.
+    Ok(if released.rows_affected() > 0 {
+        Signals::ORCHESTRATOR
+    } else {
+        Signals::NONE
+    })
 }

@@ -1,0 +1,286 @@
+//! The write operations the store sends to its writer task, and their results
+//! held back until the batch they ran in has committed.
+//!
+//! An op is data (owned arguments plus the caller's reply channel) rather than
+//! a boxed closure: no allocation beyond the arguments, and the writer can
+//! fail an op it never ran with the right reply type.
+
+use std::time::Duration;
+
+use sqlx::SqliteConnection;
+use sqlx::sqlite::SqliteRow;
+use tokio::sync::oneshot;
+
+use super::activity_queue::{self, ActivityLock};
+use super::codec::now_i64;
+use super::orchestrator_queue::{self, LockedRows};
+use super::turn::{self, EncodedTurn};
+use crate::providers::{NewInstance, StoreError};
+
+/// Where an op's result goes: the caller awaiting it.
+pub(super) type ReplyTo<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// One write, with its owned arguments and the caller's reply channel.
+pub(super) enum Op {
+    /// [`orchestrator_queue::create_instance`].
+    CreateInstance {
+        new: NewInstance,
+        reply: ReplyTo<()>,
+    },
+    /// [`orchestrator_queue::enqueue_message`], message already serialized.
+    EnqueueMessage {
+        instance_id: String,
+        message: String,
+        visible_at: i64,
+        reply: ReplyTo<()>,
+    },
+    /// [`orchestrator_queue::fetch`]; the lock token is made by the caller.
+    FetchOrchestration {
+        lock_for: Duration,
+        lock_token: String,
+        reply: ReplyTo<Option<LockedRows>>,
+    },
+    /// [`turn::commit_turn`]. Boxed: a turn is large and would bloat every
+    /// slot of the writer's channel.
+    CommitTurn {
+        turn: Box<EncodedTurn>,
+        reply: ReplyTo<()>,
+    },
+    /// [`orchestrator_queue::release`].
+    ReleaseOrchestration {
+        instance_id: String,
+        lock_token: String,
+        reply: ReplyTo<()>,
+    },
+    /// [`activity_queue::fetch`]; the lock token is made by the caller.
+    FetchActivities {
+        limit: i64,
+        lock_for: Duration,
+        lock_token: String,
+        reply: ReplyTo<Vec<SqliteRow>>,
+    },
+    /// [`activity_queue::complete`], completion already serialized.
+    CompleteActivity {
+        lock: ActivityLock,
+        completion: String,
+        reply: ReplyTo<()>,
+    },
+    /// [`activity_queue::release`].
+    ReleaseActivity {
+        lock: ActivityLock,
+        reply: ReplyTo<()>,
+    },
+}
+
+/// Which in-process dispatchers an op's commit should wake.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Signals {
+    /// Orchestrator messages became fetchable (or nearer in time).
+    pub(super) orchestrator: bool,
+    /// Activity work became fetchable.
+    pub(super) activity: bool,
+}
+
+impl Signals {
+    /// Wake nobody.
+    pub(super) const NONE: Self = Self {
+        orchestrator: false,
+        activity: false,
+    };
+    /// Wake an orchestrator dispatcher.
+    pub(super) const ORCHESTRATOR: Self = Self {
+        orchestrator: true,
+        activity: false,
+    };
+    /// Wake the activity dispatcher.
+    pub(super) const ACTIVITY: Self = Self {
+        orchestrator: false,
+        activity: true,
+    };
+}
+
+/// A result waiting for its batch to commit before it may be delivered.
+pub(super) struct Held<T> {
+    reply: ReplyTo<T>,
+    result: Result<T, StoreError>,
+}
+
+impl<T> Held<T> {
+    /// The same reply channel, now carrying `error`.
+    fn fail(self, error: StoreError) -> Self {
+        Self {
+            reply: self.reply,
+            result: Err(error),
+        }
+    }
+
+    fn deliver(self) {
+        // The caller may have stopped waiting; the write stands regardless.
+        let _ = self.reply.send(self.result);
+    }
+}
+
+/// An executed op: its result, typed by what the caller awaits, and the
+/// signals to fire once the batch is durable.
+pub(super) struct Done {
+    result: HeldResult,
+    signals: Signals,
+}
+
+/// [`Held`] for each reply type an op can have.
+enum HeldResult {
+    Unit(Held<()>),
+    Orchestration(Held<Option<LockedRows>>),
+    Activities(Held<Vec<SqliteRow>>),
+}
+
+impl Done {
+    /// The result of an op whose caller awaits nothing but success.
+    fn unit(reply: ReplyTo<()>, result: Result<Signals, StoreError>) -> Self {
+        let signals = result.as_ref().copied().unwrap_or(Signals::NONE);
+        Self {
+            result: HeldResult::Unit(Held {
+                reply,
+                result: result.map(|_| ()),
+            }),
+            signals,
+        }
+    }
+
+    /// The result of an op that wakes nobody.
+    fn quiet(result: HeldResult) -> Self {
+        Self {
+            result,
+            signals: Signals::NONE,
+        }
+    }
+
+    /// Whether the op succeeded, so its savepoint is kept.
+    pub(super) fn is_ok(&self) -> bool {
+        match &self.result {
+            HeldResult::Unit(h) => h.result.is_ok(),
+            HeldResult::Orchestration(h) => h.result.is_ok(),
+            HeldResult::Activities(h) => h.result.is_ok(),
+        }
+    }
+
+    /// The signals to fire after the commit; none for a failed op.
+    pub(super) fn signals(&self) -> Signals {
+        if self.is_ok() {
+            self.signals
+        } else {
+            Signals::NONE
+        }
+    }
+
+    /// Replaces the result with `error`: the batch did not commit, so
+    /// nothing this op wrote exists.
+    pub(super) fn fail(self, error: StoreError) -> Self {
+        Self::quiet(match self.result {
+            HeldResult::Unit(h) => HeldResult::Unit(h.fail(error)),
+            HeldResult::Orchestration(h) => HeldResult::Orchestration(h.fail(error)),
+            HeldResult::Activities(h) => HeldResult::Activities(h.fail(error)),
+        })
+    }
+
+    /// Hands the result to the caller.
+    pub(super) fn deliver(self) {
+        match self.result {
+            HeldResult::Unit(h) => h.deliver(),
+            HeldResult::Orchestration(h) => h.deliver(),
+            HeldResult::Activities(h) => h.deliver(),
+        }
+    }
+}
+
+impl Op {
+    /// Runs the op's body on `conn`, inside the batch transaction (and the
+    /// op's own savepoint, which the writer manages).
+    pub(super) async fn execute(self, conn: &mut SqliteConnection) -> Done {
+        // Taken per op, not per batch: a lock deadline or a turn's timestamps
+        // must not lag behind the clock by however long the batch has run.
+        let now = match now_i64() {
+            Ok(now) => now,
+            Err(e) => return self.failed(e),
+        };
+        match self {
+            Op::CreateInstance { new, reply } => Done::unit(
+                reply,
+                orchestrator_queue::create_instance_in(conn, &new, now).await,
+            ),
+            Op::EnqueueMessage {
+                instance_id,
+                message,
+                visible_at,
+                reply,
+            } => Done::unit(
+                reply,
+                orchestrator_queue::enqueue_message_in(conn, &instance_id, &message, visible_at)
+                    .await,
+            ),
+            Op::FetchOrchestration {
+                lock_for,
+                lock_token,
+                reply,
+            } => Done::quiet(HeldResult::Orchestration(Held {
+                reply,
+                result: orchestrator_queue::fetch_in(conn, lock_for, &lock_token, now).await,
+            })),
+            Op::CommitTurn { turn, reply } => {
+                Done::unit(reply, turn::commit_turn_in(conn, &turn, now).await)
+            }
+            Op::ReleaseOrchestration {
+                instance_id,
+                lock_token,
+                reply,
+            } => Done::unit(
+                reply,
+                orchestrator_queue::release_in(conn, &instance_id, &lock_token).await,
+            ),
+            Op::FetchActivities {
+                limit,
+                lock_for,
+                lock_token,
+                reply,
+            } => Done::quiet(HeldResult::Activities(Held {
+                reply,
+                result: activity_queue::fetch_in(conn, limit, lock_for, &lock_token, now).await,
+            })),
+            Op::CompleteActivity {
+                lock,
+                completion,
+                reply,
+            } => Done::unit(
+                reply,
+                activity_queue::complete_in(conn, &lock, &completion, now).await,
+            ),
+            Op::ReleaseActivity { lock, reply } => {
+                Done::unit(reply, activity_queue::release_in(conn, &lock).await)
+            }
+        }
+    }
+
+    /// The op, not run, failed with `error` (its batch could not start or
+    /// was abandoned before reaching it).
+    pub(super) fn failed(self, error: StoreError) -> Done {
+        Done::quiet(match self {
+            Op::CreateInstance { reply, .. }
+            | Op::EnqueueMessage { reply, .. }
+            | Op::CommitTurn { reply, .. }
+            | Op::ReleaseOrchestration { reply, .. }
+            | Op::CompleteActivity { reply, .. }
+            | Op::ReleaseActivity { reply, .. } => HeldResult::Unit(Held {
+                reply,
+                result: Err(error),
+            }),
+            Op::FetchOrchestration { reply, .. } => HeldResult::Orchestration(Held {
+                reply,
+                result: Err(error),
+            }),
+            Op::FetchActivities { reply, .. } => HeldResult::Activities(Held {
+                reply,
+                result: Err(error),
+            }),
+        })
+    }
+}
