@@ -205,3 +205,42 @@ async fn conflicting_registrations_are_refused() -> anyhow::Result<()> {
     drop(h);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_keeps_failing_poisons_its_instance() -> anyhow::Result<()> {
+    use duroxide::providers::HistoryStore;
+    use std::time::Duration;
+
+    let mut h = Harness::start(true, &[guests::SCENARIOS]).await?;
+    h.runtime.stop().await;
+    h.client
+        .start_orchestration("poison", "Sequence", "p", None)
+        .await?;
+    // Three workers that crash mid-turn: each fetch locks and never commits.
+    for _ in 0..3 {
+        let work = duroxide_tests::eventually(Duration::from_secs(10), || async {
+            Ok(h.store
+                .fetch_orchestration_work(Duration::from_millis(1))
+                .await?)
+        })
+        .await?;
+        assert_eq!(work.instance.instance_id, "poison");
+    }
+    let mut opts = options(true);
+    opts.max_message_attempts = 3;
+    let mut runtime = DuroxideRuntime::with_options(h.store.clone(), opts);
+    runtime.load_component_file(guests::SCENARIOS).await?;
+    runtime.start().await?;
+    let error = failed(
+        h.client
+            .wait_for_completion("poison", Some(WAIT_MS))
+            .await?,
+    )?;
+    assert!(error.contains("poison message"), "{error}");
+    assert!(
+        error.contains("StartOrchestration failed 3 times"),
+        "{error}"
+    );
+    runtime.stop().await;
+    Ok(())
+}
