@@ -172,7 +172,7 @@ pub async fn history_reaches(
 macro_rules! scenario {
     ($name:ident, $body:expr) => {
         mod $name {
-            #[allow(unused_imports)]
+            #[allow(unused_imports, reason = "not every scenario uses every import")]
             use super::*;
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
