@@ -89,6 +89,23 @@ impl Harness {
         })
     }
 
+    /// Stop the runtime and start a new one on the same file with `options`
+    /// and `components`: what a restart or a redeploy does.
+    pub async fn restart(
+        &mut self,
+        options: RuntimeOptions,
+        components: &[&str],
+    ) -> anyhow::Result<()> {
+        self.runtime.stop().await;
+        let mut runtime = DuroxideRuntime::with_options(self.store.clone(), options);
+        for path in components {
+            runtime.load_component_file(path).await?;
+        }
+        runtime.start().await?;
+        self.runtime = runtime;
+        Ok(())
+    }
+
     /// Start `name` as `instance` and wait for it to finish.
     pub async fn run(
         &self,
@@ -130,6 +147,11 @@ pub fn failed(status: OrchestrationStatus) -> anyhow::Result<String> {
         OrchestrationStatus::Failed { error } => Ok(error),
         other => anyhow::bail!("expected Failed, got {other:?}"),
     }
+}
+
+/// How many events of `history` `pred` selects.
+pub fn count(history: &[Event], pred: impl Fn(&Event) -> bool) -> usize {
+    history.iter().filter(|e| pred(e)).count()
 }
 
 /// Poll `check` until it returns `Some`, failing after `timeout`.

@@ -1,19 +1,15 @@
 //! The execution cache stays within its bounds, and evicted executions
 //! resume correctly by replay.
 
-use duroxide::DuroxideRuntime;
 use duroxide::history::Event;
 use duroxide_tests::{Harness, WAIT_MS, completed, guests, history_reaches, options};
 
 async fn bounded(capacity: usize, max_bytes: usize, expected_max: usize) -> anyhow::Result<()> {
     let mut h = Harness::start(true, &[]).await?;
-    h.runtime.stop().await;
     let mut opts = options(true);
     opts.cache_capacity = capacity;
     opts.cache_max_bytes = max_bytes;
-    let mut runtime = DuroxideRuntime::with_options(h.store.clone(), opts);
-    runtime.load_component_file(guests::SCENARIOS).await?;
-    runtime.start().await?;
+    h.restart(opts, &[guests::SCENARIOS]).await?;
     let ids: Vec<String> = (0..6).map(|i| format!("parked-{i}")).collect();
     for id in &ids {
         h.client
@@ -26,7 +22,7 @@ async fn bounded(capacity: usize, max_bytes: usize, expected_max: usize) -> anyh
         })
         .await?;
     }
-    let parked = runtime.cached_executions();
+    let parked = h.runtime.cached_executions();
     assert!(parked >= 1 && parked <= expected_max, "{parked} parked");
     for id in &ids {
         h.client.raise_event(id, "approval", "a").await?;
@@ -38,7 +34,6 @@ async fn bounded(capacity: usize, max_bytes: usize, expected_max: usize) -> anyh
             "a+b"
         );
     }
-    runtime.stop().await;
     Ok(())
 }
 

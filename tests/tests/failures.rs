@@ -228,9 +228,7 @@ async fn a_message_that_keeps_failing_poisons_its_instance() -> anyhow::Result<(
     }
     let mut opts = options(true);
     opts.max_message_attempts = 3;
-    let mut runtime = DuroxideRuntime::with_options(h.store.clone(), opts);
-    runtime.load_component_file(guests::SCENARIOS).await?;
-    runtime.start().await?;
+    h.restart(opts, &[guests::SCENARIOS]).await?;
     let error = failed(
         h.client
             .wait_for_completion("poison", Some(WAIT_MS))
@@ -241,6 +239,5 @@ async fn a_message_that_keeps_failing_poisons_its_instance() -> anyhow::Result<(
         error.contains("StartOrchestration failed 3 times"),
         "{error}"
     );
-    runtime.stop().await;
     Ok(())
 }

@@ -2,8 +2,8 @@
 //! cache on and off: children, detached starts, continue-as-new, versions
 //! and cancellation.
 
+use duroxide::OrchestrationStatus;
 use duroxide::history::Event;
-use duroxide::{DuroxideRuntime, OrchestrationStatus};
 use duroxide_tests::{
     Harness, WAIT_MS, completed, failed, guests, history_reaches, options, scenario,
 };
@@ -246,15 +246,13 @@ scenario!(restart_while_a_child_runs, |cache| async move {
     })
     .await?;
     h.runtime.stop().await;
-    let mut runtime = DuroxideRuntime::with_options(h.store.clone(), options(cache));
-    runtime.load_component_file(guests::MODEL).await?;
-    runtime.start().await?;
+    h.restart(options(cache), &[guests::MODEL]).await?;
     h.client.raise_event("r::1::1", "never", "finally").await?;
     assert_eq!(
         completed(h.client.wait_for_completion("r", Some(WAIT_MS)).await?)?,
         "finally"
     );
-    runtime.stop().await;
+    h.runtime.stop().await;
     Ok(())
 });
 

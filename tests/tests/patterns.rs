@@ -8,16 +8,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use duroxide::OrchestrationStatus;
 use duroxide::history::Event;
-use duroxide::{DuroxideRuntime, OrchestrationStatus};
 use duroxide_tests::{
-    Harness, WAIT_MS, completed, failed, guests, history_reaches, options, scenario,
+    Harness, WAIT_MS, completed, count, failed, guests, history_reaches, options, scenario,
 };
-
-/// Count the events of `history` that `pred` selects.
-fn count(history: &[Event], pred: impl Fn(&Event) -> bool) -> usize {
-    history.iter().filter(|e| pred(e)).count()
-}
 
 fn scheduled(history: &[Event]) -> usize {
     count(history, |e| matches!(e, Event::ActivityScheduled { .. }))
@@ -417,9 +412,7 @@ scenario!(retry_backoff_survives_a_restart, |cache| async move {
     );
 
     // A new runtime on the same store finishes the retries.
-    let mut runtime = DuroxideRuntime::with_options(h.store.clone(), options(cache));
-    runtime.load_component_file(guests::PATTERNS).await?;
-    runtime.start().await?;
+    h.restart(options(cache), &[guests::PATTERNS]).await?;
     let error = failed(
         h.client
             .wait_for_completion("restart", Some(WAIT_MS))
@@ -448,6 +441,6 @@ scenario!(retry_backoff_survives_a_restart, |cache| async move {
     assert_eq!(timer_delays(&history), [800, 1000]);
     assert_eq!(timers_fired(&history), 2);
     assert_eq!(count(&history, |e| e.is_terminal()), 1);
-    runtime.stop().await;
+    h.runtime.stop().await;
     Ok(())
 });

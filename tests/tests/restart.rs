@@ -8,13 +8,8 @@ use duroxide::history::Event;
 use duroxide::providers::sqlite::SqliteHistoryStore;
 use duroxide::{DuroxideRuntime, OrchestrationStatus};
 use duroxide_tests::{
-    Harness, WAIT_MS, completed, failed, guests, history_reaches, options, scenario,
+    Harness, WAIT_MS, completed, count, failed, guests, history_reaches, options, scenario,
 };
-
-/// Count the events of `history` that `pred` selects.
-fn count(history: &[Event], pred: impl Fn(&Event) -> bool) -> usize {
-    history.iter().filter(|e| pred(e)).count()
-}
 
 scenario!(restart_mid_orchestration, |cache| async move {
     let mut h = Harness::start(cache, &[guests::SCENARIOS]).await?;
@@ -72,7 +67,7 @@ scenario!(restart_mid_orchestration, |cache| async move {
         1
     );
     assert_eq!(count(&history, |e| e.is_terminal()), 1);
-    runtime.stop().await;
+    h.runtime.stop().await;
     Ok(())
 });
 
@@ -90,9 +85,7 @@ scenario!(
         h.runtime.stop().await;
 
         // Deploy a changed build under the same name and version.
-        let mut runtime = DuroxideRuntime::with_options(h.store.clone(), options(cache));
-        runtime.load_component_file(guests::EVOLVING_V2).await?;
-        runtime.start().await?;
+        h.restart(options(cache), &[guests::EVOLVING_V2]).await?;
         h.client.raise_event("evolve", "go", "now").await?;
         let error = failed(
             h.client
@@ -112,7 +105,7 @@ scenario!(
             error.contains(r#"the code asked for ActivityScheduled(name: "StepC", input: "x")"#),
             "{error}"
         );
-        runtime.stop().await;
+        h.runtime.stop().await;
         Ok(())
     }
 );
@@ -145,13 +138,13 @@ async fn stop_is_graceful_and_restartable() -> anyhow::Result<()> {
 }
 
 /// Start a RaceEventTimeout with a `timeout_ms` timer, stop the runtime once
-/// both racers are recorded, and return a new started runtime.
+/// both racers are recorded, and restart it.
 async fn race_then_restart(
     h: &mut Harness,
     cache: bool,
     id: &str,
     timeout_ms: &str,
-) -> anyhow::Result<DuroxideRuntime> {
+) -> anyhow::Result<()> {
     h.client
         .start_orchestration(id, "RaceEventTimeout", timeout_ms, None)
         .await?;
@@ -160,16 +153,13 @@ async fn race_then_restart(
             && h.iter().any(|e| matches!(e, Event::EventSubscribed { .. }))
     })
     .await?;
-    h.runtime.stop().await;
-    let mut runtime = DuroxideRuntime::with_options(h.store.clone(), options(cache));
-    runtime.load_component_file(guests::PATTERNS).await?;
-    runtime.start().await?;
-    Ok(runtime)
+    h.restart(options(cache), &[guests::PATTERNS]).await?;
+    Ok(())
 }
 
 scenario!(restart_during_a_race_the_event_wins, |cache| async move {
     let mut h = Harness::start(cache, &[guests::PATTERNS]).await?;
-    let mut runtime = race_then_restart(&mut h, cache, "race-e", "60000").await?;
+    race_then_restart(&mut h, cache, "race-e", "60000").await?;
     h.client.raise_event("race-e", "approve", "yes").await?;
     let output = completed(
         h.client
@@ -177,13 +167,13 @@ scenario!(restart_during_a_race_the_event_wins, |cache| async move {
             .await?,
     )?;
     assert_eq!(output, "event:yes");
-    runtime.stop().await;
+    h.runtime.stop().await;
     Ok(())
 });
 
 scenario!(restart_during_a_race_the_timer_wins, |cache| async move {
     let mut h = Harness::start(cache, &[guests::PATTERNS]).await?;
-    let mut runtime = race_then_restart(&mut h, cache, "race-t", "800").await?;
+    race_then_restart(&mut h, cache, "race-t", "800").await?;
     let output = completed(
         h.client
             .wait_for_completion("race-t", Some(WAIT_MS))
@@ -200,6 +190,6 @@ scenario!(restart_during_a_race_the_timer_wins, |cache| async move {
         count(&history, |e| matches!(e, Event::TimerFired { .. })),
         1
     );
-    runtime.stop().await;
+    h.runtime.stop().await;
     Ok(())
 });
