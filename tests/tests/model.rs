@@ -275,3 +275,14 @@ scenario!(a_child_that_loses_a_race_is_cancelled, |cache| async move {
     );
     Ok(())
 });
+
+scenario!(continue_as_new_onto_a_named_version, |cache| async move {
+    let h = Harness::start(cache, &[guests::MODEL, guests::MODEL_V2]).await?;
+    let output = completed(h.run("down", "Downgrader", "").await?)?;
+    assert_eq!(output, "1.0.0 got from 2.0.0");
+    let info = h.client.get_instance_info("down").await?;
+    let info = info.ok_or_else(|| anyhow::anyhow!("instance missing"))?;
+    assert_eq!(info.execution_id, 2);
+    assert_eq!(info.orchestration_version.as_deref(), Some("1.0.0"));
+    Ok(())
+});

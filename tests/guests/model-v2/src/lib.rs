@@ -12,10 +12,16 @@ async fn upgrader_v2(_ctx: OrchestrationContext, input: String) -> Result<String
     Ok(format!("2.0.0 continued {input}"))
 }
 
+/// Continues as new on a named older version.
+async fn downgrader_v2(ctx: OrchestrationContext, _input: String) -> Result<String, String> {
+    ctx.continue_as_new_versioned("from 2.0.0", Some("1.0.0"))
+}
+
 fn register(registry: &mut Registry) {
     registry
         .orchestration_versioned("Pinned", "2.0.0", pinned_v2)
-        .orchestration_versioned("Upgrader", "2.0.0", upgrader_v2);
+        .orchestration_versioned("Upgrader", "2.0.0", upgrader_v2)
+        .orchestration_versioned("Downgrader", "2.0.0", downgrader_v2);
 }
 
 duroxide_guest::component!(register);

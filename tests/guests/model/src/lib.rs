@@ -84,6 +84,11 @@ async fn upgrader(ctx: OrchestrationContext, _input: String) -> Result<String, S
     ctx.continue_as_new("from 1.0.0");
 }
 
+/// Version 1.0.0 of Downgrader: where 2.0.0 continues to.
+async fn downgrader_v1(_ctx: OrchestrationContext, input: String) -> Result<String, String> {
+    Ok(format!("1.0.0 got {input}"))
+}
+
 /// Starts a child that waits forever, and waits for it.
 async fn waits_on_child(ctx: OrchestrationContext, input: String) -> Result<String, String> {
     ctx.schedule_sub_orchestration("Waiter", &input).await
@@ -120,6 +125,7 @@ fn register(registry: &mut Registry) {
         .orchestration("Ticker", ticker)
         .orchestration("Pinned", pinned_v1)
         .orchestration("Upgrader", upgrader)
+        .orchestration("Downgrader", downgrader_v1)
         .orchestration("WaitsOnChild", waits_on_child)
         .orchestration("Waiter", waiter)
         .orchestration("RaceChild", race_child)
