@@ -764,3 +764,83 @@ async fn in_memory_store_takes_concurrent_writes_and_reads() -> TestResult {
     assert_eq!(taken, 50);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_batch_fetch_locks_distinct_instances_oldest_first() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = open(&dir).await?;
+    let now = now_ms();
+    for (id, at) in [("a", now - 30), ("b", now - 20), ("c", now - 10)] {
+        store.create_instance(new_instance(id, at)).await?;
+    }
+    store
+        .create_instance(new_instance("later", now + 60_000))
+        .await?;
+    store
+        .enqueue_message("a", external_event("go"), now - 5)
+        .await?;
+
+    let first = store.fetch_orchestration_batch(2, LONG_LOCK).await?;
+    let ids: Vec<&str> = first
+        .iter()
+        .map(|w| w.instance.instance_id.as_str())
+        .collect();
+    assert_eq!(ids, ["a", "b"]);
+    assert_eq!(first[0].messages.len(), 2, "every visible message of 'a'");
+    assert!(first[0].messages[0].id < first[0].messages[1].id);
+
+    let rest = store.fetch_orchestration_batch(10, LONG_LOCK).await?;
+    let ids: Vec<&str> = rest
+        .iter()
+        .map(|w| w.instance.instance_id.as_str())
+        .collect();
+    assert_eq!(ids, ["c"], "locked and future instances are skipped");
+    assert!(
+        store
+            .fetch_orchestration_batch(10, LONG_LOCK)
+            .await?
+            .is_empty()
+    );
+
+    store.commit_turn(empty_commit(&first[0])).await?;
+    assert!(
+        store
+            .fetch_orchestration_batch(10, LONG_LOCK)
+            .await?
+            .is_empty(),
+        "a committed turn consumed its messages"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn opens_a_file_whose_schema_earlier_releases_tracked_elsewhere() -> TestResult {
+    let dir = TempDir::new()?;
+    let path = dir.path().join("legacy.db");
+    {
+        let conn = rusqlite::Connection::open(&path)?;
+        for sql in [
+            include_str!("../migrations/sqlite/0001_initial.sql"),
+            include_str!("../migrations/sqlite/0002_custom_status.sql"),
+            include_str!("../migrations/sqlite/0003_parent_execution.sql"),
+        ] {
+            conn.execute_batch(sql)?;
+        }
+        conn.execute_batch(
+            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, success BOOLEAN NOT NULL);
+             INSERT INTO _sqlx_migrations VALUES (1, TRUE), (2, TRUE), (3, TRUE);
+             INSERT INTO instances (instance_id, orchestration_name, status, execution_id,
+                 history_len, created_at, updated_at)
+             VALUES ('old', 'greet', 'Running', 1, 0, 1, 1);",
+        )?;
+    }
+    let store = SqliteHistoryStore::new(&format!("sqlite:{}", path.display())).await?;
+    let old = store
+        .instance("old")
+        .await?
+        .ok_or("the old instance is gone")?;
+    assert_eq!(old.status, InstanceStatus::Running);
+    store.create_instance(new_instance("new", now_ms())).await?;
+    assert!(store.instance("new").await?.is_some());
+    Ok(())
+}

@@ -257,6 +257,25 @@ pub trait HistoryStore: Send + Sync + 'static {
         lock_for: Duration,
     ) -> Result<Option<OrchestrationWork>, StoreError>;
 
+    /// Lock up to `max` instances that have visible messages, oldest work
+    /// first, each with all its visible messages, as
+    /// [`HistoryStore::fetch_orchestration_work`] does for one. A dispatcher
+    /// running many turns at once fills its free slots with one call.
+    async fn fetch_orchestration_batch(
+        &self,
+        max: usize,
+        lock_for: Duration,
+    ) -> Result<Vec<OrchestrationWork>, StoreError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .fetch_orchestration_work(lock_for)
+            .await?
+            .into_iter()
+            .collect())
+    }
+
     /// Commit a turn and release the instance lock, in one transaction.
     /// Fails with [`StoreError::LockLost`] (writing nothing) if the lock expired.
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError>;

@@ -92,8 +92,8 @@ impl Default for RuntimeOptions {
             execution_cache: true,
             cache_capacity: 4096,
             cache_max_bytes: 2 << 30,
-            orchestration_workers: 16,
-            activity_concurrency: 32,
+            orchestration_workers: 64,
+            activity_concurrency: 128,
             orchestration_lock: Duration::from_secs(30),
             activity_lock: Duration::from_secs(300),
             max_message_attempts: 10,
@@ -205,11 +205,10 @@ impl DuroxideRuntime {
             options: self.options.clone(),
             shutdown: shutdown_rx,
         });
-        let mut dispatchers = Vec::new();
-        for _ in 0..self.options.orchestration_workers.max(1) {
-            dispatchers.push(tokio::spawn(orchestrator::run(shared.clone())));
-        }
-        dispatchers.push(tokio::spawn(activity::run(shared.clone())));
+        let dispatchers = vec![
+            tokio::spawn(orchestrator::run(shared.clone())),
+            tokio::spawn(activity::run(shared.clone())),
+        ];
         self.running = Some(Running {
             shutdown,
             shared,

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::Shared;
@@ -17,29 +19,58 @@ use crate::providers::{
     now_ms,
 };
 
-/// One orchestrator worker loop; several run side by side.
+/// Most instances locked by one fetch.
+const FETCH_BATCH: usize = 64;
+
+/// The orchestrator dispatcher: fetches instances in batches, as many as
+/// there are free turn slots, and runs each turn as its own task. Turns in
+/// progress at shutdown finish and commit.
 pub(crate) async fn run(shared: Arc<Shared>) {
     let signal = shared.store.orchestrator_signal();
     let mut shutdown = shared.shutdown.clone();
     let mut idle = Idle::new(shared.options.max_poll_interval);
+    let slots = Arc::new(Semaphore::new(shared.options.orchestration_workers.max(1)));
+    let mut running: JoinSet<()> = JoinSet::new();
     while !*shutdown.borrow() {
+        while running.try_join_next().is_some() {}
+        let free = slots.available_permits().min(FETCH_BATCH);
+        if free == 0 {
+            tokio::select! {
+                _ = running.join_next() => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
         match shared
             .store
-            .fetch_orchestration_work(shared.options.orchestration_lock)
+            .fetch_orchestration_batch(free, shared.options.orchestration_lock)
             .await
         {
-            Ok(Some(work)) => {
+            Ok(works) if !works.is_empty() => {
                 idle.reset();
-                let span = tracing::info_span!("turn", instance = %work.instance.instance_id);
-                process(&shared, work).instrument(span).await;
+                for work in works {
+                    let Ok(permit) = slots.clone().acquire_owned().await else {
+                        break;
+                    };
+                    let shared = shared.clone();
+                    let span = tracing::info_span!("turn", instance = %work.instance.instance_id);
+                    running.spawn(
+                        async move {
+                            process(&shared, work).await;
+                            drop(permit);
+                        }
+                        .instrument(span),
+                    );
+                }
             }
-            Ok(None) => idle.wait(&*shared.store, &signal, &mut shutdown).await,
+            Ok(_) => idle.wait(&*shared.store, &signal, &mut shutdown).await,
             Err(e) => {
                 tracing::error!("fetching orchestration work failed: {e}");
                 idle.wait(&*shared.store, &signal, &mut shutdown).await;
             }
         }
     }
+    while running.join_next().await.is_some() {}
 }
 
 /// A turn's results and where they go.

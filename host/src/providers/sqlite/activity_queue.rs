@@ -2,20 +2,27 @@
 
 use std::time::Duration;
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use rusqlite::Connection;
 
 use super::SqliteHistoryStore;
-use super::codec::{attempts, db, decode, encode, lock_deadline, new_lock_token, now_i64};
+use super::codec::{attempts, db, decode, encode, lock_deadline, new_lock_token};
 use super::ops::{Op, Signals};
 use super::orchestrator_queue::insert_message;
 use crate::history::OrchestratorMessage;
 use crate::providers::{LockedActivity, StoreError};
 
-/// Whether any item is visible and free, checked on the read pool so idle
-/// polls never take the write lock.
-const ANY_AVAILABLE: &str = "SELECT EXISTS (SELECT 1 FROM activity_queue
-    WHERE visible_at <= ?1 AND (locked_until IS NULL OR locked_until <= ?1))";
+/// Whether any item is visible and free at `now`.
+pub(super) fn any_available(conn: &Connection, now: i64) -> Result<bool, StoreError> {
+    conn.prepare_cached(
+        "SELECT 1 FROM activity_queue
+         WHERE visible_at <= ?1 AND (locked_until IS NULL OR locked_until <= ?1)",
+    )
+    .and_then(|mut stmt| stmt.exists([now]))
+    .map_err(db("looking for activity work"))
+}
+
+/// A locked item as read, not yet decoded: `(id, text, attempts)`.
+pub(super) type RawActivity = (i64, String, i64);
 
 /// Locks up to `max` visible, unlocked items, oldest first.
 pub(super) async fn fetch(
@@ -26,15 +33,6 @@ pub(super) async fn fetch(
     if max == 0 {
         return Ok(Vec::new());
     }
-    let available: bool = sqlx::query_scalar(ANY_AVAILABLE)
-        .bind(now_i64()?)
-        .fetch_one(&store.reader)
-        .await
-        .map_err(db("looking for activity work"))?;
-    if !available {
-        return Ok(Vec::new());
-    }
-
     let limit = i64::try_from(max).unwrap_or(i64::MAX);
     let lock_token = new_lock_token();
     let rows = store
@@ -49,7 +47,7 @@ pub(super) async fn fetch(
     // Decoded after the commit (and off the writer), so a corrupt item cannot
     // wedge the queue: the batch comes back when its lock expires.
     let mut locked = rows
-        .iter()
+        .into_iter()
         .map(|row| locked_activity(row, &lock_token))
         .collect::<Result<Vec<_>, _>>()?;
     locked.sort_by_key(|l| l.queue_id);
@@ -57,37 +55,40 @@ pub(super) async fn fetch(
 }
 
 /// Op body of [`fetch`], inside the writer's batch transaction.
-pub(super) async fn fetch_in(
-    conn: &mut SqliteConnection,
+pub(super) fn fetch_in(
+    conn: &Connection,
     limit: i64,
     lock_for: Duration,
     lock_token: &str,
     now: i64,
-) -> Result<Vec<SqliteRow>, StoreError> {
-    sqlx::query(
+) -> Result<Vec<RawActivity>, StoreError> {
+    // `LIMIT ?4 + 0`, not `LIMIT ?4`: SQLite re-plans a statement whose
+    // bare LIMIT parameter changes, which would cost a parse per fetch.
+    conn.prepare_cached(
         "UPDATE activity_queue SET lock_token = ?1, locked_until = ?2, attempts = attempts + 1
          WHERE id IN (SELECT id FROM activity_queue
                       WHERE visible_at <= ?3 AND (locked_until IS NULL OR locked_until <= ?3)
-                      ORDER BY id LIMIT ?4)
+                      ORDER BY id LIMIT ?4 + 0)
          RETURNING id, message, attempts",
     )
-    .bind(lock_token)
-    .bind(lock_deadline(now, lock_for))
-    .bind(now)
-    .bind(limit)
-    .fetch_all(conn)
-    .await
+    .and_then(|mut stmt| {
+        stmt.query_map(
+            (lock_token, lock_deadline(now, lock_for), now, limit),
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )?
+        .collect()
+    })
     .map_err(db("locking activity work"))
 }
 
-fn locked_activity(row: &SqliteRow, lock_token: &str) -> Result<LockedActivity, StoreError> {
-    let col = |e: sqlx::Error| StoreError::Corrupt(format!("activity queue row: {e}"));
-    let queue_id: i64 = row.try_get("id").map_err(col)?;
-    let text: String = row.try_get("message").map_err(col)?;
+fn locked_activity(
+    (queue_id, text, tries): RawActivity,
+    lock_token: &str,
+) -> Result<LockedActivity, StoreError> {
     Ok(LockedActivity {
         queue_id,
         lock_token: lock_token.to_owned(),
-        attempts: attempts(row.try_get("attempts").map_err(col)?)?,
+        attempts: attempts(tries)?,
         work: decode(&text, &format!("activity work {queue_id}"))?,
     })
 }
@@ -133,28 +134,25 @@ pub(super) async fn complete(
 }
 
 /// Op body of [`complete`], inside the writer's batch transaction.
-pub(super) async fn complete_in(
-    conn: &mut SqliteConnection,
+pub(super) fn complete_in(
+    conn: &Connection,
     lock: &ActivityLock,
     completion: &str,
     now: i64,
 ) -> Result<Signals, StoreError> {
-    let deleted = sqlx::query(
-        "DELETE FROM activity_queue WHERE id = ?1 AND lock_token = ?2 AND locked_until > ?3",
-    )
-    .bind(lock.queue_id)
-    .bind(&lock.lock_token)
-    .bind(now)
-    .execute(&mut *conn)
-    .await
-    .map_err(db("deleting completed activity work"))?;
-    if deleted.rows_affected() == 0 {
+    let deleted = conn
+        .prepare_cached(
+            "DELETE FROM activity_queue WHERE id = ?1 AND lock_token = ?2 AND locked_until > ?3",
+        )
+        .and_then(|mut stmt| stmt.execute((lock.queue_id, &lock.lock_token, now)))
+        .map_err(db("deleting completed activity work"))?;
+    if deleted == 0 {
         return Err(StoreError::LockLost(format!(
             "activity work {} ({} of '{}')",
             lock.queue_id, lock.name, lock.instance
         )));
     }
-    insert_message(conn, &lock.instance, completion, now).await?;
+    insert_message(conn, &lock.instance, completion, now)?;
     Ok(Signals::ORCHESTRATOR)
 }
 
@@ -170,21 +168,16 @@ pub(super) async fn release(
 }
 
 /// Op body of [`release`], inside the writer's batch transaction.
-pub(super) async fn release_in(
-    conn: &mut SqliteConnection,
-    lock: &ActivityLock,
-) -> Result<Signals, StoreError> {
-    let released = sqlx::query(
-        "UPDATE activity_queue SET lock_token = NULL, locked_until = NULL
-         WHERE id = ?1 AND lock_token = ?2",
-    )
-    .bind(lock.queue_id)
-    .bind(&lock.lock_token)
-    .execute(conn)
-    .await
-    .map_err(db("releasing activity work"))?;
+pub(super) fn release_in(conn: &Connection, lock: &ActivityLock) -> Result<Signals, StoreError> {
+    let released = conn
+        .prepare_cached(
+            "UPDATE activity_queue SET lock_token = NULL, locked_until = NULL
+             WHERE id = ?1 AND lock_token = ?2",
+        )
+        .and_then(|mut stmt| stmt.execute((lock.queue_id, &lock.lock_token)))
+        .map_err(db("releasing activity work"))?;
     // Only a real release makes work fetchable again.
-    Ok(if released.rows_affected() > 0 {
+    Ok(if released > 0 {
         Signals::ACTIVITY
     } else {
         Signals::NONE

@@ -10,10 +10,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use rusqlite::Row;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use crate::providers::{InstanceRecord, InstanceStatus, StoreError, now_ms};
 
@@ -31,14 +30,19 @@ pub(super) use instance_columns;
 /// Columns of `instances` that [`instance_from_row`] reads.
 pub(super) const INSTANCE_COLUMNS: &str = instance_columns!();
 
-/// Wraps a sqlx error with what the store was doing when it failed.
-pub(super) fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+/// Wraps an SQLite error with what the store was doing when it failed.
+pub(super) fn db(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |e| StoreError::Database(format!("{context}: {e}"))
 }
 
-/// Whether a sqlx error is a primary-key or unique-constraint violation.
-pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::UniqueViolation)
+/// Whether an SQLite error is a primary-key or unique-constraint violation.
+pub(super) fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+    )
 }
 
 /// A contract value (id, length, timestamp) as an SQLite integer.
@@ -79,30 +83,29 @@ pub(super) fn attempts(value: i64) -> Result<u32, StoreError> {
     u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("attempts out of range: {value}")))
 }
 
-/// Reads a row selected with [`INSTANCE_COLUMNS`].
-pub(super) fn instance_from_row(row: &SqliteRow) -> Result<InstanceRecord, StoreError> {
-    let col = |e: sqlx::Error| StoreError::Corrupt(format!("instance row: {e}"));
-    let status: String = row.try_get("status").map_err(col)?;
-    let parent_id: Option<i64> = row.try_get("parent_id").map_err(col)?;
+/// Reads a row selected with [`INSTANCE_COLUMNS`], in that column order.
+pub(super) fn instance_from_row(row: &Row<'_>) -> Result<InstanceRecord, StoreError> {
+    let col = |e: rusqlite::Error| StoreError::Corrupt(format!("instance row: {e}"));
+    let status: String = row.get(3).map_err(col)?;
+    let parent_id: Option<i64> = row.get(10).map_err(col)?;
+    let parent_execution_id: Option<i64> = row.get(11).map_err(col)?;
     Ok(InstanceRecord {
-        instance_id: row.try_get("instance_id").map_err(col)?,
-        orchestration_name: row.try_get("orchestration_name").map_err(col)?,
-        orchestration_version: row.try_get("orchestration_version").map_err(col)?,
+        instance_id: row.get(0).map_err(col)?,
+        orchestration_name: row.get(1).map_err(col)?,
+        orchestration_version: row.get(2).map_err(col)?,
         status: InstanceStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown instance status '{status}'")))?,
-        output: row.try_get("output").map_err(col)?,
-        execution_id: to_u64(row.try_get("execution_id").map_err(col)?, "execution_id")?,
-        history_len: to_u64(row.try_get("history_len").map_err(col)?, "history_len")?,
-        created_at_ms: to_u64(row.try_get("created_at").map_err(col)?, "created_at")?,
-        updated_at_ms: to_u64(row.try_get("updated_at").map_err(col)?, "updated_at")?,
-        parent_instance: row.try_get("parent_instance").map_err(col)?,
+        output: row.get(4).map_err(col)?,
+        execution_id: to_u64(row.get(5).map_err(col)?, "execution_id")?,
+        history_len: to_u64(row.get(6).map_err(col)?, "history_len")?,
+        created_at_ms: to_u64(row.get(7).map_err(col)?, "created_at")?,
+        updated_at_ms: to_u64(row.get(8).map_err(col)?, "updated_at")?,
+        parent_instance: row.get(9).map_err(col)?,
         parent_id: parent_id.map(|p| to_u64(p, "parent_id")).transpose()?,
-        parent_execution_id: row
-            .try_get::<Option<i64>, _>("parent_execution_id")
-            .map_err(col)?
+        parent_execution_id: parent_execution_id
             .map(|p| to_u64(p, "parent_execution_id"))
             .transpose()?,
-        custom_status: row.try_get("custom_status").map_err(col)?,
+        custom_status: row.get(12).map_err(col)?,
     })
 }
 

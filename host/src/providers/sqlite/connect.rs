@@ -1,98 +1,156 @@
-//! Opening the database: connection options, pools and migrations.
+//! Opening the database: where it lives, connection settings and migrations.
 
-use std::str::FromStr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use rusqlite::{Connection, OpenFlags};
 
 use super::{Durability, SqliteOptions};
 use crate::providers::StoreError;
 
-/// How long a connection waits for another process's write lock before failing.
+/// How long a connection waits for another connection's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Reads run concurrently under WAL; a few connections are enough for the
-/// instance and history lookups the store serves.
-const READ_POOL_SIZE: u32 = 4;
+/// The schema, in order; `PRAGMA user_version` records how many are applied.
+const MIGRATIONS: [&str; 3] = [
+    include_str!("../../../migrations/sqlite/0001_initial.sql"),
+    include_str!("../../../migrations/sqlite/0002_custom_status.sql"),
+    include_str!("../../../migrations/sqlite/0003_parent_execution.sql"),
+];
 
-/// The two pools of a store. Both are the same pool for an in-memory database.
-pub(super) struct Pools {
-    /// One connection: in-process writers queue here instead of spinning on SQLITE_BUSY.
-    pub(super) writer: SqlitePool,
-    /// Reads, which never block writers under WAL.
-    pub(super) reader: SqlitePool,
+/// Where a store's connections open the database.
+#[derive(Debug, Clone)]
+pub(super) struct Location {
+    /// Path or URI given to SQLite.
+    target: PathBuf,
+    /// Whether `target` is a private in-memory database (a `memdb` URI), which
+    /// lives as long as one of its connections does and has no WAL.
+    memory: bool,
+    synchronous: Durability,
 }
 
-/// Whether `url` names an in-memory database, which separate pools could not share.
-pub(super) fn is_memory_url(url: &str) -> bool {
-    url.contains(":memory:") || url.contains("mode=memory")
-}
-
-/// Opens (creating if missing) and migrates a database file.
-pub(super) async fn open_file(url: &str, options: &SqliteOptions) -> Result<Pools, StoreError> {
-    let base = if url.starts_with("sqlite:") {
-        SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Database(format!("invalid SQLite url '{url}': {e}")))?
-    } else {
-        SqliteConnectOptions::new().filename(url)
-    };
-    let base = base
-        .busy_timeout(BUSY_TIMEOUT)
-        .synchronous(match options.synchronous {
-            Durability::Full => SqliteSynchronous::Full,
-            Durability::Normal => SqliteSynchronous::Normal,
-        });
-
-    // WAL is a property of the file: the writer sets it once, readers inherit it.
-    let writer = SqlitePoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(BUSY_TIMEOUT * 2)
-        .connect_with(
-            base.clone()
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal),
-        )
-        .await
-        .map_err(|e| StoreError::Database(format!("cannot open '{url}': {e}")))?;
-    migrate(&writer).await?;
-
-    let reader = SqlitePoolOptions::new()
-        .max_connections(READ_POOL_SIZE)
-        .connect_with(base)
-        .await
-        .map_err(|e| StoreError::Database(format!("cannot open '{url}' for reading: {e}")))?;
-    Ok(Pools { writer, reader })
-}
-
-/// Opens a private in-memory database behind a single connection, which must
-/// never be closed: the database lives exactly as long as that connection.
-pub(super) async fn open_memory() -> Result<Pools, StoreError> {
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .min_connections(1)
-        .idle_timeout(None)
-        .max_lifetime(None)
-        .connect_with(SqliteConnectOptions::new().in_memory(true))
-        .await
-        .map_err(|e| StoreError::Database(format!("cannot open in-memory database: {e}")))?;
-    migrate(&pool).await?;
-    Ok(Pools {
-        writer: pool.clone(),
-        reader: pool,
-    })
-}
-
-/// Applies the schema. Two processes opening a fresh file at once can race on
-/// the first migration; the loser retries once and then sees it applied.
-async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
-    let migrator = sqlx::migrate!("./migrations/sqlite");
-    if migrator.run(pool).await.is_ok() {
-        return Ok(());
+impl Location {
+    /// Parses `url`: `sqlite:./file.db`, `sqlite:///abs/file.db`, a bare path,
+    /// or `sqlite::memory:` for a private in-memory database. A query string
+    /// (`?mode=rwc`) is accepted and ignored: files are always created.
+    pub(super) fn parse(url: &str, options: &SqliteOptions) -> Result<Self, StoreError> {
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        if path == ":memory:" || query.split('&').any(|kv| kv == "mode=memory") {
+            return Ok(Self::memory());
+        }
+        if path.is_empty() {
+            return Err(StoreError::Database(format!(
+                "invalid SQLite url '{url}': no file name"
+            )));
+        }
+        Ok(Self {
+            target: PathBuf::from(path),
+            memory: false,
+            synchronous: options.synchronous,
+        })
     }
-    migrator
-        .run(pool)
-        .await
-        .map_err(|e| StoreError::Database(format!("migrating the schema: {e}")))
+
+    /// A fresh private in-memory database. Its connections share it through
+    /// SQLite's `memdb` file system under a name unique in this process.
+    pub(super) fn memory() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        Self {
+            target: PathBuf::from(format!(
+                "file:/duroxide-{}-{n}?vfs=memdb",
+                std::process::id()
+            )),
+            memory: true,
+            synchronous: Durability::Full,
+        }
+    }
+
+    /// Opens the connection that writes, creating the file (or the in-memory
+    /// database) if needed, switching a file to WAL and applying migrations.
+    pub(super) fn open_writer(&self) -> Result<Connection, StoreError> {
+        let conn = self.open(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+        if !self.memory {
+            // WAL is a property of the file: set once here, readers inherit it.
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(self.error("enabling WAL"))?;
+        }
+        migrate(&conn).map_err(self.error("migrating the schema"))?;
+        Ok(conn)
+    }
+
+    /// Opens a connection that only reads.
+    pub(super) fn open_reader(&self) -> Result<Connection, StoreError> {
+        self.open(OpenFlags::SQLITE_OPEN_READ_ONLY)
+    }
+
+    fn open(&self, flags: OpenFlags) -> Result<Connection, StoreError> {
+        let flags = flags | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn =
+            Connection::open_with_flags(&self.target, flags).map_err(self.error("opening"))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(self.error("setting the busy timeout"))?;
+        let synchronous = match self.synchronous {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", synchronous)
+            .map_err(self.error("setting synchronous"))?;
+        // Room for every statement the store prepares, so none is re-parsed.
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(conn)
+    }
+
+    fn error(&self, what: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+        move |e| StoreError::Database(format!("{what} for '{}': {e}", self.target.display()))
+    }
+}
+
+/// Applies the migrations not yet recorded in `user_version`. `BEGIN
+/// IMMEDIATE` makes two processes opening a fresh file at once take turns.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let applied = apply_missing(conn);
+    conn.execute_batch(if applied.is_ok() {
+        "COMMIT"
+    } else {
+        "ROLLBACK"
+    })?;
+    applied
+}
+
+fn apply_missing(conn: &Connection) -> rusqlite::Result<()> {
+    let mut applied: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if applied == 0 {
+        applied = legacy_version(conn)?;
+    }
+    for (version, sql) in (1..).zip(MIGRATIONS) {
+        if version > applied {
+            conn.execute_batch(sql)?;
+            conn.pragma_update(None, "user_version", version)?;
+        }
+    }
+    Ok(())
+}
+
+/// The migrations a database made by earlier releases, which tracked them in
+/// `_sqlx_migrations`, already has; 0 for a fresh database.
+fn legacy_version(conn: &Connection) -> rusqlite::Result<i64> {
+    let tracked: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = '_sqlx_migrations')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !tracked {
+        return Ok(0);
+    }
+    conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success",
+        [],
+        |r| r.get(0),
+    )
 }

@@ -1,17 +1,19 @@
 //! SQLite provider of the [`HistoryStore`] contract.
 //!
 //! One file holds instances, histories and both queues, so a turn commit or
-//! an activity completion is atomic. Writes funnel through one writer task
+//! an activity completion is atomic. Writes funnel through one writer thread
 //! that owns the write connection and commits concurrent writes together, in
 //! one `BEGIN IMMEDIATE` transaction with a savepoint per write (group commit,
 //! see `writer.rs`): one sync to disk serves a whole batch, so durability does
 //! not cost throughput, and in-process writers queue instead of spinning on
 //! `SQLITE_BUSY`. Other processes are waited for with a busy timeout. Reads
-//! use their own pool and never block the writer.
+//! use their own connections and never block the writer.
 //!
-//! Each write has a front half, run by the caller (encoding, the idle peek of
-//! fetches, decoding what a fetch returned), and an op body (`*_in`) that the
-//! writer runs on its connection inside the shared transaction.
+//! Each write has a front half, run by the caller (encoding, and decoding
+//! what a fetch returned), and an op body (`*_in`) that the writer runs on
+//! its connection inside the shared transaction. The writer calls SQLite
+//! directly (rusqlite), statement after statement on its own thread, with
+//! every statement prepared once.
 
 mod activity_queue;
 mod codec;
@@ -26,7 +28,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqlitePool;
 use tokio::sync::{Notify, oneshot};
 
 use crate::history::{Event, OrchestratorMessage};
@@ -57,11 +58,9 @@ pub struct SqliteOptions {
 /// A [`HistoryStore`] in one SQLite database, shareable by several processes.
 #[derive(Debug)]
 pub struct SqliteHistoryStore {
-    /// The writer task, which owns the (single) connection of `writer_pool`.
+    /// The writer thread, which owns the write connection.
     writer: writer::WriterHandle,
-    /// Closed by [`SqliteHistoryStore::close`] once the writer has stopped.
-    writer_pool: SqlitePool,
-    reader: SqlitePool,
+    reader: reads::ReadPool,
     orchestrator_signal: Arc<Notify>,
     activity_signal: Arc<Notify>,
 }
@@ -75,28 +74,20 @@ impl SqliteHistoryStore {
 
     /// Opens the database at `url` like [`SqliteHistoryStore::new`], with explicit settings.
     pub async fn with_options(url: &str, options: SqliteOptions) -> Result<Self, StoreError> {
-        if connect::is_memory_url(url) {
-            Self::from_pools(connect::open_memory().await?, writer::Hold::PerBatch)
-        } else {
-            Self::from_pools(
-                connect::open_file(url, &options).await?,
-                writer::Hold::ForLife,
-            )
-        }
+        Self::open(connect::Location::parse(url, &options)?).await
     }
 
     /// Opens a private in-memory database, gone when the store is dropped; for tests.
     pub async fn new_in_memory() -> Result<Self, StoreError> {
-        Self::from_pools(connect::open_memory().await?, writer::Hold::PerBatch)
+        Self::open(connect::Location::memory()).await
     }
 
     /// Commits the writes already queued, stops the writer and closes every
     /// connection, so the WAL is checkpointed and the file can be reopened or
-    /// copied. Later calls on this store fail with a database error.
+    /// copied. Later writes on this store fail with a database error.
     pub async fn close(&self) {
         self.writer.close().await;
-        self.writer_pool.close().await;
-        self.reader.close().await;
+        self.reader.close();
     }
 
     /// Queues the op `make` builds around a reply channel and waits for its
@@ -111,20 +102,23 @@ impl SqliteHistoryStore {
         result.await.map_err(|_| writer::closed())?
     }
 
-    /// Starts the writer task on `pools.writer`. Must run inside a tokio runtime.
-    fn from_pools(pools: connect::Pools, hold: writer::Hold) -> Result<Self, StoreError> {
+    /// Opens (creating and migrating) the database and starts the writer.
+    async fn open(location: connect::Location) -> Result<Self, StoreError> {
+        let writer_location = location.clone();
+        let conn = tokio::task::spawn_blocking(move || writer_location.open_writer())
+            .await
+            .map_err(|e| StoreError::Database(format!("opening the database: {e}")))??;
         let orchestrator_signal = Arc::new(Notify::new());
         let activity_signal = Arc::new(Notify::new());
         let writer = writer::WriterHandle::spawn(
-            pools.writer.clone(),
-            hold,
+            conn,
+            location.clone(),
             Arc::clone(&orchestrator_signal),
             Arc::clone(&activity_signal),
         )?;
         Ok(Self {
             writer,
-            writer_pool: pools.writer,
-            reader: pools.reader,
+            reader: reads::ReadPool::new(location),
             orchestrator_signal,
             activity_signal,
         })
@@ -162,7 +156,25 @@ impl HistoryStore for SqliteHistoryStore {
         &self,
         lock_for: Duration,
     ) -> Result<Option<OrchestrationWork>, StoreError> {
-        orchestrator_queue::fetch(self, lock_for).await
+        orchestrator_queue::fetch(self, 1, lock_for)
+            .await?
+            .pop()
+            .transpose()
+    }
+
+    async fn fetch_orchestration_batch(
+        &self,
+        max: usize,
+        lock_for: Duration,
+    ) -> Result<Vec<OrchestrationWork>, StoreError> {
+        let fetched = orchestrator_queue::fetch(self, max, lock_for).await?;
+        Ok(fetched
+            .into_iter()
+            .filter_map(|work| {
+                work.inspect_err(|e| tracing::error!("a fetched instance cannot be read: {e}"))
+                    .ok()
+            })
+            .collect())
     }
 
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {

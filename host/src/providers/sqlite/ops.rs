@@ -7,11 +7,10 @@
 
 use std::time::Duration;
 
-use sqlx::SqliteConnection;
-use sqlx::sqlite::SqliteRow;
+use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::activity_queue::{self, ActivityLock};
+use super::activity_queue::{self, ActivityLock, RawActivity};
 use super::codec::now_i64;
 use super::orchestrator_queue::{self, LockedRows};
 use super::turn::{self, EncodedTurn};
@@ -35,10 +34,11 @@ pub(super) enum Op {
         reply: ReplyTo<()>,
     },
     /// [`orchestrator_queue::fetch`]; the lock token is made by the caller.
-    FetchOrchestration {
+    FetchOrchestrations {
+        max: usize,
         lock_for: Duration,
         lock_token: String,
-        reply: ReplyTo<Option<LockedRows>>,
+        reply: ReplyTo<Vec<LockedRows>>,
     },
     /// [`turn::commit_turn`]. Boxed: a turn is large and would bloat every
     /// slot of the writer's channel.
@@ -57,7 +57,7 @@ pub(super) enum Op {
         limit: i64,
         lock_for: Duration,
         lock_token: String,
-        reply: ReplyTo<Vec<SqliteRow>>,
+        reply: ReplyTo<Vec<RawActivity>>,
     },
     /// [`activity_queue::complete`], completion already serialized.
     CompleteActivity {
@@ -130,8 +130,8 @@ pub(super) struct Done {
 /// [`Held`] for each reply type an op can have.
 enum HeldResult {
     Unit(Held<()>),
-    Orchestration(Held<Option<LockedRows>>),
-    Activities(Held<Vec<SqliteRow>>),
+    Orchestrations(Held<Vec<LockedRows>>),
+    Activities(Held<Vec<RawActivity>>),
 }
 
 impl Done {
@@ -159,7 +159,7 @@ impl Done {
     pub(super) fn is_ok(&self) -> bool {
         match &self.result {
             HeldResult::Unit(h) => h.result.is_ok(),
-            HeldResult::Orchestration(h) => h.result.is_ok(),
+            HeldResult::Orchestrations(h) => h.result.is_ok(),
             HeldResult::Activities(h) => h.result.is_ok(),
         }
     }
@@ -178,7 +178,7 @@ impl Done {
     pub(super) fn fail(self, error: StoreError) -> Self {
         Self::quiet(match self.result {
             HeldResult::Unit(h) => HeldResult::Unit(h.fail(error)),
-            HeldResult::Orchestration(h) => HeldResult::Orchestration(h.fail(error)),
+            HeldResult::Orchestrations(h) => HeldResult::Orchestrations(h.fail(error)),
             HeldResult::Activities(h) => HeldResult::Activities(h.fail(error)),
         })
     }
@@ -187,16 +187,41 @@ impl Done {
     pub(super) fn deliver(self) {
         match self.result {
             HeldResult::Unit(h) => h.deliver(),
-            HeldResult::Orchestration(h) => h.deliver(),
+            HeldResult::Orchestrations(h) => h.deliver(),
             HeldResult::Activities(h) => h.deliver(),
         }
     }
 }
 
 impl Op {
+    /// Whether the op only takes work from a queue.
+    pub(super) fn is_fetch(&self) -> bool {
+        matches!(
+            self,
+            Op::FetchOrchestrations { .. } | Op::FetchActivities { .. }
+        )
+    }
+
+    /// The fetch's answer when its queue has nothing to take.
+    pub(super) fn nothing(self) -> Done {
+        match self {
+            Op::FetchOrchestrations { reply, .. } => {
+                Done::quiet(HeldResult::Orchestrations(Held {
+                    reply,
+                    result: Ok(Vec::new()),
+                }))
+            }
+            Op::FetchActivities { reply, .. } => Done::quiet(HeldResult::Activities(Held {
+                reply,
+                result: Ok(Vec::new()),
+            })),
+            other => other.failed(StoreError::Database("not a fetch".into())),
+        }
+    }
+
     /// Runs the op's body on `conn`, inside the batch transaction (and the
     /// op's own savepoint, which the writer manages).
-    pub(super) async fn execute(self, conn: &mut SqliteConnection) -> Done {
+    pub(super) fn execute(self, conn: &Connection) -> Done {
         // Taken per op, not per batch: a lock deadline or a turn's timestamps
         // must not lag behind the clock by however long the batch has run.
         let now = match now_i64() {
@@ -206,7 +231,7 @@ impl Op {
         match self {
             Op::CreateInstance { new, reply } => Done::unit(
                 reply,
-                orchestrator_queue::create_instance_in(conn, &new, now).await,
+                orchestrator_queue::create_instance_in(conn, &new, now),
             ),
             Op::EnqueueMessage {
                 instance_id,
@@ -215,19 +240,19 @@ impl Op {
                 reply,
             } => Done::unit(
                 reply,
-                orchestrator_queue::enqueue_message_in(conn, &instance_id, &message, visible_at)
-                    .await,
+                orchestrator_queue::enqueue_message_in(conn, &instance_id, &message, visible_at),
             ),
-            Op::FetchOrchestration {
+            Op::FetchOrchestrations {
+                max,
                 lock_for,
                 lock_token,
                 reply,
-            } => Done::quiet(HeldResult::Orchestration(Held {
+            } => Done::quiet(HeldResult::Orchestrations(Held {
                 reply,
-                result: orchestrator_queue::fetch_in(conn, lock_for, &lock_token, now).await,
+                result: orchestrator_queue::fetch_in(conn, max, lock_for, &lock_token, now),
             })),
             Op::CommitTurn { turn, reply } => {
-                Done::unit(reply, turn::commit_turn_in(conn, &turn, now).await)
+                Done::unit(reply, turn::commit_turn_in(conn, &turn, now))
             }
             Op::ReleaseOrchestration {
                 instance_id,
@@ -235,7 +260,7 @@ impl Op {
                 reply,
             } => Done::unit(
                 reply,
-                orchestrator_queue::release_in(conn, &instance_id, &lock_token).await,
+                orchestrator_queue::release_in(conn, &instance_id, &lock_token),
             ),
             Op::FetchActivities {
                 limit,
@@ -244,7 +269,7 @@ impl Op {
                 reply,
             } => Done::quiet(HeldResult::Activities(Held {
                 reply,
-                result: activity_queue::fetch_in(conn, limit, lock_for, &lock_token, now).await,
+                result: activity_queue::fetch_in(conn, limit, lock_for, &lock_token, now),
             })),
             Op::CompleteActivity {
                 lock,
@@ -252,10 +277,10 @@ impl Op {
                 reply,
             } => Done::unit(
                 reply,
-                activity_queue::complete_in(conn, &lock, &completion, now).await,
+                activity_queue::complete_in(conn, &lock, &completion, now),
             ),
             Op::ReleaseActivity { lock, reply } => {
-                Done::unit(reply, activity_queue::release_in(conn, &lock).await)
+                Done::unit(reply, activity_queue::release_in(conn, &lock))
             }
         }
     }
@@ -273,7 +298,7 @@ impl Op {
                 reply,
                 result: Err(error),
             }),
-            Op::FetchOrchestration { reply, .. } => HeldResult::Orchestration(Held {
+            Op::FetchOrchestrations { reply, .. } => HeldResult::Orchestrations(Held {
                 reply,
                 result: Err(error),
             }),
@@ -282,5 +307,32 @@ impl Op {
                 result: Err(error),
             }),
         })
+    }
+}
+
+/// Which queues have work a fetch could take now, read outside any
+/// transaction.
+pub(super) struct Peek {
+    orchestrations: bool,
+    activities: bool,
+}
+
+impl Peek {
+    /// Looks at both queues.
+    pub(super) fn take(conn: &Connection) -> Result<Self, StoreError> {
+        let now = now_i64()?;
+        Ok(Self {
+            orchestrations: orchestrator_queue::any_available(conn, now)?,
+            activities: activity_queue::any_available(conn, now)?,
+        })
+    }
+
+    /// Whether `op` is a fetch that would find nothing.
+    pub(super) fn finds_nothing(&self, op: &Op) -> bool {
+        match op {
+            Op::FetchOrchestrations { .. } => !self.orchestrations,
+            Op::FetchActivities { .. } => !self.activities,
+            _ => false,
+        }
     }
 }

@@ -3,65 +3,61 @@
 
 use std::time::Duration;
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use rusqlite::Connection;
 
 use super::SqliteHistoryStore;
 use super::codec::{
     attempts, db, decode, encode, instance_columns, instance_from_row, is_unique_violation,
-    lock_deadline, new_lock_token, now_i64, to_i64,
+    lock_deadline, new_lock_token, to_i64,
 };
 use super::ops::{Op, Signals};
 use crate::history::OrchestratorMessage;
-use crate::providers::{InstanceStatus, NewInstance, OrchestrationWork, QueuedMessage, StoreError};
+use crate::providers::{
+    InstanceRecord, InstanceStatus, NewInstance, OrchestrationWork, QueuedMessage, StoreError,
+};
 
-/// The instance owning the oldest visible message, among instances nobody
-/// holds a live lock on (`?1` is now). Walks `orchestrator_queue_by_visible`
-/// in order and probes each instance by primary key.
-macro_rules! find_candidate {
-    () => {
-        "SELECT q.instance_id FROM orchestrator_queue AS q
-         JOIN instances AS i ON i.instance_id = q.instance_id
-         WHERE q.visible_at <= ?1 AND (i.locked_until IS NULL OR i.locked_until <= ?1)
-         ORDER BY q.visible_at, q.id LIMIT 1"
-    };
-}
+/// Instances owning visible messages, oldest message first, among instances
+/// nobody holds a live lock on (`?1` is now); an instance appears once per
+/// visible message. Walks `orchestrator_queue_by_visible` in order and probes
+/// each instance by primary key.
+const CANDIDATES: &str = "SELECT q.instance_id FROM orchestrator_queue AS q
+     JOIN instances AS i ON i.instance_id = q.instance_id
+     WHERE q.visible_at <= ?1 AND (i.locked_until IS NULL OR i.locked_until <= ?1)
+     ORDER BY q.visible_at, q.id";
 
-/// `find_candidate!` alone, for the idle peek on the read pool.
-const FIND_CANDIDATE: &str = find_candidate!();
-
-/// Finds and locks the candidate in one statement (one round trip to the
-/// writer connection): `?1` now, `?2` lock token, `?3` lock deadline.
-const LOCK_CANDIDATE: &str = concat!(
-    "UPDATE instances SET lock_token = ?2, locked_until = ?3 WHERE instance_id = (",
-    find_candidate!(),
-    ") RETURNING ",
+/// Locks one instance: `?1` instance, `?2` lock token, `?3` lock deadline.
+const LOCK_INSTANCE: &str = concat!(
+    "UPDATE instances SET lock_token = ?2, locked_until = ?3 WHERE instance_id = ?1 RETURNING ",
     instance_columns!()
 );
 
+/// Takes an instance's visible messages: `?1` instance, `?2` now.
+const TAKE_MESSAGES: &str = "UPDATE orchestrator_queue SET attempts = attempts + 1
+     WHERE instance_id = ?1 AND visible_at <= ?2 RETURNING id, message, attempts";
+
+/// Most queue rows one fetch reads while looking for unlocked instances, so
+/// a fetch stays short however deep the queue is.
+const MAX_SCAN: usize = 4096;
+
 /// Appends one message to an instance's queue.
-pub(super) async fn insert_message(
-    conn: &mut SqliteConnection,
+pub(super) fn insert_message(
+    conn: &Connection,
     instance_id: &str,
     message: &str,
     visible_at: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    conn.prepare_cached(
         "INSERT INTO orchestrator_queue (instance_id, message, visible_at) VALUES (?1, ?2, ?3)",
     )
-    .bind(instance_id)
-    .bind(message)
-    .bind(visible_at)
-    .execute(conn)
-    .await
+    .and_then(|mut stmt| stmt.execute((instance_id, message, visible_at)))
     .map_err(db("enqueueing an orchestrator message"))?;
     Ok(())
 }
 
 /// Inserts an instance row and its start message on `conn` (inside the
 /// caller's transaction). Returns false, writing nothing, if the id is taken.
-pub(super) async fn insert_instance(
-    conn: &mut SqliteConnection,
+pub(super) fn insert_instance(
+    conn: &Connection,
     new: &NewInstance,
     now: i64,
 ) -> Result<bool, StoreError> {
@@ -82,26 +78,30 @@ pub(super) async fn insert_instance(
         },
         "start message",
     )?;
-    let inserted = sqlx::query(
-        "INSERT INTO instances (instance_id, orchestration_name, status, execution_id,
-             history_len, created_at, updated_at, parent_instance, parent_id, parent_execution_id)
-         VALUES (?1, ?2, ?3, 1, 0, ?4, ?4, ?5, ?6, ?7)",
-    )
-    .bind(&new.instance_id)
-    .bind(&new.orchestration_name)
-    .bind(InstanceStatus::Pending.as_str())
-    .bind(now)
-    .bind(&new.parent_instance)
-    .bind(parent_id)
-    .bind(parent_execution_id)
-    .execute(&mut *conn)
-    .await;
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO instances (instance_id, orchestration_name, status, execution_id,
+                 history_len, created_at, updated_at, parent_instance, parent_id,
+                 parent_execution_id)
+             VALUES (?1, ?2, ?3, 1, 0, ?4, ?4, ?5, ?6, ?7)",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute((
+                &new.instance_id,
+                &new.orchestration_name,
+                InstanceStatus::Pending.as_str(),
+                now,
+                &new.parent_instance,
+                parent_id,
+                parent_execution_id,
+            ))
+        });
     match inserted {
         Ok(_) => {}
         Err(e) if is_unique_violation(&e) => return Ok(false),
         Err(e) => return Err(db("creating instance")(e)),
     }
-    insert_message(conn, &new.instance_id, &start, visible_at).await?;
+    insert_message(conn, &new.instance_id, &start, visible_at)?;
     Ok(true)
 }
 
@@ -114,12 +114,12 @@ pub(super) async fn create_instance(
 }
 
 /// Op body of [`create_instance`], inside the writer's batch transaction.
-pub(super) async fn create_instance_in(
-    conn: &mut SqliteConnection,
+pub(super) fn create_instance_in(
+    conn: &Connection,
     new: &NewInstance,
     now: i64,
 ) -> Result<Signals, StoreError> {
-    if !insert_instance(conn, new, now).await? {
+    if !insert_instance(conn, new, now)? {
         return Err(StoreError::InstanceExists(new.instance_id.clone()));
     }
     Ok(Signals::ORCHESTRATOR)
@@ -147,137 +147,158 @@ pub(super) async fn enqueue_message(
 }
 
 /// Op body of [`enqueue_message`], inside the writer's batch transaction.
-pub(super) async fn enqueue_message_in(
-    conn: &mut SqliteConnection,
+pub(super) fn enqueue_message_in(
+    conn: &Connection,
     instance_id: &str,
     message: &str,
     visible_at: i64,
 ) -> Result<Signals, StoreError> {
     // A message for an instance that has not started yet (a delayed start)
     // becomes visible no earlier than the start message, queued first.
-    let inserted = sqlx::query(
-        "INSERT INTO orchestrator_queue (instance_id, message, visible_at)
-         SELECT ?1, ?2, MAX(?3, COALESCE((
-             SELECT q.visible_at FROM orchestrator_queue q
-             WHERE q.instance_id = ?1 AND i.status = 'Pending'
-             ORDER BY q.id LIMIT 1), ?3))
-         FROM instances i WHERE i.instance_id = ?1",
-    )
-    .bind(instance_id)
-    .bind(message)
-    .bind(visible_at)
-    .execute(conn)
-    .await
-    .map_err(db("enqueueing an orchestrator message"))?;
-    if inserted.rows_affected() == 0 {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO orchestrator_queue (instance_id, message, visible_at)
+             SELECT ?1, ?2, MAX(?3, COALESCE((
+                 SELECT q.visible_at FROM orchestrator_queue q
+                 WHERE q.instance_id = ?1 AND i.status = 'Pending'
+                 ORDER BY q.id LIMIT 1), ?3))
+             FROM instances i WHERE i.instance_id = ?1",
+        )
+        .and_then(|mut stmt| stmt.execute((instance_id, message, visible_at)))
+        .map_err(db("enqueueing an orchestrator message"))?;
+    if inserted == 0 {
         return Err(StoreError::InstanceNotFound(instance_id.to_owned()));
     }
     Ok(Signals::ORCHESTRATOR)
 }
 
-/// An instance locked by a fetch, with its rows not yet decoded.
-pub(super) struct LockedRows {
-    /// The locked instance.
-    instance_id: String,
-    /// The instance row, read as the lock was taken.
-    instance: SqliteRow,
-    /// Every visible message of the instance.
-    messages: Vec<SqliteRow>,
+/// Whether any instance has a visible message and no live lock (`now`).
+pub(super) fn any_available(conn: &Connection, now: i64) -> Result<bool, StoreError> {
+    conn.prepare_cached(CANDIDATES)
+        .and_then(|mut stmt| stmt.exists([now]))
+        .map_err(db("looking for orchestration work"))
 }
 
-/// Locks the instance owning the oldest visible message and takes all its
-/// visible messages.
+/// An instance locked by a fetch, with its messages not yet decoded.
+pub(super) struct LockedRows {
+    /// The instance row, read as the lock was taken. An unreadable row still
+    /// takes the lock, so the instance fails alone until the lock expires
+    /// instead of being fetched again and again.
+    instance: Box<Result<InstanceRecord, StoreError>>,
+    /// Every visible message of the instance: `(id, text, attempts)`.
+    messages: Vec<(i64, String, i64)>,
+}
+
+/// Locks up to `max` instances owning the oldest visible messages and takes
+/// all their visible messages. Each is decoded after the commit (and off the
+/// writer): a corrupt row then fails only its instance, which stays locked
+/// until expiry, instead of blocking every fetch.
 pub(super) async fn fetch(
     store: &SqliteHistoryStore,
+    max: usize,
     lock_for: Duration,
-) -> Result<Option<OrchestrationWork>, StoreError> {
-    // Peek on the read pool first: idle polls, the common case, then never
-    // queue a write that other processes or this store's callers would wait for.
-    let peek: Option<String> = sqlx::query_scalar(FIND_CANDIDATE)
-        .bind(now_i64()?)
-        .fetch_optional(&store.reader)
-        .await
-        .map_err(db("looking for orchestration work"))?;
-    if peek.is_none() {
-        return Ok(None);
+) -> Result<Vec<Result<OrchestrationWork, StoreError>>, StoreError> {
+    if max == 0 {
+        return Ok(Vec::new());
     }
-
     let lock_token = new_lock_token();
     let locked = store
-        .write(|reply| Op::FetchOrchestration {
+        .write(|reply| Op::FetchOrchestrations {
+            max,
             lock_for,
             lock_token: lock_token.clone(),
             reply,
         })
         .await?;
-    let Some(locked) = locked else {
-        return Ok(None);
-    };
+    Ok(locked
+        .into_iter()
+        .map(|rows| decode_work(rows, &lock_token))
+        .collect())
+}
 
-    // Decoded after the commit (and off the writer): a corrupt row then fails
-    // only this instance, which stays locked until expiry, instead of
-    // blocking every fetch.
-    let instance = instance_from_row(&locked.instance)?;
-    let mut messages = locked
+fn decode_work(rows: LockedRows, lock_token: &str) -> Result<OrchestrationWork, StoreError> {
+    let instance = (*rows.instance)?;
+    let what = format!("queued message of '{}'", instance.instance_id);
+    let mut messages = rows
         .messages
-        .iter()
-        .map(|row| queued_message(row, &locked.instance_id))
-        .collect::<Result<Vec<_>, _>>()?;
+        .into_iter()
+        .map(|(id, text, tries)| {
+            Ok(QueuedMessage {
+                id,
+                message: decode(&text, &what)?,
+                attempts: attempts(tries)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
     // RETURNING does not promise an order; the contract promises arrival order.
     messages.sort_by_key(|m| m.id);
-    Ok(Some(OrchestrationWork {
+    Ok(OrchestrationWork {
         instance,
-        lock_token,
+        lock_token: lock_token.to_owned(),
         messages,
-    }))
+    })
 }
 
 /// Op body of [`fetch`], inside the writer's batch transaction.
-pub(super) async fn fetch_in(
-    conn: &mut SqliteConnection,
+pub(super) fn fetch_in(
+    conn: &Connection,
+    max: usize,
     lock_for: Duration,
     lock_token: &str,
     now: i64,
-) -> Result<Option<LockedRows>, StoreError> {
-    let instance = sqlx::query(LOCK_CANDIDATE)
-        .bind(now)
-        .bind(lock_token)
-        .bind(lock_deadline(now, lock_for))
-        .fetch_optional(&mut *conn)
-        .await
+) -> Result<Vec<LockedRows>, StoreError> {
+    let ids = candidates(conn, max, now)?;
+    let deadline = lock_deadline(now, lock_for);
+    let mut lock = conn
+        .prepare_cached(LOCK_INSTANCE)
         .map_err(db("locking an instance"))?;
-    let Some(instance) = instance else {
-        return Ok(None);
-    };
-    // Read now only to select its messages; a corrupt row is reported by the
-    // caller's full decode, after the commit.
-    let instance_id: String = instance
-        .try_get("instance_id")
-        .map_err(|e| StoreError::Corrupt(format!("locked instance row: {e}")))?;
-    let messages = sqlx::query(
-        "UPDATE orchestrator_queue SET attempts = attempts + 1
-         WHERE instance_id = ?1 AND visible_at <= ?2 RETURNING id, message, attempts",
-    )
-    .bind(&instance_id)
-    .bind(now)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db("taking orchestrator messages"))?;
-    Ok(Some(LockedRows {
-        instance_id,
-        instance,
-        messages,
-    }))
+    let mut take = conn
+        .prepare_cached(TAKE_MESSAGES)
+        .map_err(db("taking orchestrator messages"))?;
+    let mut locked = Vec::with_capacity(ids.len());
+    for id in ids {
+        let instance = lock
+            .query_row((&id, lock_token, deadline), |row| {
+                Ok(instance_from_row(row))
+            })
+            .map_err(db("locking an instance"))?;
+        let messages = take
+            .query_map((&id, now), |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(db("taking orchestrator messages"))?;
+        locked.push(LockedRows {
+            instance: Box::new(instance),
+            messages,
+        });
+    }
+    Ok(locked)
 }
 
-fn queued_message(row: &SqliteRow, instance_id: &str) -> Result<QueuedMessage, StoreError> {
-    let col = |e: sqlx::Error| StoreError::Corrupt(format!("queue row of '{instance_id}': {e}"));
-    let text: String = row.try_get("message").map_err(col)?;
-    Ok(QueuedMessage {
-        id: row.try_get("id").map_err(col)?,
-        message: decode(&text, &format!("queued message of '{instance_id}'"))?,
-        attempts: attempts(row.try_get("attempts").map_err(col)?)?,
-    })
+/// Up to `max` distinct unlocked instances with visible messages, oldest
+/// message first.
+fn candidates(conn: &Connection, max: usize, now: i64) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(CANDIDATES)
+        .map_err(db("looking for orchestration work"))?;
+    let mut rows = stmt
+        .query([now])
+        .map_err(db("looking for orchestration work"))?;
+    let mut ids: Vec<String> = Vec::new();
+    let mut scanned = 0;
+    while ids.len() < max && scanned < MAX_SCAN {
+        let Some(row) = rows.next().map_err(db("looking for orchestration work"))? else {
+            break;
+        };
+        scanned += 1;
+        let id: String = row.get(0).map_err(db("looking for orchestration work"))?;
+        // Few ids per fetch: a linear check beats hashing them.
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
 }
 
 /// Gives the instance back without committing; a stale token changes nothing.
@@ -298,22 +319,20 @@ pub(super) async fn release(
 }
 
 /// Op body of [`release`], inside the writer's batch transaction.
-pub(super) async fn release_in(
-    conn: &mut SqliteConnection,
+pub(super) fn release_in(
+    conn: &Connection,
     instance_id: &str,
     lock_token: &str,
 ) -> Result<Signals, StoreError> {
-    let released = sqlx::query(
-        "UPDATE instances SET lock_token = NULL, locked_until = NULL
-         WHERE instance_id = ?1 AND lock_token = ?2",
-    )
-    .bind(instance_id)
-    .bind(lock_token)
-    .execute(conn)
-    .await
-    .map_err(db("releasing an instance"))?;
+    let released = conn
+        .prepare_cached(
+            "UPDATE instances SET lock_token = NULL, locked_until = NULL
+             WHERE instance_id = ?1 AND lock_token = ?2",
+        )
+        .and_then(|mut stmt| stmt.execute((instance_id, lock_token)))
+        .map_err(db("releasing an instance"))?;
     // Only a real release makes messages fetchable again.
-    Ok(if released.rows_affected() > 0 {
+    Ok(if released > 0 {
         Signals::ORCHESTRATOR
     } else {
         Signals::NONE

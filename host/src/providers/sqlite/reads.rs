@@ -1,64 +1,137 @@
-//! Read-only queries, served by the read pool.
+//! Read-only queries, served by a pool of reader connections on tokio's
+//! blocking threads, so reads never wait behind the writer under WAL.
 
-use sqlx::Row;
-use sqlx::sqlite::SqlitePool;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rusqlite::{Connection, OptionalExtension};
 
 use super::codec::{INSTANCE_COLUMNS, db, decode, instance_from_row, now_i64, to_i64, to_u64};
+use super::connect::Location;
 use crate::history::Event;
 use crate::providers::{InstanceRecord, StoreError};
 
+/// Most reader connections kept open; more concurrent reads open more and
+/// close the surplus when done.
+const KEEP_IDLE: usize = 4;
+
+/// Reader connections, opened on demand and reused.
+#[derive(Debug)]
+pub(super) struct ReadPool {
+    location: Location,
+    idle: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl ReadPool {
+    /// A pool opening connections to `location`.
+    pub(super) fn new(location: Location) -> Self {
+        Self {
+            location,
+            idle: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// Runs `read` on a reader connection, on a blocking thread.
+    async fn run<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let idle = Arc::clone(&self.idle);
+        let location = self.location.clone();
+        tokio::task::spawn_blocking(move || {
+            let taken = idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+            let conn = match taken {
+                Some(conn) => conn,
+                None => location.open_reader()?,
+            };
+            let result = read(&conn);
+            let mut idle = idle.lock().unwrap_or_else(PoisonError::into_inner);
+            if idle.len() < KEEP_IDLE {
+                idle.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("a read was abandoned: {e}")))?
+    }
+
+    /// Closes the idle connections; reads after this open new ones.
+    pub(super) fn close(&self) {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
 /// The instance's row, if any.
 pub(super) async fn instance(
-    pool: &SqlitePool,
+    pool: &ReadPool,
     instance_id: &str,
 ) -> Result<Option<InstanceRecord>, StoreError> {
-    let sql = format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id = ?1");
-    let row = sqlx::query(&sql)
-        .bind(instance_id)
-        .fetch_optional(pool)
-        .await
-        .map_err(db("reading instance"))?;
-    row.as_ref().map(instance_from_row).transpose()
+    let instance_id = instance_id.to_owned();
+    pool.run(move |conn| {
+        let sql = format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id = ?1");
+        let mut stmt = conn.prepare_cached(&sql).map_err(db("reading instance"))?;
+        let mut rows = stmt.query([&instance_id]).map_err(db("reading instance"))?;
+        match rows.next().map_err(db("reading instance"))? {
+            Some(row) => instance_from_row(row).map(Some),
+            None => Ok(None),
+        }
+    })
+    .await
 }
 
 /// One execution's events in replay order.
 pub(super) async fn history(
-    pool: &SqlitePool,
+    pool: &ReadPool,
     instance_id: &str,
     execution_id: u64,
 ) -> Result<Vec<Event>, StoreError> {
-    let texts: Vec<String> = sqlx::query_scalar(
-        "SELECT event FROM history WHERE instance_id = ?1 AND execution_id = ?2 ORDER BY seq",
-    )
-    .bind(instance_id)
-    .bind(to_i64(execution_id, "execution_id")?)
-    .fetch_all(pool)
+    let instance_id = instance_id.to_owned();
+    let execution_id = to_i64(execution_id, "execution_id")?;
+    pool.run(move |conn| {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT event FROM history WHERE instance_id = ?1 AND execution_id = ?2
+                 ORDER BY seq",
+            )
+            .map_err(db("reading history"))?;
+        let mut rows = stmt
+            .query((&instance_id, execution_id))
+            .map_err(db("reading history"))?;
+        let what = format!("history event of '{instance_id}'");
+        let mut events = Vec::new();
+        while let Some(row) = rows.next().map_err(db("reading history"))? {
+            let text = row
+                .get_ref(0)
+                .and_then(|v| v.as_str().map_err(Into::into))
+                .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))?;
+            events.push(decode(text, &what)?);
+        }
+        Ok(events)
+    })
     .await
-    .map_err(db("reading history"))?;
-    texts
-        .iter()
-        .map(|t| decode(t, &format!("history event of '{instance_id}'")))
-        .collect()
 }
 
 /// The earliest future moment at which a queued item becomes visible or a lock
 /// expires. Each branch is an indexed MIN, so an idle poll stays cheap however
 /// many instances exist.
-pub(super) async fn next_wake_at_ms(pool: &SqlitePool) -> Result<Option<u64>, StoreError> {
-    let row = sqlx::query(
-        "SELECT MIN(t) AS t FROM (
-             SELECT MIN(visible_at) AS t FROM orchestrator_queue WHERE visible_at > ?1
-             UNION ALL SELECT MIN(visible_at) FROM activity_queue WHERE visible_at > ?1
-             UNION ALL SELECT MIN(locked_until) FROM activity_queue WHERE locked_until > ?1
-             UNION ALL SELECT MIN(locked_until) FROM instances WHERE locked_until > ?1
-         )",
-    )
-    .bind(now_i64()?)
-    .fetch_one(pool)
+pub(super) async fn next_wake_at_ms(pool: &ReadPool) -> Result<Option<u64>, StoreError> {
+    let now = now_i64()?;
+    pool.run(move |conn| {
+        let at: Option<i64> = conn
+            .prepare_cached(
+                "SELECT MIN(t) FROM (
+                     SELECT MIN(visible_at) AS t FROM orchestrator_queue WHERE visible_at > ?1
+                     UNION ALL SELECT MIN(visible_at) FROM activity_queue WHERE visible_at > ?1
+                     UNION ALL SELECT MIN(locked_until) FROM activity_queue WHERE locked_until > ?1
+                     UNION ALL SELECT MIN(locked_until) FROM instances WHERE locked_until > ?1
+                 )",
+            )
+            .and_then(|mut stmt| stmt.query_row([now], |r| r.get(0)).optional())
+            .map_err(db("computing the next wake-up"))?
+            .flatten();
+        at.map(|t| to_u64(t, "wake-up time")).transpose()
+    })
     .await
-    .map_err(db("computing the next wake-up"))?;
-    let at: Option<i64> = row
-        .try_get("t")
-        .map_err(|e| StoreError::Corrupt(format!("next wake-up: {e}")))?;
-    at.map(|t| to_u64(t, "wake-up time")).transpose()
 }

@@ -2,8 +2,7 @@
 //! atomically (one savepoint of the writer's batch transaction) together with
 //! the release of the instance lock.
 
-use serde::Serialize;
-use sqlx::{Row, SqliteConnection};
+use rusqlite::{Connection, OptionalExtension};
 
 use super::SqliteHistoryStore;
 use super::codec::{db, encode, to_i64};
@@ -12,52 +11,28 @@ use super::orchestrator_queue::{insert_instance, insert_message};
 use crate::providers::{StoreError, TurnCommit};
 
 /// The turn's lock is still held: `?1` instance, `?2` lock token, `?3` now.
-/// The turn's list writes are guarded by it, so a turn that lost its lock
-/// writes no history or queue rows (and cannot trip over rows a newer owner
-/// wrote) before its savepoint is even rolled back.
-macro_rules! lock_held {
-    () => {
-        "EXISTS (SELECT 1 FROM instances
-                 WHERE instance_id = ?1 AND lock_token = ?2 AND locked_until > ?3)"
-    };
-}
+/// Checked first, so a turn that lost its lock writes nothing (and cannot trip
+/// over rows a newer owner wrote); no other writer can take the lock while
+/// the batch transaction holds the database's write lock.
+const LOCK_HELD: &str = "SELECT 1 FROM instances
+     WHERE instance_id = ?1 AND lock_token = ?2 AND locked_until > ?3";
 
-// The lists of a turn are bound as JSON arrays and expanded with `json_each`,
-// one statement per list whatever its length: every statement is a round trip
-// to the connection's thread, which costs more than the statement itself.
-// `ORDER BY key` keeps list order, so queue ids follow it as before.
+// The lists of a turn are written one row per statement execution: each
+// statement is prepared once and runs on the writer's thread, so a row costs
+// only SQLite's own work. (Expanding JSON arrays with `json_each` instead
+// makes SQLite re-plan the statement on every new binding.)
 
-/// `?4` execution id, `?5` first seq, `?6` JSON array of serialized events.
-const APPEND_HISTORY: &str = concat!(
-    "INSERT INTO history (instance_id, execution_id, seq, event)
-     SELECT ?1, ?4, ?5 + key, value FROM json_each(?6) WHERE ",
-    lock_held!(),
-    " ORDER BY key"
-);
+/// `?1` instance, `?2` execution id, `?3` seq, `?4` serialized event.
+const APPEND_EVENT: &str =
+    "INSERT INTO history (instance_id, execution_id, seq, event) VALUES (?1, ?2, ?3, ?4)";
 
-/// `?4` JSON array of consumed queue ids. The instance check keeps a bad id
-/// from deleting another instance's message.
-const DELETE_CONSUMED: &str = concat!(
-    "DELETE FROM orchestrator_queue
-     WHERE instance_id = ?1 AND id IN (SELECT value FROM json_each(?4)) AND ",
-    lock_held!()
-);
+/// `?1` queue id, `?2` instance: the instance check keeps a bad id from
+/// deleting another instance's message.
+const DELETE_CONSUMED: &str = "DELETE FROM orchestrator_queue WHERE id = ?1 AND instance_id = ?2";
 
-/// `?4` JSON array of `[instance, serialized work]`, visible at once.
-const ENQUEUE_ACTIVITIES: &str = concat!(
-    "INSERT INTO activity_queue (instance_id, message, visible_at)
-     SELECT value ->> 0, value ->> 1, ?3 FROM json_each(?4) WHERE ",
-    lock_held!(),
-    " ORDER BY key"
-);
-
-/// `?4` JSON array of `[instance, serialized message, visible at]`.
-const ENQUEUE_MESSAGES: &str = concat!(
-    "INSERT INTO orchestrator_queue (instance_id, message, visible_at)
-     SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?4) WHERE ",
-    lock_held!(),
-    " ORDER BY key"
-);
+/// `?1` instance, `?2` serialized work, `?3` visible at.
+const ENQUEUE_ACTIVITY: &str =
+    "INSERT INTO activity_queue (instance_id, message, visible_at) VALUES (?1, ?2, ?3)";
 
 /// Updates the instance and releases its lock, last, so the lock guards every
 /// earlier write. Returns a row only if the lock was held, telling whether
@@ -78,14 +53,12 @@ pub(super) struct EncodedTurn {
     /// The commit; its `new_events`, `activities` and `messages` have been
     /// moved into the encoded fields below.
     commit: TurnCommit,
-    /// JSON array of serialized events, or `None` if there are none.
-    events: Option<String>,
-    /// JSON array of consumed queue ids, or `None`.
-    consumed: Option<String>,
-    /// JSON array of `[instance, serialized work]`, or `None`.
-    activities: Option<String>,
-    /// JSON array of `[instance, serialized message, visible at]`, or `None`.
-    messages: Option<String>,
+    /// Serialized events, in order.
+    events: Vec<String>,
+    /// `(instance, serialized work)`.
+    activities: Vec<(String, String)>,
+    /// `(instance, serialized message, visible at)`.
+    messages: Vec<(String, String, i64)>,
     execution_id: i64,
     first_seq: i64,
     /// History length after the turn.
@@ -122,25 +95,15 @@ impl EncodedTurn {
             .ok_or_else(|| StoreError::Database("history length overflows".into()))?;
         let new_len = to_i64(new_len, "history length")?;
         Ok(Self {
-            events: json_list(&events, "history events")?,
-            consumed: json_list(&commit.consumed_messages, "consumed message ids")?,
-            activities: json_list(&activities, "activity work")?,
-            messages: json_list(&messages, "orchestrator messages")?,
+            events,
+            activities,
+            messages,
             commit,
             execution_id,
             first_seq,
             new_len,
         })
     }
-}
-
-/// A list as a JSON array for `json_each`, or `None` when it is empty (its
-/// statement is then skipped).
-fn json_list<T: Serialize>(items: &[T], what: &str) -> Result<Option<String>, StoreError> {
-    if items.is_empty() {
-        return Ok(None);
-    }
-    encode(&items, what).map(Some)
 }
 
 /// Writes a whole turn and releases the instance lock, or writes nothing.
@@ -154,90 +117,99 @@ pub(super) async fn commit_turn(
 }
 
 /// Op body of [`commit_turn`], inside the writer's batch transaction.
-pub(super) async fn commit_turn_in(
-    conn: &mut SqliteConnection,
+pub(super) fn commit_turn_in(
+    conn: &Connection,
     t: &EncodedTurn,
     now: i64,
 ) -> Result<Signals, StoreError> {
     let c = &t.commit;
-    // The guarded list statements sharing one parameter layout.
-    let lists = [
-        (DELETE_CONSUMED, &t.consumed, "deleting consumed messages"),
-        (
-            ENQUEUE_ACTIVITIES,
-            &t.activities,
-            "enqueueing activity work",
-        ),
-        (
-            ENQUEUE_MESSAGES,
-            &t.messages,
-            "enqueueing orchestrator messages",
-        ),
-    ];
-    if let Some(events) = &t.events {
-        sqlx::query(APPEND_HISTORY)
-            .bind(&c.instance_id)
-            .bind(&c.lock_token)
-            .bind(now)
-            .bind(t.execution_id)
-            .bind(t.first_seq)
-            .bind(events)
-            .execute(&mut *conn)
-            .await
-            .map_err(db("appending history"))?;
+    let held = conn
+        .prepare_cached(LOCK_HELD)
+        .and_then(|mut stmt| stmt.exists((&c.instance_id, &c.lock_token, now)))
+        .map_err(db("checking the instance lock"))?;
+    if !held {
+        return Err(StoreError::LockLost(format!(
+            "instance '{}'",
+            c.instance_id
+        )));
     }
-    for (sql, list, context) in lists {
-        if let Some(list) = list {
-            sqlx::query(sql)
-                .bind(&c.instance_id)
-                .bind(&c.lock_token)
-                .bind(now)
-                .bind(list)
-                .execute(&mut *conn)
-                .await
-                .map_err(db(context))?;
+    if !t.events.is_empty() {
+        let mut stmt = conn
+            .prepare_cached(APPEND_EVENT)
+            .map_err(db("appending history"))?;
+        for (seq, event) in (t.first_seq..).zip(&t.events) {
+            stmt.execute((&c.instance_id, t.execution_id, seq, event))
+                .map_err(db("appending history"))?;
         }
+    }
+    if !c.consumed_messages.is_empty() {
+        let mut stmt = conn
+            .prepare_cached(DELETE_CONSUMED)
+            .map_err(db("deleting consumed messages"))?;
+        for id in &c.consumed_messages {
+            stmt.execute((id, &c.instance_id))
+                .map_err(db("deleting consumed messages"))?;
+        }
+    }
+    if !t.activities.is_empty() {
+        let mut stmt = conn
+            .prepare_cached(ENQUEUE_ACTIVITY)
+            .map_err(db("enqueueing activity work"))?;
+        for (instance, work) in &t.activities {
+            stmt.execute((instance, work, now))
+                .map_err(db("enqueueing activity work"))?;
+        }
+    }
+    for (instance, message, visible_at) in &t.messages {
+        insert_message(conn, instance, message, *visible_at)?;
     }
     // Rare (children and detached starts): one instance at a time. Not
     // guarded by the lock; a lost lock's savepoint rollback undoes them.
     for start in &c.new_instances {
-        if !insert_instance(conn, &start.instance, now).await?
+        if !insert_instance(conn, &start.instance, now)?
             && let Some(fallback) = &start.if_exists
         {
             let message = encode(&fallback.message, "orchestrator message")?;
             let visible_at = to_i64(fallback.visible_at_ms, "visible_at_ms")?;
-            insert_message(conn, &fallback.instance_id, &message, visible_at).await?;
+            insert_message(conn, &fallback.instance_id, &message, visible_at)?;
         }
     }
-    let finished = sqlx::query(FINISH_TURN)
-        .bind(&c.instance_id)
-        .bind(&c.lock_token)
-        .bind(now)
-        .bind(c.status.as_str())
-        .bind(&c.output)
-        .bind(&c.orchestration_version)
-        .bind(t.execution_id)
-        .bind(t.new_len)
-        .bind(c.custom_status.is_some())
-        .bind(c.custom_status.clone().flatten())
-        .fetch_optional(&mut *conn)
-        .await
+    let custom_status = c.custom_status.as_ref().and_then(Option::as_deref);
+    // `None` when the lock was lost; else whether messages the turn did not
+    // consume (arrived during it, or sent to itself) are visible now.
+    let leftover: Option<bool> = conn
+        .prepare_cached(FINISH_TURN)
+        .and_then(|mut stmt| {
+            stmt.query_row(
+                rusqlite::params![
+                    &c.instance_id,
+                    &c.lock_token,
+                    now,
+                    c.status.as_str(),
+                    &c.output,
+                    &c.orchestration_version,
+                    t.execution_id,
+                    t.new_len,
+                    c.custom_status.is_some(),
+                    custom_status,
+                ],
+                |row| row.get(0),
+            )
+            .optional()
+        })
         .map_err(db("updating the instance"))?;
-    let Some(finished) = finished else {
+    let Some(leftover) = leftover else {
         return Err(StoreError::LockLost(format!(
             "instance '{}'",
             c.instance_id
         )));
     };
-    // Messages that arrived during the turn become fetchable as the lock goes;
-    // a dispatcher that found the instance locked must hear about them.
-    let leftover: bool = finished
-        .try_get("leftover")
-        .map_err(|e| StoreError::Corrupt(format!("pending message check: {e}")))?;
 
-    // Future messages wake dispatchers too, so they shorten their sleep.
+    // Messages that arrived during the turn become fetchable as the lock goes;
+    // a dispatcher that found the instance locked must hear about them. Future
+    // messages wake dispatchers too, so they shorten their sleep.
     Ok(Signals {
-        orchestrator: leftover || t.messages.is_some() || !c.new_instances.is_empty(),
-        activity: t.activities.is_some(),
+        orchestrator: leftover || !t.messages.is_empty() || !c.new_instances.is_empty(),
+        activity: !t.activities.is_empty(),
     })
 }

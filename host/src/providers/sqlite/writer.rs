@@ -1,7 +1,7 @@
-//! Group commit: one task owns the write connection and commits whatever
+//! Group commit: one thread owns the write connection and commits whatever
 //! writes are queued together, in one transaction and one sync to disk.
 //!
-//! Callers send an [`Op`] and await its reply. The task takes the first queued
+//! Callers send an [`Op`] and await its reply. The thread takes the first queued
 //! op, drains whatever else is queued without waiting, runs `BEGIN IMMEDIATE`,
 //! runs each op inside its own `SAVEPOINT` (a failing op is rolled back alone),
 //! commits once, and only then wakes dispatchers and replies. Under load,
@@ -10,12 +10,11 @@
 use std::sync::Arc;
 use std::vec;
 
-use sqlx::pool::PoolConnection;
-use sqlx::sqlite::{SqliteConnection, SqlitePool};
-use sqlx::{Executor, Sqlite};
+use rusqlite::Connection;
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::ops::{Done, Op};
+use super::connect::Location;
+use super::ops::{Done, Op, Peek};
 use crate::providers::StoreError;
 
 /// Most ops committed in one transaction: bounds how long one batch holds the
@@ -29,53 +28,42 @@ const QUEUE_DEPTH: usize = 4096;
 enum Message {
     /// Run this op in the next batch.
     Write(Op),
-    /// Commit what is queued before this, release the connection, stop, then ack.
+    /// Commit what is queued before this, close the connection, stop, then ack.
     Close(oneshot::Sender<()>),
 }
 
-/// The store's end of the writer task. When every handle is dropped the
-/// channel closes: the task commits what is still queued, releases its
+/// The store's end of the writer thread. When every handle is dropped the
+/// channel closes: the thread commits what is still queued, closes its
 /// connection and ends.
 #[derive(Debug)]
 pub(super) struct WriterHandle {
     tx: mpsc::Sender<Message>,
 }
 
-/// How the writer gets its connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Hold {
-    /// Keep one connection for the task's whole life (a file database, whose
-    /// writer pool serves nobody else).
-    ForLife,
-    /// Take the connection for each batch and give it back after (an
-    /// in-memory database, whose single connection also serves reads).
-    PerBatch,
-}
-
 impl WriterHandle {
-    /// Spawns the writer task on the current tokio runtime.
+    /// Starts the writer thread, which owns `conn` (opened from `location`,
+    /// which it reopens if the connection fails).
     pub(super) fn spawn(
-        pool: SqlitePool,
-        hold: Hold,
+        conn: Connection,
+        location: Location,
         orchestrator_signal: Arc<Notify>,
         activity_signal: Arc<Notify>,
     ) -> Result<Self, StoreError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            StoreError::Database("the SQLite store must be opened inside a tokio runtime".into())
-        })?;
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let writer = Writer {
             rx,
-            pool,
-            hold,
-            lease: None,
+            conn: Some(conn),
+            location,
             orchestrator_signal,
             activity_signal,
         };
-        // Detached on purpose: the task ends when the channel closes, and a
-        // runtime shutting down drops it, closing its connection (which rolls
-        // back any batch in flight).
-        drop(runtime.spawn(writer.run()));
+        // A thread of its own rather than a task: SQLite calls block, and a
+        // dedicated thread runs a whole batch without handing every statement
+        // to another thread and back.
+        std::thread::Builder::new()
+            .name("duroxide-sqlite-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
         Ok(Self { tx })
     }
 
@@ -85,12 +73,12 @@ impl WriterHandle {
         self.tx.send(Message::Write(op)).await.map_err(|_| closed())
     }
 
-    /// Commits everything queued so far and stops the writer, releasing its
+    /// Commits everything queued so far and stops the writer, closing its
     /// connection. Returns at once if the writer has already stopped.
     pub(super) async fn close(&self) {
         let (ack, done) = oneshot::channel();
         if self.tx.send(Message::Close(ack)).await.is_ok() {
-            // An error means the task is gone, which is what we wait for.
+            // An error means the thread is gone, which is what we wait for.
             let _ = done.await;
         }
     }
@@ -101,39 +89,21 @@ pub(super) fn closed() -> StoreError {
     StoreError::Database("the store is closed".into())
 }
 
-/// The writer connection, checked out of the writer pool.
-struct Lease {
-    conn: PoolConnection<Sqlite>,
-    /// False while a transaction may be open on the connection. A lease
-    /// dropped unclean (the task cancelled mid-batch, or a failed rollback)
-    /// closes the connection, which rolls back, instead of returning it to
-    /// the pool with a transaction and the write lock still held.
-    clean: bool,
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        if !self.clean {
-            self.conn.close_on_drop();
-        }
-    }
-}
-
-/// The writer task's state.
+/// The writer thread's state.
 struct Writer {
     rx: mpsc::Receiver<Message>,
-    pool: SqlitePool,
-    hold: Hold,
-    lease: Option<Lease>,
+    /// `None` once closed, or while a failed connection could not be reopened.
+    conn: Option<Connection>,
+    location: Location,
     orchestrator_signal: Arc<Notify>,
     activity_signal: Arc<Notify>,
 }
 
 impl Writer {
     /// Commits batches until the channel closes or a close is requested.
-    async fn run(mut self) {
+    fn run(mut self) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        while let Some(first) = self.rx.recv().await {
+        while let Some(first) = self.rx.blocking_recv() {
             let mut close = None;
             match first {
                 Message::Write(op) => batch.push(op),
@@ -149,15 +119,12 @@ impl Writer {
                 }
             }
             if !batch.is_empty() {
-                self.commit_batch(std::mem::take(&mut batch)).await;
-            }
-            if self.hold == Hold::PerBatch {
-                self.lease = None;
+                self.commit_batch(std::mem::take(&mut batch));
             }
             if let Some(ack) = close {
-                // Give the connection back before acking, so the store's
-                // `close` finds the writer pool idle and can close it.
-                self.lease = None;
+                // Closed before acking, so the store's `close` returns with
+                // the WAL checkpointed and the file free to copy or reopen.
+                self.conn = None;
                 let _ = ack.send(());
                 return;
             }
@@ -165,10 +132,18 @@ impl Writer {
     }
 
     /// Runs `ops` in one transaction and delivers every result.
-    async fn commit_batch(&mut self, ops: Vec<Op>) {
-        let mut done = Vec::with_capacity(ops.len());
-        let mut pending = ops.into_iter();
-        match self.try_batch(&mut pending, &mut done).await {
+    fn commit_batch(&mut self, ops: Vec<Op>) {
+        let Some(conn) = self.connection() else {
+            let error = || StoreError::Database("the write connection is unavailable".into());
+            ops.into_iter().for_each(|op| op.failed(error()).deliver());
+            return;
+        };
+        let mut pending = skip_idle_fetches(conn, ops);
+        if pending.len() == 0 {
+            return;
+        }
+        let mut done = Vec::with_capacity(pending.len());
+        match try_batch(conn, &mut pending, &mut done) {
             Ok(()) => {
                 // Durable now: wake dispatchers, then hand out the results.
                 for d in &done {
@@ -183,7 +158,7 @@ impl Writer {
                 done.into_iter().for_each(Done::deliver);
             }
             Err(reason) => {
-                self.roll_back().await;
+                self.roll_back();
                 tracing::warn!(
                     "a write batch of {} ops failed: {reason}",
                     done.len() + pending.len()
@@ -195,95 +170,85 @@ impl Writer {
         }
     }
 
-    /// Begins, runs every op of `pending` into `done`, and commits. On error
-    /// the transaction may be open; ops not yet run stay in `pending`.
-    async fn try_batch(
-        &mut self,
-        pending: &mut vec::IntoIter<Op>,
-        done: &mut Vec<Done>,
-    ) -> Result<(), String> {
-        let lease = self.lease().await?;
-        lease.clean = false;
-        let conn: &mut SqliteConnection = &mut lease.conn;
-        // Each round trip to the connection's thread costs about as much as
-        // a small statement, so the savepoint bookkeeping between two ops is
-        // one script: close the previous op's savepoint (keeping or undoing
-        // its writes) and open the next one.
-        //
-        // IMMEDIATE takes the write lock up front (waiting out other
-        // processes for the busy timeout), so no op fails halfway on a lock
-        // upgrade, which WAL cannot wait for.
-        let mut boundary = BEGIN;
-        let mut last_ok = true;
-        while pending.len() > 0 {
-            // Run before the op is taken from `pending`, so an op is either
-            // run or still pending when this fails.
-            script(conn, boundary).await?;
-            let Some(op) = pending.next() else { break };
-            let d = op.execute(conn).await;
-            last_ok = d.is_ok();
-            done.push(d);
-            boundary = if last_ok { NEXT } else { UNDO_THEN_NEXT };
+    /// Ends a failed batch's transaction, if one is open.
+    fn roll_back(&mut self) {
+        let Some(conn) = &self.conn else { return };
+        if conn.is_autocommit() {
+            // No transaction is open (BEGIN failed, or SQLite rolled back).
+            return;
         }
-        script(conn, if last_ok { COMMIT } else { UNDO_THEN_COMMIT }).await?;
-        lease.clean = true;
-        Ok(())
+        if let Err(e) = conn.execute_batch("ROLLBACK") {
+            // The connection itself failed: close it (which rolls back) and
+            // open a fresh one for the next batch.
+            tracing::warn!("the write connection failed and is replaced: {e}");
+            self.conn = None;
+        }
     }
 
-    /// Ends a failed batch's transaction, if one is open.
-    async fn roll_back(&mut self) {
-        let Some(lease) = self.lease.as_mut() else {
-            return;
-        };
-        match sqlx::query("ROLLBACK").execute(&mut *lease.conn).await {
-            // An SQLite error here is "no transaction is active" (BEGIN
-            // failed, or SQLite rolled back already): the connection is fine.
-            Ok(_) | Err(sqlx::Error::Database(_)) => lease.clean = true,
-            Err(e) => {
-                // The connection itself failed: drop it (closing it, which
-                // rolls back) and take a fresh one for the next batch.
-                tracing::warn!("the write connection failed and is replaced: {e}");
-                self.lease = None;
+    /// The write connection, reopened if a failure closed it.
+    fn connection(&mut self) -> Option<&Connection> {
+        if self.conn.is_none() {
+            match self.location.open_writer() {
+                Ok(conn) => self.conn = Some(conn),
+                Err(e) => tracing::error!("reopening the write connection failed: {e}"),
             }
         }
-    }
-
-    /// The writer connection, taken from the pool if not held already.
-    async fn lease(&mut self) -> Result<&mut Lease, String> {
-        let lease = match self.lease.take() {
-            Some(lease) => lease,
-            None => Lease {
-                conn: self
-                    .pool
-                    .acquire()
-                    .await
-                    .map_err(|e| format!("acquiring the write connection: {e}"))?,
-                clean: true,
-            },
-        };
-        Ok(self.lease.insert(lease))
+        self.conn.as_ref()
     }
 }
 
-/// Starts the batch and the first op's savepoint.
-const BEGIN: &str = "BEGIN IMMEDIATE; SAVEPOINT op";
-/// Keeps the previous op's writes and opens the next op's savepoint.
-const NEXT: &str = "RELEASE op; SAVEPOINT op";
-/// Undoes the failed previous op's writes, and only those, and opens the
-/// next op's savepoint. If SQLite already rolled the whole transaction back
-/// (a full disk, an I/O error), `ROLLBACK TO` fails and so does the batch,
-/// before any later op could run outside the transaction.
-const UNDO_THEN_NEXT: &str = "ROLLBACK TO op; RELEASE op; SAVEPOINT op";
-/// Commits the batch; `COMMIT` releases the open savepoint.
-const COMMIT: &str = "COMMIT";
-/// Undoes the failed last op, then commits the rest.
-const UNDO_THEN_COMMIT: &str = "ROLLBACK TO op; COMMIT";
+/// Answers, without a transaction, the fetches of a batch made only of
+/// fetches when their queue has nothing to take: idle polls then never take
+/// the write lock that other processes would wait for. Returns the ops left.
+fn skip_idle_fetches(conn: &Connection, ops: Vec<Op>) -> vec::IntoIter<Op> {
+    if !ops.iter().all(Op::is_fetch) {
+        return ops.into_iter();
+    }
+    let peek = match Peek::take(conn) {
+        Ok(peek) => peek,
+        // The transaction will meet the same failure and report it.
+        Err(_) => return ops.into_iter(),
+    };
+    let (idle, busy): (Vec<Op>, Vec<Op>) = ops.into_iter().partition(|op| peek.finds_nothing(op));
+    idle.into_iter().for_each(|op| op.nothing().deliver());
+    busy.into_iter()
+}
 
-/// Runs a script of the batch protocol in one round trip; the first failing
-/// statement stops it.
-async fn script(conn: &mut SqliteConnection, sql: &'static str) -> Result<(), String> {
-    conn.execute(sqlx::raw_sql(sql))
-        .await
+/// Begins, runs every op of `pending` into `done`, and commits. On error
+/// the transaction may be open; ops not yet run stay in `pending`.
+fn try_batch(
+    conn: &Connection,
+    pending: &mut vec::IntoIter<Op>,
+    done: &mut Vec<Done>,
+) -> Result<(), String> {
+    // IMMEDIATE takes the write lock up front (waiting out other processes
+    // for the busy timeout), so no op fails halfway on a lock upgrade, which
+    // WAL cannot wait for. Each op runs in its own savepoint, so a failing op
+    // is undone alone.
+    step(conn, "BEGIN IMMEDIATE")?;
+    while pending.len() > 0 {
+        // Run before the op is taken from `pending`, so an op is either
+        // run or still pending when this fails.
+        step(conn, "SAVEPOINT op")?;
+        let Some(op) = pending.next() else { break };
+        let d = op.execute(conn);
+        let failed = !d.is_ok();
+        done.push(d);
+        if failed {
+            // If SQLite already rolled the whole transaction back (a full
+            // disk, an I/O error), this fails and so does the batch, before
+            // any later op could run outside the transaction.
+            step(conn, "ROLLBACK TO op")?;
+        }
+        step(conn, "RELEASE op")?;
+    }
+    step(conn, "COMMIT")
+}
+
+/// Runs one statement of the batch protocol.
+fn step(conn: &Connection, sql: &'static str) -> Result<(), String> {
+    conn.prepare_cached(sql)
+        .and_then(|mut stmt| stmt.execute([]))
         .map(|_| ())
         .map_err(|e| format!("{sql}: {e}"))
 }
