@@ -77,6 +77,25 @@ impl Bench {
         ))
     }
 
+    /// Starts one `name` instance per id, all at once (the store commits
+    /// concurrent starts together, as it would for many clients).
+    async fn start_all(&self, ids: &[String], name: &str, input: &str) -> anyhow::Result<()> {
+        let mut starts = tokio::task::JoinSet::new();
+        for id in ids {
+            let (client, id, name, input) = (
+                self.client.clone(),
+                id.clone(),
+                name.to_owned(),
+                input.to_owned(),
+            );
+            starts.spawn(async move { client.start_orchestration(&id, &name, &input, None).await });
+        }
+        while let Some(started) = starts.join_next().await {
+            started??;
+        }
+        Ok(())
+    }
+
     /// Wait until every instance in `ids` ended; returns (created, updated,
     /// completed) of each. Polls one unfinished instance at a time, so the
     /// waiting costs the runtime little.
@@ -117,12 +136,7 @@ async fn hello_seq5(wasm: &Path, instances: usize) -> anyhow::Result<()> {
     let (bench, _) = Bench::start(wasm).await?;
     let ids: Vec<String> = (0..instances).map(|i| format!("seq5-{i}")).collect();
     let started = duroxide::providers::now_ms();
-    for id in &ids {
-        bench
-            .client
-            .start_orchestration(id, "Sequence", "5", None)
-            .await?;
-    }
+    bench.start_all(&ids, "Sequence", "5").await?;
     let done = bench.wait_all(&ids).await?;
     let completed = done.iter().filter(|d| d.2).count();
     let end = done.iter().map(|d| d.1).max().unwrap_or(started);
@@ -199,12 +213,9 @@ async fn timers(wasm: &Path, instances: usize) -> anyhow::Result<()> {
     let (bench, _) = Bench::start(wasm).await?;
     let fire_at = duroxide::providers::now_ms() + 2_000 + 3 * instances as u64;
     let ids: Vec<String> = (0..instances).map(|i| format!("timers-{i}")).collect();
-    for id in &ids {
-        bench
-            .client
-            .start_orchestration(id, "TimersAt", &fire_at.to_string(), None)
-            .await?;
-    }
+    bench
+        .start_all(&ids, "TimersAt", &fire_at.to_string())
+        .await?;
     bench.wait_all(&ids).await?;
     let mut lateness = Vec::new();
     for id in &ids {
