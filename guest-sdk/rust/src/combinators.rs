@@ -3,11 +3,12 @@
 //! # Determinism
 //!
 //! Whenever the orchestration is pending, the executor hands the host every
-//! task the pending futures polled, and the host's `wait` answers with the one
+//! task the pending futures wait on, and the host's `wait` answers with the one
 //! whose completion comes first in the history. These helpers poll their
 //! children in a fixed order (index order; `a` before `b`), so the same history
 //! always resolves a join or a race the same way, on the first run and on
-//! every replay.
+//! every replay. A join polls again only the children whose tasks resolved
+//! (they are woken), so joining n tasks costs O(n), not O(n²).
 //!
 //! A race drops its losers, and dropping an unfinished task cancels it on the
 //! host: the cancellation is recorded in history, so a replay cancels at the
@@ -18,9 +19,11 @@
 //! types are `Unpin`, so `select2(&mut activity, timer)` leaves `activity`
 //! usable and uncancelled.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
 
 /// The result of [`select2`]: which of the two futures finished first, and its output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,15 +36,30 @@ pub enum Either<A, B> {
 
 /// Wait for every future in `futures` and return their outputs in input order.
 ///
-/// Each poll polls every child that is not finished yet, in index order, so
-/// the host sees all of them as candidates and hands back whichever completes
+/// The first poll polls every child in index order; later polls poll, in
+/// index order, the children that were woken since. The host sees every
+/// unfinished child's task as a candidate and hands back whichever completes
 /// first in history. An empty list completes at once with an empty list.
 pub async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let slots: Vec<Slot<F>> = futures
+        .into_iter()
+        .map(|f| Slot::Running(Box::pin(f)))
+        .collect();
+    let woken = Arc::new(Woken::default());
+    let wakers = (0..slots.len())
+        .map(|index| {
+            Waker::from(Arc::new(ChildWaker {
+                index,
+                woken: woken.clone(),
+            }))
+        })
+        .collect();
     JoinAll {
-        slots: futures
-            .into_iter()
-            .map(|f| Slot::Running(Box::pin(f)))
-            .collect(),
+        running: slots.len(),
+        slots,
+        woken,
+        wakers,
+        polled: false,
     }
     .await
 }
@@ -91,6 +109,51 @@ enum Slot<F: Future> {
 /// The future behind [`join_all`].
 struct JoinAll<F: Future> {
     slots: Vec<Slot<F>>,
+    /// Children not finished yet.
+    running: usize,
+    /// Which children were woken, and who to wake in turn.
+    woken: Arc<Woken>,
+    /// One waker per child, marking it woken.
+    wakers: Vec<Waker>,
+    /// Whether every child has been polled once.
+    polled: bool,
+}
+
+/// The children of a [`JoinAll`] woken since its last poll.
+#[derive(Default)]
+struct Woken {
+    indices: Mutex<BTreeSet<usize>>,
+    /// The waker of the task polling the join.
+    parent: Mutex<Option<Waker>>,
+}
+
+/// Wakes one child of a [`JoinAll`]: marks it, then wakes the join's poller.
+struct ChildWaker {
+    index: usize,
+    woken: Arc<Woken>,
+}
+
+impl Wake for ChildWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken
+            .indices
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(self.index);
+        let parent = self
+            .woken
+            .parent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(parent) = parent {
+            parent.wake();
+        }
+    }
 }
 
 // The children are pinned in their own boxes and outputs are never pinned, so
@@ -102,16 +165,43 @@ impl<F: Future> Future for JoinAll<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let mut all_done = true;
-        for slot in &mut this.slots {
-            if let Slot::Running(future) = slot {
-                match future.as_mut().poll(cx) {
-                    Poll::Ready(output) => *slot = Slot::Done(output),
-                    Poll::Pending => all_done = false,
-                }
+        {
+            let mut parent = this
+                .woken
+                .parent
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !parent.as_ref().is_some_and(|p| p.will_wake(cx.waker())) {
+                *parent = Some(cx.waker().clone());
             }
         }
-        if !all_done {
+        let due: Vec<usize> = if this.polled {
+            std::mem::take(
+                &mut *this
+                    .woken
+                    .indices
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            )
+            .into_iter()
+            .collect()
+        } else {
+            this.polled = true;
+            (0..this.slots.len()).collect()
+        };
+        for index in due {
+            let (Some(slot), Some(waker)) = (this.slots.get_mut(index), this.wakers.get(index))
+            else {
+                continue;
+            };
+            if let Slot::Running(future) = slot
+                && let Poll::Ready(output) = future.as_mut().poll(&mut Context::from_waker(waker))
+            {
+                *slot = Slot::Done(output);
+                this.running -= 1;
+            }
+        }
+        if this.running > 0 {
             return Poll::Pending;
         }
         let outputs = this
@@ -180,6 +270,8 @@ mod tests {
         name: &'static str,
         polls: Cell<u32>,
         ready_at: u32,
+        /// Whether a pending poll wakes the poller (as a resolved task does).
+        wakes: bool,
         log: Rc<RefCell<Vec<&'static str>>>,
         /// Not `Unpin`, to check that the helpers accept such futures.
         _pin: std::marker::PhantomPinned,
@@ -188,13 +280,16 @@ mod tests {
     impl Future for Probe {
         type Output = &'static str;
 
-        fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<&'static str> {
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<&'static str> {
             self.log.borrow_mut().push(self.name);
             let polls = self.polls.get() + 1;
             self.polls.set(polls);
             if polls >= self.ready_at {
                 Poll::Ready(self.name)
             } else {
+                if self.wakes {
+                    cx.waker().wake_by_ref();
+                }
                 Poll::Pending
             }
         }
@@ -205,6 +300,7 @@ mod tests {
             name,
             polls: Cell::new(0),
             ready_at,
+            wakes: true,
             log: log.clone(),
             _pin: std::marker::PhantomPinned,
         }
@@ -233,6 +329,16 @@ mod tests {
         let result = drive(join_all(futures), 10);
         assert_eq!(result, Some((vec!["a", "b", "c"], 3)));
         assert_eq!(*log.borrow(), ["a", "b", "c", "a", "c", "a"]);
+    }
+
+    #[test]
+    fn join_all_polls_again_only_the_children_that_were_woken() {
+        let log = Rc::default();
+        let mut asleep = probe("asleep", 2, &log);
+        asleep.wakes = false;
+        let futures = vec![asleep, probe("awake", 3, &log)];
+        assert_eq!(drive(join_all(futures), 10), None);
+        assert_eq!(*log.borrow(), ["asleep", "awake", "awake", "awake"]);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::bindings::duroxide::orchestration::context as host;
@@ -31,28 +31,43 @@ pub enum LogLevel {
 #[derive(Default)]
 pub(crate) struct TaskTable {
     results: HashMap<u64, Outcome>,
+    /// Tasks a future found pending and still waits on: kept until the task
+    /// resolves or is dropped, so a future needs polling again only when its
+    /// task resolves.
     interest: BTreeSet<u64>,
+    /// What to wake when each pending task resolves.
+    wakers: HashMap<u64, Waker>,
     /// Set once the orchestration has its result: tasks dropped from then on
     /// are not cancelled (the execution is ending anyway).
     pub(crate) finishing: bool,
 }
 
 impl TaskTable {
-    /// Take the tasks that pending futures asked for since the last call.
-    pub(crate) fn take_interest(&mut self) -> Vec<u64> {
-        std::mem::take(&mut self.interest).into_iter().collect()
+    /// The tasks pending futures wait on, in ascending order.
+    pub(crate) fn interest(&self) -> Vec<u64> {
+        self.interest.iter().copied().collect()
     }
 
-    /// Record the result of a finished task.
-    pub(crate) fn resolve(&mut self, task: u64, outcome: Outcome) {
+    /// Record the result of a finished task. Returns the waker of the future
+    /// waiting on it, to wake once the table is no longer borrowed.
+    pub(crate) fn resolve(&mut self, task: u64, outcome: Outcome) -> Option<Waker> {
         self.results.insert(task, outcome);
+        self.interest.remove(&task);
+        self.wakers.remove(&task)
     }
 
-    fn poll_task(&mut self, task: u64) -> Poll<Outcome> {
+    fn poll_task(&mut self, task: u64, waker: &Waker) -> Poll<Outcome> {
         match self.results.remove(&task) {
             Some(outcome) => Poll::Ready(outcome),
             None => {
                 self.interest.insert(task);
+                match self.wakers.get_mut(&task) {
+                    Some(known) if known.will_wake(waker) => {}
+                    Some(known) => known.clone_from(waker),
+                    None => {
+                        self.wakers.insert(task, waker.clone());
+                    }
+                }
                 Poll::Pending
             }
         }
@@ -186,8 +201,8 @@ struct Task {
 }
 
 impl Task {
-    fn poll_outcome(&self) -> Poll<Outcome> {
-        let outcome = self.tasks.borrow_mut().poll_task(self.id);
+    fn poll_outcome(&self, cx: &Context<'_>) -> Poll<Outcome> {
+        let outcome = self.tasks.borrow_mut().poll_task(self.id, cx.waker());
         if outcome.is_ready() {
             self.done.set(true);
         }
@@ -207,6 +222,7 @@ impl Drop for Task {
         };
         table.interest.remove(&self.id);
         table.results.remove(&self.id);
+        table.wakers.remove(&self.id);
         if !table.finishing {
             drop(table);
             host::cancel_task(self.id);
@@ -220,8 +236,8 @@ pub struct ActivityTask(Task);
 impl Future for ActivityTask {
     type Output = Result<String, String>;
 
-    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.0.poll_outcome().map(|outcome| match outcome {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.poll_outcome(cx).map(|outcome| match outcome {
             Outcome::Ok(output) => Ok(output),
             Outcome::Err(error) => Err(error),
         })
@@ -234,8 +250,8 @@ pub struct SubOrchestrationTask(Task);
 impl Future for SubOrchestrationTask {
     type Output = Result<String, String>;
 
-    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.0.poll_outcome().map(|outcome| match outcome {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.poll_outcome(cx).map(|outcome| match outcome {
             Outcome::Ok(output) => Ok(output),
             Outcome::Err(error) => Err(error),
         })
@@ -248,8 +264,8 @@ pub struct TimerTask(Task);
 impl Future for TimerTask {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
-        self.0.poll_outcome().map(|_| ())
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.poll_outcome(cx).map(|_| ())
     }
 }
 
@@ -259,8 +275,8 @@ pub struct EventTask(Task);
 impl Future for EventTask {
     type Output = String;
 
-    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<String> {
-        self.0.poll_outcome().map(|outcome| match outcome {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<String> {
+        self.0.poll_outcome(cx).map(|outcome| match outcome {
             Outcome::Ok(data) | Outcome::Err(data) => data,
         })
     }

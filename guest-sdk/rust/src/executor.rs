@@ -8,7 +8,7 @@ use crate::bindings::duroxide::orchestration::types::{Manifest, OrchestrationInf
 use crate::{OrchestrationContext, Registry};
 
 /// Run orchestration `name` to its end. Each time the future is pending, the
-/// tasks it polled are handed to the host's `wait`, whose answer wakes it.
+/// tasks it waits on are handed to the host's `wait`, whose answer wakes it.
 pub fn run_orchestration(
     registry: &Registry,
     name: &str,
@@ -29,7 +29,7 @@ pub fn run_orchestration(
             ctx.tasks.borrow_mut().finishing = true;
             return result;
         }
-        let interest = ctx.tasks.borrow_mut().take_interest();
+        let interest = ctx.tasks.borrow().interest();
         if interest.is_empty() {
             ctx.tasks.borrow_mut().finishing = true;
             return Err(
@@ -37,9 +37,15 @@ pub fn run_orchestration(
             );
         }
         let completion = host::wait(&interest);
-        ctx.tasks
+        let waiting = ctx
+            .tasks
             .borrow_mut()
             .resolve(completion.task, completion.outcome);
+        // Wakes the combinators on the path to the task, so the next poll of
+        // the orchestration polls only what the completion can move.
+        if let Some(waker) = waiting {
+            waker.wake();
+        }
     }
 }
 
