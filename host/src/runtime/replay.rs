@@ -3,6 +3,7 @@
 //! turn adds. Pure bookkeeping; the sandbox calls it from the context imports.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -12,6 +13,31 @@ use super::fault::GuestFault;
 use crate::history::{ActivityWork, Event, OrchestratorMessage};
 use crate::providers::{InstanceStart, InstanceStatus, NewInstance, OutgoingMessage};
 use crate::sandbox::{Completion, Outcome, TurnClock};
+
+/// A map keyed by task id.
+type TaskIdMap<V> = HashMap<u64, V, BuildHasherDefault<TaskIdHasher>>;
+
+/// Hashes a task id with one multiplication instead of SipHash: every `wait`
+/// looks up each task the guest waits on, thousands for a large fan-out. Ids
+/// are handed out by the host, so nobody can pick colliding ones.
+#[derive(Default)]
+struct TaskIdHasher(u64);
+
+impl Hasher for TaskIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64(u64::from(*byte));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
 
 /// The kind of a task, known from its scheduling decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,13 +78,13 @@ pub(crate) struct Replay {
     /// Positions of decision events, in order.
     decisions: Vec<usize>,
     next_decision: usize,
-    tasks: HashMap<u64, Task>,
-    completions: HashMap<u64, usize>,
+    tasks: TaskIdMap<Task>,
+    completions: TaskIdMap<usize>,
     /// Per event name: subscriptions still waiting, oldest first.
     event_waiters: HashMap<String, VecDeque<u64>>,
     /// Per event name: positions of events no subscription took, oldest first.
     event_backlog: HashMap<String, VecDeque<usize>>,
-    cancelled: HashSet<u64>,
+    cancelled: HashSet<u64, BuildHasherDefault<TaskIdHasher>>,
     /// (position, time) of every turn start, in order.
     turn_marks: Vec<(usize, u64)>,
     /// The furthest history position the guest has reached.
@@ -93,11 +119,11 @@ impl Replay {
             committed_len: committed.len(),
             decisions: Vec::new(),
             next_decision: 0,
-            tasks: HashMap::new(),
-            completions: HashMap::new(),
+            tasks: TaskIdMap::default(),
+            completions: TaskIdMap::default(),
             event_waiters: HashMap::new(),
             event_backlog: HashMap::new(),
-            cancelled: HashSet::new(),
+            cancelled: HashSet::default(),
             turn_marks: Vec::new(),
             cursor: 0,
             replaying: Arc::new(AtomicBool::new(false)),
