@@ -833,6 +833,11 @@ async fn opens_a_file_whose_schema_earlier_releases_tracked_elsewhere() -> TestR
                  history_len, created_at, updated_at)
              VALUES ('old', 'greet', 'Running', 1, 0, 1, 1);",
         )?;
+        let event = serde_json::to_string(&external_event("go"))?;
+        conn.execute(
+            "INSERT INTO orchestrator_queue (instance_id, message, visible_at) VALUES ('old', ?1, 1)",
+            [event],
+        )?;
     }
     let store = SqliteHistoryStore::new(&format!("sqlite:{}", path.display())).await?;
     let old = store
@@ -840,6 +845,13 @@ async fn opens_a_file_whose_schema_earlier_releases_tracked_elsewhere() -> TestR
         .await?
         .ok_or("the old instance is gone")?;
     assert_eq!(old.status, InstanceStatus::Running);
+    let queued = store.fetch_orchestration_batch(10, LONG_LOCK).await?;
+    assert_eq!(
+        queued.len(),
+        1,
+        "a message queued before the upgrade is fetched"
+    );
+    assert_eq!(queued[0].instance.instance_id, "old");
     store.create_instance(new_instance("new", now_ms())).await?;
     assert!(store.instance("new").await?.is_some());
     Ok(())

@@ -12,11 +12,15 @@ use crate::providers::StoreError;
 /// How long a connection waits for another connection's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The writer's page cache, in KiB (a negative `cache_size` counts KiB).
+const WRITER_CACHE_KIB: i64 = -65_536;
+
 /// The schema, in order; `PRAGMA user_version` records how many are applied.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     include_str!("../../../migrations/sqlite/0001_initial.sql"),
     include_str!("../../../migrations/sqlite/0002_custom_status.sql"),
     include_str!("../../../migrations/sqlite/0003_parent_execution.sql"),
+    include_str!("../../../migrations/sqlite/0004_next_visible.sql"),
 ];
 
 /// Where a store's connections open the database.
@@ -79,6 +83,15 @@ impl Location {
             conn.pragma_update(None, "journal_mode", "WAL")
                 .map_err(self.error("enabling WAL"))?;
         }
+        // The writer touches queue, instance and history pages all over the
+        // file in every batch: keep them in its own cache rather than
+        // re-reading them through the OS.
+        conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)
+            .map_err(self.error("sizing the page cache"))?;
+        // Each op runs in a savepoint, whose journal of the pages it changes
+        // would otherwise spill to a temporary file once it passes 64 KiB.
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(self.error("keeping temporary data in memory"))?;
         migrate(&conn).map_err(self.error("migrating the schema"))?;
         Ok(conn)
     }

@@ -16,14 +16,12 @@ use crate::providers::{
     InstanceRecord, InstanceStatus, NewInstance, OrchestrationWork, QueuedMessage, StoreError,
 };
 
-/// Instances owning visible messages, oldest message first, among instances
-/// nobody holds a live lock on (`?1` is now); an instance appears once per
-/// visible message. Walks `orchestrator_queue_by_visible` in order and probes
-/// each instance by primary key.
-const CANDIDATES: &str = "SELECT q.instance_id FROM orchestrator_queue AS q
-     JOIN instances AS i ON i.instance_id = q.instance_id
-     WHERE q.visible_at <= ?1 AND (i.locked_until IS NULL OR i.locked_until <= ?1)
-     ORDER BY q.visible_at, q.id";
+/// Unlocked instances with visible messages (`?1` is now), the earliest
+/// visible first, at most `?2`. Walks `instances_by_next_visible`, which only
+/// instances with queued messages are in.
+const CANDIDATES: &str = "SELECT instance_id FROM instances
+     WHERE next_visible_at <= ?1 AND (locked_until IS NULL OR locked_until <= ?1)
+     ORDER BY next_visible_at LIMIT ?2 + 0";
 
 /// Locks one instance: `?1` instance, `?2` lock token, `?3` lock deadline.
 const LOCK_INSTANCE: &str = concat!(
@@ -34,10 +32,6 @@ const LOCK_INSTANCE: &str = concat!(
 /// Takes an instance's visible messages: `?1` instance, `?2` now.
 const TAKE_MESSAGES: &str = "UPDATE orchestrator_queue SET attempts = attempts + 1
      WHERE instance_id = ?1 AND visible_at <= ?2 RETURNING id, message, attempts";
-
-/// Most queue rows one fetch reads while looking for unlocked instances, so
-/// a fetch stays short however deep the queue is.
-const MAX_SCAN: usize = 4096;
 
 /// Appends one message to an instance's queue.
 pub(super) fn insert_message(
@@ -175,7 +169,7 @@ pub(super) fn enqueue_message_in(
 /// Whether any instance has a visible message and no live lock (`now`).
 pub(super) fn any_available(conn: &Connection, now: i64) -> Result<bool, StoreError> {
     conn.prepare_cached(CANDIDATES)
-        .and_then(|mut stmt| stmt.exists([now]))
+        .and_then(|mut stmt| stmt.exists([now, 1]))
         .map_err(db("looking for orchestration work"))
 }
 
@@ -276,29 +270,15 @@ pub(super) fn fetch_in(
     Ok(locked)
 }
 
-/// Up to `max` distinct unlocked instances with visible messages, oldest
-/// message first.
+/// Up to `max` unlocked instances with visible messages, earliest first.
 fn candidates(conn: &Connection, max: usize, now: i64) -> Result<Vec<String>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(CANDIDATES)
-        .map_err(db("looking for orchestration work"))?;
-    let mut rows = stmt
-        .query([now])
-        .map_err(db("looking for orchestration work"))?;
-    let mut ids: Vec<String> = Vec::new();
-    let mut scanned = 0;
-    while ids.len() < max && scanned < MAX_SCAN {
-        let Some(row) = rows.next().map_err(db("looking for orchestration work"))? else {
-            break;
-        };
-        scanned += 1;
-        let id: String = row.get(0).map_err(db("looking for orchestration work"))?;
-        // Few ids per fetch: a linear check beats hashing them.
-        if !ids.contains(&id) {
-            ids.push(id);
-        }
-    }
-    Ok(ids)
+    let max = i64::try_from(max).unwrap_or(i64::MAX);
+    conn.prepare_cached(CANDIDATES)
+        .and_then(|mut stmt| {
+            stmt.query_map((now, max), |row| row.get(0))?
+                .collect::<Result<Vec<String>, _>>()
+        })
+        .map_err(db("looking for orchestration work"))
 }
 
 /// Gives the instance back without committing; a stale token changes nothing.

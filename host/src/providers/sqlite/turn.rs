@@ -37,11 +37,14 @@ const ENQUEUE_ACTIVITY: &str =
 /// Updates the instance and releases its lock, last, so the lock guards every
 /// earlier write. Returns a row only if the lock was held, telling whether
 /// messages the turn did not consume (arrived during it, or sent to itself)
-/// are visible now.
+/// are visible now. The `next_visible_at` subquery names the row rather than
+/// `?1`: a bound parameter there makes SQLite re-plan the statement each run.
 const FINISH_TURN: &str = "UPDATE instances SET status = ?4, output = ?5,
          orchestration_version = COALESCE(?6, orchestration_version),
          execution_id = ?7, history_len = ?8, updated_at = ?3,
          custom_status = CASE WHEN ?9 THEN ?10 ELSE custom_status END,
+         next_visible_at = (SELECT MIN(q.visible_at) FROM orchestrator_queue AS q
+                            WHERE q.instance_id = instances.instance_id),
          lock_token = NULL, locked_until = NULL
      WHERE instance_id = ?1 AND lock_token = ?2 AND locked_until > ?3
      RETURNING EXISTS (SELECT 1 FROM orchestrator_queue
