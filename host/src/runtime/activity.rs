@@ -16,7 +16,7 @@ use crate::providers::{LockedActivity, StoreError};
 use crate::sandbox::instance::call_activity;
 
 /// Most items fetched in one go.
-const FETCH_BATCH: usize = 32;
+const FETCH_BATCH: usize = 128;
 
 /// The dispatcher loop. In-flight activities are awaited on shutdown for the
 /// grace period, then abandoned and their locks released.

@@ -20,7 +20,7 @@ use crate::providers::{
 };
 
 /// Most instances locked by one fetch.
-const FETCH_BATCH: usize = 64;
+const FETCH_BATCH: usize = 256;
 
 /// The orchestrator dispatcher: fetches instances in batches, as many as
 /// there are free turn slots, and runs each turn as its own task. Turns in

@@ -10,7 +10,8 @@ use crate::history::{Event, OrchestratorMessage};
 use crate::providers::now_ms;
 use crate::sandbox::{LoadedComponent, SandboxLimits};
 
-/// Average costs of one turn.
+/// Median costs of one turn (the median, not the mean, so a stray
+/// scheduling delay of the machine does not skew the figure).
 #[derive(Debug, Clone, Copy)]
 pub struct TurnCost {
     /// A turn of a parked (cached) execution: one completion in, one decision out.
@@ -58,7 +59,7 @@ pub async fn measure_turn_cost(
         .await
         .map_err(|e| e.to_string())?;
     let mut history = parked_events(report)?;
-    let mut cached_total = Duration::ZERO;
+    let mut cached = Vec::with_capacity(turns);
     for _ in 0..turns {
         let Some(id) = history.iter().rev().find_map(|e| match e {
             Event::ActivityScheduled { id, .. } => Some(*id),
@@ -76,26 +77,31 @@ pub async fn measure_turn_cost(
         };
         let started = Instant::now();
         let report = execution.run_turn(input).await.map_err(|e| e.to_string())?;
-        cached_total += started.elapsed();
+        cached.push(started.elapsed());
         history.extend(parked_events(report)?);
     }
-    let mut cold_total = Duration::ZERO;
+    let mut cold = Vec::with_capacity(replays);
     for _ in 0..replays {
         let replay = Replay::new("turn-cost", 1, history.clone(), usize::MAX);
         let started = Instant::now();
         let (_execution, report) = Execution::start(spec(), replay, 1)
             .await
             .map_err(|e| e.to_string())?;
-        cold_total += started.elapsed();
+        cold.push(started.elapsed());
         if !parked_events(report)?.is_empty() {
             return Err("the cold replay made new decisions".into());
         }
     }
     Ok(TurnCost {
-        cached: cached_total / u32::try_from(turns.max(1)).unwrap_or(u32::MAX),
-        cold_replay: cold_total / u32::try_from(replays.max(1)).unwrap_or(u32::MAX),
+        cached: median(cached),
+        cold_replay: median(cold),
         history_events: history.len(),
     })
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort_unstable();
+    samples.get(samples.len() / 2).copied().unwrap_or_default()
 }
 
 fn parked_events(report: TurnReport) -> Result<Vec<Event>, String> {
