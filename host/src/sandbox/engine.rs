@@ -3,12 +3,19 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances: the granularity of CPU budgets.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Activity sandboxes the pooled engine holds at once.
+const ACTIVITY_POOL: u32 = 256;
+
+/// Bytes of each pooled memory, table and stack reset in place on reuse.
+const KEEP_RESIDENT: usize = 256 << 10;
+
 static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
+static POOLED_ACTIVITY_ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
 
 /// The engine every runtime in this process shares, so a component is compiled
 /// once per process (and once per machine, through the on-disk cache).
@@ -17,10 +24,23 @@ static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
 /// NaN canonicalization and deterministic relaxed SIMD cost activities little,
 /// and a component that provides both is compiled only once.
 pub(crate) fn shared_engine() -> Result<Engine, String> {
-    ENGINE.get_or_init(build_engine).clone()
+    ENGINE.get_or_init(|| build_engine(false)).clone()
 }
 
-fn build_engine() -> Result<Engine, String> {
+/// The engine activities run on first: the shared engine's settings with a
+/// pooling allocator, so an activity's sandbox reuses the memory, tables and
+/// stack an earlier one had, instead of mapping and unmapping its own (which
+/// cost most of a short activity's time). Its pool holds
+/// [`ACTIVITY_POOL`] sandboxes; when it is full, activities run on the
+/// shared engine. Parked orchestrations stay on the shared engine, whose
+/// sandboxes are not bounded by a pool.
+pub(crate) fn pooled_activity_engine() -> Result<Engine, String> {
+    POOLED_ACTIVITY_ENGINE
+        .get_or_init(|| build_engine(true))
+        .clone()
+}
+
+fn build_engine(pooled: bool) -> Result<Engine, String> {
     let mut config = Config::new();
     // Threads are not compiled into this wasmtime build, so guests have none.
     config
@@ -30,6 +50,24 @@ fn build_engine() -> Result<Engine, String> {
         .relaxed_simd_deterministic(true);
     if let Some(cache) = compile_cache() {
         config.cache(Some(cache));
+    }
+    if pooled {
+        let mut pool = PoolingAllocationConfig::default();
+        // A component holds several core instances (its modules and the
+        // adapters), and each may have a memory and some tables.
+        pool.total_component_instances(ACTIVITY_POOL)
+            .total_core_instances(ACTIVITY_POOL * 8)
+            .total_memories(ACTIVITY_POOL * 2)
+            .total_tables(ACTIVITY_POOL * 4)
+            .total_stacks(ACTIVITY_POOL)
+            // Reset a returned sandbox's first pages by writing them rather
+            // than asking the kernel (a short activity touches little more),
+            // and return the rest to the kernel in batches.
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(KEEP_RESIDENT)
+            .async_stack_keep_resident(KEEP_RESIDENT)
+            .decommit_batch_size(32);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     let engine = Engine::new(&config).map_err(|e| format!("cannot create wasmtime engine: {e}"))?;
     start_epoch_ticker(engine.clone());

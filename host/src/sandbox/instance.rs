@@ -93,14 +93,31 @@ pub(crate) async fn call_orchestration(
     guest.call_run(&mut *store, name, version, input).await
 }
 
-/// Run one activity attempt in a fresh sandbox. `Err` is the failure reason
-/// handed to the orchestration.
+/// Run one activity attempt in a fresh sandbox: one from the pool when it has
+/// room, else a newly mapped one. `Err` is the failure reason handed to the
+/// orchestration.
 pub(crate) async fn call_activity(
     component: &LoadedComponent,
     name: &str,
     input: &str,
     limits: &SandboxLimits,
 ) -> Result<String, String> {
+    if let Some((pre, indices)) = &component.pooled_activities {
+        let mut store = activity_store(pre.engine(), name, limits);
+        // Only instantiation falls back (a full pool, say): the guest has
+        // not run yet, so running it on the other engine runs it once.
+        match pre.instantiate_async(&mut store).await {
+            Ok(instance) => {
+                let result = async {
+                    let guest = indices.load(&mut store, &instance)?;
+                    guest.call_run(&mut store, name, input).await
+                }
+                .await;
+                return activity_result(result, &store);
+            }
+            Err(e) => tracing::debug!("no pooled sandbox for '{name}', mapping one: {e:#}"),
+        }
+    }
     let Some((pre, indices)) = &component.activities else {
         return Err("the component provides no activities".into());
     };
@@ -111,6 +128,13 @@ pub(crate) async fn call_activity(
         guest.call_run(&mut store, name, input).await
     }
     .await;
+    activity_result(result, &store)
+}
+
+fn activity_result(
+    result: wasmtime::Result<Result<String, String>>,
+    store: &Store<GuestState>,
+) -> Result<String, String> {
     match result {
         Ok(result) => result,
         Err(error) => Err(describe_failure(&error, &store.data().output)),

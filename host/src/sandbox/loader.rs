@@ -8,9 +8,9 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, InstancePre};
 
 use super::bindings::{activities, component, orchestrator};
-use super::engine::shared_engine;
+use super::engine::{pooled_activity_engine, shared_engine};
 use super::policy::forbidden_import;
-use super::state::{GuestState, linkers};
+use super::state::{GuestState, linkers, pooled_activity_linker};
 use super::{SandboxLimits, instance};
 
 /// Why a component could not be loaded.
@@ -51,6 +51,9 @@ pub struct LoadedComponent {
     pub manifest: ComponentManifest,
     pub(crate) orchestrator: Option<(InstancePre<GuestState>, orchestrator::GuestIndices)>,
     pub(crate) activities: Option<(InstancePre<GuestState>, activities::GuestIndices)>,
+    /// The activities again, on the pooled activity engine, tried first;
+    /// `None` if that engine could not take the component.
+    pub(crate) pooled_activities: Option<(InstancePre<GuestState>, activities::GuestIndices)>,
 }
 
 impl std::fmt::Debug for LoadedComponent {
@@ -121,12 +124,42 @@ async fn compile_and_check(bytes: &[u8], digest: String) -> Result<LoadedCompone
             .map_err(|_| LoadError::MissingExport("duroxide:orchestration/activities".into()))?;
         Some((activity_pre, indices))
     };
+    let pooled_activities = if activities.is_some() {
+        pooled(bytes).await
+    } else {
+        None
+    };
     Ok(LoadedComponent {
         digest,
         manifest,
         orchestrator,
         activities,
+        pooled_activities,
     })
+}
+
+/// The component's activities on the pooled activity engine (compiled again
+/// for it, or read from the compile cache). An optimisation: if anything
+/// fails here, activities simply run on the shared engine.
+async fn pooled(bytes: &[u8]) -> Option<(InstancePre<GuestState>, activities::GuestIndices)> {
+    let prepared = async {
+        let engine = pooled_activity_engine()?;
+        let linker = pooled_activity_linker(&engine)?;
+        let bytes = bytes.to_vec();
+        let compiled = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("{e:#}"))?;
+        let pre = linker
+            .instantiate_pre(&compiled)
+            .map_err(|e| format!("{e:#}"))?;
+        let indices = activities::GuestIndices::new(&pre).map_err(|e| format!("{e:#}"))?;
+        Ok::<_, String>((pre, indices))
+    }
+    .await;
+    prepared
+        .inspect_err(|e| tracing::warn!("activities will not use the sandbox pool: {e}"))
+        .ok()
 }
 
 async fn read_manifest(pre: &InstancePre<GuestState>) -> Result<ComponentManifest, LoadError> {

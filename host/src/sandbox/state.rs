@@ -104,18 +104,35 @@ pub(crate) fn linkers(engine: &Engine) -> Result<&'static Linkers, String> {
         .map_err(Clone::clone)
 }
 
+static POOLED_ACTIVITY_LINKER: OnceLock<Result<Linker<GuestState>, String>> = OnceLock::new();
+
+/// The activity linker for the pooled activity engine, built once per process.
+pub(crate) fn pooled_activity_linker(
+    engine: &Engine,
+) -> Result<&'static Linker<GuestState>, String> {
+    POOLED_ACTIVITY_LINKER
+        .get_or_init(|| {
+            activity_linker(engine).map_err(|e| format!("cannot build the activity linker: {e}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
 fn build_linkers(engine: &Engine) -> wasmtime::Result<Linkers> {
     let mut orchestration = Linker::new(engine);
     add_deterministic_wasi(&mut orchestration)?;
     Workflows::add_to_linker::<_, HasSelf<_>>(&mut orchestration, |s| s)?;
+    Ok(Linkers {
+        orchestration,
+        activity: activity_linker(engine)?,
+    })
+}
 
+fn activity_linker(engine: &Engine) -> wasmtime::Result<Linker<GuestState>> {
     let mut activity = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut activity)?;
     Workflows::add_to_linker::<_, HasSelf<_>>(&mut activity, |s| s)?;
-    Ok(Linkers {
-        orchestration,
-        activity,
-    })
+    Ok(activity)
 }
 
 /// WASI for orchestrations: everything a Rust (or other) standard library
