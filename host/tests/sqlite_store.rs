@@ -501,8 +501,8 @@ async fn two_stores_on_one_file_never_hand_out_the_same_instance() -> TestResult
     Ok(())
 }
 
-// Group commit: the store's writer commits concurrent writes together, one
-// transaction with a savepoint per write.
+// Group commit: the store's writer commits concurrent writes together, in one
+// transaction; a write that fails partway is undone alone.
 
 /// Every message queued for `instance`, fetched under a long lock.
 async fn queued_events(
@@ -854,5 +854,50 @@ async fn opens_a_file_whose_schema_earlier_releases_tracked_elsewhere() -> TestR
     assert_eq!(queued[0].instance.instance_id, "old");
     store.create_instance(new_instance("new", now_ms())).await?;
     assert!(store.instance("new").await?.is_some());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_write_failing_partway_is_undone_alone() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = open(&dir).await?;
+    store.create_instance(new_instance("a", now_ms())).await?;
+    let first = fetch(&store, LONG_LOCK).await?;
+    let mut commit = empty_commit(&first);
+    commit.new_events = vec![started_event()];
+    store.commit_turn(commit).await?;
+    store
+        .enqueue_message("a", external_event("go"), now_ms())
+        .await?;
+    let second = fetch(&store, LONG_LOCK).await?;
+
+    // A stale history length makes the append collide with the stored
+    // event: an SQLite error inside the op, not a refusal before it writes.
+    let mut stale = empty_commit(&second);
+    stale.history_len_before = 0;
+    stale.new_events = vec![started_event(), started_event()];
+    let (stale, b) = tokio::join!(
+        store.commit_turn(stale),
+        store.create_instance(new_instance("b", now_ms())),
+    );
+    b?;
+    let stale = expect_err(stale)?;
+    assert!(matches!(stale, StoreError::Database(_)), "{stale:?}");
+
+    assert!(
+        store.instance("b").await?.is_some(),
+        "the other write stands"
+    );
+    assert_eq!(store.read_history("a", 1).await?.len(), 1);
+    let record = store.instance("a").await?.ok_or("instance missing")?;
+    assert_eq!(record.history_len, 1);
+    // The lock is still held: the failed commit did not release it.
+    let others = store.fetch_orchestration_batch(10, LONG_LOCK).await?;
+    assert!(others.iter().all(|w| w.instance.instance_id != "a"));
+    // And the message is still there for a correct commit to consume.
+    let mut retry = empty_commit(&second);
+    retry.new_events = vec![started_event()];
+    store.commit_turn(retry).await?;
+    assert_eq!(store.read_history("a", 1).await?.len(), 2);
     Ok(())
 }

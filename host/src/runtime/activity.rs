@@ -4,13 +4,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::Shared;
 use super::idle::Idle;
 use super::registry::ActivityHandler;
+use super::slots::Slots;
 use crate::history::{ActivityWork, OrchestratorMessage};
 use crate::providers::{LockedActivity, StoreError};
 use crate::sandbox::instance::call_activity;
@@ -24,18 +23,13 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let signal = shared.store.activity_signal();
     let mut shutdown = shared.shutdown.clone();
     let mut idle = Idle::new(shared.options.max_poll_interval);
-    let slots = Arc::new(Semaphore::new(shared.options.activity_concurrency.max(1)));
-    let mut running: JoinSet<()> = JoinSet::new();
+    let mut slots = Slots::new(shared.options.activity_concurrency);
     // Items being worked on, so those abandoned at shutdown can be released.
     let inflight: Arc<Mutex<HashMap<i64, LockedActivity>>> = Arc::default();
     while !*shutdown.borrow() {
-        while running.try_join_next().is_some() {}
-        let free = slots.available_permits().min(FETCH_BATCH);
+        let free = slots.free(FETCH_BATCH);
         if free == 0 {
-            tokio::select! {
-                _ = running.join_next() => {}
-                _ = shutdown.changed() => {}
-            }
+            slots.wait_for_one(&mut shutdown).await;
             continue;
         }
         match shared
@@ -46,26 +40,22 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             Ok(items) if !items.is_empty() => {
                 idle.reset();
                 for item in items {
-                    let Ok(permit) = slots.clone().acquire_owned().await else {
-                        break;
-                    };
                     if let Ok(mut map) = inflight.lock() {
                         map.insert(item.queue_id, item.clone());
                     }
                     let shared = shared.clone();
                     let inflight = inflight.clone();
                     let span = tracing::info_span!("activity", instance = %item.work.instance, name = %item.work.name, attempt = item.attempts);
-                    running.spawn(
-                        async move {
-                            let queue_id = item.queue_id;
-                            execute(&shared, item).await;
-                            if let Ok(mut map) = inflight.lock() {
-                                map.remove(&queue_id);
-                            }
-                            drop(permit);
+                    let task = async move {
+                        let queue_id = item.queue_id;
+                        execute(&shared, item).await;
+                        if let Ok(mut map) = inflight.lock() {
+                            map.remove(&queue_id);
                         }
-                        .instrument(span),
-                    );
+                    };
+                    if !slots.spawn(task.instrument(span)).await {
+                        break;
+                    }
                 }
             }
             Ok(_) => idle.wait(&*shared.store, &signal, &mut shutdown).await,
@@ -79,11 +69,11 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     tokio::pin!(grace);
     loop {
         tokio::select! {
-            next = running.join_next() => if next.is_none() { return },
+            next = slots.join_next() => if next.is_none() { return },
             _ = &mut grace => break,
         }
     }
-    running.abort_all();
+    slots.abort_all();
     // Abandoned items go back to the queue at once rather than after their lock.
     let abandoned: Vec<LockedActivity> = inflight
         .lock()

@@ -11,6 +11,7 @@ mod orchestrator;
 mod plan;
 mod registry;
 pub(crate) mod replay;
+mod slots;
 mod turn_cost;
 mod verify;
 

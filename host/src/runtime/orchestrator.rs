@@ -4,8 +4,6 @@
 
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::Shared;
@@ -13,6 +11,7 @@ use super::execution::{Execution, ExecutionSpec, TurnInput, TurnReport};
 use super::idle::Idle;
 use super::plan::{Plan, StartSpec, plan, running_children};
 use super::replay::{Replay, TurnOutput};
+use super::slots::Slots;
 use crate::history::{Event, OrchestratorMessage};
 use crate::providers::{
     InstanceRecord, InstanceStatus, OrchestrationWork, OutgoingMessage, StoreError, TurnCommit,
@@ -29,16 +28,11 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let signal = shared.store.orchestrator_signal();
     let mut shutdown = shared.shutdown.clone();
     let mut idle = Idle::new(shared.options.max_poll_interval);
-    let slots = Arc::new(Semaphore::new(shared.options.orchestration_workers.max(1)));
-    let mut running: JoinSet<()> = JoinSet::new();
+    let mut slots = Slots::new(shared.options.orchestration_workers);
     while !*shutdown.borrow() {
-        while running.try_join_next().is_some() {}
-        let free = slots.available_permits().min(FETCH_BATCH);
+        let free = slots.free(FETCH_BATCH);
         if free == 0 {
-            tokio::select! {
-                _ = running.join_next() => {}
-                _ = shutdown.changed() => {}
-            }
+            slots.wait_for_one(&mut shutdown).await;
             continue;
         }
         match shared
@@ -49,18 +43,12 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             Ok(works) if !works.is_empty() => {
                 idle.reset();
                 for work in works {
-                    let Ok(permit) = slots.clone().acquire_owned().await else {
-                        break;
-                    };
                     let shared = shared.clone();
                     let span = tracing::info_span!("turn", instance = %work.instance.instance_id);
-                    running.spawn(
-                        async move {
-                            process(&shared, work).await;
-                            drop(permit);
-                        }
-                        .instrument(span),
-                    );
+                    let turn = async move { process(&shared, work).await };
+                    if !slots.spawn(turn.instrument(span)).await {
+                        break;
+                    }
                 }
             }
             Ok(_) => idle.wait(&*shared.store, &signal, &mut shutdown).await,
@@ -70,7 +58,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             }
         }
     }
-    while running.join_next().await.is_some() {}
+    while slots.join_next().await.is_some() {}
 }
 
 /// A turn's results and where they go.

@@ -204,109 +204,169 @@ impl Op {
 
     /// The fetch's answer when its queue has nothing to take.
     pub(super) fn nothing(self) -> Done {
-        match self {
-            Op::FetchOrchestrations { reply, .. } => {
-                Done::quiet(HeldResult::Orchestrations(Held {
-                    reply,
-                    result: Ok(Vec::new()),
-                }))
+        match self.into_reply() {
+            Reply::Unit(reply) => {
+                Reply::Unit(reply).with(Err(StoreError::Database("not a fetch".into())))
             }
-            Op::FetchActivities { reply, .. } => Done::quiet(HeldResult::Activities(Held {
-                reply,
-                result: Ok(Vec::new()),
-            })),
-            other => other.failed(StoreError::Database("not a fetch".into())),
+            fetch => fetch.with(Ok(())),
         }
     }
 
-    /// Runs the op's body on `conn`, inside the batch transaction (and the
-    /// op's own savepoint, which the writer manages).
-    pub(super) fn execute(self, conn: &Connection) -> Done {
+    /// Runs the op's body on `conn`, inside the batch transaction, leaving
+    /// the op (and its reply channel) in place, so a batch can be run again.
+    pub(super) fn run(&self, conn: &Connection) -> Output {
         // Taken per op, not per batch: a lock deadline or a turn's timestamps
         // must not lag behind the clock by however long the batch has run.
         let now = match now_i64() {
             Ok(now) => now,
-            Err(e) => return self.failed(e),
+            Err(e) => return Output::Unit(Err(e)),
         };
         match self {
-            Op::CreateInstance { new, reply } => Done::unit(
-                reply,
-                orchestrator_queue::create_instance_in(conn, &new, now),
-            ),
+            Op::CreateInstance { new, .. } => {
+                Output::Unit(orchestrator_queue::create_instance_in(conn, new, now))
+            }
             Op::EnqueueMessage {
                 instance_id,
                 message,
                 visible_at,
-                reply,
-            } => Done::unit(
-                reply,
-                orchestrator_queue::enqueue_message_in(conn, &instance_id, &message, visible_at),
-            ),
+                ..
+            } => Output::Unit(orchestrator_queue::enqueue_message_in(
+                conn,
+                instance_id,
+                message,
+                *visible_at,
+            )),
             Op::FetchOrchestrations {
                 max,
                 lock_for,
                 lock_token,
-                reply,
-            } => Done::quiet(HeldResult::Orchestrations(Held {
-                reply,
-                result: orchestrator_queue::fetch_in(conn, max, lock_for, &lock_token, now),
-            })),
-            Op::CommitTurn { turn, reply } => {
-                Done::unit(reply, turn::commit_turn_in(conn, &turn, now))
-            }
+                ..
+            } => Output::Orchestrations(orchestrator_queue::fetch_in(
+                conn, *max, *lock_for, lock_token, now,
+            )),
+            Op::CommitTurn { turn, .. } => Output::Unit(turn::commit_turn_in(conn, turn, now)),
             Op::ReleaseOrchestration {
                 instance_id,
                 lock_token,
-                reply,
-            } => Done::unit(
-                reply,
-                orchestrator_queue::release_in(conn, &instance_id, &lock_token),
-            ),
+                ..
+            } => Output::Unit(orchestrator_queue::release_in(
+                conn,
+                instance_id,
+                lock_token,
+            )),
             Op::FetchActivities {
                 limit,
                 lock_for,
                 lock_token,
-                reply,
-            } => Done::quiet(HeldResult::Activities(Held {
-                reply,
-                result: activity_queue::fetch_in(conn, limit, lock_for, &lock_token, now),
-            })),
+                ..
+            } => Output::Activities(activity_queue::fetch_in(
+                conn, *limit, *lock_for, lock_token, now,
+            )),
             Op::CompleteActivity {
-                lock,
-                completion,
-                reply,
-            } => Done::unit(
-                reply,
-                activity_queue::complete_in(conn, &lock, &completion, now),
-            ),
-            Op::ReleaseActivity { lock, reply } => {
-                Done::unit(reply, activity_queue::release_in(conn, &lock))
+                lock, completion, ..
+            } => Output::Unit(activity_queue::complete_in(conn, lock, completion, now)),
+            Op::ReleaseActivity { lock, .. } => {
+                Output::Unit(activity_queue::release_in(conn, lock))
             }
+        }
+    }
+
+    /// Pairs what [`Op::run`] produced with the caller's reply channel.
+    pub(super) fn finish(self, output: Output) -> Done {
+        match (self.into_reply(), output) {
+            (Reply::Unit(reply), Output::Unit(result)) => Done::unit(reply, result),
+            (Reply::Orchestrations(reply), Output::Orchestrations(result)) => {
+                Done::quiet(HeldResult::Orchestrations(Held { reply, result }))
+            }
+            (Reply::Activities(reply), Output::Activities(result)) => {
+                Done::quiet(HeldResult::Activities(Held { reply, result }))
+            }
+            (reply, _) => reply.with(Err(StoreError::Database(
+                "an op produced a result of the wrong kind".into(),
+            ))),
+        }
+    }
+
+    /// Runs the op and pairs the result with its reply channel.
+    pub(super) fn execute(self, conn: &Connection) -> Done {
+        let output = self.run(conn);
+        self.finish(output)
+    }
+
+    fn into_reply(self) -> Reply {
+        match self {
+            Op::CreateInstance { reply, .. }
+            | Op::EnqueueMessage { reply, .. }
+            | Op::CommitTurn { reply, .. }
+            | Op::ReleaseOrchestration { reply, .. }
+            | Op::CompleteActivity { reply, .. }
+            | Op::ReleaseActivity { reply, .. } => Reply::Unit(reply),
+            Op::FetchOrchestrations { reply, .. } => Reply::Orchestrations(reply),
+            Op::FetchActivities { reply, .. } => Reply::Activities(reply),
         }
     }
 
     /// The op, not run, failed with `error` (its batch could not start or
     /// was abandoned before reaching it).
     pub(super) fn failed(self, error: StoreError) -> Done {
+        self.into_reply().with(Err(error))
+    }
+}
+
+/// An op's reply channel, by the type its caller awaits.
+enum Reply {
+    Unit(ReplyTo<()>),
+    Orchestrations(ReplyTo<Vec<LockedRows>>),
+    Activities(ReplyTo<Vec<RawActivity>>),
+}
+
+impl Reply {
+    /// This channel with an error, or with an empty result of its type.
+    fn with(self, result: Result<(), StoreError>) -> Done {
         Done::quiet(match self {
-            Op::CreateInstance { reply, .. }
-            | Op::EnqueueMessage { reply, .. }
-            | Op::CommitTurn { reply, .. }
-            | Op::ReleaseOrchestration { reply, .. }
-            | Op::CompleteActivity { reply, .. }
-            | Op::ReleaseActivity { reply, .. } => HeldResult::Unit(Held {
+            Reply::Unit(reply) => HeldResult::Unit(Held { reply, result }),
+            Reply::Orchestrations(reply) => HeldResult::Orchestrations(Held {
                 reply,
-                result: Err(error),
+                result: result.map(|()| Vec::new()),
             }),
-            Op::FetchOrchestrations { reply, .. } => HeldResult::Orchestrations(Held {
+            Reply::Activities(reply) => HeldResult::Activities(Held {
                 reply,
-                result: Err(error),
-            }),
-            Op::FetchActivities { reply, .. } => HeldResult::Activities(Held {
-                reply,
-                result: Err(error),
+                result: result.map(|()| Vec::new()),
             }),
         })
+    }
+}
+
+/// What running an op produced, before it is paired with its reply channel.
+pub(super) enum Output {
+    /// The result of an op whose caller awaits nothing but success, with the
+    /// dispatchers its commit should wake.
+    Unit(Result<Signals, StoreError>),
+    /// Instances a fetch locked.
+    Orchestrations(Result<Vec<LockedRows>, StoreError>),
+    /// Activity work a fetch locked.
+    Activities(Result<Vec<RawActivity>, StoreError>),
+}
+
+impl Output {
+    /// Whether the op either succeeded or failed before writing anything, so
+    /// the batch may go on without undoing it. Only the contract's expected
+    /// refusals are checked before any write; any other error may have come
+    /// halfway through the op.
+    pub(super) fn is_clean(&self) -> bool {
+        let error = match self {
+            Output::Unit(r) => r.as_ref().err(),
+            Output::Orchestrations(r) => r.as_ref().err(),
+            Output::Activities(r) => r.as_ref().err(),
+        };
+        matches!(
+            error,
+            None | Some(
+                StoreError::InstanceExists(_)
+                    | StoreError::InstanceNotFound(_)
+                    | StoreError::LockLost(_)
+            )
+        )
     }
 }
 

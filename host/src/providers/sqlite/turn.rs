@@ -201,9 +201,12 @@ pub(super) fn commit_turn_in(
             .optional()
         })
         .map_err(db("updating the instance"))?;
+    // The lock was checked first and nobody else writes during the batch, so
+    // this cannot happen; if it does, it is not a clean refusal, since the
+    // turn's rows are written already.
     let Some(leftover) = leftover else {
-        return Err(StoreError::LockLost(format!(
-            "instance '{}'",
+        return Err(StoreError::Database(format!(
+            "the lock on instance '{}' vanished during its commit",
             c.instance_id
         )));
     };

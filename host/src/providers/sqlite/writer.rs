@@ -3,9 +3,10 @@
 //!
 //! Callers send an [`Op`] and await its reply. The thread takes the first queued
 //! op, drains whatever else is queued without waiting, runs `BEGIN IMMEDIATE`,
-//! runs each op inside its own `SAVEPOINT` (a failing op is rolled back alone),
-//! commits once, and only then wakes dispatchers and replies. Under load,
-//! batches grow by themselves: ops queue while the previous batch syncs.
+//! runs each op, commits once, and only then wakes dispatchers and replies.
+//! An op that fails partway sends the batch round again with each op in its
+//! own `SAVEPOINT`, so the failing op is undone alone. Under load, batches grow
+//! by themselves: ops queue while the previous batch syncs.
 
 use std::sync::Arc;
 use std::vec;
@@ -14,7 +15,7 @@ use rusqlite::Connection;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::connect::Location;
-use super::ops::{Done, Op, Peek};
+use super::ops::{Done, Op, Output, Peek};
 use crate::providers::StoreError;
 
 /// Most ops committed in one transaction: bounds how long one batch holds the
@@ -134,40 +135,63 @@ impl Writer {
     /// Runs `ops` in one transaction and delivers every result.
     fn commit_batch(&mut self, ops: Vec<Op>) {
         let Some(conn) = self.connection() else {
-            let error = || StoreError::Database("the write connection is unavailable".into());
-            ops.into_iter().for_each(|op| op.failed(error()).deliver());
-            return;
+            return unavailable(ops);
         };
-        let mut pending = skip_idle_fetches(conn, ops);
-        if pending.len() == 0 {
+        let ops: Vec<Op> = skip_idle_fetches(conn, ops).collect();
+        if ops.is_empty() {
             return;
         }
-        let mut done = Vec::with_capacity(pending.len());
-        match try_batch(conn, &mut pending, &mut done) {
-            Ok(()) => {
-                // Durable now: wake dispatchers, then hand out the results.
-                for d in &done {
-                    let signals = d.signals();
-                    if signals.orchestrator {
-                        self.orchestrator_signal.notify_one();
-                    }
-                    if signals.activity {
-                        self.activity_signal.notify_one();
-                    }
-                }
-                done.into_iter().for_each(Done::deliver);
+        match try_without_savepoints(conn, &ops) {
+            Ok(outputs) => {
+                let done = ops.into_iter().zip(outputs).map(|(op, out)| op.finish(out));
+                self.deliver(done.collect());
+                return;
             }
-            Err(reason) => {
+            Err(Unfinished::Unclean) => {
+                // An op failed partway: undo everything and run the batch
+                // again, each op in a savepoint of its own.
                 self.roll_back();
-                tracing::warn!(
-                    "a write batch of {} ops failed: {reason}",
-                    done.len() + pending.len()
-                );
-                let error = || StoreError::Database(reason.clone());
-                done.into_iter().for_each(|d| d.fail(error()).deliver());
-                pending.for_each(|op| op.failed(error()).deliver());
+            }
+            Err(Unfinished::Failed(reason)) => {
+                self.fail(ops.into_iter(), Vec::new(), &reason);
+                return;
             }
         }
+        let Some(conn) = self.connection() else {
+            return unavailable(ops);
+        };
+        let mut pending = ops.into_iter();
+        let mut done = Vec::with_capacity(pending.len());
+        match try_with_savepoints(conn, &mut pending, &mut done) {
+            Ok(()) => self.deliver(done),
+            Err(reason) => self.fail(pending, done, &reason),
+        }
+    }
+
+    /// The batch committed: wake dispatchers, then hand out the results.
+    fn deliver(&self, done: Vec<Done>) {
+        for d in &done {
+            let signals = d.signals();
+            if signals.orchestrator {
+                self.orchestrator_signal.notify_one();
+            }
+            if signals.activity {
+                self.activity_signal.notify_one();
+            }
+        }
+        done.into_iter().for_each(Done::deliver);
+    }
+
+    /// The batch failed as a whole: nothing it wrote exists.
+    fn fail(&mut self, pending: vec::IntoIter<Op>, done: Vec<Done>, reason: &str) {
+        self.roll_back();
+        tracing::warn!(
+            "a write batch of {} ops failed: {reason}",
+            done.len() + pending.len()
+        );
+        let error = || StoreError::Database(reason.to_owned());
+        done.into_iter().for_each(|d| d.fail(error()).deliver());
+        pending.for_each(|op| op.failed(error()).deliver());
     }
 
     /// Ends a failed batch's transaction, if one is open.
@@ -197,6 +221,12 @@ impl Writer {
     }
 }
 
+/// Fails every op of a batch that has no connection to run on.
+fn unavailable(ops: Vec<Op>) {
+    let error = || StoreError::Database("the write connection is unavailable".into());
+    ops.into_iter().for_each(|op| op.failed(error()).deliver());
+}
+
 /// Answers, without a transaction, the fetches of a batch made only of
 /// fetches when their queue has nothing to take: idle polls then never take
 /// the write lock that other processes would wait for. Returns the ops left.
@@ -214,17 +244,44 @@ fn skip_idle_fetches(conn: &Connection, ops: Vec<Op>) -> vec::IntoIter<Op> {
     busy.into_iter()
 }
 
-/// Begins, runs every op of `pending` into `done`, and commits. On error
-/// the transaction may be open; ops not yet run stay in `pending`.
-fn try_batch(
+/// Why a batch run without savepoints did not commit.
+enum Unfinished {
+    /// An op failed in a way that may have left some of its writes behind.
+    Unclean,
+    /// The transaction itself failed (begin or commit).
+    Failed(String),
+}
+
+/// Begins, runs every op, and commits: the common case, where every op
+/// either succeeds or is refused before it writes anything (see
+/// [`Output::is_clean`]), needs no savepoints. Their bookkeeping, and the
+/// copy of every page an op touches that a savepoint keeps, cost a large share
+/// of a batch. On error the transaction may be open.
+fn try_without_savepoints(conn: &Connection, ops: &[Op]) -> Result<Vec<Output>, Unfinished> {
+    // IMMEDIATE takes the write lock up front (waiting out other processes
+    // for the busy timeout), so no op fails halfway on a lock upgrade, which
+    // WAL cannot wait for.
+    step(conn, "BEGIN IMMEDIATE").map_err(Unfinished::Failed)?;
+    let mut outputs = Vec::with_capacity(ops.len());
+    for op in ops {
+        let output = op.run(conn);
+        if !output.is_clean() {
+            return Err(Unfinished::Unclean);
+        }
+        outputs.push(output);
+    }
+    step(conn, "COMMIT").map_err(Unfinished::Failed)?;
+    Ok(outputs)
+}
+
+/// Begins, runs every op of `pending` into `done`, each in its own
+/// savepoint so a failing op is undone alone, and commits. On error the
+/// transaction may be open; ops not yet run stay in `pending`.
+fn try_with_savepoints(
     conn: &Connection,
     pending: &mut vec::IntoIter<Op>,
     done: &mut Vec<Done>,
 ) -> Result<(), String> {
-    // IMMEDIATE takes the write lock up front (waiting out other processes
-    // for the busy timeout), so no op fails halfway on a lock upgrade, which
-    // WAL cannot wait for. Each op runs in its own savepoint, so a failing op
-    // is undone alone.
     step(conn, "BEGIN IMMEDIATE")?;
     while pending.len() > 0 {
         // Run before the op is taken from `pending`, so an op is either

@@ -1,0 +1,61 @@
+//! A bounded set of running tasks: the turn slots of the orchestrator
+//! dispatcher and the activity slots of the activity dispatcher.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+/// Tasks running in at most a fixed number of slots.
+pub(crate) struct Slots {
+    permits: Arc<Semaphore>,
+    running: JoinSet<()>,
+}
+
+impl Slots {
+    /// `count` slots (at least one).
+    pub(crate) fn new(count: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(count.max(1))),
+            running: JoinSet::new(),
+        }
+    }
+
+    /// How many slots are free, at most `max`, once finished tasks are reaped.
+    pub(crate) fn free(&mut self, max: usize) -> usize {
+        while self.running.try_join_next().is_some() {}
+        self.permits.available_permits().min(max)
+    }
+
+    /// Waits until a task finishes or `shutdown` changes.
+    pub(crate) async fn wait_for_one(&mut self, shutdown: &mut watch::Receiver<bool>) {
+        tokio::select! {
+            _ = self.running.join_next() => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+
+    /// Runs `task` in a slot, waiting for one to be free. False if the slots
+    /// are closed, which never happens while `self` lives.
+    pub(crate) async fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) -> bool {
+        let Ok(permit) = self.permits.clone().acquire_owned().await else {
+            return false;
+        };
+        self.running.spawn(async move {
+            task.await;
+            drop(permit);
+        });
+        true
+    }
+
+    /// Waits for the next task to finish; `None` when none is running.
+    pub(crate) async fn join_next(&mut self) -> Option<()> {
+        self.running.join_next().await.map(|_| ())
+    }
+
+    /// Stops every running task at its next await.
+    pub(crate) fn abort_all(&mut self) {
+        self.running.abort_all();
+    }
+}
