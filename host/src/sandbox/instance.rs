@@ -2,10 +2,12 @@
 
 use std::time::Instant;
 
+use wasmtime::component::Instance;
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::ResourceTable;
 
 use super::SandboxLimits;
+use super::bindings::activities;
 use super::guest_output::OutputSink;
 use super::loader::LoadedComponent;
 use super::policy::{activity_wasi, orchestration_wasi};
@@ -107,14 +109,7 @@ pub(crate) async fn call_activity(
         // Only instantiation falls back (a full pool, say): the guest has
         // not run yet, so running it on the other engine runs it once.
         match pre.instantiate_async(&mut store).await {
-            Ok(instance) => {
-                let result = async {
-                    let guest = indices.load(&mut store, &instance)?;
-                    guest.call_run(&mut store, name, input).await
-                }
-                .await;
-                return activity_result(result, &store);
-            }
+            Ok(instance) => return run_activity(&mut store, indices, &instance, name, input).await,
             Err(e) => tracing::debug!("no pooled sandbox for '{name}', mapping one: {e:#}"),
         }
     }
@@ -122,19 +117,25 @@ pub(crate) async fn call_activity(
         return Err("the component provides no activities".into());
     };
     let mut store = activity_store(pre.engine(), name, limits);
-    let result = async {
-        let instance = pre.instantiate_async(&mut store).await?;
-        let guest = indices.load(&mut store, &instance)?;
-        guest.call_run(&mut store, name, input).await
+    match pre.instantiate_async(&mut store).await {
+        Ok(instance) => run_activity(&mut store, indices, &instance, name, input).await,
+        Err(error) => Err(describe_failure(&error, &store.data().output)),
     }
-    .await;
-    activity_result(result, &store)
 }
 
-fn activity_result(
-    result: wasmtime::Result<Result<String, String>>,
-    store: &Store<GuestState>,
+/// Calls activity `name` of an instantiated component.
+async fn run_activity(
+    store: &mut Store<GuestState>,
+    indices: &activities::GuestIndices,
+    instance: &Instance,
+    name: &str,
+    input: &str,
 ) -> Result<String, String> {
+    let result = async {
+        let guest = indices.load(&mut *store, instance)?;
+        guest.call_run(&mut *store, name, input).await
+    }
+    .await;
     match result {
         Ok(result) => result,
         Err(error) => Err(describe_failure(&error, &store.data().output)),

@@ -5,7 +5,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use super::SqliteHistoryStore;
-use super::codec::{attempts, db, decode, encode, lock_deadline, new_lock_token};
+use super::codec::{QueueRow, attempts, db, decode, encode, lock_deadline, new_lock_token};
 use super::ops::{Op, Signals};
 use super::orchestrator_queue::insert_message;
 use crate::history::OrchestratorMessage;
@@ -20,9 +20,6 @@ pub(super) fn any_available(conn: &Connection, now: i64) -> Result<bool, StoreEr
     .and_then(|mut stmt| stmt.exists([now]))
     .map_err(db("looking for activity work"))
 }
-
-/// A locked item as read, not yet decoded: `(id, text, attempts)`.
-pub(super) type RawActivity = (i64, String, i64);
 
 /// Locks up to `max` visible, unlocked items, oldest first.
 pub(super) async fn fetch(
@@ -61,7 +58,7 @@ pub(super) fn fetch_in(
     lock_for: Duration,
     lock_token: &str,
     now: i64,
-) -> Result<Vec<RawActivity>, StoreError> {
+) -> Result<Vec<QueueRow>, StoreError> {
     // `LIMIT ?4 + 0`, not `LIMIT ?4`: SQLite re-plans a statement whose
     // bare LIMIT parameter changes, which would cost a parse per fetch.
     conn.prepare_cached(
@@ -74,22 +71,19 @@ pub(super) fn fetch_in(
     .and_then(|mut stmt| {
         stmt.query_map(
             (lock_token, lock_deadline(now, lock_for), now, limit),
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            QueueRow::read,
         )?
         .collect()
     })
     .map_err(db("locking activity work"))
 }
 
-fn locked_activity(
-    (queue_id, text, tries): RawActivity,
-    lock_token: &str,
-) -> Result<LockedActivity, StoreError> {
+fn locked_activity(row: QueueRow, lock_token: &str) -> Result<LockedActivity, StoreError> {
     Ok(LockedActivity {
-        queue_id,
+        queue_id: row.id,
         lock_token: lock_token.to_owned(),
-        attempts: attempts(tries)?,
-        work: decode(&text, &format!("activity work {queue_id}"))?,
+        attempts: attempts(row.attempts)?,
+        work: decode(&row.text, &format!("activity work {}", row.id))?,
     })
 }
 

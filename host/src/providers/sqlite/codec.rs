@@ -27,9 +27,6 @@ macro_rules! instance_columns {
 }
 pub(super) use instance_columns;
 
-/// Columns of `instances` that [`instance_from_row`] reads.
-pub(super) const INSTANCE_COLUMNS: &str = instance_columns!();
-
 /// Wraps an SQLite error with what the store was doing when it failed.
 pub(super) fn db(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |e| StoreError::Database(format!("{context}: {e}"))
@@ -78,12 +75,34 @@ pub(super) fn decode<T: DeserializeOwned>(text: &str, what: &str) -> Result<T, S
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
+/// A queue row (orchestrator or activity queue) as read, not yet decoded, so
+/// decoding happens after the commit and off the writer.
+pub(super) struct QueueRow {
+    /// Row id.
+    pub(super) id: i64,
+    /// The serialized message or work item.
+    pub(super) text: String,
+    /// Times the row has been fetched, this fetch included.
+    pub(super) attempts: i64,
+}
+
+impl QueueRow {
+    /// Reads the columns `id, message, attempts`, in that order.
+    pub(super) fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            text: row.get(1)?,
+            attempts: row.get(2)?,
+        })
+    }
+}
+
 /// A stored attempt counter.
 pub(super) fn attempts(value: i64) -> Result<u32, StoreError> {
     u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("attempts out of range: {value}")))
 }
 
-/// Reads a row selected with [`INSTANCE_COLUMNS`], in that column order.
+/// Reads a row selected with `instance_columns!()`, in that column order.
 pub(super) fn instance_from_row(row: &Row<'_>) -> Result<InstanceRecord, StoreError> {
     let col = |e: rusqlite::Error| StoreError::Corrupt(format!("instance row: {e}"));
     let status: String = row.get(3).map_err(col)?;

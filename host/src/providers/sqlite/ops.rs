@@ -10,8 +10,8 @@ use std::time::Duration;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::activity_queue::{self, ActivityLock, RawActivity};
-use super::codec::now_i64;
+use super::activity_queue::{self, ActivityLock};
+use super::codec::{QueueRow, now_i64};
 use super::orchestrator_queue::{self, LockedRows};
 use super::turn::{self, EncodedTurn};
 use crate::providers::{NewInstance, StoreError};
@@ -57,7 +57,7 @@ pub(super) enum Op {
         limit: i64,
         lock_for: Duration,
         lock_token: String,
-        reply: ReplyTo<Vec<RawActivity>>,
+        reply: ReplyTo<Vec<QueueRow>>,
     },
     /// [`activity_queue::complete`], completion already serialized.
     CompleteActivity {
@@ -99,97 +99,40 @@ impl Signals {
     };
 }
 
-/// A result waiting for its batch to commit before it may be delivered.
-pub(super) struct Held<T> {
-    reply: ReplyTo<T>,
-    result: Result<T, StoreError>,
-}
-
-impl<T> Held<T> {
-    /// The same reply channel, now carrying `error`.
-    fn fail(self, error: StoreError) -> Self {
-        Self {
-            reply: self.reply,
-            result: Err(error),
-        }
-    }
-
-    fn deliver(self) {
-        // The caller may have stopped waiting; the write stands regardless.
-        let _ = self.reply.send(self.result);
-    }
-}
-
-/// An executed op: its result, typed by what the caller awaits, and the
-/// signals to fire once the batch is durable.
+/// An executed op: what it produced and the caller's reply channel, held
+/// until the batch it ran in has committed.
 pub(super) struct Done {
-    result: HeldResult,
-    signals: Signals,
-}
-
-/// [`Held`] for each reply type an op can have.
-enum HeldResult {
-    Unit(Held<()>),
-    Orchestrations(Held<Vec<LockedRows>>),
-    Activities(Held<Vec<RawActivity>>),
+    reply: Reply,
+    output: Output,
 }
 
 impl Done {
-    /// The result of an op whose caller awaits nothing but success.
-    fn unit(reply: ReplyTo<()>, result: Result<Signals, StoreError>) -> Self {
-        let signals = result.as_ref().copied().unwrap_or(Signals::NONE);
-        Self {
-            result: HeldResult::Unit(Held {
-                reply,
-                result: result.map(|_| ()),
-            }),
-            signals,
-        }
-    }
-
-    /// The result of an op that wakes nobody.
-    fn quiet(result: HeldResult) -> Self {
-        Self {
-            result,
-            signals: Signals::NONE,
-        }
-    }
-
-    /// Whether the op succeeded, so its savepoint is kept.
+    /// Whether the op succeeded (a savepoint run keeps its writes).
     pub(super) fn is_ok(&self) -> bool {
-        match &self.result {
-            HeldResult::Unit(h) => h.result.is_ok(),
-            HeldResult::Orchestrations(h) => h.result.is_ok(),
-            HeldResult::Activities(h) => h.result.is_ok(),
-        }
+        self.output.error().is_none()
     }
 
     /// The signals to fire after the commit; none for a failed op.
     pub(super) fn signals(&self) -> Signals {
-        if self.is_ok() {
-            self.signals
-        } else {
-            Signals::NONE
+        match &self.output {
+            Output::Unit(Ok(signals)) => *signals,
+            _ => Signals::NONE,
         }
     }
 
     /// Replaces the result with `error`: the batch did not commit, so
     /// nothing this op wrote exists.
     pub(super) fn fail(self, error: StoreError) -> Self {
-        Self::quiet(match self.result {
-            HeldResult::Unit(h) => HeldResult::Unit(h.fail(error)),
-            HeldResult::Orchestrations(h) => HeldResult::Orchestrations(h.fail(error)),
-            HeldResult::Activities(h) => HeldResult::Activities(h.fail(error)),
-        })
+        let output = self.reply.error(error);
+        Self {
+            reply: self.reply,
+            output,
+        }
     }
 
     /// Hands the result to the caller.
     pub(super) fn deliver(self) {
-        match self.result {
-            HeldResult::Unit(h) => h.deliver(),
-            HeldResult::Orchestrations(h) => h.deliver(),
-            HeldResult::Activities(h) => h.deliver(),
-        }
+        self.reply.send(self.output);
     }
 }
 
@@ -204,12 +147,13 @@ impl Op {
 
     /// The fetch's answer when its queue has nothing to take.
     pub(super) fn nothing(self) -> Done {
-        match self.into_reply() {
-            Reply::Unit(reply) => {
-                Reply::Unit(reply).with(Err(StoreError::Database("not a fetch".into())))
-            }
-            fetch => fetch.with(Ok(())),
-        }
+        let reply = self.into_reply();
+        let output = match reply {
+            Reply::Orchestrations(_) => Output::Orchestrations(Ok(Vec::new())),
+            Reply::Activities(_) => Output::Activities(Ok(Vec::new())),
+            Reply::Unit(_) => Output::Unit(Err(StoreError::Database("not a fetch".into()))),
+        };
+        Done { reply, output }
     }
 
     /// Runs the op's body on `conn`, inside the batch transaction, leaving
@@ -273,17 +217,9 @@ impl Op {
 
     /// Pairs what [`Op::run`] produced with the caller's reply channel.
     pub(super) fn finish(self, output: Output) -> Done {
-        match (self.into_reply(), output) {
-            (Reply::Unit(reply), Output::Unit(result)) => Done::unit(reply, result),
-            (Reply::Orchestrations(reply), Output::Orchestrations(result)) => {
-                Done::quiet(HeldResult::Orchestrations(Held { reply, result }))
-            }
-            (Reply::Activities(reply), Output::Activities(result)) => {
-                Done::quiet(HeldResult::Activities(Held { reply, result }))
-            }
-            (reply, _) => reply.with(Err(StoreError::Database(
-                "an op produced a result of the wrong kind".into(),
-            ))),
+        Done {
+            reply: self.into_reply(),
+            output,
         }
     }
 
@@ -291,6 +227,14 @@ impl Op {
     pub(super) fn execute(self, conn: &Connection) -> Done {
         let output = self.run(conn);
         self.finish(output)
+    }
+
+    /// The op, not run, failed with `error` (its batch could not start or
+    /// was abandoned before reaching it).
+    pub(super) fn failed(self, error: StoreError) -> Done {
+        let reply = self.into_reply();
+        let output = reply.error(error);
+        Done { reply, output }
     }
 
     fn into_reply(self) -> Reply {
@@ -305,35 +249,45 @@ impl Op {
             Op::FetchActivities { reply, .. } => Reply::Activities(reply),
         }
     }
-
-    /// The op, not run, failed with `error` (its batch could not start or
-    /// was abandoned before reaching it).
-    pub(super) fn failed(self, error: StoreError) -> Done {
-        self.into_reply().with(Err(error))
-    }
 }
 
 /// An op's reply channel, by the type its caller awaits.
 enum Reply {
     Unit(ReplyTo<()>),
     Orchestrations(ReplyTo<Vec<LockedRows>>),
-    Activities(ReplyTo<Vec<RawActivity>>),
+    Activities(ReplyTo<Vec<QueueRow>>),
 }
 
 impl Reply {
-    /// This channel with an error, or with an empty result of its type.
-    fn with(self, result: Result<(), StoreError>) -> Done {
-        Done::quiet(match self {
-            Reply::Unit(reply) => HeldResult::Unit(Held { reply, result }),
-            Reply::Orchestrations(reply) => HeldResult::Orchestrations(Held {
-                reply,
-                result: result.map(|()| Vec::new()),
-            }),
-            Reply::Activities(reply) => HeldResult::Activities(Held {
-                reply,
-                result: result.map(|()| Vec::new()),
-            }),
-        })
+    /// An output of this channel's type, carrying `error`.
+    fn error(&self, error: StoreError) -> Output {
+        match self {
+            Reply::Unit(_) => Output::Unit(Err(error)),
+            Reply::Orchestrations(_) => Output::Orchestrations(Err(error)),
+            Reply::Activities(_) => Output::Activities(Err(error)),
+        }
+    }
+
+    /// Sends `output`. The caller may have stopped waiting; the write stands
+    /// regardless.
+    fn send(self, output: Output) {
+        match (self, output) {
+            (Reply::Unit(reply), Output::Unit(result)) => {
+                let _ = reply.send(result.map(|_| ()));
+            }
+            (Reply::Orchestrations(reply), Output::Orchestrations(result)) => {
+                let _ = reply.send(result);
+            }
+            (Reply::Activities(reply), Output::Activities(result)) => {
+                let _ = reply.send(result);
+            }
+            (reply, _) => {
+                let mismatch = reply.error(StoreError::Database(
+                    "an op produced a result of the wrong kind".into(),
+                ));
+                reply.send(mismatch);
+            }
+        }
     }
 }
 
@@ -345,22 +299,25 @@ pub(super) enum Output {
     /// Instances a fetch locked.
     Orchestrations(Result<Vec<LockedRows>, StoreError>),
     /// Activity work a fetch locked.
-    Activities(Result<Vec<RawActivity>, StoreError>),
+    Activities(Result<Vec<QueueRow>, StoreError>),
 }
 
 impl Output {
+    fn error(&self) -> Option<&StoreError> {
+        match self {
+            Output::Unit(r) => r.as_ref().err(),
+            Output::Orchestrations(r) => r.as_ref().err(),
+            Output::Activities(r) => r.as_ref().err(),
+        }
+    }
+
     /// Whether the op either succeeded or failed before writing anything, so
     /// the batch may go on without undoing it. Only the contract's expected
     /// refusals are checked before any write; any other error may have come
     /// halfway through the op.
     pub(super) fn is_clean(&self) -> bool {
-        let error = match self {
-            Output::Unit(r) => r.as_ref().err(),
-            Output::Orchestrations(r) => r.as_ref().err(),
-            Output::Activities(r) => r.as_ref().err(),
-        };
         matches!(
-            error,
+            self.error(),
             None | Some(
                 StoreError::InstanceExists(_)
                     | StoreError::InstanceNotFound(_)

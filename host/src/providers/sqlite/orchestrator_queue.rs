@@ -7,8 +7,8 @@ use rusqlite::Connection;
 
 use super::SqliteHistoryStore;
 use super::codec::{
-    attempts, db, decode, encode, instance_columns, instance_from_row, is_unique_violation,
-    lock_deadline, new_lock_token, to_i64,
+    QueueRow, attempts, db, decode, encode, instance_columns, instance_from_row,
+    is_unique_violation, lock_deadline, new_lock_token, to_i64,
 };
 use super::ops::{Op, Signals};
 use crate::history::OrchestratorMessage;
@@ -178,13 +178,13 @@ pub(super) struct LockedRows {
     /// The instance row, read as the lock was taken. An unreadable row still
     /// takes the lock, so the instance fails alone until the lock expires
     /// instead of being fetched again and again.
-    instance: Box<Result<InstanceRecord, StoreError>>,
-    /// Every visible message of the instance: `(id, text, attempts)`.
-    messages: Vec<(i64, String, i64)>,
+    instance: Result<InstanceRecord, StoreError>,
+    /// Every visible message of the instance.
+    messages: Vec<QueueRow>,
 }
 
-/// Locks up to `max` instances owning the oldest visible messages and takes
-/// all their visible messages. Each is decoded after the commit (and off the
+/// Locks up to `max` unlocked instances whose messages became visible
+/// earliest and takes all their visible messages. Each is decoded after the commit (and off the
 /// writer): a corrupt row then fails only its instance, which stays locked
 /// until expiry, instead of blocking every fetch.
 pub(super) async fn fetch(
@@ -211,16 +211,16 @@ pub(super) async fn fetch(
 }
 
 fn decode_work(rows: LockedRows, lock_token: &str) -> Result<OrchestrationWork, StoreError> {
-    let instance = (*rows.instance)?;
+    let instance = rows.instance?;
     let what = format!("queued message of '{}'", instance.instance_id);
     let mut messages = rows
         .messages
         .into_iter()
-        .map(|(id, text, tries)| {
+        .map(|row| {
             Ok(QueuedMessage {
-                id,
-                message: decode(&text, &what)?,
-                attempts: attempts(tries)?,
+                id: row.id,
+                message: decode(&row.text, &what)?,
+                attempts: attempts(row.attempts)?,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -257,15 +257,10 @@ pub(super) fn fetch_in(
             })
             .map_err(db("locking an instance"))?;
         let messages = take
-            .query_map((&id, now), |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            })
+            .query_map((&id, now), QueueRow::read)
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(db("taking orchestrator messages"))?;
-        locked.push(LockedRows {
-            instance: Box::new(instance),
-            messages,
-        });
+        locked.push(LockedRows { instance, messages });
     }
     Ok(locked)
 }

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::codec::{INSTANCE_COLUMNS, db, decode, instance_from_row, now_i64, to_i64, to_u64};
+use super::codec::{db, decode, instance_columns, instance_from_row, now_i64, to_i64, to_u64};
 use super::connect::Location;
 use crate::history::Event;
 use crate::providers::{InstanceRecord, StoreError};
@@ -63,6 +63,13 @@ impl ReadPool {
     }
 }
 
+/// An instance's row by id.
+const READ_INSTANCE: &str = concat!(
+    "SELECT ",
+    instance_columns!(),
+    " FROM instances WHERE instance_id = ?1"
+);
+
 /// The instance's row, if any.
 pub(super) async fn instance(
     pool: &ReadPool,
@@ -70,8 +77,9 @@ pub(super) async fn instance(
 ) -> Result<Option<InstanceRecord>, StoreError> {
     let instance_id = instance_id.to_owned();
     pool.run(move |conn| {
-        let sql = format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id = ?1");
-        let mut stmt = conn.prepare_cached(&sql).map_err(db("reading instance"))?;
+        let mut stmt = conn
+            .prepare_cached(READ_INSTANCE)
+            .map_err(db("reading instance"))?;
         let mut rows = stmt.query([&instance_id]).map_err(db("reading instance"))?;
         match rows.next().map_err(db("reading instance"))? {
             Some(row) => instance_from_row(row).map(Some),
