@@ -7,8 +7,8 @@ use std::time::Duration;
 use duroxide::history::{ActivityWork, Event, OrchestratorMessage};
 use duroxide::providers::sqlite::{Durability, SqliteHistoryStore, SqliteOptions};
 use duroxide::providers::{
-    HistoryStore, InstanceStatus, NewInstance, OrchestrationWork, OutgoingMessage, StoreError,
-    TurnCommit, now_ms,
+    HistoryStore, InstanceStatus, NewInstance, OrchestrationWork, OutgoingMessage, QueuedMessage,
+    StoreError, TurnCommit, now_ms,
 };
 use tempfile::TempDir;
 
@@ -780,7 +780,9 @@ async fn a_batch_fetch_locks_distinct_instances_oldest_first() -> TestResult {
         .enqueue_message("a", external_event("go"), now - 5)
         .await?;
 
-    let first = store.fetch_orchestration_batch(2, LONG_LOCK).await?;
+    let first = store
+        .fetch_orchestration_batch(2, LONG_LOCK, Duration::ZERO)
+        .await?;
     let ids: Vec<&str> = first
         .iter()
         .map(|w| w.instance.instance_id.as_str())
@@ -789,7 +791,9 @@ async fn a_batch_fetch_locks_distinct_instances_oldest_first() -> TestResult {
     assert_eq!(first[0].messages.len(), 2, "every visible message of 'a'");
     assert!(first[0].messages[0].id < first[0].messages[1].id);
 
-    let rest = store.fetch_orchestration_batch(10, LONG_LOCK).await?;
+    let rest = store
+        .fetch_orchestration_batch(10, LONG_LOCK, Duration::ZERO)
+        .await?;
     let ids: Vec<&str> = rest
         .iter()
         .map(|w| w.instance.instance_id.as_str())
@@ -797,7 +801,7 @@ async fn a_batch_fetch_locks_distinct_instances_oldest_first() -> TestResult {
     assert_eq!(ids, ["c"], "locked and future instances are skipped");
     assert!(
         store
-            .fetch_orchestration_batch(10, LONG_LOCK)
+            .fetch_orchestration_batch(10, LONG_LOCK, Duration::ZERO)
             .await?
             .is_empty()
     );
@@ -805,7 +809,7 @@ async fn a_batch_fetch_locks_distinct_instances_oldest_first() -> TestResult {
     store.commit_turn(empty_commit(&first[0])).await?;
     assert!(
         store
-            .fetch_orchestration_batch(10, LONG_LOCK)
+            .fetch_orchestration_batch(10, LONG_LOCK, Duration::ZERO)
             .await?
             .is_empty(),
         "a committed turn consumed its messages"
@@ -845,7 +849,9 @@ async fn opens_a_file_whose_schema_earlier_releases_tracked_elsewhere() -> TestR
         .await?
         .ok_or("the old instance is gone")?;
     assert_eq!(old.status, InstanceStatus::Running);
-    let queued = store.fetch_orchestration_batch(10, LONG_LOCK).await?;
+    let queued = store
+        .fetch_orchestration_batch(10, LONG_LOCK, Duration::ZERO)
+        .await?;
     assert_eq!(
         queued.len(),
         1,
@@ -892,12 +898,104 @@ async fn a_write_failing_partway_is_undone_alone() -> TestResult {
     let record = store.instance("a").await?.ok_or("instance missing")?;
     assert_eq!(record.history_len, 1);
     // The lock is still held: the failed commit did not release it.
-    let others = store.fetch_orchestration_batch(10, LONG_LOCK).await?;
+    let others = store
+        .fetch_orchestration_batch(10, LONG_LOCK, Duration::ZERO)
+        .await?;
     assert!(others.iter().all(|w| w.instance.instance_id != "a"));
     // And the message is still there for a correct commit to consume.
     let mut retry = empty_commit(&second);
     retry.new_events = vec![started_event()];
     store.commit_turn(retry).await?;
     assert_eq!(store.read_history("a", 1).await?.len(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_fetch_with_lookahead_locks_work_due_soon_until_past_its_time() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = open(&dir).await?;
+    let soon = now_ms() + 2_000;
+    let later = now_ms() + 20_000;
+    store.create_instance(new_instance("soon", soon)).await?;
+    store.create_instance(new_instance("later", later)).await?;
+    let lookahead = Duration::from_secs(10);
+
+    assert!(
+        store
+            .fetch_orchestration_batch(10, LONG_LOCK, Duration::ZERO)
+            .await?
+            .is_empty(),
+        "nothing is visible yet"
+    );
+    assert_eq!(store.next_wake_at_ms().await?, Some(soon));
+    let works = store
+        .fetch_orchestration_batch(10, LONG_LOCK, lookahead)
+        .await?;
+    let [work] = works.as_slice() else {
+        return Err(format!("expected only 'soon', got {works:?}").into());
+    };
+    assert_eq!(work.instance.instance_id, "soon");
+    assert_eq!(work.ready_at_ms, soon);
+    assert!(matches!(
+        work.messages.as_slice(),
+        [QueuedMessage {
+            message: OrchestratorMessage::StartOrchestration { .. },
+            ..
+        }]
+    ));
+
+    // Locked from its ready time on, not from the fetch: an idle dispatcher
+    // next wakes for 'later', not for 'soon' again.
+    assert!(
+        store
+            .fetch_orchestration_batch(10, LONG_LOCK, lookahead)
+            .await?
+            .is_empty()
+    );
+    assert_eq!(store.next_wake_at_ms().await?, Some(later));
+    let lock_lasts = soon + LONG_LOCK.as_millis() as u64;
+    store
+        .commit_turn(empty_commit(work))
+        .await
+        .map_err(|e| format!("the lock must hold until {lock_lasts}: {e}"))?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_lookahead_fetch_takes_only_messages_due_by_the_turn() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = open(&dir).await?;
+    store.create_instance(new_instance("a", now_ms())).await?;
+    let fetched = fetch(&store, LONG_LOCK).await?;
+    let first = now_ms() + 1_000;
+    let second = first + 2_000;
+    let mut commit = empty_commit(&fetched);
+    commit.messages = [(1, first), (2, second)]
+        .into_iter()
+        .map(|(id, visible_at_ms)| OutgoingMessage {
+            instance_id: "a".to_owned(),
+            message: OrchestratorMessage::TimerFired {
+                execution_id: 1,
+                id,
+            },
+            visible_at_ms,
+        })
+        .collect();
+    store.commit_turn(commit).await?;
+
+    let works = store
+        .fetch_orchestration_batch(10, LONG_LOCK, Duration::from_secs(10))
+        .await?;
+    let [work] = works.as_slice() else {
+        return Err(format!("expected instance 'a', got {works:?}").into());
+    };
+    assert_eq!(work.ready_at_ms, first);
+    assert!(matches!(
+        work.messages.as_slice(),
+        [QueuedMessage {
+            message: OrchestratorMessage::TimerFired { id: 1, .. },
+            ..
+        }]
+    ));
     Ok(())
 }

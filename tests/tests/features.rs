@@ -74,6 +74,47 @@ scenario!(durable_timer, |cache| async move {
     Ok(())
 });
 
+scenario!(
+    timers_due_together_fire_on_time_not_early,
+    |cache| async move {
+        // Turns of timers about to fire are fetched ahead of time; each must
+        // still wait until its timer is due.
+        let h = Harness::start(cache, &[guests::SCENARIOS]).await?;
+        let ids: Vec<String> = (0..40).map(|i| format!("timer-{i}")).collect();
+        for id in &ids {
+            h.client
+                .start_orchestration(id, "TimerThenActivity", "250", None)
+                .await?;
+        }
+        for id in &ids {
+            let status = h.client.wait_for_completion(id, Some(WAIT_MS)).await?;
+            assert_eq!(completed(status)?, "WAITED TRUE");
+            let history = h.history(id).await?;
+            let fire_at = history.iter().find_map(|e| match e {
+                Event::TimerCreated { fire_at_ms, .. } => Some(*fire_at_ms),
+                _ => None,
+            });
+            let fired_turn = history
+                .iter()
+                .scan(0, |turn_at, e| {
+                    if let Event::TurnStarted { at_ms } = e {
+                        *turn_at = *at_ms;
+                    }
+                    Some((*turn_at, e))
+                })
+                .find_map(|(turn_at, e)| matches!(e, Event::TimerFired { .. }).then_some(turn_at));
+            let (Some(fire_at), Some(fired_turn)) = (fire_at, fired_turn) else {
+                anyhow::bail!("no timer in the history of {id}: {history:?}");
+            };
+            assert!(
+                fired_turn >= fire_at,
+                "{id}: the timer due at {fire_at} fired in a turn that started at {fired_turn}"
+            );
+        }
+        Ok(())
+    }
+);
+
 scenario!(external_events_are_buffered, |cache| async move {
     let h = Harness::start(cache, &[guests::SCENARIOS]).await?;
     h.client

@@ -152,8 +152,13 @@ pub struct OrchestrationWork {
     pub instance: InstanceRecord,
     /// Proof of the lock; the commit must present it.
     pub lock_token: String,
-    /// Visible messages in arrival order.
+    /// The messages the turn takes, in arrival order: every message visible
+    /// at `ready_at_ms`.
     pub messages: Vec<QueuedMessage>,
+    /// When the turn may start, ms since the Unix epoch: the fetch time, or
+    /// later for work locked ahead of its time (see
+    /// [`HistoryStore::fetch_orchestration_batch`]).
+    pub ready_at_ms: u64,
 }
 
 /// A message for some instance's orchestrator queue, produced by a turn.
@@ -261,11 +266,20 @@ pub trait HistoryStore: Send + Sync + 'static {
     /// first, each with all its visible messages, as
     /// [`HistoryStore::fetch_orchestration_work`] does for one. A dispatcher
     /// running many turns at once fills its free slots with one call.
+    ///
+    /// A store may also lock instances whose earliest message becomes visible
+    /// within `lookahead` (a timer about to fire), so a burst of them is
+    /// fetched before it is due and each turn starts on time. Such work has
+    /// `ready_at_ms` in the future and takes the messages visible by then;
+    /// its lock lasts `lock_for` past that time. The default locks only
+    /// visible work.
     async fn fetch_orchestration_batch(
         &self,
         max: usize,
         lock_for: Duration,
+        lookahead: Duration,
     ) -> Result<Vec<OrchestrationWork>, StoreError> {
+        let _ = lookahead;
         if max == 0 {
             return Ok(Vec::new());
         }

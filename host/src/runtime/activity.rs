@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tracing::Instrument;
 
@@ -22,7 +23,7 @@ const FETCH_BATCH: usize = 128;
 pub(crate) async fn run(shared: Arc<Shared>) {
     let signal = shared.store.activity_signal();
     let mut shutdown = shared.shutdown.clone();
-    let mut idle = Idle::new(shared.options.max_poll_interval);
+    let mut idle = Idle::new(shared.options.max_poll_interval, Duration::ZERO);
     let mut slots = Slots::new(shared.options.activity_concurrency);
     // Items being worked on, so those abandoned at shutdown can be released.
     let inflight: Arc<Mutex<HashMap<i64, LockedActivity>>> = Arc::default();

@@ -11,6 +11,7 @@ use super::fault::GuestFault;
 use super::replay::{Replay, TurnOutput};
 use crate::history::OrchestratorMessage;
 use crate::sandbox::instance::{call_orchestration, describe_failure, orchestration_store};
+use crate::sandbox::state::GuestState;
 use crate::sandbox::{LoadedComponent, SandboxLimits};
 
 /// The messages of one turn.
@@ -26,7 +27,19 @@ pub(crate) enum TurnReport {
     /// The guest is waiting for more messages.
     Parked(TurnOutput),
     /// The execution ended (completed or failed); the output holds the terminal event.
-    Finished(TurnOutput),
+    Finished(TurnOutput, SpentSandbox),
+}
+
+/// The sandbox of an execution that ended. Freeing it unmaps the guest's
+/// memory, which costs more than a cached turn, so the dispatcher frees it
+/// after the turn commits rather than while other turns wait to start.
+pub(crate) struct SpentSandbox(wasmtime::Store<GuestState>);
+
+impl SpentSandbox {
+    /// Unmaps the guest's memory.
+    pub(crate) fn free(self) {
+        drop(self.0);
+    }
 }
 
 /// The guest's side of the channel pair: hands a finished turn to the
@@ -132,7 +145,7 @@ impl Execution {
 /// The execution task: call the guest's entry point and report how it ended.
 async fn run_guest(
     spec: ExecutionSpec,
-    mut store: wasmtime::Store<crate::sandbox::state::GuestState>,
+    mut store: wasmtime::Store<GuestState>,
     reports: mpsc::Sender<TurnReport>,
 ) {
     let result = call_orchestration(
@@ -166,7 +179,8 @@ async fn run_guest(
         // Ending diverged from history, or the output was too large.
         let _ = replay.fail(fault.to_string(), false);
     }
+    let output = replay.take_turn_output();
     let _ = reports
-        .send(TurnReport::Finished(replay.take_turn_output()))
+        .send(TurnReport::Finished(output, SpentSandbox(store)))
         .await;
 }

@@ -15,14 +15,17 @@ const MIN_POLL: Duration = Duration::from_millis(5);
 pub(crate) struct Idle {
     backoff: Duration,
     max: Duration,
+    lead: Duration,
 }
 
 impl Idle {
-    /// Polls that back off up to `max`.
-    pub(crate) fn new(max: Duration) -> Self {
+    /// Polls that back off up to `max`, waking `lead` before the store's
+    /// next wake-up time (for a dispatcher that fetches work ahead of time).
+    pub(crate) fn new(max: Duration, lead: Duration) -> Self {
         Self {
             backoff: MIN_POLL,
             max: max.max(MIN_POLL),
+            lead,
         }
     }
 
@@ -31,8 +34,8 @@ impl Idle {
         self.backoff = MIN_POLL;
     }
 
-    /// Sleep until `signal`, the store's next wake-up time, the backoff
-    /// interval, or shutdown, whichever comes first.
+    /// Sleep until `signal`, the lead before the store's next wake-up time,
+    /// the backoff interval, or shutdown, whichever comes first.
     pub(crate) async fn wait(
         &mut self,
         store: &dyn HistoryStore,
@@ -41,7 +44,8 @@ impl Idle {
     ) {
         let mut sleep = self.backoff;
         if let Ok(Some(at)) = store.next_wake_at_ms().await {
-            sleep = sleep.min(Duration::from_millis(at.saturating_sub(now_ms())));
+            let until = Duration::from_millis(at.saturating_sub(now_ms()));
+            sleep = sleep.min(until.saturating_sub(self.lead));
         }
         tokio::select! {
             _ = signal.notified() => self.reset(),

@@ -93,7 +93,7 @@ impl Default for RuntimeOptions {
             execution_cache: true,
             cache_capacity: 4096,
             cache_max_bytes: 2 << 30,
-            orchestration_workers: 256,
+            orchestration_workers: 1024,
             activity_concurrency: 256,
             orchestration_lock: Duration::from_secs(30),
             activity_lock: Duration::from_secs(300),

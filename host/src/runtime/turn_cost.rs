@@ -107,7 +107,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 fn parked_events(report: TurnReport) -> Result<Vec<Event>, String> {
     match report {
         TurnReport::Parked(output) => Ok(output.new_events),
-        TurnReport::Finished(output) => Err(format!(
+        TurnReport::Finished(output, _) => Err(format!(
             "the orchestration ended during the measurement: {:?}",
             output.status
         )),

@@ -81,7 +81,7 @@ pub async fn verify_replay(
         .await
         .map_err(|e| ReplayMismatch::Sandbox(e.to_string()))?;
     let produced = match report {
-        TurnReport::Parked(output) | TurnReport::Finished(output) => output.new_events,
+        TurnReport::Parked(output) | TurnReport::Finished(output, _) => output.new_events,
     };
     // A failure or cancellation was recorded by the host, not decided by the
     // code: the replay must reach it again (failure) or stop before it.

@@ -5,7 +5,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use super::SqliteHistoryStore;
-use super::codec::{QueueRow, attempts, db, decode, encode, lock_deadline, new_lock_token};
+use super::codec::{QueueRow, attempts, db, decode, encode, new_lock_token, plus};
 use super::ops::{Op, Signals};
 use super::orchestrator_queue::insert_message;
 use crate::history::OrchestratorMessage;
@@ -70,7 +70,7 @@ pub(super) fn fetch_in(
     )
     .and_then(|mut stmt| {
         stmt.query_map(
-            (lock_token, lock_deadline(now, lock_for), now, limit),
+            (lock_token, plus(now, lock_for), now, limit),
             QueueRow::read,
         )?
         .collect()

@@ -58,10 +58,10 @@ pub(super) fn now_i64() -> Result<i64, StoreError> {
     to_i64(now_ms(), "current time")
 }
 
-/// The deadline of a lock taken at `now`. Saturates: an absurdly long lock
-/// simply never expires.
-pub(super) fn lock_deadline(now: i64, lock_for: Duration) -> i64 {
-    now.saturating_add(i64::try_from(lock_for.as_millis()).unwrap_or(i64::MAX))
+/// The stored time `span` after `at` (a lock's deadline, a lookahead's end).
+/// Saturates: an absurdly long lock simply never expires.
+pub(super) fn plus(at: i64, span: Duration) -> i64 {
+    at.saturating_add(i64::try_from(span.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Serializes an event or message for a TEXT column.

@@ -156,7 +156,7 @@ impl HistoryStore for SqliteHistoryStore {
         &self,
         lock_for: Duration,
     ) -> Result<Option<OrchestrationWork>, StoreError> {
-        orchestrator_queue::fetch(self, 1, lock_for)
+        orchestrator_queue::fetch(self, 1, lock_for, Duration::ZERO)
             .await?
             .pop()
             .transpose()
@@ -166,8 +166,9 @@ impl HistoryStore for SqliteHistoryStore {
         &self,
         max: usize,
         lock_for: Duration,
+        lookahead: Duration,
     ) -> Result<Vec<OrchestrationWork>, StoreError> {
-        let fetched = orchestrator_queue::fetch(self, max, lock_for).await?;
+        let fetched = orchestrator_queue::fetch(self, max, lock_for, lookahead).await?;
         Ok(fetched
             .into_iter()
             .filter_map(|work| {

@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::activity_queue::{self, ActivityLock};
-use super::codec::{QueueRow, now_i64};
+use super::codec::{QueueRow, now_i64, plus};
 use super::orchestrator_queue::{self, LockedRows};
 use super::turn::{self, EncodedTurn};
 use crate::providers::{NewInstance, StoreError};
@@ -37,6 +37,7 @@ pub(super) enum Op {
     FetchOrchestrations {
         max: usize,
         lock_for: Duration,
+        lookahead: Duration,
         lock_token: String,
         reply: ReplyTo<Vec<LockedRows>>,
     },
@@ -183,10 +184,11 @@ impl Op {
             Op::FetchOrchestrations {
                 max,
                 lock_for,
+                lookahead,
                 lock_token,
                 ..
             } => Output::Orchestrations(orchestrator_queue::fetch_in(
-                conn, *max, *lock_for, lock_token, now,
+                conn, *max, *lock_for, *lookahead, lock_token, now,
             )),
             Op::CommitTurn { turn, .. } => Output::Unit(turn::commit_turn_in(conn, turn, now)),
             Op::ReleaseOrchestration {
@@ -327,10 +329,12 @@ impl Output {
     }
 }
 
-/// Which queues have work a fetch could take now, read outside any
+/// Which queues have work a fetch could take, read outside any
 /// transaction.
 pub(super) struct Peek {
-    orchestrations: bool,
+    now: i64,
+    /// When the earliest message of an unlocked instance becomes visible.
+    orchestrations: Option<i64>,
     activities: bool,
 }
 
@@ -339,7 +343,8 @@ impl Peek {
     pub(super) fn take(conn: &Connection) -> Result<Self, StoreError> {
         let now = now_i64()?;
         Ok(Self {
-            orchestrations: orchestrator_queue::any_available(conn, now)?,
+            now,
+            orchestrations: orchestrator_queue::earliest_ready(conn, now)?,
             activities: activity_queue::any_available(conn, now)?,
         })
     }
@@ -347,7 +352,9 @@ impl Peek {
     /// Whether `op` is a fetch that would find nothing.
     pub(super) fn finds_nothing(&self, op: &Op) -> bool {
         match op {
-            Op::FetchOrchestrations { .. } => !self.orchestrations,
+            Op::FetchOrchestrations { lookahead, .. } => self
+                .orchestrations
+                .is_none_or(|at| at > plus(self.now, *lookahead)),
             Op::FetchActivities { .. } => !self.activities,
             _ => false,
         }

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use super::SqliteHistoryStore;
 use super::codec::{
     QueueRow, attempts, db, decode, encode, instance_columns, instance_from_row,
-    is_unique_violation, lock_deadline, new_lock_token, to_i64,
+    is_unique_violation, new_lock_token, plus, to_i64, to_u64,
 };
 use super::ops::{Op, Signals};
 use crate::history::OrchestratorMessage;
@@ -16,12 +16,19 @@ use crate::providers::{
     InstanceRecord, InstanceStatus, NewInstance, OrchestrationWork, QueuedMessage, StoreError,
 };
 
-/// Unlocked instances with visible messages (`?1` is now), the earliest
-/// visible first, at most `?2`. Walks `instances_by_next_visible`, which only
-/// instances with queued messages are in.
-const CANDIDATES: &str = "SELECT instance_id FROM instances
-     WHERE next_visible_at <= ?1 AND (locked_until IS NULL OR locked_until <= ?1)
+/// Unlocked instances (at `?3`, now) whose earliest message is visible by
+/// `?1` (now plus the lookahead), the earliest first, at most `?2`, with that
+/// time. Walks `instances_by_next_visible`, which only instances with queued
+/// messages are in.
+const CANDIDATES: &str = "SELECT instance_id, next_visible_at FROM instances
+     WHERE next_visible_at <= ?1 AND (locked_until IS NULL OR locked_until <= ?3)
      ORDER BY next_visible_at LIMIT ?2 + 0";
+
+/// The earliest time a message of an unlocked instance (at `?1`) becomes
+/// visible, through the same index.
+const EARLIEST_READY: &str = "SELECT next_visible_at FROM instances
+     WHERE next_visible_at IS NOT NULL AND (locked_until IS NULL OR locked_until <= ?1)
+     ORDER BY next_visible_at LIMIT 1";
 
 /// Locks one instance: `?1` instance, `?2` lock token, `?3` lock deadline.
 const LOCK_INSTANCE: &str = concat!(
@@ -29,7 +36,8 @@ const LOCK_INSTANCE: &str = concat!(
     instance_columns!()
 );
 
-/// Takes an instance's visible messages: `?1` instance, `?2` now.
+/// Takes an instance's messages visible by its turn's start: `?1` instance,
+/// `?2` that time.
 const TAKE_MESSAGES: &str = "UPDATE orchestrator_queue SET attempts = attempts + 1
      WHERE instance_id = ?1 AND visible_at <= ?2 RETURNING id, message, attempts";
 
@@ -166,10 +174,11 @@ pub(super) fn enqueue_message_in(
     Ok(Signals::ORCHESTRATOR)
 }
 
-/// Whether any instance has a visible message and no live lock (`now`).
-pub(super) fn any_available(conn: &Connection, now: i64) -> Result<bool, StoreError> {
-    conn.prepare_cached(CANDIDATES)
-        .and_then(|mut stmt| stmt.exists([now, 1]))
+/// When the earliest message of an unlocked instance (at `now`) becomes
+/// visible, if any instance has one.
+pub(super) fn earliest_ready(conn: &Connection, now: i64) -> Result<Option<i64>, StoreError> {
+    conn.prepare_cached(EARLIEST_READY)
+        .and_then(|mut stmt| stmt.query_row([now], |row| row.get(0)).optional())
         .map_err(db("looking for orchestration work"))
 }
 
@@ -179,18 +188,22 @@ pub(super) struct LockedRows {
     /// takes the lock, so the instance fails alone until the lock expires
     /// instead of being fetched again and again.
     instance: Result<InstanceRecord, StoreError>,
-    /// Every visible message of the instance.
+    /// Every message of the instance visible at `ready_at`.
     messages: Vec<QueueRow>,
+    /// When the turn may start.
+    ready_at: i64,
 }
 
-/// Locks up to `max` unlocked instances whose messages became visible
-/// earliest and takes all their visible messages. Each is decoded after the commit (and off the
-/// writer): a corrupt row then fails only its instance, which stays locked
-/// until expiry, instead of blocking every fetch.
+/// Locks up to `max` unlocked instances whose messages become visible
+/// earliest, within `lookahead`, and takes the messages visible when each
+/// turn may start. Each is decoded after the commit (and off the writer): a
+/// corrupt row then fails only its instance, which stays locked until
+/// expiry, instead of blocking every fetch.
 pub(super) async fn fetch(
     store: &SqliteHistoryStore,
     max: usize,
     lock_for: Duration,
+    lookahead: Duration,
 ) -> Result<Vec<Result<OrchestrationWork, StoreError>>, StoreError> {
     if max == 0 {
         return Ok(Vec::new());
@@ -200,6 +213,7 @@ pub(super) async fn fetch(
         .write(|reply| Op::FetchOrchestrations {
             max,
             lock_for,
+            lookahead,
             lock_token: lock_token.clone(),
             reply,
         })
@@ -230,6 +244,7 @@ fn decode_work(rows: LockedRows, lock_token: &str) -> Result<OrchestrationWork, 
         instance,
         lock_token: lock_token.to_owned(),
         messages,
+        ready_at_ms: to_u64(rows.ready_at, "ready time")?,
     })
 }
 
@@ -238,40 +253,51 @@ pub(super) fn fetch_in(
     conn: &Connection,
     max: usize,
     lock_for: Duration,
+    lookahead: Duration,
     lock_token: &str,
     now: i64,
 ) -> Result<Vec<LockedRows>, StoreError> {
-    let ids = candidates(conn, max, now)?;
-    let deadline = lock_deadline(now, lock_for);
+    let candidates = candidates(conn, max, now, plus(now, lookahead))?;
     let mut lock = conn
         .prepare_cached(LOCK_INSTANCE)
         .map_err(db("locking an instance"))?;
     let mut take = conn
         .prepare_cached(TAKE_MESSAGES)
         .map_err(db("taking orchestrator messages"))?;
-    let mut locked = Vec::with_capacity(ids.len());
-    for id in ids {
+    let mut locked = Vec::with_capacity(candidates.len());
+    for (id, next_visible) in candidates {
+        let ready_at = next_visible.max(now);
         let instance = lock
-            .query_row((&id, lock_token, deadline), |row| {
+            .query_row((&id, lock_token, plus(ready_at, lock_for)), |row| {
                 Ok(instance_from_row(row))
             })
             .map_err(db("locking an instance"))?;
         let messages = take
-            .query_map((&id, now), QueueRow::read)
+            .query_map((&id, ready_at), QueueRow::read)
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(db("taking orchestrator messages"))?;
-        locked.push(LockedRows { instance, messages });
+        locked.push(LockedRows {
+            instance,
+            messages,
+            ready_at,
+        });
     }
     Ok(locked)
 }
 
-/// Up to `max` unlocked instances with visible messages, earliest first.
-fn candidates(conn: &Connection, max: usize, now: i64) -> Result<Vec<String>, StoreError> {
+/// Up to `max` instances unlocked at `now` whose earliest message is visible
+/// by `by`, earliest first, with that time.
+fn candidates(
+    conn: &Connection,
+    max: usize,
+    now: i64,
+    by: i64,
+) -> Result<Vec<(String, i64)>, StoreError> {
     let max = i64::try_from(max).unwrap_or(i64::MAX);
     conn.prepare_cached(CANDIDATES)
         .and_then(|mut stmt| {
-            stmt.query_map((now, max), |row| row.get(0))?
-                .collect::<Result<Vec<String>, _>>()
+            stmt.query_map((by, max, now), |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()
         })
         .map_err(db("looking for orchestration work"))
 }

@@ -121,16 +121,21 @@ pub(super) async fn history(
     .await
 }
 
-/// The earliest future moment at which a queued item becomes visible or a lock
-/// expires. Each branch is an indexed MIN, so an idle poll stays cheap however
-/// many instances exist.
+/// The earliest future moment at which a queued activity or a message of an
+/// unlocked instance becomes visible, or a lock expires. (A locked instance's
+/// later messages wait for its commit, which signals the dispatcher.) Each
+/// branch is one indexed lookup, so an idle poll stays cheap however many
+/// instances exist.
 pub(super) async fn next_wake_at_ms(pool: &ReadPool) -> Result<Option<u64>, StoreError> {
     let now = now_i64()?;
     pool.run(move |conn| {
         let at: Option<i64> = conn
             .prepare_cached(
                 "SELECT MIN(t) FROM (
-                     SELECT MIN(visible_at) AS t FROM orchestrator_queue WHERE visible_at > ?1
+                     SELECT next_visible_at AS t FROM (
+                         SELECT next_visible_at FROM instances
+                         WHERE next_visible_at > ?1 AND (locked_until IS NULL OR locked_until <= ?1)
+                         ORDER BY next_visible_at LIMIT 1)
                      UNION ALL SELECT MIN(visible_at) FROM activity_queue WHERE visible_at > ?1
                      UNION ALL SELECT MIN(locked_until) FROM activity_queue WHERE locked_until > ?1
                      UNION ALL SELECT MIN(locked_until) FROM instances WHERE locked_until > ?1

@@ -36,9 +36,10 @@ const ENQUEUE_ACTIVITY: &str =
 
 /// Updates the instance and releases its lock, last, so the lock guards every
 /// earlier write. Returns a row only if the lock was held, telling whether
-/// messages the turn did not consume (arrived during it, or sent to itself)
-/// are visible now. The `next_visible_at` subquery names the row rather than
-/// `?1`: a bound parameter there makes SQLite re-plan the statement each run.
+/// the instance still has queued messages (arrived during the turn, sent to
+/// itself, or due later). The `next_visible_at` subquery names the row rather
+/// than `?1`: a bound parameter there makes SQLite re-plan the statement each
+/// run.
 const FINISH_TURN: &str = "UPDATE instances SET status = ?4, output = ?5,
          orchestration_version = COALESCE(?6, orchestration_version),
          execution_id = ?7, history_len = ?8, updated_at = ?3,
@@ -47,8 +48,7 @@ const FINISH_TURN: &str = "UPDATE instances SET status = ?4, output = ?5,
                             WHERE q.instance_id = instances.instance_id),
          lock_token = NULL, locked_until = NULL
      WHERE instance_id = ?1 AND lock_token = ?2 AND locked_until > ?3
-     RETURNING EXISTS (SELECT 1 FROM orchestrator_queue
-                       WHERE instance_id = ?1 AND visible_at <= ?3) AS leftover";
+     RETURNING next_visible_at IS NOT NULL AS pending";
 
 /// A turn with its lists already serialized, so the shared writer spends its
 /// time on SQL only.
@@ -178,9 +178,8 @@ pub(super) fn commit_turn_in(
         }
     }
     let custom_status = c.custom_status.as_ref().and_then(Option::as_deref);
-    // `None` when the lock was lost; else whether messages the turn did not
-    // consume (arrived during it, or sent to itself) are visible now.
-    let leftover: Option<bool> = conn
+    // `None` when the lock was lost; else whether messages are left.
+    let pending: Option<bool> = conn
         .prepare_cached(FINISH_TURN)
         .and_then(|mut stmt| {
             stmt.query_row(
@@ -204,18 +203,19 @@ pub(super) fn commit_turn_in(
     // The lock was checked first and nobody else writes during the batch, so
     // this cannot happen; if it does, it is not a clean refusal, since the
     // turn's rows are written already.
-    let Some(leftover) = leftover else {
+    let Some(pending) = pending else {
         return Err(StoreError::Database(format!(
             "the lock on instance '{}' vanished during its commit",
             c.instance_id
         )));
     };
 
-    // Messages that arrived during the turn become fetchable as the lock goes;
-    // a dispatcher that found the instance locked must hear about them. Future
-    // messages wake dispatchers too, so they shorten their sleep.
+    // Messages left behind become fetchable as the lock goes; an idle
+    // dispatcher did not count them while the instance was locked (see
+    // `next_wake_at_ms`) and must hear about them, future ones included, so
+    // it shortens its sleep.
     Ok(Signals {
-        orchestrator: leftover || !t.messages.is_empty() || !c.new_instances.is_empty(),
+        orchestrator: pending || !t.messages.is_empty() || !c.new_instances.is_empty(),
         activity: !t.activities.is_empty(),
     })
 }
