@@ -11,8 +11,14 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Activity sandboxes the pooled engine holds at once.
 const ACTIVITY_POOL: u32 = 256;
 
-/// Bytes of each pooled memory, table and stack reset in place on reuse.
+/// Bytes of each pooled table and stack reset in place on reuse.
 const KEEP_RESIDENT: usize = 256 << 10;
+
+/// Bytes of each pooled linear memory reset in place on reuse. Small: the
+/// kernel reports every page a memory ever held as written, so the reset
+/// rewrites this much on each reuse however little the guest touched, while
+/// a short activity touches only a few pages.
+const KEEP_MEMORY_RESIDENT: usize = 16 << 10;
 
 static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
 static POOLED_ACTIVITY_ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
@@ -61,9 +67,9 @@ fn build_engine(pooled: bool) -> Result<Engine, String> {
             .total_tables(ACTIVITY_POOL * 4)
             .total_stacks(ACTIVITY_POOL)
             // Reset a returned sandbox's first pages by writing them rather
-            // than asking the kernel (a short activity touches little more),
-            // and return the rest to the kernel in batches.
-            .linear_memory_keep_resident(KEEP_RESIDENT)
+            // than asking the kernel, and return the rest to the kernel in
+            // batches.
+            .linear_memory_keep_resident(KEEP_MEMORY_RESIDENT)
             .table_keep_resident(KEEP_RESIDENT)
             .async_stack_keep_resident(KEEP_RESIDENT)
             .decommit_batch_size(32);
