@@ -30,7 +30,7 @@ pub use fault::GuestFault;
 use registry::Registry;
 pub use registry::{ActivityFuture, NativeActivity};
 #[doc(hidden)]
-pub use turn_cost::{TurnCost, measure_turn_cost};
+pub use turn_cost::{TurnCost, measure_activity_cost, measure_turn_cost};
 pub use verify::{ReplayMismatch, verify_replay};
 
 /// Errors of the runtime API.

@@ -1,5 +1,5 @@
 //! Measures the host's cost of one orchestration turn, from the cache and by
-//! cold replay, for the benchmark suite.
+//! cold replay, and of one activity call, for the benchmark suite.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,6 +8,7 @@ use super::execution::{Execution, ExecutionSpec, TurnInput, TurnReport};
 use super::replay::Replay;
 use crate::history::{Event, OrchestratorMessage};
 use crate::providers::now_ms;
+use crate::sandbox::instance::call_activity;
 use crate::sandbox::{LoadedComponent, SandboxLimits};
 
 /// Median costs of one turn (the median, not the mean, so a stray
@@ -97,6 +98,24 @@ pub async fn measure_turn_cost(
         cold_replay: median(cold),
         history_events: history.len(),
     })
+}
+
+/// The median time of `calls` calls of activity `name` of `component`, each
+/// in a fresh sandbox as the runtime makes them. Nothing touches a store.
+pub async fn measure_activity_cost(
+    component: &LoadedComponent,
+    name: &str,
+    input: &str,
+    calls: usize,
+) -> Result<Duration, String> {
+    let limits = SandboxLimits::default();
+    let mut samples = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let started = Instant::now();
+        call_activity(component, name, input, &limits).await?;
+        samples.push(started.elapsed());
+    }
+    Ok(median(samples))
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
