@@ -835,13 +835,23 @@ async fn opens_a_file_whose_schema_earlier_releases_tracked_elsewhere() -> TestR
              INSERT INTO _sqlx_migrations VALUES (1, TRUE), (2, TRUE), (3, TRUE);
              INSERT INTO instances (instance_id, orchestration_name, status, execution_id,
                  history_len, created_at, updated_at)
-             VALUES ('old', 'greet', 'Running', 1, 0, 1, 1);",
+             VALUES ('old', 'greet', 'Running', 1, 2, 1, 1);",
         )?;
         let event = serde_json::to_string(&external_event("go"))?;
         conn.execute(
             "INSERT INTO orchestrator_queue (instance_id, message, visible_at) VALUES ('old', ?1, 1)",
             [event],
         )?;
+        // Earlier releases wrote one history row per event.
+        for (seq, event) in [started_event(), Event::TurnStarted { at_ms: 1 }]
+            .iter()
+            .enumerate()
+        {
+            conn.execute(
+                "INSERT INTO history (instance_id, execution_id, seq, event) VALUES ('old', 1, ?1, ?2)",
+                (i64::try_from(seq)?, serde_json::to_string(event)?),
+            )?;
+        }
     }
     let store = SqliteHistoryStore::new(&format!("sqlite:{}", path.display())).await?;
     let old = store
@@ -858,6 +868,26 @@ async fn opens_a_file_whose_schema_earlier_releases_tracked_elsewhere() -> TestR
         "a message queued before the upgrade is fetched"
     );
     assert_eq!(queued[0].instance.instance_id, "old");
+    assert_eq!(store.read_history("old", 1).await?.len(), 2);
+    let mut commit = empty_commit(&queued[0]);
+    commit.new_events = vec![
+        Event::TurnStarted { at_ms: 2 },
+        Event::TurnStarted { at_ms: 3 },
+    ];
+    store.commit_turn(commit).await?;
+    let history = store.read_history("old", 1).await?;
+    assert!(
+        matches!(
+            history.as_slice(),
+            [
+                Event::OrchestrationStarted { .. },
+                Event::TurnStarted { at_ms: 1 },
+                Event::TurnStarted { at_ms: 2 },
+                Event::TurnStarted { at_ms: 3 },
+            ]
+        ),
+        "old rows and a new turn read back in order: {history:?}"
+    );
     store.create_instance(new_instance("new", now_ms())).await?;
     assert!(store.instance("new").await?.is_some());
     Ok(())

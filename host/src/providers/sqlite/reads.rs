@@ -89,7 +89,9 @@ pub(super) async fn instance(
     .await
 }
 
-/// One execution's events in replay order.
+/// One execution's events in replay order. A row holds one turn's events as
+/// a JSON array, keyed by the seq of its first event; files written before
+/// turns were stored whole hold one event (an object) per row.
 pub(super) async fn history(
     pool: &ReadPool,
     instance_id: &str,
@@ -114,7 +116,11 @@ pub(super) async fn history(
                 .get_ref(0)
                 .and_then(|v| v.as_str().map_err(Into::into))
                 .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))?;
-            events.push(decode(text, &what)?);
+            if text.starts_with('[') {
+                events.extend(decode::<Vec<Event>>(text, &what)?);
+            } else {
+                events.push(decode(text, &what)?);
+            }
         }
         Ok(events)
     })

@@ -22,8 +22,10 @@ const LOCK_HELD: &str = "SELECT 1 FROM instances
 // only SQLite's own work. (Expanding JSON arrays with `json_each` instead
 // makes SQLite re-plan the statement on every new binding.)
 
-/// `?1` instance, `?2` execution id, `?3` seq, `?4` serialized event.
-const APPEND_EVENT: &str =
+/// `?1` instance, `?2` execution id, `?3` seq of the turn's first event, `?4`
+/// the turn's events as one JSON array. A turn is one history row: a row per
+/// event cost the writer a B-tree insert per event (see `reads::history`).
+const APPEND_TURN: &str =
     "INSERT INTO history (instance_id, execution_id, seq, event) VALUES (?1, ?2, ?3, ?4)";
 
 /// `?1` queue id, `?2` instance: the instance check keeps a bad id from
@@ -56,8 +58,8 @@ pub(super) struct EncodedTurn {
     /// The commit; its `new_events`, `activities` and `messages` have been
     /// moved into the encoded fields below.
     commit: TurnCommit,
-    /// Serialized events, in order.
-    events: Vec<String>,
+    /// The turn's events as one JSON array; `None` if it has none.
+    events: Option<String>,
     /// `(instance, serialized work)`.
     activities: Vec<(String, String)>,
     /// `(instance, serialized message, visible at)`.
@@ -71,10 +73,12 @@ pub(super) struct EncodedTurn {
 impl EncodedTurn {
     /// Serializes and range-checks everything the commit writes.
     fn new(mut commit: TurnCommit) -> Result<Self, StoreError> {
-        let events = std::mem::take(&mut commit.new_events)
-            .iter()
-            .map(|e| encode(e, "history event"))
-            .collect::<Result<Vec<_>, _>>()?;
+        let new_events = std::mem::take(&mut commit.new_events);
+        let events = if new_events.is_empty() {
+            None
+        } else {
+            Some(encode(&new_events, "history events")?)
+        };
         let activities = std::mem::take(&mut commit.activities)
             .into_iter()
             .map(|a| {
@@ -92,7 +96,7 @@ impl EncodedTurn {
             .collect::<Result<Vec<_>, StoreError>>()?;
         let execution_id = to_i64(commit.execution_id, "execution_id")?;
         let first_seq = to_i64(commit.history_len_before, "history_len_before")?;
-        let new_len = u64::try_from(events.len())
+        let new_len = u64::try_from(new_events.len())
             .ok()
             .and_then(|n| commit.history_len_before.checked_add(n))
             .ok_or_else(|| StoreError::Database("history length overflows".into()))?;
@@ -136,14 +140,12 @@ pub(super) fn commit_turn_in(
             c.instance_id
         )));
     }
-    if !t.events.is_empty() {
-        let mut stmt = conn
-            .prepare_cached(APPEND_EVENT)
+    if let Some(events) = &t.events {
+        conn.prepare_cached(APPEND_TURN)
+            .and_then(|mut stmt| {
+                stmt.execute((&c.instance_id, t.execution_id, t.first_seq, events))
+            })
             .map_err(db("appending history"))?;
-        for (seq, event) in (t.first_seq..).zip(&t.events) {
-            stmt.execute((&c.instance_id, t.execution_id, seq, event))
-                .map_err(db("appending history"))?;
-        }
     }
     if !c.consumed_messages.is_empty() {
         let mut stmt = conn
