@@ -12,8 +12,14 @@ use duroxide_tests::{WAIT_MS, completed, guests, history_reaches};
 
 /// Start a runtime process on `url` and wait until it says it is ready.
 fn spawn_runtime(url: &str, lock_ms: u64) -> anyhow::Result<Child> {
+    spawn_runtime_with(url, lock_ms, &[])
+}
+
+/// [`spawn_runtime`] with extra environment variables.
+fn spawn_runtime_with(url: &str, lock_ms: u64, env: &[(&str, &str)]) -> anyhow::Result<Child> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_duroxide-test-host"))
         .args([url, &lock_ms.to_string(), guests::SCENARIOS])
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()?;
@@ -25,6 +31,50 @@ fn spawn_runtime(url: &str, lock_ms: u64) -> anyhow::Result<Child> {
     BufReader::new(stdout).read_line(&mut line)?;
     anyhow::ensure!(line.trim() == "ready", "runtime process said {line:?}");
     Ok(child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_beyond_a_full_sandbox_pool_run_in_mapped_sandboxes() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite:{}", dir.path().join("pool.db").display());
+    let client = Client::new(Arc::new(SqliteHistoryStore::new(&url).await?));
+    // A pool of two sandboxes, which the first parked executions fill.
+    let mut runtime = spawn_runtime_with(&url, 5_000, &[("DUROXIDE_SANDBOX_POOL", "2")])?;
+
+    let waiting: Vec<String> = (0..5).map(|i| format!("waits-{i}")).collect();
+    for id in &waiting {
+        client
+            .start_orchestration(id, "TwoEvents", "", None)
+            .await?;
+    }
+    for id in &waiting {
+        history_reaches(&client, id, |h| {
+            h.iter().any(|e| matches!(e, Event::EventSubscribed { .. }))
+        })
+        .await?;
+    }
+    // Five executions are parked now; these activities find the pool full.
+    client
+        .start_orchestration("fan", "FanOut", "6", None)
+        .await?;
+    assert_eq!(
+        completed(client.wait_for_completion("fan", Some(WAIT_MS)).await?)?,
+        "ITEM0,ITEM1,ITEM2,ITEM3,ITEM4,ITEM5"
+    );
+    for id in &waiting {
+        client.raise_event(id, "approval", "one").await?;
+        client.raise_event(id, "approval", "two").await?;
+    }
+    for id in &waiting {
+        assert_eq!(
+            completed(client.wait_for_completion(id, Some(WAIT_MS)).await?)?,
+            "one+two"
+        );
+    }
+    drop(runtime.stdin.take());
+    let status = runtime.wait()?;
+    assert!(status.success(), "runtime process exited with {status}");
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,9 @@ use tokio::sync::mpsc;
 use super::fault::GuestFault;
 use super::replay::{Replay, TurnOutput};
 use crate::history::OrchestratorMessage;
-use crate::sandbox::instance::{call_orchestration, describe_failure, orchestration_store};
+use crate::sandbox::instance::{
+    call_orchestration, describe_failure, orchestration_sandbox, orchestration_state,
+};
 use crate::sandbox::state::GuestState;
 use crate::sandbox::{LoadedComponent, SandboxLimits};
 
@@ -108,17 +110,12 @@ impl Execution {
             inputs: input_rx,
             reports: report_tx.clone(),
         };
-        let engine = spec
-            .component
-            .orchestrator
-            .as_ref()
-            .map(|(pre, _)| pre.engine().clone());
-        let Some(engine) = engine else {
+        if spec.component.shared.orchestrator.is_none() {
             return Err(ExecutionLost);
-        };
-        let store = orchestration_store(&engine, replay, link, &spec.limits);
-        let memory_bytes = store.data().limiter.memory_bytes.clone();
-        tokio::spawn(run_guest(spec, store, report_tx));
+        }
+        let state = orchestration_state(replay, link, &spec.limits);
+        let memory_bytes = state.limiter.memory_bytes.clone();
+        tokio::spawn(run_guest(spec, state, report_tx));
         let mut execution = Execution {
             inputs: input_tx,
             reports: report_rx,
@@ -142,20 +139,28 @@ impl Execution {
     }
 }
 
-/// The execution task: call the guest's entry point and report how it ended.
-async fn run_guest(
-    spec: ExecutionSpec,
-    mut store: wasmtime::Store<GuestState>,
-    reports: mpsc::Sender<TurnReport>,
-) {
-    let result = call_orchestration(
-        &spec.component,
-        &mut store,
-        &spec.name,
-        &spec.version,
-        &spec.input,
-    )
-    .await;
+/// The execution task: instantiate the guest in a sandbox, call its entry
+/// point and report how it ended.
+async fn run_guest(spec: ExecutionSpec, state: GuestState, reports: mpsc::Sender<TurnReport>) {
+    // Checked by `Execution::start`.
+    let Some(shared) = &spec.component.shared.orchestrator else {
+        return;
+    };
+    let (mut store, instantiated) = orchestration_sandbox(&spec.component, shared, state).await;
+    let result = match instantiated {
+        Ok((instance, indices)) => {
+            call_orchestration(
+                &mut store,
+                &instance,
+                indices,
+                &spec.name,
+                &spec.version,
+                &spec.input,
+            )
+            .await
+        }
+        Err(error) => Err(error),
+    };
     let state = store.data_mut();
     let reason = match &result {
         Err(error) => match error.downcast_ref::<GuestFault>() {

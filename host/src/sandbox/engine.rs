@@ -8,8 +8,10 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 /// How often the epoch advances: the granularity of CPU budgets.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Activity sandboxes the pooled engine holds at once.
-const ACTIVITY_POOL: u32 = 256;
+/// Sandboxes the pooled engine holds at once, running activities and parked
+/// orchestration executions together, unless `$DUROXIDE_SANDBOX_POOL` says
+/// otherwise (0 turns the pool off).
+const SANDBOX_POOL: u32 = 2048;
 
 /// Bytes of each pooled table and stack reset in place on reuse.
 const KEEP_RESIDENT: usize = 256 << 10;
@@ -21,32 +23,50 @@ const KEEP_RESIDENT: usize = 256 << 10;
 const KEEP_MEMORY_RESIDENT: usize = 16 << 10;
 
 static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
-static POOLED_ACTIVITY_ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
+static POOLED_ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
 
 /// The engine every runtime in this process shares, so a component is compiled
-/// once per process (and once per machine, through the on-disk cache).
+/// once per process (and once per machine, through the on-disk cache). Its
+/// sandboxes are mapped on demand: it takes what the pooled engine has no
+/// room for.
 ///
 /// One deterministic configuration serves orchestrations and activities alike:
 /// NaN canonicalization and deterministic relaxed SIMD cost activities little,
-/// and a component that provides both is compiled only once.
+/// and a component that provides both is compiled only once per engine.
 pub(crate) fn shared_engine() -> Result<Engine, String> {
-    ENGINE.get_or_init(|| build_engine(false)).clone()
+    ENGINE.get_or_init(|| build_engine(None)).clone()
 }
 
-/// The engine activities run on first: the shared engine's settings with a
-/// pooling allocator, so an activity's sandbox reuses the memory, tables and
-/// stack an earlier one had, instead of mapping and unmapping its own (which
-/// cost most of a short activity's time). Its pool holds
-/// [`ACTIVITY_POOL`] sandboxes; when it is full, activities run on the
-/// shared engine. Parked orchestrations stay on the shared engine, whose
-/// sandboxes are not bounded by a pool.
-pub(crate) fn pooled_activity_engine() -> Result<Engine, String> {
-    POOLED_ACTIVITY_ENGINE
-        .get_or_init(|| build_engine(true))
+/// The engine guests run on first: the shared engine's settings with a
+/// pooling allocator, so a new sandbox reuses the memory, tables and stack
+/// an earlier one had, instead of mapping and unmapping its own (which cost
+/// most of a short activity's time, and much of a short orchestration's).
+/// Its pool holds [`SANDBOX_POOL`] sandboxes, an activity's for the length of
+/// its call and an orchestration's while its execution is parked; when it is
+/// full, guests run on the shared engine.
+pub(crate) fn pooled_engine() -> Result<Engine, String> {
+    POOLED_ENGINE
+        .get_or_init(|| match pool_size()? {
+            0 => Err("the sandbox pool is turned off".into()),
+            size => build_engine(Some(size)),
+        })
         .clone()
 }
 
-fn build_engine(pooled: bool) -> Result<Engine, String> {
+/// The pool's size: [`SANDBOX_POOL`], or `$DUROXIDE_SANDBOX_POOL`.
+fn pool_size() -> Result<u32, String> {
+    match std::env::var("DUROXIDE_SANDBOX_POOL") {
+        Ok(size) => size
+            .trim()
+            .parse()
+            .map_err(|_| format!("DUROXIDE_SANDBOX_POOL is not a number of sandboxes: {size:?}")),
+        Err(_) => Ok(SANDBOX_POOL),
+    }
+}
+
+/// An engine whose sandboxes come from a pool of `pool` if given, else are
+/// mapped on demand.
+fn build_engine(pool: Option<u32>) -> Result<Engine, String> {
     let mut config = Config::new();
     // Threads are not compiled into this wasmtime build, so guests have none.
     config
@@ -57,15 +77,15 @@ fn build_engine(pooled: bool) -> Result<Engine, String> {
     if let Some(cache) = compile_cache() {
         config.cache(Some(cache));
     }
-    if pooled {
+    if let Some(size) = pool {
         let mut pool = PoolingAllocationConfig::default();
         // A component holds several core instances (its modules and the
         // adapters), and each may have a memory and some tables.
-        pool.total_component_instances(ACTIVITY_POOL)
-            .total_core_instances(ACTIVITY_POOL * 8)
-            .total_memories(ACTIVITY_POOL * 2)
-            .total_tables(ACTIVITY_POOL * 4)
-            .total_stacks(ACTIVITY_POOL)
+        pool.total_component_instances(size)
+            .total_core_instances(size.saturating_mul(8))
+            .total_memories(size.saturating_mul(2))
+            .total_tables(size.saturating_mul(4))
+            .total_stacks(size)
             // Reset a returned sandbox's first pages by writing them rather
             // than asking the kernel, and return the rest to the kernel in
             // batches.

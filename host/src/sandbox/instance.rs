@@ -2,12 +2,12 @@
 
 use std::time::Instant;
 
-use wasmtime::component::Instance;
+use wasmtime::component::{Instance, InstancePre};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::ResourceTable;
 
 use super::SandboxLimits;
-use super::bindings::activities;
+use super::bindings::{activities, orchestrator};
 use super::guest_output::OutputSink;
 use super::loader::LoadedComponent;
 use super::policy::{activity_wasi, orchestration_wasi};
@@ -39,15 +39,15 @@ pub(crate) fn activity_store(
     configured(engine, state)
 }
 
-/// A store for one orchestration execution, driven by `replay` and `link`.
-pub(crate) fn orchestration_store(
-    engine: &Engine,
+/// The state of one orchestration execution's sandbox, driven by `replay`
+/// and `link`.
+pub(crate) fn orchestration_state(
     replay: Replay,
     link: TurnLink,
     limits: &SandboxLimits,
-) -> Store<GuestState> {
+) -> GuestState {
     let output = OutputSink::new(replay.instance_id(), replay.replaying_flag());
-    let state = GuestState {
+    GuestState {
         wasi: orchestration_wasi(replay.clock(), replay.random_seed(), &output),
         table: ResourceTable::new(),
         limiter: GuestLimiter {
@@ -59,8 +59,37 @@ pub(crate) fn orchestration_store(
         budget: limits.orchestration_turn_budget,
         orchestration: Some(Box::new(replay)),
         turn_link: Some(link),
-    };
-    configured(engine, state)
+    }
+}
+
+/// A fresh sandbox holding `state`, with the orchestrations of `component`
+/// instantiated in it: one from the pool when it has room, else a newly
+/// mapped one (`shared` is the component on the shared engine). The store
+/// comes back even if instantiating failed, for the failure's report.
+pub(crate) async fn orchestration_sandbox<'a>(
+    component: &'a LoadedComponent,
+    shared: &'a (InstancePre<GuestState>, orchestrator::GuestIndices),
+    mut state: GuestState,
+) -> (
+    Store<GuestState>,
+    wasmtime::Result<(Instance, &'a orchestrator::GuestIndices)>,
+) {
+    let pooled = component
+        .pooled
+        .as_ref()
+        .and_then(|p| p.orchestrator.as_ref());
+    if let Some((pre, indices)) = pooled {
+        let mut store = configured(pre.engine(), state);
+        match pre.instantiate_async(&mut store).await {
+            Ok(instance) => return (store, Ok((instance, indices))),
+            Err(e) => tracing::debug!("no pooled sandbox for an orchestration, mapping one: {e:#}"),
+        }
+        state = store.into_data();
+    }
+    let (pre, indices) = shared;
+    let mut store = configured(pre.engine(), state);
+    let instance = pre.instantiate_async(&mut store).await;
+    (store, instance.map(|instance| (instance, indices)))
 }
 
 fn configured(engine: &Engine, state: GuestState) -> Store<GuestState> {
@@ -78,20 +107,17 @@ fn configured(engine: &Engine, state: GuestState) -> Store<GuestState> {
     store
 }
 
-/// Run an orchestration from its beginning in `store`. The call returns when
+/// Run an orchestration from its beginning in `instance`. The call returns when
 /// the orchestration ends; between turns it stays parked inside `wait`.
 pub(crate) async fn call_orchestration(
-    component: &LoadedComponent,
     store: &mut Store<GuestState>,
+    instance: &Instance,
+    indices: &orchestrator::GuestIndices,
     name: &str,
     version: &str,
     input: &str,
 ) -> wasmtime::Result<Result<String, String>> {
-    let Some((pre, indices)) = &component.orchestrator else {
-        return Ok(Err("the component provides no orchestrations".into()));
-    };
-    let instance = pre.instantiate_async(&mut *store).await?;
-    let guest = indices.load(&mut *store, &instance)?;
+    let guest = indices.load(&mut *store, instance)?;
     guest.call_run(&mut *store, name, version, input).await
 }
 
@@ -104,7 +130,11 @@ pub(crate) async fn call_activity(
     input: &str,
     limits: &SandboxLimits,
 ) -> Result<String, String> {
-    if let Some((pre, indices)) = &component.pooled_activities {
+    if let Some((pre, indices)) = component
+        .pooled
+        .as_ref()
+        .and_then(|p| p.activities.as_ref())
+    {
         let mut store = activity_store(pre.engine(), name, limits);
         // Only instantiation falls back (a full pool, say): the guest has
         // not run yet, so running it on the other engine runs it once.
@@ -113,7 +143,7 @@ pub(crate) async fn call_activity(
             Err(e) => tracing::debug!("no pooled sandbox for '{name}', mapping one: {e:#}"),
         }
     }
-    let Some((pre, indices)) = &component.activities else {
+    let Some((pre, indices)) = &component.shared.activities else {
         return Err("the component provides no activities".into());
     };
     let mut store = activity_store(pre.engine(), name, limits);

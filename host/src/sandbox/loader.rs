@@ -8,9 +8,9 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, InstancePre};
 
 use super::bindings::{activities, component, orchestrator};
-use super::engine::{pooled_activity_engine, shared_engine};
+use super::engine::{pooled_engine, shared_engine};
 use super::policy::forbidden_import;
-use super::state::{GuestState, linkers, pooled_activity_linker};
+use super::state::{GuestState, Linkers, linkers, pooled_linkers};
 use super::{SandboxLimits, instance};
 
 /// Why a component could not be loaded.
@@ -49,11 +49,19 @@ pub struct LoadedComponent {
     pub digest: String,
     /// What it provides.
     pub manifest: ComponentManifest,
+    /// On the shared engine.
+    pub(crate) shared: Prepared,
+    /// On the pooled engine, tried first; `None` if that engine could not
+    /// take the component.
+    pub(crate) pooled: Option<Prepared>,
+}
+
+/// A component ready to instantiate on one engine.
+pub(crate) struct Prepared {
+    /// Its orchestrations, if it provides any.
     pub(crate) orchestrator: Option<(InstancePre<GuestState>, orchestrator::GuestIndices)>,
+    /// Its activities, if it provides any.
     pub(crate) activities: Option<(InstancePre<GuestState>, activities::GuestIndices)>,
-    /// The activities again, on the pooled activity engine, tried first;
-    /// `None` if that engine could not take the component.
-    pub(crate) pooled_activities: Option<(InstancePre<GuestState>, activities::GuestIndices)>,
 }
 
 impl std::fmt::Debug for LoadedComponent {
@@ -102,17 +110,36 @@ async fn compile_and_check(bytes: &[u8], digest: String) -> Result<LoadedCompone
         .instantiate_pre(&compiled)
         .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
     let manifest = read_manifest(&activity_pre).await?;
+    if !manifest.orchestrations.is_empty()
+        && let Some(import) = forbidden_import(&engine, &compiled, true)
+    {
+        return Err(LoadError::ForbiddenImport(import));
+    }
+    let shared = prepare(linkers, &compiled, &manifest)?;
+    let pooled = pooled(bytes, &manifest).await;
+    Ok(LoadedComponent {
+        digest,
+        manifest,
+        shared,
+        pooled,
+    })
+}
 
+/// The orchestrations and activities `manifest` names, ready to instantiate
+/// with `linkers`.
+fn prepare(
+    linkers: &Linkers,
+    compiled: &Component,
+    manifest: &ComponentManifest,
+) -> Result<Prepared, LoadError> {
+    let invalid = |e: wasmtime::Error| LoadError::Invalid(format!("{e:#}"));
     let orchestrator = if manifest.orchestrations.is_empty() {
         None
     } else {
-        if let Some(import) = forbidden_import(&engine, &compiled, true) {
-            return Err(LoadError::ForbiddenImport(import));
-        }
         let pre = linkers
             .orchestration
-            .instantiate_pre(&compiled)
-            .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+            .instantiate_pre(compiled)
+            .map_err(invalid)?;
         let indices = orchestrator::GuestIndices::new(&pre)
             .map_err(|_| LoadError::MissingExport("duroxide:orchestration/orchestrator".into()))?;
         Some((pre, indices))
@@ -120,45 +147,37 @@ async fn compile_and_check(bytes: &[u8], digest: String) -> Result<LoadedCompone
     let activities = if manifest.activities.is_empty() {
         None
     } else {
-        let indices = activities::GuestIndices::new(&activity_pre)
+        let pre = linkers
+            .activity
+            .instantiate_pre(compiled)
+            .map_err(invalid)?;
+        let indices = activities::GuestIndices::new(&pre)
             .map_err(|_| LoadError::MissingExport("duroxide:orchestration/activities".into()))?;
-        Some((activity_pre, indices))
+        Some((pre, indices))
     };
-    let pooled_activities = if activities.is_some() {
-        pooled(bytes).await
-    } else {
-        None
-    };
-    Ok(LoadedComponent {
-        digest,
-        manifest,
+    Ok(Prepared {
         orchestrator,
         activities,
-        pooled_activities,
     })
 }
 
-/// The component's activities on the pooled activity engine (compiled again
-/// for it, or read from the compile cache). An optimisation: if anything
-/// fails here, activities simply run on the shared engine.
-async fn pooled(bytes: &[u8]) -> Option<(InstancePre<GuestState>, activities::GuestIndices)> {
+/// The component on the pooled engine (compiled again for it, or read from
+/// the compile cache). An optimisation: if anything fails here, its guests
+/// simply run on the shared engine.
+async fn pooled(bytes: &[u8], manifest: &ComponentManifest) -> Option<Prepared> {
     let prepared = async {
-        let engine = pooled_activity_engine()?;
-        let linker = pooled_activity_linker(&engine)?;
+        let engine = pooled_engine()?;
+        let linkers = pooled_linkers(&engine)?;
         let bytes = bytes.to_vec();
         let compiled = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("{e:#}"))?;
-        let pre = linker
-            .instantiate_pre(&compiled)
-            .map_err(|e| format!("{e:#}"))?;
-        let indices = activities::GuestIndices::new(&pre).map_err(|e| format!("{e:#}"))?;
-        Ok::<_, String>((pre, indices))
+        prepare(linkers, &compiled, manifest).map_err(|e| e.to_string())
     }
     .await;
     prepared
-        .inspect_err(|e| tracing::warn!("activities will not use the sandbox pool: {e}"))
+        .inspect_err(|e| tracing::warn!("guests will not use the sandbox pool: {e}"))
         .ok()
 }
 

@@ -95,25 +95,23 @@ pub(crate) struct Linkers {
 }
 
 static LINKERS: OnceLock<Result<Linkers, String>> = OnceLock::new();
+static POOLED_LINKERS: OnceLock<Result<Linkers, String>> = OnceLock::new();
 
-/// The linkers for `engine`, built once per process.
+/// The linkers for the shared engine, built once per process.
 pub(crate) fn linkers(engine: &Engine) -> Result<&'static Linkers, String> {
-    LINKERS
-        .get_or_init(|| build_linkers(engine).map_err(|e| format!("cannot build linkers: {e}")))
-        .as_ref()
-        .map_err(Clone::clone)
+    linkers_in(&LINKERS, engine)
 }
 
-static POOLED_ACTIVITY_LINKER: OnceLock<Result<Linker<GuestState>, String>> = OnceLock::new();
+/// The linkers for the pooled engine, built once per process.
+pub(crate) fn pooled_linkers(engine: &Engine) -> Result<&'static Linkers, String> {
+    linkers_in(&POOLED_LINKERS, engine)
+}
 
-/// The activity linker for the pooled activity engine, built once per process.
-pub(crate) fn pooled_activity_linker(
+fn linkers_in(
+    cell: &'static OnceLock<Result<Linkers, String>>,
     engine: &Engine,
-) -> Result<&'static Linker<GuestState>, String> {
-    POOLED_ACTIVITY_LINKER
-        .get_or_init(|| {
-            activity_linker(engine).map_err(|e| format!("cannot build the activity linker: {e}"))
-        })
+) -> Result<&'static Linkers, String> {
+    cell.get_or_init(|| build_linkers(engine).map_err(|e| format!("cannot build linkers: {e}")))
         .as_ref()
         .map_err(Clone::clone)
 }
