@@ -4,21 +4,24 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension};
+use tokio::sync::Semaphore;
 
 use super::codec::{db, decode, instance_columns, instance_from_row, now_i64, to_i64, to_u64};
 use super::connect::Location;
 use crate::history::Event;
 use crate::providers::{InstanceRecord, StoreError};
 
-/// Most reader connections kept open; more concurrent reads open more and
-/// close the surplus when done.
-const KEEP_IDLE: usize = 4;
+/// Most reads running at once, and so most reader connections. A burst of
+/// reads (every instance replaying after a restart) waits for a connection
+/// instead of opening one per read on as many blocking threads.
+const MAX_READERS: usize = 8;
 
 /// Reader connections, opened on demand and reused.
 #[derive(Debug)]
 pub(super) struct ReadPool {
     location: Location,
     idle: Arc<Mutex<Vec<Connection>>>,
+    permits: Arc<Semaphore>,
 }
 
 impl ReadPool {
@@ -27,6 +30,7 @@ impl ReadPool {
         Self {
             location,
             idle: Arc::new(Mutex::new(Vec::new())),
+            permits: Arc::new(Semaphore::new(MAX_READERS)),
         }
     }
 
@@ -35,9 +39,14 @@ impl ReadPool {
         &self,
         read: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|e| StoreError::Database(format!("the reader pool is closed: {e}")))?;
         let idle = Arc::clone(&self.idle);
         let location = self.location.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let taken = idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
             let conn = match taken {
                 Some(conn) => conn,
@@ -45,9 +54,7 @@ impl ReadPool {
             };
             let result = read(&conn);
             let mut idle = idle.lock().unwrap_or_else(PoisonError::into_inner);
-            if idle.len() < KEEP_IDLE {
-                idle.push(conn);
-            }
+            idle.push(conn);
             result
         })
         .await
