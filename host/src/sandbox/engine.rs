@@ -80,10 +80,12 @@ fn build_engine(pool: Option<u32>) -> Result<Engine, String> {
     if let Some(size) = pool {
         let mut pool = PoolingAllocationConfig::default();
         // A component holds several core instances (its modules and the
-        // adapters), and each may have a memory and some tables.
+        // adapters) with some tables, and usually one memory. Each memory
+        // reserves about 4 GiB of address space (never used), so one per
+        // sandbox; a component with more finds the pool full sooner.
         pool.total_component_instances(size)
             .total_core_instances(size.saturating_mul(8))
-            .total_memories(size.saturating_mul(2))
+            .total_memories(size)
             .total_tables(size.saturating_mul(4))
             .total_stacks(size)
             // Reset a returned sandbox's first pages by writing them rather

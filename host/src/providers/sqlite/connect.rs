@@ -16,13 +16,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 const WRITER_CACHE_KIB: i64 = -65_536;
 
 /// The schema, in order; `PRAGMA user_version` records how many are applied.
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 5] = [
     include_str!("../../../migrations/sqlite/0001_initial.sql"),
     include_str!("../../../migrations/sqlite/0002_custom_status.sql"),
     include_str!("../../../migrations/sqlite/0003_parent_execution.sql"),
     include_str!("../../../migrations/sqlite/0004_next_visible.sql"),
     include_str!("../../../migrations/sqlite/0005_drop_queue_visible_index.sql"),
-    include_str!("../../../migrations/sqlite/0006_drop_unused_instance_indexes.sql"),
 ];
 
 /// Where a store's connections open the database.
