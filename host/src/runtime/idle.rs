@@ -45,7 +45,15 @@ impl Idle {
         let mut sleep = self.backoff;
         if let Ok(Some(at)) = store.next_wake_at_ms().await {
             let until = Duration::from_millis(at.saturating_sub(now_ms()));
-            sleep = sleep.min(until.saturating_sub(self.lead));
+            // Within the lead, the fetch that just found nothing could not
+            // take what is due (work of the other dispatcher, a lock that
+            // expires): wait for the time itself rather than poll until then.
+            let wake_in = if until > self.lead {
+                until - self.lead
+            } else {
+                until
+            };
+            sleep = sleep.min(wake_in);
         }
         tokio::select! {
             _ = signal.notified() => self.reset(),
