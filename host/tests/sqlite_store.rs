@@ -1029,3 +1029,23 @@ async fn a_lookahead_fetch_takes_only_messages_due_by_the_turn() -> TestResult {
     ));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_file_from_a_newer_build_is_refused_and_its_schema_left_alone() -> TestResult {
+    let dir = TempDir::new()?;
+    let path = dir.path().join("newer.db");
+    {
+        let conn = rusqlite::Connection::open(&path)?;
+        conn.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 999;")?;
+    }
+    let error = expect_err(SqliteHistoryStore::new(&format!("sqlite:{}", path.display())).await)?;
+    assert!(
+        error.to_string().contains("newer duroxide"),
+        "unexpected error: {error}"
+    );
+    let conn = rusqlite::Connection::open(&path)?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let tables: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))?;
+    assert_eq!((version, tables), (999, 1), "the schema was changed");
+    Ok(())
+}

@@ -142,6 +142,17 @@ fn apply_missing(conn: &Connection) -> rusqlite::Result<()> {
     if applied == 0 {
         applied = legacy_version(conn)?;
     }
+    let known = MIGRATIONS.len();
+    if usize::try_from(applied).is_ok_and(|applied| applied > known) {
+        // Running on a schema this build does not know could corrupt it.
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(format!(
+                "the file has schema version {applied}, newer than this build's {known}: \
+                 it was written by a newer duroxide"
+            )),
+        ));
+    }
     for (version, sql) in (1..).zip(MIGRATIONS) {
         if version > applied {
             conn.execute_batch(sql)?;
