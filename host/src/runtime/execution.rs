@@ -13,6 +13,7 @@ use crate::history::OrchestratorMessage;
 use crate::sandbox::instance::{
     call_orchestration, describe_failure, orchestration_sandbox, orchestration_state,
 };
+use crate::sandbox::reaper;
 use crate::sandbox::state::GuestState;
 use crate::sandbox::{LoadedComponent, SandboxLimits};
 
@@ -32,15 +33,15 @@ pub(crate) enum TurnReport {
     Finished(TurnOutput, SpentSandbox),
 }
 
-/// The sandbox of an execution that ended. Freeing it unmaps the guest's
-/// memory, which costs more than a cached turn, so the dispatcher frees it
-/// after the turn commits rather than while other turns wait to start.
+/// The sandbox of an execution that ended. Freeing it costs more than a
+/// cached turn, so the dispatcher hands it to the reaper after the turn
+/// commits.
 pub(crate) struct SpentSandbox(wasmtime::Store<GuestState>);
 
 impl SpentSandbox {
-    /// Unmaps the guest's memory.
+    /// Frees the sandbox, on the reaper's thread.
     pub(crate) fn free(self) {
-        drop(self.0);
+        reaper::free(self.0);
     }
 }
 

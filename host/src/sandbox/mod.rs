@@ -1,6 +1,6 @@
-//! The wasmtime sandbox: the shared engine, component loading and its cache,
-//! the WIT bindings, the host side of the context interface, WASI policies
-//! and limits.
+//! The wasmtime sandbox: the engines, component loading and its cache, the
+//! WIT bindings, the host side of the context interface, WASI policies,
+//! limits, and the thread that frees spent sandboxes.
 
 mod bindings;
 mod context;
@@ -10,6 +10,7 @@ pub(crate) mod instance;
 mod limits;
 mod loader;
 mod policy;
+pub(crate) mod reaper;
 pub(crate) mod state;
 
 pub(crate) use bindings::{Completion, Outcome};
