@@ -22,8 +22,13 @@ pub(crate) fn activity_store(
     label: &str,
     limits: &SandboxLimits,
 ) -> Store<GuestState> {
+    configured(engine, activity_state(label, limits))
+}
+
+/// The state of one activity call's sandbox; `label` names it in logs.
+fn activity_state(label: &str, limits: &SandboxLimits) -> GuestState {
     let output = OutputSink::new(label, Default::default());
-    let state = GuestState {
+    GuestState {
         wasi: activity_wasi(&output),
         table: ResourceTable::new(),
         limiter: GuestLimiter {
@@ -35,8 +40,7 @@ pub(crate) fn activity_store(
         budget: limits.activity_budget,
         orchestration: None,
         turn_link: None,
-    };
-    configured(engine, state)
+    }
 }
 
 /// The state of one orchestration execution's sandbox, driven by `replay`
@@ -63,13 +67,12 @@ pub(crate) fn orchestration_state(
 }
 
 /// A fresh sandbox holding `state`, with the orchestrations of `component`
-/// instantiated in it: one from the pool when it has room, else a newly
-/// mapped one (`shared` is the component on the shared engine). The store
-/// comes back even if instantiating failed, for the failure's report.
+/// instantiated in it (`shared` is the component on the shared engine). The
+/// store comes back even if instantiating failed, for the failure's report.
 pub(crate) async fn orchestration_sandbox<'a>(
     component: &'a LoadedComponent,
     shared: &'a (InstancePre<GuestState>, orchestrator::GuestIndices),
-    mut state: GuestState,
+    state: GuestState,
 ) -> (
     Store<GuestState>,
     wasmtime::Result<(Instance, &'a orchestrator::GuestIndices)>,
@@ -78,11 +81,24 @@ pub(crate) async fn orchestration_sandbox<'a>(
         .pooled
         .as_ref()
         .and_then(|p| p.orchestrator.as_ref());
+    sandbox(pooled, shared, state).await
+}
+
+/// A fresh sandbox holding `state` with a component instantiated in it: one
+/// from the pool (`pooled`) when it has room, else a newly mapped one
+/// (`shared`). Only instantiation falls back (a full pool, say): the guest
+/// has not run yet, so running it on the other engine runs it once. The
+/// store comes back even if instantiating failed, for the failure's report.
+async fn sandbox<'a, I>(
+    pooled: Option<&'a (InstancePre<GuestState>, I)>,
+    shared: &'a (InstancePre<GuestState>, I),
+    mut state: GuestState,
+) -> (Store<GuestState>, wasmtime::Result<(Instance, &'a I)>) {
     if let Some((pre, indices)) = pooled {
         let mut store = configured(pre.engine(), state);
         match pre.instantiate_async(&mut store).await {
             Ok(instance) => return (store, Ok((instance, indices))),
-            Err(e) => tracing::debug!("no pooled sandbox for an orchestration, mapping one: {e:#}"),
+            Err(e) => tracing::debug!("no pooled sandbox, mapping one: {e:#}"),
         }
         state = store.into_data();
     }
@@ -130,25 +146,16 @@ pub(crate) async fn call_activity(
     input: &str,
     limits: &SandboxLimits,
 ) -> Result<String, String> {
-    if let Some((pre, indices)) = component
-        .pooled
-        .as_ref()
-        .and_then(|p| p.activities.as_ref())
-    {
-        let mut store = activity_store(pre.engine(), name, limits);
-        // Only instantiation falls back (a full pool, say): the guest has
-        // not run yet, so running it on the other engine runs it once.
-        match pre.instantiate_async(&mut store).await {
-            Ok(instance) => return run_activity(&mut store, indices, &instance, name, input).await,
-            Err(e) => tracing::debug!("no pooled sandbox for '{name}', mapping one: {e:#}"),
-        }
-    }
-    let Some((pre, indices)) = &component.shared.activities else {
+    let Some(shared) = &component.shared.activities else {
         return Err("the component provides no activities".into());
     };
-    let mut store = activity_store(pre.engine(), name, limits);
-    match pre.instantiate_async(&mut store).await {
-        Ok(instance) => run_activity(&mut store, indices, &instance, name, input).await,
+    let pooled = component
+        .pooled
+        .as_ref()
+        .and_then(|p| p.activities.as_ref());
+    let (mut store, instantiated) = sandbox(pooled, shared, activity_state(name, limits)).await;
+    match instantiated {
+        Ok((instance, indices)) => run_activity(&mut store, indices, &instance, name, input).await,
         Err(error) => Err(describe_failure(&error, &store.data().output)),
     }
 }

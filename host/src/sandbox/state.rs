@@ -120,17 +120,13 @@ fn build_linkers(engine: &Engine) -> wasmtime::Result<Linkers> {
     let mut orchestration = Linker::new(engine);
     add_deterministic_wasi(&mut orchestration)?;
     Workflows::add_to_linker::<_, HasSelf<_>>(&mut orchestration, |s| s)?;
-    Ok(Linkers {
-        orchestration,
-        activity: activity_linker(engine)?,
-    })
-}
-
-fn activity_linker(engine: &Engine) -> wasmtime::Result<Linker<GuestState>> {
     let mut activity = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut activity)?;
     Workflows::add_to_linker::<_, HasSelf<_>>(&mut activity, |s| s)?;
-    Ok(activity)
+    Ok(Linkers {
+        orchestration,
+        activity,
+    })
 }
 
 /// WASI for orchestrations: everything a Rust (or other) standard library

@@ -89,8 +89,9 @@ impl Location {
         // re-reading them through the OS.
         conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)
             .map_err(self.error("sizing the page cache"))?;
-        // Each op runs in a savepoint, whose journal of the pages it changes
-        // would otherwise spill to a temporary file once it passes 64 KiB.
+        // Statement journals (a statement that may fail halfway, such as an
+        // insert that fires the queue's trigger) and the savepoints of a
+        // batch run again op by op would otherwise spill to temporary files.
         conn.pragma_update(None, "temp_store", "MEMORY")
             .map_err(self.error("keeping temporary data in memory"))?;
         migrate(&conn).map_err(self.error("migrating the schema"))?;

@@ -3,9 +3,9 @@
 //! One file holds instances, histories and both queues, so a turn commit or
 //! an activity completion is atomic. Writes funnel through one writer thread
 //! that owns the write connection and commits concurrent writes together, in
-//! one `BEGIN IMMEDIATE` transaction with a savepoint per write (group commit,
-//! see `writer.rs`): one sync to disk serves a whole batch, so durability does
-//! not cost throughput, and in-process writers queue instead of spinning on
+//! one `BEGIN IMMEDIATE` transaction (group commit, see `writer.rs`): one
+//! sync to disk serves a whole batch, so durability does not cost
+//! throughput, and in-process writers queue instead of spinning on
 //! `SQLITE_BUSY`. Other processes are waited for with a busy timeout. Reads
 //! use their own connections and never block the writer.
 //!

@@ -1,4 +1,4 @@
-//! The write operations the store sends to its writer task, and their results
+//! The write operations the store sends to its writer thread, and their results
 //! held back until the batch they ran in has committed.
 //!
 //! An op is data (owned arguments plus the caller's reply channel) rather than

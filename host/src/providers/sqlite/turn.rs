@@ -1,6 +1,6 @@
 //! The turn commit: everything one orchestration turn produced, written
-//! atomically (one savepoint of the writer's batch transaction) together with
-//! the release of the instance lock.
+//! atomically (inside the writer's batch transaction) together with the
+//! release of the instance lock.
 
 use rusqlite::{Connection, OptionalExtension};
 
