@@ -1,11 +1,13 @@
-//! A running orchestration execution: a task that owns the guest's store. The
-//! guest stays parked inside `wait` between turns (the execution cache), so a
-//! turn for a cached instance costs only its new events.
+//! A running orchestration execution: the guest's store and its call, a
+//! future the turn that runs it polls. The guest stays parked inside `wait`
+//! between turns (the execution cache), so a turn for a cached instance
+//! costs only its new events.
 
-use std::sync::Arc;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-use tokio::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
 use super::fault::GuestFault;
 use super::replay::{Replay, TurnOutput};
@@ -45,24 +47,36 @@ impl SpentSandbox {
     }
 }
 
-/// The guest's side of the channel pair: hands a finished turn to the
-/// dispatcher and receives the next turn's messages.
-pub(crate) struct TurnLink {
-    inputs: mpsc::Receiver<TurnInput>,
-    reports: mpsc::Sender<TurnReport>,
+/// What passes between a parked guest and the turn that runs it.
+#[derive(Default)]
+struct Mailbox {
+    /// The next turn's messages, left by the turn before it polls the guest.
+    input: Option<TurnInput>,
+    /// The results of a turn the guest ended by parking.
+    parked: Option<TurnOutput>,
 }
+
+/// The guest's side of the mailbox: hands a finished turn to the dispatcher
+/// and takes the next turn's messages.
+pub(crate) struct TurnLink(Arc<Mutex<Mailbox>>);
 
 impl TurnLink {
     /// End the current turn and sleep until a turn brings something `replay`
-    /// records. Fails with [`GuestFault::Evicted`] when the host drops the execution.
+    /// records.
     pub(crate) async fn park(&mut self, replay: &mut Replay) -> Result<(), GuestFault> {
         loop {
             let output = replay.take_turn_output();
-            self.reports
-                .send(TurnReport::Parked(output))
-                .await
-                .map_err(|_| GuestFault::Evicted)?;
-            let input = self.inputs.recv().await.ok_or(GuestFault::Evicted)?;
+            self.0.lock().map_err(|_| GuestFault::Unlinked)?.parked = Some(output);
+            // No waker is kept: only a turn polls the guest, and it leaves
+            // the input before it does.
+            let input = poll_fn(|_| match self.0.lock() {
+                Ok(mut mailbox) => mailbox
+                    .input
+                    .take()
+                    .map_or(Poll::Pending, |i| Poll::Ready(Ok(i))),
+                Err(_) => Poll::Ready(Err(GuestFault::Unlinked)),
+            })
+            .await?;
             if replay.begin_turn(input.now_ms, &input.messages) > 0 {
                 return Ok(());
             }
@@ -79,10 +93,16 @@ pub(crate) struct ExecutionSpec {
     pub(crate) limits: SandboxLimits,
 }
 
-/// The dispatcher's handle on a running execution.
+/// The guest's call, from instantiation to its end; `None` if it stopped
+/// without an outcome to report.
+type GuestCall = Pin<Box<dyn Future<Output = Option<(TurnOutput, SpentSandbox)>> + Send>>;
+
+/// A running execution. The turn that owns it polls its guest in place: a
+/// turn costs no task switch, and the guest cannot run outside a turn.
 pub(crate) struct Execution {
-    inputs: mpsc::Sender<TurnInput>,
-    reports: mpsc::Receiver<TurnReport>,
+    /// `None` once the call has ended.
+    guest: Option<GuestCall>,
+    mailbox: Arc<Mutex<Mailbox>>,
     /// Execution id within the instance.
     pub(crate) execution_id: u64,
     /// History length after the last committed turn; a cached execution is
@@ -92,9 +112,9 @@ pub(crate) struct Execution {
     memory_bytes: Arc<AtomicUsize>,
 }
 
-/// The execution task ended without reporting (a host bug or a panic).
+/// The execution's guest ended without reporting (a host bug or a panic).
 #[derive(Debug, thiserror::Error)]
-#[error("the execution task ended without reporting its turn")]
+#[error("the execution ended without reporting its turn")]
 pub(crate) struct ExecutionLost;
 
 impl Execution {
@@ -105,26 +125,20 @@ impl Execution {
         replay: Replay,
         execution_id: u64,
     ) -> Result<(Execution, TurnReport), ExecutionLost> {
-        let (input_tx, input_rx) = mpsc::channel(1);
-        let (report_tx, report_rx) = mpsc::channel(1);
-        let link = TurnLink {
-            inputs: input_rx,
-            reports: report_tx.clone(),
-        };
         if spec.component.shared.orchestrator.is_none() {
             return Err(ExecutionLost);
         }
-        let state = orchestration_state(replay, link, &spec.limits);
+        let mailbox = Arc::new(Mutex::new(Mailbox::default()));
+        let state = orchestration_state(replay, TurnLink(mailbox.clone()), &spec.limits);
         let memory_bytes = state.limiter.memory_bytes.clone();
-        tokio::spawn(run_guest(spec, state, report_tx));
         let mut execution = Execution {
-            inputs: input_tx,
-            reports: report_rx,
+            guest: Some(Box::pin(run_guest(spec, state))),
+            mailbox,
             execution_id,
             history_len: 0,
             memory_bytes,
         };
-        let report = execution.reports.recv().await.ok_or(ExecutionLost)?;
+        let report = execution.run().await?;
         Ok((execution, report))
     }
 
@@ -133,20 +147,49 @@ impl Execution {
         self.memory_bytes.load(Ordering::Relaxed)
     }
 
-    /// Hand the parked guest a new turn and wait for it to park or end.
+    /// Hand the parked guest a new turn and run it until it parks or ends.
     pub(crate) async fn run_turn(&mut self, input: TurnInput) -> Result<TurnReport, ExecutionLost> {
-        self.inputs.send(input).await.map_err(|_| ExecutionLost)?;
-        self.reports.recv().await.ok_or(ExecutionLost)
+        self.mailbox.lock().map_err(|_| ExecutionLost)?.input = Some(input);
+        self.run().await
+    }
+
+    /// Poll the guest until it parks or its call ends.
+    async fn run(&mut self) -> Result<TurnReport, ExecutionLost> {
+        poll_fn(|cx| {
+            let Some(guest) = self.guest.as_mut() else {
+                return Poll::Ready(Err(ExecutionLost));
+            };
+            if let Poll::Ready(end) = guest.as_mut().poll(cx) {
+                self.guest = None;
+                let (output, spent) = end.ok_or(ExecutionLost)?;
+                return Poll::Ready(Ok(TurnReport::Finished(output, spent)));
+            }
+            match self.mailbox.lock() {
+                Ok(mut mailbox) => mailbox.parked.take().map_or(Poll::Pending, |output| {
+                    Poll::Ready(Ok(TurnReport::Parked(output)))
+                }),
+                Err(_) => Poll::Ready(Err(ExecutionLost)),
+            }
+        })
+        .await
     }
 }
 
-/// The execution task: instantiate the guest in a sandbox, call its entry
-/// point and report how it ended.
-async fn run_guest(spec: ExecutionSpec, state: GuestState, reports: mpsc::Sender<TurnReport>) {
+impl Drop for Execution {
+    /// A guest still parked is unwound and its sandbox freed on the reaper's
+    /// thread: evicting an execution costs the turn that evicts it nothing.
+    fn drop(&mut self) {
+        if let Some(guest) = self.guest.take() {
+            reaper::free(guest);
+        }
+    }
+}
+
+/// The guest's call: instantiate it in a sandbox, call its entry point and
+/// report how it ended.
+async fn run_guest(spec: ExecutionSpec, state: GuestState) -> Option<(TurnOutput, SpentSandbox)> {
     // Checked by `Execution::start`.
-    let Some(shared) = &spec.component.shared.orchestrator else {
-        return;
-    };
+    let shared = spec.component.shared.orchestrator.as_ref()?;
     let (mut store, instantiated) = orchestration_sandbox(&spec.component, shared, state).await;
     let result = match instantiated {
         Ok((instance, indices)) => {
@@ -165,16 +208,14 @@ async fn run_guest(spec: ExecutionSpec, state: GuestState, reports: mpsc::Sender
     let state = store.data_mut();
     let reason = match &result {
         Err(error) => match error.downcast_ref::<GuestFault>() {
-            Some(GuestFault::Evicted) => return,
+            Some(GuestFault::Unlinked) => return None,
             // The execution ended by continuing as new: nothing failed.
             Some(GuestFault::ContinuedAsNew) => None,
             _ => Some(describe_failure(error, &state.output)),
         },
         Ok(_) => None,
     };
-    let Some(replay) = state.orchestration.as_deref_mut() else {
-        return;
-    };
+    let replay = state.orchestration.as_deref_mut()?;
     let ended = match (result, reason) {
         (Ok(Ok(output)), _) => replay.complete(output),
         (Ok(Err(error)), _) => replay.fail(error, true),
@@ -186,7 +227,5 @@ async fn run_guest(spec: ExecutionSpec, state: GuestState, reports: mpsc::Sender
         let _ = replay.fail(fault.to_string(), false);
     }
     let output = replay.take_turn_output();
-    let _ = reports
-        .send(TurnReport::Finished(output, SpentSandbox(store)))
-        .await;
+    Some((output, SpentSandbox(store)))
 }

@@ -53,9 +53,10 @@ pub enum GuestFault {
     /// current execution ends.
     #[error("the execution continued as new")]
     ContinuedAsNew,
-    /// The host dropped a parked execution (eviction or shutdown).
-    #[error("the execution was evicted from the cache")]
-    Evicted,
+    /// The mailbox between the guest and its turns is unusable (a panic
+    /// while it was held).
+    #[error("the execution lost its link to the dispatcher")]
+    Unlinked,
 }
 
 impl GuestFault {

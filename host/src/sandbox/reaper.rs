@@ -1,38 +1,39 @@
-//! Frees the sandboxes of ended orchestration executions on a thread of
-//! their own. Resetting a pooled sandbox (or unmapping a mapped one) takes
-//! tens of microseconds, which turns waiting to start (a burst of timers,
-//! say) should not queue behind. (An activity frees its own sandbox: handing
-//! it across threads cost more than it saved.)
+//! Frees the sandboxes of ended and evicted orchestration executions on a
+//! thread of their own. Resetting a pooled sandbox (or unmapping a mapped
+//! one), and unwinding a parked guest first, takes tens of microseconds,
+//! which turns waiting to start (a burst of timers, say) should not queue
+//! behind. (An activity frees its own sandbox: handing it across threads
+//! cost more than it saved.)
 
 use std::sync::OnceLock;
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 
-use wasmtime::Store;
+/// Something that owns a sandbox, dropped on the reaper's thread.
+type Spent = Box<dyn Send>;
 
-use super::state::GuestState;
-
-/// Spent sandboxes waiting to be freed; past this many, the caller frees its
-/// own, so a reaper that falls behind slows its callers instead of holding
-/// ever more sandboxes.
+/// Sandboxes waiting to be freed; past this many, the caller frees its own,
+/// so a reaper that falls behind slows its callers instead of holding ever
+/// more sandboxes.
 const BACKLOG: usize = 1024;
 
-static REAPER: OnceLock<Option<SyncSender<Store<GuestState>>>> = OnceLock::new();
+static REAPER: OnceLock<Option<SyncSender<Spent>>> = OnceLock::new();
 
-/// Frees `store` soon, on the reaper thread (or here, if it cannot).
-pub(crate) fn free(store: Store<GuestState>) {
+/// Drops `owner` (a store, or a guest call holding one) soon, on the reaper
+/// thread, or here if it cannot.
+pub(crate) fn free(owner: impl Send + 'static) {
     let Some(reaper) = reaper() else {
-        return drop(store);
+        return drop(owner);
     };
-    match reaper.try_send(store) {
+    match reaper.try_send(Box::new(owner)) {
         Ok(()) => {}
-        Err(TrySendError::Full(store) | TrySendError::Disconnected(store)) => drop(store),
+        Err(TrySendError::Full(owner) | TrySendError::Disconnected(owner)) => drop(owner),
     }
 }
 
-fn reaper() -> Option<&'static SyncSender<Store<GuestState>>> {
+fn reaper() -> Option<&'static SyncSender<Spent>> {
     REAPER
         .get_or_init(|| {
-            let (sender, spent) = sync_channel::<Store<GuestState>>(BACKLOG);
+            let (sender, spent) = sync_channel::<Spent>(BACKLOG);
             let started = std::thread::Builder::new()
                 .name("duroxide-reaper".into())
                 .spawn(move || spent.into_iter().for_each(drop));
