@@ -888,8 +888,20 @@ async fn opens_a_file_whose_schema_earlier_releases_tracked_elsewhere() -> TestR
         ),
         "old rows and a new turn read back in order: {history:?}"
     );
+    // Queuing after the upgrade (the schema's trigger is gone) still makes
+    // messages fetchable.
     store.create_instance(new_instance("new", now_ms())).await?;
-    assert!(store.instance("new").await?.is_some());
+    store
+        .enqueue_message("old", external_event("again"), now_ms())
+        .await?;
+    let mut ids: Vec<String> = store
+        .fetch_orchestration_batch(10, LONG_LOCK, Duration::ZERO)
+        .await?
+        .into_iter()
+        .map(|w| w.instance.instance_id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["new", "old"]);
     Ok(())
 }
 

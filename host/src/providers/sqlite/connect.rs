@@ -16,12 +16,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 const WRITER_CACHE_KIB: i64 = -65_536;
 
 /// The schema, in order; `PRAGMA user_version` records how many are applied.
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     include_str!("../../../migrations/sqlite/0001_initial.sql"),
     include_str!("../../../migrations/sqlite/0002_custom_status.sql"),
     include_str!("../../../migrations/sqlite/0003_parent_execution.sql"),
     include_str!("../../../migrations/sqlite/0004_next_visible.sql"),
     include_str!("../../../migrations/sqlite/0005_drop_queue_visible_index.sql"),
+    include_str!("../../../migrations/sqlite/0006_next_visible_by_writer.sql"),
 ];
 
 /// Where a store's connections open the database.
@@ -89,9 +90,9 @@ impl Location {
         // re-reading them through the OS.
         conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)
             .map_err(self.error("sizing the page cache"))?;
-        // Statement journals (a statement that may fail halfway, such as an
-        // insert that fires the queue's trigger) and the savepoints of a
-        // batch run again op by op would otherwise spill to temporary files.
+        // Statement journals (a statement that may fail halfway) and the
+        // savepoints of a batch run again op by op would otherwise spill to
+        // temporary files.
         conn.pragma_update(None, "temp_store", "MEMORY")
             .map_err(self.error("keeping temporary data in memory"))?;
         migrate(&conn).map_err(self.error("migrating the schema"))?;

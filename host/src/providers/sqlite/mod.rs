@@ -14,6 +14,14 @@
 //! its connection inside the shared transaction. The writer calls SQLite
 //! directly (rusqlite), statement after statement on its own thread, with
 //! every statement prepared once.
+//!
+//! Prepared once is not a given. SQLite prepares a statement again on every
+//! new binding when the plan it chose read a bound value: some lookups of a
+//! queue or history by instance (`instance_id = ?1`) do, which costs several
+//! times the lookup. Those compare with `+?1`, the same value as an
+//! expression, which keeps the index and the plan. A `LIMIT ?n` is written
+//! `LIMIT ?n + 0` for the same reason. `RETURNING` and triggers cost SQLite
+//! more than a second statement does, so the store uses neither on hot paths.
 
 mod activity_queue;
 mod codec;

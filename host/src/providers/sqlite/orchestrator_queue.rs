@@ -31,15 +31,25 @@ const EARLIEST_READY: &str = "SELECT next_visible_at FROM instances
      ORDER BY next_visible_at LIMIT 1";
 
 /// Locks one instance: `?1` instance, `?2` lock token, `?3` lock deadline.
-const LOCK_INSTANCE: &str = concat!(
-    "UPDATE instances SET lock_token = ?2, locked_until = ?3 WHERE instance_id = ?1 RETURNING ",
-    instance_columns!()
+/// (The row is read by its own statement: `RETURNING` costs SQLite more.)
+const LOCK_INSTANCE: &str =
+    "UPDATE instances SET lock_token = ?2, locked_until = ?3 WHERE instance_id = ?1";
+
+/// The row of instance `?1`.
+const READ_INSTANCE: &str = concat!(
+    "SELECT ",
+    instance_columns!(),
+    " FROM instances WHERE instance_id = ?1"
 );
 
 /// Takes an instance's messages visible by its turn's start: `?1` instance,
 /// `?2` that time.
-const TAKE_MESSAGES: &str = "UPDATE orchestrator_queue SET attempts = attempts + 1
-     WHERE instance_id = ?1 AND visible_at <= ?2 RETURNING id, message, attempts";
+const TAKE_MESSAGES: &str = "SELECT id, message, attempts + 1 FROM orchestrator_queue
+     WHERE instance_id = +?1 AND visible_at <= ?2";
+
+/// Counts the attempt on the messages [`TAKE_MESSAGES`] read.
+const COUNT_ATTEMPT: &str = "UPDATE orchestrator_queue SET attempts = attempts + 1
+     WHERE instance_id = +?1 AND visible_at <= ?2";
 
 /// Appends one message to an instance's queue.
 pub(super) fn insert_message(
@@ -53,6 +63,12 @@ pub(super) fn insert_message(
     )
     .and_then(|mut stmt| stmt.execute((instance_id, message, visible_at)))
     .map_err(db("enqueueing an orchestrator message"))?;
+    conn.prepare_cached(
+        "UPDATE instances SET next_visible_at = MIN(COALESCE(next_visible_at, ?2), ?2)
+         WHERE instance_id = ?1",
+    )
+    .and_then(|mut stmt| stmt.execute((instance_id, visible_at)))
+    .map_err(db("noting when a message becomes visible"))?;
     Ok(())
 }
 
@@ -162,7 +178,7 @@ pub(super) fn enqueue_message_in(
             "INSERT INTO orchestrator_queue (instance_id, message, visible_at)
              SELECT ?1, ?2, MAX(?3, COALESCE((
                  SELECT q.visible_at FROM orchestrator_queue q
-                 WHERE q.instance_id = ?1 AND i.status = 'Pending'
+                 WHERE q.instance_id = +?1 AND i.status = 'Pending'
                  ORDER BY q.id LIMIT 1), ?3))
              FROM instances i WHERE i.instance_id = ?1",
         )
@@ -171,6 +187,14 @@ pub(super) fn enqueue_message_in(
     if inserted == 0 {
         return Err(StoreError::InstanceNotFound(instance_id.to_owned()));
     }
+    conn.prepare_cached(
+        "UPDATE instances SET next_visible_at = (
+             SELECT MIN(q.visible_at) FROM orchestrator_queue q
+             WHERE q.instance_id = instances.instance_id)
+         WHERE instance_id = ?1",
+    )
+    .and_then(|mut stmt| stmt.execute([instance_id]))
+    .map_err(db("noting when a message becomes visible"))?;
     Ok(Signals::ORCHESTRATOR)
 }
 
@@ -261,20 +285,29 @@ pub(super) fn fetch_in(
     let mut lock = conn
         .prepare_cached(LOCK_INSTANCE)
         .map_err(db("locking an instance"))?;
+    let mut read = conn
+        .prepare_cached(READ_INSTANCE)
+        .map_err(db("locking an instance"))?;
     let mut take = conn
         .prepare_cached(TAKE_MESSAGES)
+        .map_err(db("taking orchestrator messages"))?;
+    let mut count = conn
+        .prepare_cached(COUNT_ATTEMPT)
         .map_err(db("taking orchestrator messages"))?;
     let mut locked = Vec::with_capacity(candidates.len());
     for (id, next_visible) in candidates {
         let ready_at = next_visible.max(now);
-        let instance = lock
-            .query_row((&id, lock_token, plus(ready_at, lock_for)), |row| {
-                Ok(instance_from_row(row))
-            })
+        lock.execute((&id, lock_token, plus(ready_at, lock_for)))
+            .map_err(db("locking an instance"))?;
+        let instance = read
+            .query_row([&id], |row| Ok(instance_from_row(row)))
             .map_err(db("locking an instance"))?;
         let messages = take
             .query_map((&id, ready_at), QueueRow::read)
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(db("taking orchestrator messages"))?;
+        count
+            .execute((&id, ready_at))
             .map_err(db("taking orchestrator messages"))?;
         locked.push(LockedRows {
             instance,

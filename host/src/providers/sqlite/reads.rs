@@ -109,7 +109,7 @@ pub(super) async fn history(
     pool.run(move |conn| {
         let mut stmt = conn
             .prepare_cached(
-                "SELECT event FROM history WHERE instance_id = ?1 AND execution_id = ?2
+                "SELECT event FROM history WHERE instance_id = +?1 AND execution_id = +?2
                  ORDER BY seq",
             )
             .map_err(db("reading history"))?;

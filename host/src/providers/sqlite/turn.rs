@@ -2,7 +2,7 @@
 //! atomically (inside the writer's batch transaction) together with the
 //! release of the instance lock.
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 
 use super::SqliteHistoryStore;
 use super::codec::{db, encode, to_i64};
@@ -30,27 +30,26 @@ const APPEND_TURN: &str =
 
 /// `?1` queue id, `?2` instance: the instance check keeps a bad id from
 /// deleting another instance's message.
-const DELETE_CONSUMED: &str = "DELETE FROM orchestrator_queue WHERE id = ?1 AND instance_id = ?2";
+const DELETE_CONSUMED: &str = "DELETE FROM orchestrator_queue WHERE id = ?1 AND instance_id = +?2";
 
 /// `?1` instance, `?2` serialized work, `?3` visible at.
 const ENQUEUE_ACTIVITY: &str =
     "INSERT INTO activity_queue (instance_id, message, visible_at) VALUES (?1, ?2, ?3)";
 
+/// When the earliest message still queued for instance `?1` becomes visible
+/// (arrived during the turn, sent to itself, or due later).
+const NEXT_VISIBLE: &str = "SELECT MIN(visible_at) FROM orchestrator_queue WHERE instance_id = +?1";
+
 /// Updates the instance and releases its lock, last, so the lock guards every
-/// earlier write. Returns a row only if the lock was held, telling whether
-/// the instance still has queued messages (arrived during the turn, sent to
-/// itself, or due later). The `next_visible_at` subquery names the row rather
-/// than `?1`: a bound parameter there makes SQLite re-plan the statement each
-/// run.
+/// earlier write; changes no row if the lock is lost. `?11` is the instance's
+/// next visible message time. (Read by its own statement: a correlated
+/// subquery here, or `RETURNING`, costs SQLite several times as much.)
 const FINISH_TURN: &str = "UPDATE instances SET status = ?4, output = ?5,
          orchestration_version = COALESCE(?6, orchestration_version),
          execution_id = ?7, history_len = ?8, updated_at = ?3,
          custom_status = CASE WHEN ?9 THEN ?10 ELSE custom_status END,
-         next_visible_at = (SELECT MIN(q.visible_at) FROM orchestrator_queue AS q
-                            WHERE q.instance_id = instances.instance_id),
-         lock_token = NULL, locked_until = NULL
-     WHERE instance_id = ?1 AND lock_token = ?2 AND locked_until > ?3
-     RETURNING next_visible_at IS NOT NULL AS pending";
+         next_visible_at = ?11, lock_token = NULL, locked_until = NULL
+     WHERE instance_id = ?1 AND lock_token = ?2 AND locked_until > ?3";
 
 /// A turn with its lists already serialized, so the shared writer spends its
 /// time on SQL only.
@@ -180,37 +179,38 @@ pub(super) fn commit_turn_in(
         }
     }
     let custom_status = c.custom_status.as_ref().and_then(Option::as_deref);
-    // `None` when the lock was lost; else whether messages are left.
-    let pending: Option<bool> = conn
+    let next_visible: Option<i64> = conn
+        .prepare_cached(NEXT_VISIBLE)
+        .and_then(|mut stmt| stmt.query_row([&c.instance_id], |row| row.get(0)))
+        .map_err(db("reading the instance's queue"))?;
+    let updated = conn
         .prepare_cached(FINISH_TURN)
         .and_then(|mut stmt| {
-            stmt.query_row(
-                rusqlite::params![
-                    &c.instance_id,
-                    &c.lock_token,
-                    now,
-                    c.status.as_str(),
-                    &c.output,
-                    &c.orchestration_version,
-                    t.execution_id,
-                    t.new_len,
-                    c.custom_status.is_some(),
-                    custom_status,
-                ],
-                |row| row.get(0),
-            )
-            .optional()
+            stmt.execute(rusqlite::params![
+                &c.instance_id,
+                &c.lock_token,
+                now,
+                c.status.as_str(),
+                &c.output,
+                &c.orchestration_version,
+                t.execution_id,
+                t.new_len,
+                c.custom_status.is_some(),
+                custom_status,
+                next_visible,
+            ])
         })
         .map_err(db("updating the instance"))?;
     // The lock was checked first and nobody else writes during the batch, so
     // this cannot happen; if it does, it is not a clean refusal, since the
     // turn's rows are written already.
-    let Some(pending) = pending else {
+    if updated == 0 {
         return Err(StoreError::Database(format!(
             "the lock on instance '{}' vanished during its commit",
             c.instance_id
         )));
-    };
+    }
+    let pending = next_visible.is_some();
 
     // Messages left behind become fetchable as the lock goes; an idle
     // dispatcher did not count them while the instance was locked (see
