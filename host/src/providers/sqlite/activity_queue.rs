@@ -59,23 +59,28 @@ pub(super) fn fetch_in(
     lock_token: &str,
     now: i64,
 ) -> Result<Vec<QueueRow>, StoreError> {
-    // `LIMIT ?4 + 0`, not `LIMIT ?4`: SQLite re-plans a statement whose
+    // `LIMIT ?2 + 0`, not `LIMIT ?2`: SQLite re-plans a statement whose
     // bare LIMIT parameter changes, which would cost a parse per fetch.
-    conn.prepare_cached(
-        "UPDATE activity_queue SET lock_token = ?1, locked_until = ?2, attempts = attempts + 1
-         WHERE id IN (SELECT id FROM activity_queue
-                      WHERE visible_at <= ?3 AND (locked_until IS NULL OR locked_until <= ?3)
-                      ORDER BY id LIMIT ?4 + 0)
-         RETURNING id, message, attempts",
-    )
-    .and_then(|mut stmt| {
-        stmt.query_map(
-            (lock_token, plus(now, lock_for), now, limit),
-            QueueRow::read,
-        )?
-        .collect()
-    })
-    .map_err(db("locking activity work"))
+    let rows: Vec<QueueRow> = conn
+        .prepare_cached(
+            "SELECT id, message, attempts + 1 FROM activity_queue
+             WHERE visible_at <= ?1 AND (locked_until IS NULL OR locked_until <= ?1)
+             ORDER BY id LIMIT ?2 + 0",
+        )
+        .and_then(|mut stmt| stmt.query_map((now, limit), QueueRow::read)?.collect())
+        .map_err(db("locking activity work"))?;
+    let mut lock = conn
+        .prepare_cached(
+            "UPDATE activity_queue SET lock_token = ?2, locked_until = ?3, attempts = ?4
+             WHERE id = ?1",
+        )
+        .map_err(db("locking activity work"))?;
+    let locked_until = plus(now, lock_for);
+    for row in &rows {
+        lock.execute((row.id, lock_token, locked_until, row.attempts))
+            .map_err(db("locking activity work"))?;
+    }
+    Ok(rows)
 }
 
 fn locked_activity(row: QueueRow, lock_token: &str) -> Result<LockedActivity, StoreError> {

@@ -2,7 +2,7 @@
 //! atomically (inside the writer's batch transaction) together with the
 //! release of the instance lock.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use super::SqliteHistoryStore;
 use super::codec::{db, encode, to_i64};
@@ -10,11 +10,12 @@ use super::ops::{Op, Signals};
 use super::orchestrator_queue::{insert_instance, insert_message};
 use crate::providers::{StoreError, TurnCommit};
 
-/// The turn's lock is still held: `?1` instance, `?2` lock token, `?3` now.
-/// Checked first, so a turn that lost its lock writes nothing (and cannot trip
-/// over rows a newer owner wrote); no other writer can take the lock while
-/// the batch transaction holds the database's write lock.
-const LOCK_HELD: &str = "SELECT 1 FROM instances
+/// The instance's status, if the turn's lock is still held: `?1` instance,
+/// `?2` lock token, `?3` now. Checked first, so a turn that lost its lock
+/// writes nothing (and cannot trip over rows a newer owner wrote); no other
+/// writer can take the lock while the batch transaction holds the database's
+/// write lock.
+const LOCK_HELD: &str = "SELECT status FROM instances
      WHERE instance_id = ?1 AND lock_token = ?2 AND locked_until > ?3";
 
 // The lists of a turn are written one row per statement execution: each
@@ -45,6 +46,15 @@ const NEXT_VISIBLE: &str = "SELECT MIN(visible_at) FROM orchestrator_queue WHERE
 /// next visible message time. (Read by its own statement: a correlated
 /// subquery here, or `RETURNING`, costs SQLite several times as much.)
 const FINISH_TURN: &str = "UPDATE instances SET status = ?4, output = ?5,
+         orchestration_version = COALESCE(?6, orchestration_version),
+         execution_id = ?7, history_len = ?8, updated_at = ?3,
+         custom_status = CASE WHEN ?9 THEN ?10 ELSE custom_status END,
+         next_visible_at = ?11, lock_token = NULL, locked_until = NULL
+     WHERE instance_id = ?1 AND lock_token = ?2 AND locked_until > ?3";
+
+/// [`FINISH_TURN`] for a turn that leaves the status as it was (most turns),
+/// which spares the status index an update. `?4` is bound but unused.
+const FINISH_TURN_SAME_STATUS: &str = "UPDATE instances SET output = ?5,
          orchestration_version = COALESCE(?6, orchestration_version),
          execution_id = ?7, history_len = ?8, updated_at = ?3,
          custom_status = CASE WHEN ?9 THEN ?10 ELSE custom_status END,
@@ -129,16 +139,19 @@ pub(super) fn commit_turn_in(
     now: i64,
 ) -> Result<Signals, StoreError> {
     let c = &t.commit;
-    let held = conn
+    let status: Option<String> = conn
         .prepare_cached(LOCK_HELD)
-        .and_then(|mut stmt| stmt.exists((&c.instance_id, &c.lock_token, now)))
+        .and_then(|mut stmt| {
+            stmt.query_row((&c.instance_id, &c.lock_token, now), |row| row.get(0))
+                .optional()
+        })
         .map_err(db("checking the instance lock"))?;
-    if !held {
+    let Some(status) = status else {
         return Err(StoreError::LockLost(format!(
             "instance '{}'",
             c.instance_id
         )));
-    }
+    };
     if let Some(events) = &t.events {
         conn.prepare_cached(APPEND_TURN)
             .and_then(|mut stmt| {
@@ -184,7 +197,11 @@ pub(super) fn commit_turn_in(
         .and_then(|mut stmt| stmt.query_row([&c.instance_id], |row| row.get(0)))
         .map_err(db("reading the instance's queue"))?;
     let updated = conn
-        .prepare_cached(FINISH_TURN)
+        .prepare_cached(if status == c.status.as_str() {
+            FINISH_TURN_SAME_STATUS
+        } else {
+            FINISH_TURN
+        })
         .and_then(|mut stmt| {
             stmt.execute(rusqlite::params![
                 &c.instance_id,
