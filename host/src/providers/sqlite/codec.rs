@@ -16,16 +16,12 @@ use serde::de::DeserializeOwned;
 
 use crate::providers::{InstanceRecord, InstanceStatus, StoreError, now_ms};
 
-/// Columns of `instances` that [`instance_from_row`] reads, as a literal for
-/// `concat!` into statements built at compile time.
-macro_rules! instance_columns {
-    () => {
-        "instance_id, orchestration_name, orchestration_version, status, output, \
-         execution_id, history_len, created_at, updated_at, parent_instance, parent_id, \
-         parent_execution_id, custom_status"
-    };
-}
-pub(super) use instance_columns;
+/// An instance's row by id (`?1`), with the columns [`instance_from_row`]
+/// reads, in its order.
+pub(super) const READ_INSTANCE: &str = "SELECT instance_id, orchestration_name,
+     orchestration_version, status, output, execution_id, history_len, created_at,
+     updated_at, parent_instance, parent_id, parent_execution_id, custom_status
+     FROM instances WHERE instance_id = ?1";
 
 /// Wraps an SQLite error with what the store was doing when it failed.
 pub(super) fn db(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
@@ -102,7 +98,7 @@ pub(super) fn attempts(value: i64) -> Result<u32, StoreError> {
     u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("attempts out of range: {value}")))
 }
 
-/// Reads a row selected with `instance_columns!()`, in that column order.
+/// Reads a row selected by [`READ_INSTANCE`], in its column order.
 pub(super) fn instance_from_row(row: &Row<'_>) -> Result<InstanceRecord, StoreError> {
     let col = |e: rusqlite::Error| StoreError::Corrupt(format!("instance row: {e}"));
     let status: String = row.get(3).map_err(col)?;

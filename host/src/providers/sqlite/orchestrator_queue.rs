@@ -7,8 +7,8 @@ use rusqlite::{Connection, OptionalExtension};
 
 use super::SqliteHistoryStore;
 use super::codec::{
-    QueueRow, attempts, db, decode, encode, instance_columns, instance_from_row,
-    is_unique_violation, new_lock_token, plus, to_i64, to_u64,
+    QueueRow, READ_INSTANCE, attempts, db, decode, encode, instance_from_row, is_unique_violation,
+    new_lock_token, plus, to_i64, to_u64,
 };
 use super::ops::{Op, Signals};
 use crate::history::OrchestratorMessage;
@@ -34,13 +34,6 @@ const EARLIEST_READY: &str = "SELECT next_visible_at FROM instances
 /// (The row is read by its own statement: `RETURNING` costs SQLite more.)
 const LOCK_INSTANCE: &str =
     "UPDATE instances SET lock_token = ?2, locked_until = ?3 WHERE instance_id = ?1";
-
-/// The row of instance `?1`.
-const READ_INSTANCE: &str = concat!(
-    "SELECT ",
-    instance_columns!(),
-    " FROM instances WHERE instance_id = ?1"
-);
 
 /// Takes an instance's messages visible by its turn's start: `?1` instance,
 /// `?2` that time.

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::Semaphore;
 
-use super::codec::{db, decode, instance_columns, instance_from_row, now_i64, to_i64, to_u64};
+use super::codec::{READ_INSTANCE, db, decode, instance_from_row, now_i64, to_i64, to_u64};
 use super::connect::Location;
 use crate::history::Event;
 use crate::providers::{InstanceRecord, StoreError};
@@ -69,13 +69,6 @@ impl ReadPool {
             .clear();
     }
 }
-
-/// An instance's row by id.
-const READ_INSTANCE: &str = concat!(
-    "SELECT ",
-    instance_columns!(),
-    " FROM instances WHERE instance_id = ?1"
-);
 
 /// The instance's row, if any.
 pub(super) async fn instance(
