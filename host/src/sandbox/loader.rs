@@ -115,7 +115,7 @@ async fn compile_and_check(bytes: &[u8], digest: String) -> Result<LoadedCompone
     {
         return Err(LoadError::ForbiddenImport(import));
     }
-    let shared = prepare(linkers, &compiled, &manifest)?;
+    let shared = prepare(linkers, &compiled, activity_pre, &manifest)?;
     let pooled = pooled(bytes, &manifest).await;
     Ok(LoadedComponent {
         digest,
@@ -126,10 +126,11 @@ async fn compile_and_check(bytes: &[u8], digest: String) -> Result<LoadedCompone
 }
 
 /// The orchestrations and activities `manifest` names, ready to instantiate
-/// with `linkers`.
+/// with `linkers`; `activity_pre` is the component on the activity linker.
 fn prepare(
     linkers: &Linkers,
     compiled: &Component,
+    activity_pre: InstancePre<GuestState>,
     manifest: &ComponentManifest,
 ) -> Result<Prepared, LoadError> {
     let invalid = |e: wasmtime::Error| LoadError::Invalid(format!("{e:#}"));
@@ -147,13 +148,9 @@ fn prepare(
     let activities = if manifest.activities.is_empty() {
         None
     } else {
-        let pre = linkers
-            .activity
-            .instantiate_pre(compiled)
-            .map_err(invalid)?;
-        let indices = activities::GuestIndices::new(&pre)
+        let indices = activities::GuestIndices::new(&activity_pre)
             .map_err(|_| LoadError::MissingExport("duroxide:orchestration/activities".into()))?;
-        Some((pre, indices))
+        Some((activity_pre, indices))
     };
     Ok(Prepared {
         orchestrator,
@@ -173,7 +170,11 @@ async fn pooled(bytes: &[u8], manifest: &ComponentManifest) -> Option<Prepared> 
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("{e:#}"))?;
-        prepare(linkers, &compiled, manifest).map_err(|e| e.to_string())
+        let activity_pre = linkers
+            .activity
+            .instantiate_pre(&compiled)
+            .map_err(|e| format!("{e:#}"))?;
+        prepare(linkers, &compiled, activity_pre, manifest).map_err(|e| e.to_string())
     }
     .await;
     prepared

@@ -41,25 +41,33 @@ const ENQUEUE_ACTIVITY: &str =
 /// (arrived during the turn, sent to itself, or due later).
 const NEXT_VISIBLE: &str = "SELECT MIN(visible_at) FROM orchestrator_queue WHERE instance_id = +?1";
 
+/// The final update of a turn, setting `$status` (the status column, or
+/// nothing) with the rest; see [`FINISH_TURN`].
+macro_rules! finish_turn {
+    ($status:literal) => {
+        concat!(
+            "UPDATE instances SET ",
+            $status,
+            "output = ?5,
+                 orchestration_version = COALESCE(?6, orchestration_version),
+                 execution_id = ?7, history_len = ?8, updated_at = ?3,
+                 custom_status = CASE WHEN ?9 THEN ?10 ELSE custom_status END,
+                 next_visible_at = ?11, lock_token = NULL, locked_until = NULL
+             WHERE instance_id = ?1 AND lock_token = ?2 AND locked_until > ?3"
+        )
+    };
+}
+
 /// Updates the instance and releases its lock, last, so the lock guards every
-/// earlier write; changes no row if the lock is lost. `?11` is the instance's
-/// next visible message time. (Read by its own statement: a correlated
-/// subquery here, or `RETURNING`, costs SQLite several times as much.)
-const FINISH_TURN: &str = "UPDATE instances SET status = ?4, output = ?5,
-         orchestration_version = COALESCE(?6, orchestration_version),
-         execution_id = ?7, history_len = ?8, updated_at = ?3,
-         custom_status = CASE WHEN ?9 THEN ?10 ELSE custom_status END,
-         next_visible_at = ?11, lock_token = NULL, locked_until = NULL
-     WHERE instance_id = ?1 AND lock_token = ?2 AND locked_until > ?3";
+/// earlier write; changes no row if the lock is lost. `?4` is the status,
+/// `?11` the instance's next visible message time. (Read by its own
+/// statement: a correlated subquery here, or `RETURNING`, costs SQLite
+/// several times as much.)
+const FINISH_TURN: &str = finish_turn!("status = ?4, ");
 
 /// [`FINISH_TURN`] for a turn that leaves the status as it was (most turns),
 /// which spares the status index an update. `?4` is bound but unused.
-const FINISH_TURN_SAME_STATUS: &str = "UPDATE instances SET output = ?5,
-         orchestration_version = COALESCE(?6, orchestration_version),
-         execution_id = ?7, history_len = ?8, updated_at = ?3,
-         custom_status = CASE WHEN ?9 THEN ?10 ELSE custom_status END,
-         next_visible_at = ?11, lock_token = NULL, locked_until = NULL
-     WHERE instance_id = ?1 AND lock_token = ?2 AND locked_until > ?3";
+const FINISH_TURN_SAME_STATUS: &str = finish_turn!("");
 
 /// A turn with its lists already serialized, so the shared writer spends its
 /// time on SQL only.
