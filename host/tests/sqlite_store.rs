@@ -378,6 +378,107 @@ async fn complete_after_lock_loss_is_lock_lost() -> TestResult {
     Ok(())
 }
 
+fn completed(id: u64) -> OrchestratorMessage {
+    OrchestratorMessage::ActivityCompleted {
+        execution_id: 1,
+        id,
+        output: "\"hello\"".to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn a_completion_locks_a_free_instance_and_hands_over_its_turn() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = open(&dir).await?;
+    store.create_instance(new_instance("a", now_ms())).await?;
+    let fetched = fetch(&store, LONG_LOCK).await?;
+    let mut commit = empty_commit(&fetched);
+    commit.activities = vec![work("a", 1)];
+    store.commit_turn(commit).await?;
+    // An event that arrived meanwhile is taken with the completion.
+    store
+        .enqueue_message("a", external_event("ping"), now_ms())
+        .await?;
+
+    let locked = store.fetch_activity_work(10, LONG_LOCK).await?;
+    let work = store
+        .complete_activity_and_lock(&locked[0], completed(1), LONG_LOCK)
+        .await?
+        .ok_or("expected the instance to be locked for the caller")?;
+    assert_eq!(work.instance.instance_id, "a");
+    let messages: Vec<_> = work.messages.iter().map(|m| &m.message).collect();
+    assert_eq!(messages, [&external_event("ping"), &completed(1)]);
+    assert!(work.messages.iter().all(|m| m.attempts == 1));
+    assert!(store.fetch_activity_work(10, LONG_LOCK).await?.is_empty());
+
+    // The instance is the caller's: no fetch takes it, and its turn commits.
+    assert!(store.fetch_orchestration_work(LONG_LOCK).await?.is_none());
+    store.commit_turn(empty_commit(&work)).await?;
+    assert!(store.fetch_orchestration_work(LONG_LOCK).await?.is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_completion_for_a_locked_instance_waits_in_its_queue() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = open(&dir).await?;
+    store.create_instance(new_instance("a", now_ms())).await?;
+    let fetched = fetch(&store, LONG_LOCK).await?;
+    let mut commit = empty_commit(&fetched);
+    commit.activities = vec![work("a", 1)];
+    store.commit_turn(commit).await?;
+    store
+        .enqueue_message("a", external_event("ping"), now_ms())
+        .await?;
+    let holder = fetch(&store, LONG_LOCK).await?;
+
+    let locked = store.fetch_activity_work(10, LONG_LOCK).await?;
+    let handed = store
+        .complete_activity_and_lock(&locked[0], completed(1), LONG_LOCK)
+        .await?;
+    assert!(handed.is_none(), "{handed:?}");
+    assert!(store.fetch_orchestration_work(LONG_LOCK).await?.is_none());
+
+    // Once the holder lets go, a fetch takes the completion.
+    store.commit_turn(empty_commit(&holder)).await?;
+    let next = fetch(&store, LONG_LOCK).await?;
+    let messages: Vec<_> = next.messages.iter().map(|m| &m.message).collect();
+    assert_eq!(messages, [&completed(1)]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_completion_and_lock_after_lock_loss_writes_nothing() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = open(&dir).await?;
+    store.create_instance(new_instance("a", now_ms())).await?;
+    let fetched = fetch(&store, LONG_LOCK).await?;
+    let mut commit = empty_commit(&fetched);
+    commit.activities = vec![work("a", 1)];
+    store.commit_turn(commit).await?;
+
+    let first = store.fetch_activity_work(10, SHORT_LOCK).await?;
+    let second = poll(|| async {
+        let locked = store.fetch_activity_work(10, LONG_LOCK).await?;
+        Ok(locked.into_iter().next())
+    })
+    .await?;
+    let err = expect_err(
+        store
+            .complete_activity_and_lock(&first[0], completed(1), LONG_LOCK)
+            .await,
+    )?;
+    assert!(matches!(err, StoreError::LockLost(_)), "{err:?}");
+    // Neither a message nor a lock was left behind.
+    assert!(store.fetch_orchestration_work(LONG_LOCK).await?.is_none());
+    let work = store
+        .complete_activity_and_lock(&second, completed(1), LONG_LOCK)
+        .await?
+        .ok_or("expected the instance to be free")?;
+    assert_eq!(work.messages.len(), 1);
+    Ok(())
+}
+
 #[tokio::test]
 async fn delayed_start_is_invisible_until_due() -> TestResult {
     let dir = TempDir::new()?;

@@ -318,6 +318,23 @@ pub trait HistoryStore: Send + Sync + 'static {
         completion: OrchestratorMessage,
     ) -> Result<(), StoreError>;
 
+    /// [`complete_activity`](Self::complete_activity), and in the same
+    /// transaction lock the instance for `lock_for` if nobody holds it,
+    /// taking its visible messages (the completion among them) as a fetch
+    /// would: the caller runs the turn at once, without a fetch. `None` if the
+    /// instance is locked or gone (the completion waits in its queue) or the
+    /// store cannot lock in the same transaction, which is the default.
+    async fn complete_activity_and_lock(
+        &self,
+        locked: &LockedActivity,
+        completion: OrchestratorMessage,
+        lock_for: Duration,
+    ) -> Result<Option<OrchestrationWork>, StoreError> {
+        let _ = lock_for;
+        self.complete_activity(locked, completion).await?;
+        Ok(None)
+    }
+
     /// Release an activity lock so the work is fetched again at once.
     async fn release_activity_work(&self, locked: &LockedActivity) -> Result<(), StoreError>;
 

@@ -5,14 +5,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
 use super::Shared;
 use super::idle::Idle;
+use super::orchestrator;
 use super::registry::ActivityHandler;
 use super::slots::Slots;
 use crate::history::{ActivityWork, OrchestratorMessage};
-use crate::providers::{LockedActivity, StoreError};
+use crate::providers::{LockedActivity, OrchestrationWork, StoreError};
 use crate::sandbox::instance::call_activity;
 
 /// Most items fetched in one go.
@@ -111,8 +113,13 @@ async fn execute(shared: &Shared, item: LockedActivity) {
             error,
         },
     };
-    match shared.store.complete_activity(&item, completion).await {
-        Ok(()) => {}
+    match complete(shared, &item, completion).await {
+        Ok(Some((work, slot))) => {
+            let span = tracing::info_span!("turn", instance = %work.instance.instance_id);
+            orchestrator::process(shared, work).instrument(span).await;
+            drop(slot);
+        }
+        Ok(None) => {}
         Err(StoreError::LockLost(_)) => {
             tracing::warn!(
                 "the activity's lock expired before it completed; another attempt will run"
@@ -120,6 +127,33 @@ async fn execute(shared: &Shared, item: LockedActivity) {
         }
         Err(e) => tracing::error!("completing the activity failed: {e}"),
     }
+}
+
+/// Completes the item. With a turn slot free, the same commit locks the
+/// instance if nobody holds it, and the instance's next turn runs here at
+/// once, in that slot: no dispatcher wakes, and no fetch waits for the next
+/// batch of the store.
+async fn complete(
+    shared: &Shared,
+    item: &LockedActivity,
+    completion: OrchestratorMessage,
+) -> Result<Option<(OrchestrationWork, OwnedSemaphorePermit)>, StoreError> {
+    let slot = match shared.turn_slots.clone().try_acquire_owned() {
+        Ok(slot) if !*shared.shutdown.borrow() => slot,
+        _ => {
+            return shared
+                .store
+                .complete_activity(item, completion)
+                .await
+                .map(|()| None);
+        }
+    };
+    let lock_for = shared.options.orchestration_lock;
+    let work = shared
+        .store
+        .complete_activity_and_lock(item, completion, lock_for)
+        .await?;
+    Ok(work.map(|work| (work, slot)))
 }
 
 async fn run_activity(shared: &Shared, work: &ActivityWork) -> Result<String, String> {

@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use crate::providers::HistoryStore;
@@ -112,6 +112,10 @@ pub(crate) struct Shared {
     pub(crate) cache: ExecutionCache,
     pub(crate) options: RuntimeOptions,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// The turn slots (`orchestration_workers`): taken by the orchestrator
+    /// dispatcher's turns and by an activity that runs its instance's next
+    /// turn itself.
+    pub(crate) turn_slots: Arc<Semaphore>,
 }
 
 /// The execution engine: runs the orchestrations and activities of loaded
@@ -205,6 +209,7 @@ impl DuroxideRuntime {
             cache: ExecutionCache::new(capacity, self.options.cache_max_bytes),
             options: self.options.clone(),
             shutdown: shutdown_rx,
+            turn_slots: Arc::new(Semaphore::new(self.options.orchestration_workers.max(1))),
         });
         let dispatchers = vec![
             tokio::spawn(orchestrator::run(shared.clone())),

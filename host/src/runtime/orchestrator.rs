@@ -33,7 +33,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let signal = shared.store.orchestrator_signal();
     let mut shutdown = shared.shutdown.clone();
     let mut idle = Idle::new(shared.options.max_poll_interval, LOOKAHEAD);
-    let mut slots = Slots::new(shared.options.orchestration_workers);
+    let mut slots = Slots::sharing(shared.turn_slots.clone());
     while !*shutdown.borrow() {
         let free = slots.free(FETCH_BATCH);
         if free == 0 {
@@ -94,7 +94,8 @@ impl Turn {
     }
 }
 
-async fn process(shared: &Shared, work: OrchestrationWork) {
+/// Runs one turn of a locked instance and commits it (or releases the lock).
+pub(crate) async fn process(shared: &Shared, work: OrchestrationWork) {
     // Work locked ahead of time waits for its messages to be due.
     while work.ready_at_ms > now_ms() {
         let early = work.ready_at_ms.saturating_sub(now_ms());
@@ -426,15 +427,26 @@ async fn commit(shared: &Shared, work: OrchestrationWork, turn: Turn) {
         orchestration_version: turn.version,
         custom_status: output.custom_status,
     };
-    match shared.store.commit_turn(commit).await {
-        Ok(()) => {
-            if let Some(mut execution) = turn.execution
-                && shared.options.execution_cache
-            {
-                execution.history_len = new_len;
-                shared.cache.put(instance.instance_id, execution);
-            }
+    // Parked before the commit, not after: the commit lets the turn's
+    // activities run, and the one that completes first runs the next turn
+    // at once (see `activity::complete`), which may be before this task
+    // resumes. A turn takes a cached execution only if the history it has
+    // seen is the instance's committed history, so until the commit lands
+    // nobody can use it; if the commit fails it is dropped.
+    let parked = match turn.execution {
+        Some(mut execution) if shared.options.execution_cache => {
+            execution.history_len = new_len;
+            shared.cache.put(instance.instance_id.clone(), execution);
+            true
         }
+        _ => false,
+    };
+    let committed = shared.store.commit_turn(commit).await;
+    if committed.is_err() && parked {
+        shared.cache.take(&instance.instance_id);
+    }
+    match committed {
+        Ok(()) => {}
         Err(StoreError::LockLost(_)) => {
             tracing::warn!(
                 "the instance lock expired before the turn committed; the turn will be retried"

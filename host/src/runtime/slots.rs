@@ -16,8 +16,13 @@ pub(crate) struct Slots {
 impl Slots {
     /// `count` slots (at least one).
     pub(crate) fn new(count: usize) -> Self {
+        Self::sharing(Arc::new(Semaphore::new(count.max(1))))
+    }
+
+    /// Slots counted by `permits`, which tasks outside this set may take too.
+    pub(crate) fn sharing(permits: Arc<Semaphore>) -> Self {
         Self {
-            permits: Arc::new(Semaphore::new(count.max(1))),
+            permits,
             running: JoinSet::new(),
         }
     }

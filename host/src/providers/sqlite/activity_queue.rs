@@ -7,9 +7,9 @@ use rusqlite::Connection;
 use super::SqliteHistoryStore;
 use super::codec::{QueueRow, attempts, db, decode, encode, new_lock_token, plus};
 use super::ops::{Op, Signals};
-use super::orchestrator_queue::insert_message;
+use super::orchestrator_queue::{LockedRows, decode_work, insert_message, insert_message_and_lock};
 use crate::history::OrchestratorMessage;
-use crate::providers::{LockedActivity, StoreError};
+use crate::providers::{LockedActivity, OrchestrationWork, StoreError};
 
 /// Whether any item is visible and free at `now`.
 pub(super) fn any_available(conn: &Connection, now: i64) -> Result<bool, StoreError> {
@@ -132,6 +132,30 @@ pub(super) async fn complete(
         .await
 }
 
+/// [`complete`], and lock the instance if nobody holds it, taking its
+/// visible messages; the locked work comes back with the lock token, not yet
+/// decoded (`Err` if it cannot be, see [`super::orchestrator_queue::fetch`]).
+pub(super) async fn complete_and_lock(
+    store: &SqliteHistoryStore,
+    locked: &LockedActivity,
+    completion: &OrchestratorMessage,
+    lock_for: Duration,
+) -> Result<Option<Result<OrchestrationWork, StoreError>>, StoreError> {
+    let completion = encode(completion, "activity completion")?;
+    let lock = ActivityLock::of(locked);
+    let lock_token = new_lock_token();
+    let rows = store
+        .write(|reply| Op::CompleteActivityAndLock {
+            lock,
+            completion,
+            lock_for,
+            lock_token: lock_token.clone(),
+            reply,
+        })
+        .await?;
+    Ok(rows.map(|rows| decode_work(*rows, &lock_token)))
+}
+
 /// Op body of [`complete`], inside the writer's batch transaction.
 pub(super) fn complete_in(
     conn: &Connection,
@@ -139,6 +163,28 @@ pub(super) fn complete_in(
     completion: &str,
     now: i64,
 ) -> Result<Signals, StoreError> {
+    delete_locked(conn, lock, now)?;
+    insert_message(conn, &lock.instance, completion, now)?;
+    Ok(Signals::ORCHESTRATOR)
+}
+
+/// Op body of [`complete_and_lock`], inside the writer's batch transaction.
+pub(super) fn complete_and_lock_in(
+    conn: &Connection,
+    lock: &ActivityLock,
+    completion: &str,
+    lock_for: Duration,
+    lock_token: &str,
+    now: i64,
+) -> Result<Option<Box<LockedRows>>, StoreError> {
+    delete_locked(conn, lock, now)?;
+    let locked =
+        insert_message_and_lock(conn, &lock.instance, completion, lock_for, lock_token, now)?;
+    Ok(locked.map(Box::new))
+}
+
+/// Deletes the completed item, if its lock is still held.
+fn delete_locked(conn: &Connection, lock: &ActivityLock, now: i64) -> Result<(), StoreError> {
     let deleted = conn
         .prepare_cached(
             "DELETE FROM activity_queue WHERE id = ?1 AND lock_token = ?2 AND locked_until > ?3",
@@ -151,8 +197,7 @@ pub(super) fn complete_in(
             lock.queue_id, lock.name, lock.instance
         )));
     }
-    insert_message(conn, &lock.instance, completion, now)?;
-    Ok(Signals::ORCHESTRATOR)
+    Ok(())
 }
 
 /// Unlocks the item for an immediate retry; a stale token changes nothing.

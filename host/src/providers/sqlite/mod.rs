@@ -214,6 +214,19 @@ impl HistoryStore for SqliteHistoryStore {
         activity_queue::complete(self, locked, &completion).await
     }
 
+    async fn complete_activity_and_lock(
+        &self,
+        locked: &LockedActivity,
+        completion: OrchestratorMessage,
+        lock_for: Duration,
+    ) -> Result<Option<OrchestrationWork>, StoreError> {
+        let locked = activity_queue::complete_and_lock(self, locked, &completion, lock_for).await?;
+        Ok(locked.and_then(|work| {
+            work.inspect_err(|e| tracing::error!("a locked instance cannot be read: {e}"))
+                .ok()
+        }))
+    }
+
     async fn release_activity_work(&self, locked: &LockedActivity) -> Result<(), StoreError> {
         activity_queue::release(self, locked).await
     }

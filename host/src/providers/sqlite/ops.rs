@@ -66,6 +66,15 @@ pub(super) enum Op {
         completion: String,
         reply: ReplyTo<()>,
     },
+    /// [`activity_queue::complete_and_lock`], completion already serialized;
+    /// the lock token is made by the caller.
+    CompleteActivityAndLock {
+        lock: ActivityLock,
+        completion: String,
+        lock_for: Duration,
+        lock_token: String,
+        reply: ReplyTo<Option<Box<LockedRows>>>,
+    },
     /// [`activity_queue::release`].
     ReleaseActivity {
         lock: ActivityLock,
@@ -117,6 +126,9 @@ impl Done {
     pub(super) fn signals(&self) -> Signals {
         match &self.output {
             Output::Unit(Ok(signals)) => *signals,
+            // A completion that locked its instance wakes nobody (its caller
+            // runs the turn); one that did not queued a message to fetch.
+            Output::Continued(Ok(None)) => Signals::ORCHESTRATOR,
             _ => Signals::NONE,
         }
     }
@@ -152,7 +164,9 @@ impl Op {
         let output = match reply {
             Reply::Orchestrations(_) => Output::Orchestrations(Ok(Vec::new())),
             Reply::Activities(_) => Output::Activities(Ok(Vec::new())),
-            Reply::Unit(_) => Output::Unit(Err(StoreError::Database("not a fetch".into()))),
+            Reply::Unit(_) | Reply::Continued(_) => {
+                Output::Unit(Err(StoreError::Database("not a fetch".into())))
+            }
         };
         Done { reply, output }
     }
@@ -211,6 +225,15 @@ impl Op {
             Op::CompleteActivity {
                 lock, completion, ..
             } => Output::Unit(activity_queue::complete_in(conn, lock, completion, now)),
+            Op::CompleteActivityAndLock {
+                lock,
+                completion,
+                lock_for,
+                lock_token,
+                ..
+            } => Output::Continued(activity_queue::complete_and_lock_in(
+                conn, lock, completion, *lock_for, lock_token, now,
+            )),
             Op::ReleaseActivity { lock, .. } => {
                 Output::Unit(activity_queue::release_in(conn, lock))
             }
@@ -249,6 +272,7 @@ impl Op {
             | Op::ReleaseActivity { reply, .. } => Reply::Unit(reply),
             Op::FetchOrchestrations { reply, .. } => Reply::Orchestrations(reply),
             Op::FetchActivities { reply, .. } => Reply::Activities(reply),
+            Op::CompleteActivityAndLock { reply, .. } => Reply::Continued(reply),
         }
     }
 }
@@ -258,6 +282,7 @@ enum Reply {
     Unit(ReplyTo<()>),
     Orchestrations(ReplyTo<Vec<LockedRows>>),
     Activities(ReplyTo<Vec<QueueRow>>),
+    Continued(ReplyTo<Option<Box<LockedRows>>>),
 }
 
 impl Reply {
@@ -267,6 +292,7 @@ impl Reply {
             Reply::Unit(_) => Output::Unit(Err(error)),
             Reply::Orchestrations(_) => Output::Orchestrations(Err(error)),
             Reply::Activities(_) => Output::Activities(Err(error)),
+            Reply::Continued(_) => Output::Continued(Err(error)),
         }
     }
 
@@ -281,6 +307,9 @@ impl Reply {
                 let _ = reply.send(result);
             }
             (Reply::Activities(reply), Output::Activities(result)) => {
+                let _ = reply.send(result);
+            }
+            (Reply::Continued(reply), Output::Continued(result)) => {
                 let _ = reply.send(result);
             }
             (reply, _) => {
@@ -302,6 +331,9 @@ pub(super) enum Output {
     Orchestrations(Result<Vec<LockedRows>, StoreError>),
     /// Activity work a fetch locked.
     Activities(Result<Vec<QueueRow>, StoreError>),
+    /// The instance a completion locked, if it did (boxed: it is large, and
+    /// would widen every output of a batch).
+    Continued(Result<Option<Box<LockedRows>>, StoreError>),
 }
 
 impl Output {
@@ -310,6 +342,7 @@ impl Output {
             Output::Unit(r) => r.as_ref().err(),
             Output::Orchestrations(r) => r.as_ref().err(),
             Output::Activities(r) => r.as_ref().err(),
+            Output::Continued(r) => r.as_ref().err(),
         }
     }
 

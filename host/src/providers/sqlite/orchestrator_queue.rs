@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::{CachedStatement, Connection, OptionalExtension};
 
 use super::SqliteHistoryStore;
 use super::codec::{
@@ -44,8 +44,63 @@ const TAKE_MESSAGES: &str = "SELECT id, message, attempts + 1 FROM orchestrator_
 const COUNT_ATTEMPT: &str = "UPDATE orchestrator_queue SET attempts = attempts + 1
      WHERE instance_id = +?1 AND visible_at <= ?2";
 
+/// Locks an instance nobody holds at `?4` (now), noting that a message
+/// became visible at `?4` as [`insert_message`] would: `?1` instance, `?2`
+/// lock token, `?3` lock deadline.
+const LOCK_IF_FREE: &str = "UPDATE instances
+     SET lock_token = ?2, locked_until = ?3,
+         next_visible_at = MIN(COALESCE(next_visible_at, ?4), ?4)
+     WHERE instance_id = ?1 AND (locked_until IS NULL OR locked_until <= ?4)";
+
 /// Appends one message to an instance's queue.
 pub(super) fn insert_message(
+    conn: &Connection,
+    instance_id: &str,
+    message: &str,
+    visible_at: i64,
+) -> Result<(), StoreError> {
+    append_message(conn, instance_id, message, visible_at)?;
+    note_visible(conn, instance_id, visible_at)
+}
+
+/// Appends a message visible at `now` to the queue of an instance and locks
+/// the instance, if nobody holds it, taking its visible messages as a fetch
+/// would. `None` (the message queued as by [`insert_message`]) if the
+/// instance is locked.
+pub(super) fn insert_message_and_lock(
+    conn: &Connection,
+    instance_id: &str,
+    message: &str,
+    lock_for: Duration,
+    lock_token: &str,
+    now: i64,
+) -> Result<Option<LockedRows>, StoreError> {
+    append_message(conn, instance_id, message, now)?;
+    let locked = conn
+        .prepare_cached(LOCK_IF_FREE)
+        .and_then(|mut stmt| stmt.execute((instance_id, lock_token, plus(now, lock_for), now)))
+        .map_err(db("locking an instance"))?;
+    if locked == 0 {
+        note_visible(conn, instance_id, now)?;
+        return Ok(None);
+    }
+    TakeWork::prepare(conn)?.take(instance_id, now).map(Some)
+}
+
+/// Notes on the instance row that one of its messages becomes visible at
+/// `visible_at`.
+fn note_visible(conn: &Connection, instance_id: &str, visible_at: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE instances SET next_visible_at = MIN(COALESCE(next_visible_at, ?2), ?2)
+         WHERE instance_id = ?1",
+    )
+    .and_then(|mut stmt| stmt.execute((instance_id, visible_at)))
+    .map_err(db("noting when a message becomes visible"))?;
+    Ok(())
+}
+
+/// The queue row alone; the instance's `next_visible_at` is the caller's.
+fn append_message(
     conn: &Connection,
     instance_id: &str,
     message: &str,
@@ -56,12 +111,6 @@ pub(super) fn insert_message(
     )
     .and_then(|mut stmt| stmt.execute((instance_id, message, visible_at)))
     .map_err(db("enqueueing an orchestrator message"))?;
-    conn.prepare_cached(
-        "UPDATE instances SET next_visible_at = MIN(COALESCE(next_visible_at, ?2), ?2)
-         WHERE instance_id = ?1",
-    )
-    .and_then(|mut stmt| stmt.execute((instance_id, visible_at)))
-    .map_err(db("noting when a message becomes visible"))?;
     Ok(())
 }
 
@@ -241,7 +290,11 @@ pub(super) async fn fetch(
         .collect())
 }
 
-fn decode_work(rows: LockedRows, lock_token: &str) -> Result<OrchestrationWork, StoreError> {
+/// Decodes what a lock took, off the writer.
+pub(super) fn decode_work(
+    rows: LockedRows,
+    lock_token: &str,
+) -> Result<OrchestrationWork, StoreError> {
     let instance = rows.instance?;
     let what = format!("queued message of '{}'", instance.instance_id);
     let mut messages = rows
@@ -278,37 +331,58 @@ pub(super) fn fetch_in(
     let mut lock = conn
         .prepare_cached(LOCK_INSTANCE)
         .map_err(db("locking an instance"))?;
-    let mut read = conn
-        .prepare_cached(READ_INSTANCE)
-        .map_err(db("locking an instance"))?;
-    let mut take = conn
-        .prepare_cached(TAKE_MESSAGES)
-        .map_err(db("taking orchestrator messages"))?;
-    let mut count = conn
-        .prepare_cached(COUNT_ATTEMPT)
-        .map_err(db("taking orchestrator messages"))?;
+    let mut take = TakeWork::prepare(conn)?;
     let mut locked = Vec::with_capacity(candidates.len());
     for (id, next_visible) in candidates {
         let ready_at = next_visible.max(now);
         lock.execute((&id, lock_token, plus(ready_at, lock_for)))
             .map_err(db("locking an instance"))?;
-        let instance = read
-            .query_row([&id], |row| Ok(instance_from_row(row)))
+        locked.push(take.take(&id, ready_at)?);
+    }
+    Ok(locked)
+}
+
+/// The statements that read a just-locked instance and take its messages.
+struct TakeWork<'c> {
+    read: CachedStatement<'c>,
+    take: CachedStatement<'c>,
+    count: CachedStatement<'c>,
+}
+
+impl<'c> TakeWork<'c> {
+    fn prepare(conn: &'c Connection) -> Result<Self, StoreError> {
+        let prepare = |sql| {
+            conn.prepare_cached(sql)
+                .map_err(db("taking orchestrator messages"))
+        };
+        Ok(Self {
+            read: prepare(READ_INSTANCE)?,
+            take: prepare(TAKE_MESSAGES)?,
+            count: prepare(COUNT_ATTEMPT)?,
+        })
+    }
+
+    /// Reads the instance row and takes the messages visible at `ready_at`,
+    /// counting an attempt on each.
+    fn take(&mut self, id: &str, ready_at: i64) -> Result<LockedRows, StoreError> {
+        let instance = self
+            .read
+            .query_row([id], |row| Ok(instance_from_row(row)))
             .map_err(db("locking an instance"))?;
-        let messages = take
-            .query_map((&id, ready_at), QueueRow::read)
+        let messages = self
+            .take
+            .query_map((id, ready_at), QueueRow::read)
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(db("taking orchestrator messages"))?;
-        count
-            .execute((&id, ready_at))
+        self.count
+            .execute((id, ready_at))
             .map_err(db("taking orchestrator messages"))?;
-        locked.push(LockedRows {
+        Ok(LockedRows {
             instance,
             messages,
             ready_at,
-        });
+        })
     }
-    Ok(locked)
 }
 
 /// Up to `max` instances unlocked at `now` whose earliest message is visible
