@@ -387,6 +387,56 @@ fn completed(id: u64) -> OrchestratorMessage {
 }
 
 #[tokio::test]
+async fn a_turn_can_lock_the_first_activities_it_schedules_for_its_caller() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = open(&dir).await?;
+    store.create_instance(new_instance("a", now_ms())).await?;
+    let fetched = fetch(&store, LONG_LOCK).await?;
+    let mut commit = empty_commit(&fetched);
+    commit.activities = vec![work("a", 1), work("a", 2), work("a", 3)];
+    let locked = store
+        .commit_turn_and_lock_activities(commit, 2, SHORT_LOCK)
+        .await?;
+    let ids: Vec<_> = locked.iter().map(|l| (l.work.id, l.attempts)).collect();
+    assert_eq!(ids, [(1, 1), (2, 1)]);
+
+    // The rest is left to fetches; the locked ones come back only once their
+    // lock expires, with that attempt counted.
+    let rest = store.fetch_activity_work(10, LONG_LOCK).await?;
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].work.id, 3);
+    store.complete_activity(&locked[0], completed(1)).await?;
+    let expired = poll(|| async {
+        let again = store.fetch_activity_work(10, LONG_LOCK).await?;
+        Ok(again.into_iter().next())
+    })
+    .await?;
+    assert_eq!((expired.work.id, expired.attempts), (2, 2));
+    let err = expect_err(store.complete_activity(&locked[1], completed(2)).await)?;
+    assert!(matches!(err, StoreError::LockLost(_)), "{err:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_turn_that_lost_its_lock_locks_no_activities() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = open(&dir).await?;
+    store.create_instance(new_instance("a", now_ms())).await?;
+    let fetched = fetch(&store, LONG_LOCK).await?;
+    let mut commit = empty_commit(&fetched);
+    commit.lock_token = "stale".to_owned();
+    commit.activities = vec![work("a", 1)];
+    let err = expect_err(
+        store
+            .commit_turn_and_lock_activities(commit, 1, LONG_LOCK)
+            .await,
+    )?;
+    assert!(matches!(err, StoreError::LockLost(_)), "{err:?}");
+    assert!(store.fetch_activity_work(10, LONG_LOCK).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_completion_locks_a_free_instance_and_hands_over_its_turn() -> TestResult {
     let dir = TempDir::new()?;
     let store = open(&dir).await?;

@@ -294,6 +294,21 @@ pub trait HistoryStore: Send + Sync + 'static {
     /// Fails with [`StoreError::LockLost`] (writing nothing) if the lock expired.
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError>;
 
+    /// [`commit_turn`](Self::commit_turn), and in the same transaction lock
+    /// the first `max` activities the turn schedules for `lock_for`, for the
+    /// caller to run at once instead of leaving them to a fetch. Returns
+    /// those it locked, in the turn's order; the default locks none.
+    async fn commit_turn_and_lock_activities(
+        &self,
+        commit: TurnCommit,
+        max: usize,
+        lock_for: Duration,
+    ) -> Result<Vec<LockedActivity>, StoreError> {
+        let _ = (max, lock_for);
+        self.commit_turn(commit).await?;
+        Ok(Vec::new())
+    }
+
     /// Release an instance lock without committing; its messages become
     /// fetchable again at once.
     async fn release_orchestration_work(

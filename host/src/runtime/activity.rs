@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tracing::Instrument;
 
 use super::Shared;
@@ -20,53 +20,88 @@ use crate::sandbox::instance::call_activity;
 /// Most items fetched in one go.
 const FETCH_BATCH: usize = 128;
 
-/// The dispatcher loop. In-flight activities are awaited on shutdown for the
-/// grace period, then abandoned and their locks released.
-pub(crate) async fn run(shared: Arc<Shared>) {
+/// Activity work a turn locked as it committed, with the activity slot it
+/// took for it, for the dispatcher to run without a fetch.
+pub(crate) struct HandedOver {
+    pub(crate) item: LockedActivity,
+    pub(crate) slot: OwnedSemaphorePermit,
+}
+
+/// The dispatcher loop: runs what turns hand over, and fetches the rest.
+/// In-flight activities are awaited on shutdown for the grace period, then
+/// abandoned and their locks released.
+pub(crate) async fn run(shared: Arc<Shared>, mut handed_over: mpsc::UnboundedReceiver<HandedOver>) {
     let signal = shared.store.activity_signal();
     let mut shutdown = shared.shutdown.clone();
     let mut idle = Idle::new(shared.options.max_poll_interval, Duration::ZERO);
-    let mut slots = Slots::new(shared.options.activity_concurrency);
+    let mut slots = Slots::sharing(shared.activity_slots.clone());
     // Items being worked on, so those abandoned at shutdown can be released.
     let inflight: Arc<Mutex<HashMap<i64, LockedActivity>>> = Arc::default();
     while !*shutdown.borrow() {
+        // Handed-over work holds its slot already: it goes first.
+        while let Ok(handed) = handed_over.try_recv() {
+            start(
+                &shared,
+                &inflight,
+                &mut slots,
+                handed.item,
+                Some(handed.slot),
+            )
+            .await;
+        }
         let free = slots.free(FETCH_BATCH);
         if free == 0 {
-            slots.wait_for_one(&mut shutdown).await;
+            let handed = tokio::select! {
+                handed = handed_over.recv() => handed,
+                () = slots.wait_for_one(&mut shutdown) => None,
+            };
+            if let Some(handed) = handed {
+                start(
+                    &shared,
+                    &inflight,
+                    &mut slots,
+                    handed.item,
+                    Some(handed.slot),
+                )
+                .await;
+            }
             continue;
         }
-        match shared
+        let fetched = shared
             .store
             .fetch_activity_work(free, shared.options.activity_lock)
-            .await
-        {
+            .await;
+        match fetched {
             Ok(items) if !items.is_empty() => {
                 idle.reset();
                 for item in items {
-                    if let Ok(mut map) = inflight.lock() {
-                        map.insert(item.queue_id, item.clone());
-                    }
-                    let shared = shared.clone();
-                    let inflight = inflight.clone();
-                    let span = tracing::info_span!("activity", instance = %item.work.instance, name = %item.work.name, attempt = item.attempts);
-                    let task = async move {
-                        let queue_id = item.queue_id;
-                        execute(&shared, item).await;
-                        if let Ok(mut map) = inflight.lock() {
-                            map.remove(&queue_id);
-                        }
-                    };
-                    if !slots.spawn(task.instrument(span)).await {
-                        break;
-                    }
+                    start(&shared, &inflight, &mut slots, item, None).await;
                 }
+                continue;
             }
-            Ok(_) => idle.wait(&*shared.store, &signal, &mut shutdown).await,
-            Err(e) => {
-                tracing::error!("fetching activity work failed: {e}");
-                idle.wait(&*shared.store, &signal, &mut shutdown).await;
-            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("fetching activity work failed: {e}"),
         }
+        let handed = tokio::select! {
+            handed = handed_over.recv() => handed,
+            () = idle.wait(&*shared.store, &signal, &mut shutdown) => None,
+        };
+        if let Some(handed) = handed {
+            idle.reset();
+            start(
+                &shared,
+                &inflight,
+                &mut slots,
+                handed.item,
+                Some(handed.slot),
+            )
+            .await;
+        }
+    }
+    // Work handed over from now on is released by the turn that locked it.
+    handed_over.close();
+    while let Ok(handed) = handed_over.try_recv() {
+        let _ = shared.store.release_activity_work(&handed.item).await;
     }
     let grace = tokio::time::sleep(shared.options.shutdown_grace);
     tokio::pin!(grace);
@@ -84,6 +119,36 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         .unwrap_or_default();
     for item in abandoned {
         let _ = shared.store.release_activity_work(&item).await;
+    }
+}
+
+/// Runs `item` in `slot`, or in a slot it waits for.
+async fn start(
+    shared: &Arc<Shared>,
+    inflight: &Arc<Mutex<HashMap<i64, LockedActivity>>>,
+    slots: &mut Slots,
+    item: LockedActivity,
+    slot: Option<OwnedSemaphorePermit>,
+) {
+    if let Ok(mut map) = inflight.lock() {
+        map.insert(item.queue_id, item.clone());
+    }
+    let span = tracing::info_span!("activity", instance = %item.work.instance, name = %item.work.name, attempt = item.attempts);
+    let (shared, inflight) = (shared.clone(), inflight.clone());
+    let task = async move {
+        let queue_id = item.queue_id;
+        execute(&shared, item).await;
+        if let Ok(mut map) = inflight.lock() {
+            map.remove(&queue_id);
+        }
+    }
+    .instrument(span);
+    match slot {
+        Some(slot) => slots.spawn_in(slot, task),
+        None => {
+            // The slots close only when dropped, never while this runs.
+            slots.spawn(task).await;
+        }
     }
 }
 
@@ -139,7 +204,7 @@ async fn complete(
     completion: OrchestratorMessage,
 ) -> Result<Option<(OrchestrationWork, OwnedSemaphorePermit)>, StoreError> {
     let slot = match shared.turn_slots.clone().try_acquire_owned() {
-        Ok(slot) if !*shared.shutdown.borrow() => slot,
+        Ok(slot) if shared.short_cuts() => slot,
         _ => {
             return shared
                 .store

@@ -5,9 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
 use super::Shared;
+use super::activity::HandedOver;
 use super::execution::{Execution, ExecutionSpec, SpentSandbox, TurnInput, TurnReport};
 use super::idle::Idle;
 use super::plan::{Plan, StartSpec, plan, running_children};
@@ -15,8 +17,8 @@ use super::replay::{Replay, TurnOutput};
 use super::slots::Slots;
 use crate::history::{Event, OrchestratorMessage};
 use crate::providers::{
-    InstanceRecord, InstanceStatus, OrchestrationWork, OutgoingMessage, StoreError, TurnCommit,
-    now_ms,
+    InstanceRecord, InstanceStatus, LockedActivity, OrchestrationWork, OutgoingMessage, StoreError,
+    TurnCommit, now_ms,
 };
 
 /// Most instances locked by one fetch.
@@ -412,6 +414,7 @@ async fn commit(shared: &Shared, work: OrchestrationWork, turn: Turn) {
         });
     }
     let new_len = turn.history_len_before + output.new_events.len() as u64;
+    let slots = activity_slots(shared, output.activities.len());
     let commit = TurnCommit {
         instance_id: instance.instance_id.clone(),
         lock_token: work.lock_token,
@@ -441,12 +444,19 @@ async fn commit(shared: &Shared, work: OrchestrationWork, turn: Turn) {
         }
         _ => false,
     };
-    let committed = shared.store.commit_turn(commit).await;
+    let committed = if slots.is_empty() {
+        shared.store.commit_turn(commit).await.map(|()| Vec::new())
+    } else {
+        let lock_for = shared.options.activity_lock;
+        (shared.store)
+            .commit_turn_and_lock_activities(commit, slots.len(), lock_for)
+            .await
+    };
     if committed.is_err() && parked {
         shared.cache.take(&instance.instance_id);
     }
     match committed {
-        Ok(()) => {}
+        Ok(locked) => hand_over(shared, locked, slots).await,
         Err(StoreError::LockLost(_)) => {
             tracing::warn!(
                 "the instance lock expired before the turn committed; the turn will be retried"
@@ -456,6 +466,31 @@ async fn commit(shared: &Shared, work: OrchestrationWork, turn: Turn) {
     }
     if let Some(spent) = turn.spent {
         spent.free();
+    }
+}
+
+/// Takes up to `wanted` free activity slots, for activities the turn hands
+/// straight to the activity dispatcher: none while shutting down.
+fn activity_slots(shared: &Shared, wanted: usize) -> Vec<OwnedSemaphorePermit> {
+    if !shared.short_cuts() {
+        return Vec::new();
+    }
+    std::iter::from_fn(|| shared.activity_slots.clone().try_acquire_owned().ok())
+        .take(wanted)
+        .collect()
+}
+
+/// Hands the activities the commit locked to the activity dispatcher, each
+/// in a slot taken for it; unneeded slots are freed. Work the dispatcher no
+/// longer takes (it is stopping) is released for a later fetch.
+async fn hand_over(shared: &Shared, locked: Vec<LockedActivity>, slots: Vec<OwnedSemaphorePermit>) {
+    for (item, slot) in locked.into_iter().zip(slots) {
+        if let Err(refused) = shared.handed_over.send(HandedOver { item, slot }) {
+            let item = refused.0.item;
+            if let Err(e) = shared.store.release_activity_work(&item).await {
+                tracing::warn!("releasing activity work failed: {e}");
+            }
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
 /// Tasks running in at most a fixed number of slots.
@@ -14,11 +14,6 @@ pub(crate) struct Slots {
 }
 
 impl Slots {
-    /// `count` slots (at least one).
-    pub(crate) fn new(count: usize) -> Self {
-        Self::sharing(Arc::new(Semaphore::new(count.max(1))))
-    }
-
     /// Slots counted by `permits`, which tasks outside this set may take too.
     pub(crate) fn sharing(permits: Arc<Semaphore>) -> Self {
         Self {
@@ -55,6 +50,20 @@ impl Slots {
             drop(permit);
         });
         true
+    }
+
+    /// Runs `task` in the slot `permit` holds, taken from this set's permits
+    /// by whoever handed the task over.
+    pub(crate) fn spawn_in(
+        &mut self,
+        permit: OwnedSemaphorePermit,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) {
+        let task = Box::pin(task);
+        self.running.spawn(async move {
+            task.await;
+            drop(permit);
+        });
     }
 
     /// Waits for the next task to finish; `None` when none is running.

@@ -190,6 +190,15 @@ impl HistoryStore for SqliteHistoryStore {
         turn::commit_turn(self, commit).await
     }
 
+    async fn commit_turn_and_lock_activities(
+        &self,
+        commit: TurnCommit,
+        max: usize,
+        lock_for: Duration,
+    ) -> Result<Vec<LockedActivity>, StoreError> {
+        turn::commit_turn_and_lock(self, commit, max, lock_for).await
+    }
+
     async fn release_orchestration_work(
         &self,
         instance_id: &str,

@@ -45,7 +45,7 @@ pub(super) enum Op {
     /// slot of the writer's channel.
     CommitTurn {
         turn: Box<EncodedTurn>,
-        reply: ReplyTo<()>,
+        reply: ReplyTo<Vec<i64>>,
     },
     /// [`orchestrator_queue::release`].
     ReleaseOrchestration {
@@ -125,7 +125,7 @@ impl Done {
     /// The signals to fire after the commit; none for a failed op.
     pub(super) fn signals(&self) -> Signals {
         match &self.output {
-            Output::Unit(Ok(signals)) => *signals,
+            Output::Unit(Ok(signals)) | Output::Committed(Ok((signals, _))) => *signals,
             // A completion that locked its instance wakes nobody (its caller
             // runs the turn); one that did not queued a message to fetch.
             Output::Continued(Ok(None)) => Signals::ORCHESTRATOR,
@@ -164,7 +164,7 @@ impl Op {
         let output = match reply {
             Reply::Orchestrations(_) => Output::Orchestrations(Ok(Vec::new())),
             Reply::Activities(_) => Output::Activities(Ok(Vec::new())),
-            Reply::Unit(_) | Reply::Continued(_) => {
+            Reply::Unit(_) | Reply::Continued(_) | Reply::Committed(_) => {
                 Output::Unit(Err(StoreError::Database("not a fetch".into())))
             }
         };
@@ -204,7 +204,7 @@ impl Op {
             } => Output::Orchestrations(orchestrator_queue::fetch_in(
                 conn, *max, *lock_for, *lookahead, lock_token, now,
             )),
-            Op::CommitTurn { turn, .. } => Output::Unit(turn::commit_turn_in(conn, turn, now)),
+            Op::CommitTurn { turn, .. } => Output::Committed(turn::commit_turn_in(conn, turn, now)),
             Op::ReleaseOrchestration {
                 instance_id,
                 lock_token,
@@ -266,13 +266,13 @@ impl Op {
         match self {
             Op::CreateInstance { reply, .. }
             | Op::EnqueueMessage { reply, .. }
-            | Op::CommitTurn { reply, .. }
             | Op::ReleaseOrchestration { reply, .. }
             | Op::CompleteActivity { reply, .. }
             | Op::ReleaseActivity { reply, .. } => Reply::Unit(reply),
             Op::FetchOrchestrations { reply, .. } => Reply::Orchestrations(reply),
             Op::FetchActivities { reply, .. } => Reply::Activities(reply),
             Op::CompleteActivityAndLock { reply, .. } => Reply::Continued(reply),
+            Op::CommitTurn { reply, .. } => Reply::Committed(reply),
         }
     }
 }
@@ -283,6 +283,7 @@ enum Reply {
     Orchestrations(ReplyTo<Vec<LockedRows>>),
     Activities(ReplyTo<Vec<QueueRow>>),
     Continued(ReplyTo<Option<Box<LockedRows>>>),
+    Committed(ReplyTo<Vec<i64>>),
 }
 
 impl Reply {
@@ -293,6 +294,7 @@ impl Reply {
             Reply::Orchestrations(_) => Output::Orchestrations(Err(error)),
             Reply::Activities(_) => Output::Activities(Err(error)),
             Reply::Continued(_) => Output::Continued(Err(error)),
+            Reply::Committed(_) => Output::Committed(Err(error)),
         }
     }
 
@@ -311,6 +313,9 @@ impl Reply {
             }
             (Reply::Continued(reply), Output::Continued(result)) => {
                 let _ = reply.send(result);
+            }
+            (Reply::Committed(reply), Output::Committed(result)) => {
+                let _ = reply.send(result.map(|(_, locked)| locked));
             }
             (reply, _) => {
                 let mismatch = reply.error(StoreError::Database(
@@ -334,6 +339,8 @@ pub(super) enum Output {
     /// The instance a completion locked, if it did (boxed: it is large, and
     /// would widen every output of a batch).
     Continued(Result<Option<Box<LockedRows>>, StoreError>),
+    /// A committed turn, with the queue ids of the activities it locked.
+    Committed(Result<(Signals, Vec<i64>), StoreError>),
 }
 
 impl Output {
@@ -343,6 +350,7 @@ impl Output {
             Output::Orchestrations(r) => r.as_ref().err(),
             Output::Activities(r) => r.as_ref().err(),
             Output::Continued(r) => r.as_ref().err(),
+            Output::Committed(r) => r.as_ref().err(),
         }
     }
 

@@ -4,11 +4,14 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
+use std::time::Duration;
+
 use super::SqliteHistoryStore;
-use super::codec::{db, encode, to_i64};
+use super::codec::{db, encode, new_lock_token, plus, to_i64};
 use super::ops::{Op, Signals};
 use super::orchestrator_queue::{insert_instance, insert_message};
-use crate::providers::{StoreError, TurnCommit};
+use crate::history::ActivityWork;
+use crate::providers::{LockedActivity, StoreError, TurnCommit};
 
 /// The instance's status, if the turn's lock is still held: `?1` instance,
 /// `?2` lock token, `?3` now. Checked first, so a turn that lost its lock
@@ -36,6 +39,12 @@ const DELETE_CONSUMED: &str = "DELETE FROM orchestrator_queue WHERE id = ?1 AND 
 /// `?1` instance, `?2` serialized work, `?3` visible at.
 const ENQUEUE_ACTIVITY: &str =
     "INSERT INTO activity_queue (instance_id, message, visible_at) VALUES (?1, ?2, ?3)";
+
+/// [`ENQUEUE_ACTIVITY`] for work the committing runtime runs at once: locked
+/// with token `?4` until `?5`, its first attempt counted as a fetch would.
+const ENQUEUE_LOCKED_ACTIVITY: &str = "INSERT INTO activity_queue
+     (instance_id, message, visible_at, lock_token, locked_until, attempts)
+     VALUES (?1, ?2, ?3, ?4, ?5, 1)";
 
 /// When the earliest message still queued for instance `?1` becomes visible
 /// (arrived during the turn, sent to itself, or due later).
@@ -85,11 +94,20 @@ pub(super) struct EncodedTurn {
     first_seq: i64,
     /// History length after the turn.
     new_len: i64,
+    /// How many of `activities`, from the first, to lock for the caller.
+    eager: Option<EagerLock>,
+}
+
+/// The lock on the activities a turn's runtime runs at once.
+struct EagerLock {
+    count: usize,
+    lock_for: Duration,
+    lock_token: String,
 }
 
 impl EncodedTurn {
     /// Serializes and range-checks everything the commit writes.
-    fn new(mut commit: TurnCommit) -> Result<Self, StoreError> {
+    fn new(mut commit: TurnCommit, eager: Option<EagerLock>) -> Result<Self, StoreError> {
         let new_events = std::mem::take(&mut commit.new_events);
         let events = if new_events.is_empty() {
             None
@@ -126,6 +144,7 @@ impl EncodedTurn {
             execution_id,
             first_seq,
             new_len,
+            eager,
         })
     }
 }
@@ -136,16 +155,49 @@ pub(super) async fn commit_turn(
     commit: TurnCommit,
 ) -> Result<(), StoreError> {
     // Encode before queuing, keeping the shared writer's critical section short.
-    let turn = Box::new(EncodedTurn::new(commit)?);
-    store.write(|reply| Op::CommitTurn { turn, reply }).await
+    let turn = Box::new(EncodedTurn::new(commit, None)?);
+    store
+        .write(|reply| Op::CommitTurn { turn, reply })
+        .await
+        .map(|_| ())
+}
+
+/// [`commit_turn`], locking the first `max` activities the turn schedules
+/// for `lock_for`, and returns those.
+pub(super) async fn commit_turn_and_lock(
+    store: &SqliteHistoryStore,
+    commit: TurnCommit,
+    max: usize,
+    lock_for: Duration,
+) -> Result<Vec<LockedActivity>, StoreError> {
+    let works: Vec<ActivityWork> = commit.activities.iter().take(max).cloned().collect();
+    let lock_token = new_lock_token();
+    let eager = EagerLock {
+        count: works.len(),
+        lock_for,
+        lock_token: lock_token.clone(),
+    };
+    let turn = Box::new(EncodedTurn::new(commit, Some(eager))?);
+    let ids = store.write(|reply| Op::CommitTurn { turn, reply }).await?;
+    Ok(ids
+        .into_iter()
+        .zip(works)
+        .map(|(queue_id, work)| LockedActivity {
+            queue_id,
+            lock_token: lock_token.clone(),
+            attempts: 1,
+            work,
+        })
+        .collect())
 }
 
 /// Op body of [`commit_turn`], inside the writer's batch transaction.
+/// Returns the queue ids of the activities it locked for the caller.
 pub(super) fn commit_turn_in(
     conn: &Connection,
     t: &EncodedTurn,
     now: i64,
-) -> Result<Signals, StoreError> {
+) -> Result<(Signals, Vec<i64>), StoreError> {
     let c = &t.commit;
     let status: Option<String> = conn
         .prepare_cached(LOCK_HELD)
@@ -176,11 +228,24 @@ pub(super) fn commit_turn_in(
                 .map_err(db("deleting consumed messages"))?;
         }
     }
-    if !t.activities.is_empty() {
+    let eager = t.eager.as_ref().map_or(0, |e| e.count);
+    let mut locked = Vec::with_capacity(eager);
+    if let Some(lock) = &t.eager {
+        let mut stmt = conn
+            .prepare_cached(ENQUEUE_LOCKED_ACTIVITY)
+            .map_err(db("enqueueing activity work"))?;
+        let locked_until = plus(now, lock.lock_for);
+        for (instance, work) in t.activities.iter().take(eager) {
+            stmt.execute((instance, work, now, &lock.lock_token, locked_until))
+                .map_err(db("enqueueing activity work"))?;
+            locked.push(conn.last_insert_rowid());
+        }
+    }
+    if t.activities.len() > eager {
         let mut stmt = conn
             .prepare_cached(ENQUEUE_ACTIVITY)
             .map_err(db("enqueueing activity work"))?;
-        for (instance, work) in &t.activities {
+        for (instance, work) in &t.activities[eager..] {
             stmt.execute((instance, work, now))
                 .map_err(db("enqueueing activity work"))?;
         }
@@ -241,8 +306,9 @@ pub(super) fn commit_turn_in(
     // dispatcher did not count them while the instance was locked (see
     // `next_wake_at_ms`) and must hear about them, future ones included, so
     // it shortens its sleep.
-    Ok(Signals {
+    let signals = Signals {
         orchestrator: pending || !t.messages.is_empty() || !c.new_instances.is_empty(),
-        activity: !t.activities.is_empty(),
-    })
+        activity: t.activities.len() > locked.len(),
+    };
+    Ok((signals, locked))
 }
