@@ -17,8 +17,9 @@ use crate::history::{ActivityWork, OrchestratorMessage};
 use crate::providers::{LockedActivity, OrchestrationWork, StoreError};
 use crate::sandbox::instance::call_activity;
 
-/// Most items fetched in one go.
-const FETCH_BATCH: usize = 128;
+/// Most items fetched in one go: a large batch takes a burst of activities
+/// in one commit of the store rather than in several.
+const FETCH_BATCH: usize = 512;
 
 /// Activity work a turn locked as it committed, with the activity slot it
 /// took for it, for the dispatcher to run without a fetch.

@@ -68,7 +68,10 @@ pub struct RuntimeOptions {
     pub cache_max_bytes: usize,
     /// Orchestration turns run side by side.
     pub orchestration_workers: usize,
-    /// Activities run side by side.
+    /// Activities run side by side. The default, 1024, lets the activity
+    /// dispatcher take large batches (hello_seq5 ran 18% faster than with
+    /// 256); each running Wasm activity holds a sandbox of the pool, which
+    /// it shares with the parked executions.
     pub activity_concurrency: usize,
     /// How long a fetched instance stays locked; a crashed worker's instance is
     /// retried after it.
@@ -94,7 +97,7 @@ impl Default for RuntimeOptions {
             cache_capacity: 4096,
             cache_max_bytes: 2 << 30,
             orchestration_workers: 1024,
-            activity_concurrency: 256,
+            activity_concurrency: 1024,
             orchestration_lock: Duration::from_secs(30),
             activity_lock: Duration::from_secs(300),
             max_message_attempts: 10,
