@@ -35,36 +35,25 @@ pub(crate) async fn run(shared: Arc<Shared>, mut handed_over: mpsc::UnboundedRec
     let signal = shared.store.activity_signal();
     let mut shutdown = shared.shutdown.clone();
     let mut idle = Idle::new(shared.options.max_poll_interval, Duration::ZERO);
-    let mut slots = Slots::sharing(shared.activity_slots.clone());
-    // Items being worked on, so those abandoned at shutdown can be released.
-    let inflight: Arc<Mutex<HashMap<i64, LockedActivity>>> = Arc::default();
+    let mut running = Running {
+        slots: Slots::sharing(shared.activity_slots.clone()),
+        inflight: Arc::default(),
+        shared,
+    };
+    let shared = running.shared.clone();
     while !*shutdown.borrow() {
         // Handed-over work holds its slot already: it goes first.
         while let Ok(handed) = handed_over.try_recv() {
-            start(
-                &shared,
-                &inflight,
-                &mut slots,
-                handed.item,
-                Some(handed.slot),
-            )
-            .await;
+            running.take(handed);
         }
-        let free = slots.free(FETCH_BATCH);
+        let free = running.slots.free(FETCH_BATCH);
         if free == 0 {
             let handed = tokio::select! {
                 handed = handed_over.recv() => handed,
-                () = slots.wait_for_one(&mut shutdown) => None,
+                () = running.slots.wait_for_one(&mut shutdown) => None,
             };
             if let Some(handed) = handed {
-                start(
-                    &shared,
-                    &inflight,
-                    &mut slots,
-                    handed.item,
-                    Some(handed.slot),
-                )
-                .await;
+                running.take(handed);
             }
             continue;
         }
@@ -76,7 +65,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut handed_over: mpsc::UnboundedRec
             Ok(items) if !items.is_empty() => {
                 idle.reset();
                 for item in items {
-                    start(&shared, &inflight, &mut slots, item, None).await;
+                    running.start(item).await;
                 }
                 continue;
             }
@@ -89,14 +78,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut handed_over: mpsc::UnboundedRec
         };
         if let Some(handed) = handed {
             idle.reset();
-            start(
-                &shared,
-                &inflight,
-                &mut slots,
-                handed.item,
-                Some(handed.slot),
-            )
-            .await;
+            running.take(handed);
         }
     }
     // Work handed over from now on is released by the turn that locked it.
@@ -104,6 +86,11 @@ pub(crate) async fn run(shared: Arc<Shared>, mut handed_over: mpsc::UnboundedRec
     while let Ok(handed) = handed_over.try_recv() {
         let _ = shared.store.release_activity_work(&handed.item).await;
     }
+    let Running {
+        mut slots,
+        inflight,
+        ..
+    } = running;
     let grace = tokio::time::sleep(shared.options.shutdown_grace);
     tokio::pin!(grace);
     loop {
@@ -123,33 +110,43 @@ pub(crate) async fn run(shared: Arc<Shared>, mut handed_over: mpsc::UnboundedRec
     }
 }
 
-/// Runs `item` in `slot`, or in a slot it waits for.
-async fn start(
-    shared: &Arc<Shared>,
-    inflight: &Arc<Mutex<HashMap<i64, LockedActivity>>>,
-    slots: &mut Slots,
-    item: LockedActivity,
-    slot: Option<OwnedSemaphorePermit>,
-) {
-    if let Ok(mut map) = inflight.lock() {
-        map.insert(item.queue_id, item.clone());
+/// The activities the dispatcher runs.
+struct Running {
+    shared: Arc<Shared>,
+    slots: Slots,
+    /// Items being worked on, so those abandoned at shutdown can be released.
+    inflight: Arc<Mutex<HashMap<i64, LockedActivity>>>,
+}
+
+impl Running {
+    /// Runs fetched `item` once a slot is free.
+    async fn start(&mut self, item: LockedActivity) {
+        let task = self.task(item);
+        // The slots close only when dropped, never while this runs.
+        self.slots.spawn(task).await;
     }
-    let span = tracing::info_span!("activity", instance = %item.work.instance, name = %item.work.name, attempt = item.attempts);
-    let (shared, inflight) = (shared.clone(), inflight.clone());
-    let task = async move {
-        let queue_id = item.queue_id;
-        execute(&shared, item).await;
-        if let Ok(mut map) = inflight.lock() {
-            map.remove(&queue_id);
-        }
+
+    /// Runs handed-over work in the slot it holds.
+    fn take(&mut self, handed: HandedOver) {
+        let task = self.task(handed.item);
+        self.slots.spawn_in(handed.slot, task);
     }
-    .instrument(span);
-    match slot {
-        Some(slot) => slots.spawn_in(slot, task),
-        None => {
-            // The slots close only when dropped, never while this runs.
-            slots.spawn(task).await;
+
+    /// The task that runs `item`, noted as in flight until it ends.
+    fn task(&self, item: LockedActivity) -> impl Future<Output = ()> + Send + 'static {
+        if let Ok(mut map) = self.inflight.lock() {
+            map.insert(item.queue_id, item.clone());
         }
+        let span = tracing::info_span!("activity", instance = %item.work.instance, name = %item.work.name, attempt = item.attempts);
+        let (shared, inflight) = (self.shared.clone(), self.inflight.clone());
+        async move {
+            let queue_id = item.queue_id;
+            execute(&shared, item).await;
+            if let Ok(mut map) = inflight.lock() {
+                map.remove(&queue_id);
+            }
+        }
+        .instrument(span)
     }
 }
 
