@@ -470,7 +470,8 @@ async fn commit(shared: &Shared, work: OrchestrationWork, turn: Turn) {
 }
 
 /// Takes up to `wanted` free activity slots, for activities the turn hands
-/// straight to the activity dispatcher: none while shutting down.
+/// straight to the activity dispatcher: none unless short cuts are on (see
+/// [`Shared::short_cuts`]).
 fn activity_slots(shared: &Shared, wanted: usize) -> Vec<OwnedSemaphorePermit> {
     if !shared.short_cuts() {
         return Vec::new();

@@ -2,9 +2,9 @@
 //! atomically (inside the writer's batch transaction) together with the
 //! release of the instance lock.
 
-use rusqlite::{Connection, OptionalExtension};
-
 use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension};
 
 use super::SqliteHistoryStore;
 use super::codec::{db, encode, new_lock_token, plus, to_i64};
