@@ -178,7 +178,10 @@ async fn execute(shared: &Shared, item: LockedActivity) {
     };
     match complete(shared, &item, completion).await {
         Ok(Some((work, slot))) => {
-            let span = tracing::info_span!("turn", instance = %work.instance.instance_id);
+            // A root span, as the dispatcher's turns have: the turn is the
+            // instance's, not part of the activity.
+            let span =
+                tracing::info_span!(parent: None, "turn", instance = %work.instance.instance_id);
             orchestrator::process(shared, work).instrument(span).await;
             drop(slot);
         }
