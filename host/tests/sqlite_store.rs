@@ -119,6 +119,23 @@ where
     }
 }
 
+/// A store holding instance "a", locked by a fetch of its start message.
+async fn started(dir: &TempDir) -> Result<(SqliteHistoryStore, OrchestrationWork), Box<dyn Error>> {
+    let store = open(dir).await?;
+    store.create_instance(new_instance("a", now_ms())).await?;
+    let fetched = fetch(&store, LONG_LOCK).await?;
+    Ok((store, fetched))
+}
+
+/// A store holding instance "a", whose first turn scheduled activities `ids`.
+async fn with_activities(dir: &TempDir, ids: &[u64]) -> Result<SqliteHistoryStore, Box<dyn Error>> {
+    let (store, fetched) = started(dir).await?;
+    let mut commit = empty_commit(&fetched);
+    commit.activities = ids.iter().map(|&id| work("a", id)).collect();
+    store.commit_turn(commit).await?;
+    Ok(store)
+}
+
 #[tokio::test]
 async fn create_then_duplicate_is_instance_exists() -> TestResult {
     let dir = TempDir::new()?;
@@ -306,12 +323,7 @@ async fn commit_with_a_wrong_or_expired_token_is_lock_lost() -> TestResult {
 #[tokio::test]
 async fn activity_round_trip_enqueues_the_completion() -> TestResult {
     let dir = TempDir::new()?;
-    let store = open(&dir).await?;
-    store.create_instance(new_instance("a", now_ms())).await?;
-    let fetched = fetch(&store, LONG_LOCK).await?;
-    let mut commit = empty_commit(&fetched);
-    commit.activities = vec![work("a", 1), work("a", 2)];
-    store.commit_turn(commit).await?;
+    let store = with_activities(&dir, &[1, 2]).await?;
 
     let locked = store.fetch_activity_work(1, LONG_LOCK).await?;
     assert_eq!(locked.len(), 1);
@@ -348,12 +360,7 @@ async fn activity_round_trip_enqueues_the_completion() -> TestResult {
 #[tokio::test]
 async fn complete_after_lock_loss_is_lock_lost() -> TestResult {
     let dir = TempDir::new()?;
-    let store = open(&dir).await?;
-    store.create_instance(new_instance("a", now_ms())).await?;
-    let fetched = fetch(&store, LONG_LOCK).await?;
-    let mut commit = empty_commit(&fetched);
-    commit.activities = vec![work("a", 1)];
-    store.commit_turn(commit).await?;
+    let store = with_activities(&dir, &[1]).await?;
 
     let first = store.fetch_activity_work(10, SHORT_LOCK).await?;
     assert_eq!(first.len(), 1);
@@ -389,9 +396,7 @@ fn completed(id: u64) -> OrchestratorMessage {
 #[tokio::test]
 async fn a_turn_can_lock_the_first_activities_it_schedules_for_its_caller() -> TestResult {
     let dir = TempDir::new()?;
-    let store = open(&dir).await?;
-    store.create_instance(new_instance("a", now_ms())).await?;
-    let fetched = fetch(&store, LONG_LOCK).await?;
+    let (store, fetched) = started(&dir).await?;
     let mut commit = empty_commit(&fetched);
     commit.activities = vec![work("a", 1), work("a", 2), work("a", 3)];
     let locked = store
@@ -420,9 +425,7 @@ async fn a_turn_can_lock_the_first_activities_it_schedules_for_its_caller() -> T
 #[tokio::test]
 async fn a_turn_that_lost_its_lock_locks_no_activities() -> TestResult {
     let dir = TempDir::new()?;
-    let store = open(&dir).await?;
-    store.create_instance(new_instance("a", now_ms())).await?;
-    let fetched = fetch(&store, LONG_LOCK).await?;
+    let (store, fetched) = started(&dir).await?;
     let mut commit = empty_commit(&fetched);
     commit.lock_token = "stale".to_owned();
     commit.activities = vec![work("a", 1)];
@@ -439,12 +442,7 @@ async fn a_turn_that_lost_its_lock_locks_no_activities() -> TestResult {
 #[tokio::test]
 async fn a_completion_locks_a_free_instance_and_hands_over_its_turn() -> TestResult {
     let dir = TempDir::new()?;
-    let store = open(&dir).await?;
-    store.create_instance(new_instance("a", now_ms())).await?;
-    let fetched = fetch(&store, LONG_LOCK).await?;
-    let mut commit = empty_commit(&fetched);
-    commit.activities = vec![work("a", 1)];
-    store.commit_turn(commit).await?;
+    let store = with_activities(&dir, &[1]).await?;
     // An event that arrived meanwhile is taken with the completion.
     store
         .enqueue_message("a", external_event("ping"), now_ms())
@@ -471,12 +469,7 @@ async fn a_completion_locks_a_free_instance_and_hands_over_its_turn() -> TestRes
 #[tokio::test]
 async fn a_completion_for_a_locked_instance_waits_in_its_queue() -> TestResult {
     let dir = TempDir::new()?;
-    let store = open(&dir).await?;
-    store.create_instance(new_instance("a", now_ms())).await?;
-    let fetched = fetch(&store, LONG_LOCK).await?;
-    let mut commit = empty_commit(&fetched);
-    commit.activities = vec![work("a", 1)];
-    store.commit_turn(commit).await?;
+    let store = with_activities(&dir, &[1]).await?;
     store
         .enqueue_message("a", external_event("ping"), now_ms())
         .await?;
@@ -500,12 +493,7 @@ async fn a_completion_for_a_locked_instance_waits_in_its_queue() -> TestResult {
 #[tokio::test]
 async fn a_completion_and_lock_after_lock_loss_writes_nothing() -> TestResult {
     let dir = TempDir::new()?;
-    let store = open(&dir).await?;
-    store.create_instance(new_instance("a", now_ms())).await?;
-    let fetched = fetch(&store, LONG_LOCK).await?;
-    let mut commit = empty_commit(&fetched);
-    commit.activities = vec![work("a", 1)];
-    store.commit_turn(commit).await?;
+    let store = with_activities(&dir, &[1]).await?;
 
     let first = store.fetch_activity_work(10, SHORT_LOCK).await?;
     let second = poll(|| async {
