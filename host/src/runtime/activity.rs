@@ -204,15 +204,15 @@ async fn complete(
     item: &LockedActivity,
     completion: OrchestratorMessage,
 ) -> Result<Option<(OrchestrationWork, OwnedSemaphorePermit)>, StoreError> {
-    let slot = match shared.turn_slots.clone().try_acquire_owned() {
-        Ok(slot) if shared.short_cuts() => slot,
-        _ => {
-            return shared
-                .store
-                .complete_activity(item, completion)
-                .await
-                .map(|()| None);
-        }
+    // Checked before a slot is taken, so under load a completion costs no
+    // semaphore round trip.
+    let slot = shared
+        .short_cuts()
+        .then(|| shared.turn_slots.clone().try_acquire_owned().ok())
+        .flatten();
+    let Some(slot) = slot else {
+        let completed = shared.store.complete_activity(item, completion).await;
+        return completed.map(|()| None);
     };
     let lock_for = shared.options.orchestration_lock;
     let work = shared

@@ -473,7 +473,7 @@ async fn commit(shared: &Shared, work: OrchestrationWork, turn: Turn) {
 /// straight to the activity dispatcher: none unless short cuts are on (see
 /// [`Shared::short_cuts`]).
 fn activity_slots(shared: &Shared, wanted: usize) -> Vec<OwnedSemaphorePermit> {
-    if !shared.short_cuts() {
+    if wanted == 0 || !shared.short_cuts() {
         return Vec::new();
     }
     std::iter::from_fn(|| shared.activity_slots.clone().try_acquire_owned().ok())

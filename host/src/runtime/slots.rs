@@ -42,13 +42,7 @@ impl Slots {
         let Ok(permit) = self.permits.clone().acquire_owned().await else {
             return false;
         };
-        // Boxed: a turn's future is several KiB, and tokio moves a task's
-        // future (and its output slot) by value as it spawns and reaps it.
-        let task = Box::pin(task);
-        self.running.spawn(async move {
-            task.await;
-            drop(permit);
-        });
+        self.spawn_in(permit, task);
         true
     }
 
@@ -59,6 +53,8 @@ impl Slots {
         permit: OwnedSemaphorePermit,
         task: impl Future<Output = ()> + Send + 'static,
     ) {
+        // Boxed: a turn's future is several KiB, and tokio moves a task's
+        // future (and its output slot) by value as it spawns and reaps it.
         let task = Box::pin(task);
         self.running.spawn(async move {
             task.await;
