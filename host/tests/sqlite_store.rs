@@ -7,8 +7,8 @@ use std::time::Duration;
 use duroxide::history::{ActivityWork, Event, OrchestratorMessage};
 use duroxide::providers::sqlite::{Durability, SqliteHistoryStore, SqliteOptions};
 use duroxide::providers::{
-    HistoryStore, InstanceStatus, NewInstance, OrchestrationWork, OutgoingMessage, QueuedMessage,
-    StoreError, TurnCommit, now_ms,
+    HistoryStore, InstanceStatus, LockedActivity, NewInstance, OrchestrationWork, OutgoingMessage,
+    QueuedMessage, StoreError, TurnCommit, now_ms,
 };
 use tempfile::TempDir;
 
@@ -70,6 +70,7 @@ fn empty_commit(work: &OrchestrationWork) -> TurnCommit {
         orchestration_version: Some("1.0.0".to_owned()),
         custom_status: None,
         new_instances: Vec::new(),
+        completed_activity: None,
     }
 }
 
@@ -400,8 +401,10 @@ async fn a_turn_can_lock_the_first_activities_it_schedules_for_its_caller() -> T
     let mut commit = empty_commit(&fetched);
     commit.activities = vec![work("a", 1), work("a", 2), work("a", 3)];
     let locked = store
-        .commit_turn_and_lock_activities(commit, 2, SHORT_LOCK)
+        .commit_turn_and_lock_activities(commit, 2, SHORT_LOCK, None)
         .await?;
+    assert!(!locked.held);
+    let locked = locked.activities;
     let ids: Vec<_> = locked.iter().map(|l| (l.work.id, l.attempts)).collect();
     assert_eq!(ids, [(1, 1), (2, 1)]);
 
@@ -431,11 +434,104 @@ async fn a_turn_that_lost_its_lock_locks_no_activities() -> TestResult {
     commit.activities = vec![work("a", 1)];
     let err = expect_err(
         store
-            .commit_turn_and_lock_activities(commit, 1, LONG_LOCK)
+            .commit_turn_and_lock_activities(commit, 1, LONG_LOCK, Some(LONG_LOCK))
             .await,
     )?;
     assert!(matches!(err, StoreError::LockLost(_)), "{err:?}");
     assert!(store.fetch_activity_work(10, LONG_LOCK).await?.is_empty());
+    Ok(())
+}
+
+/// Commits `fetched`'s turn scheduling activity 1 and asks to hold the instance.
+async fn commit_and_hold(
+    store: &SqliteHistoryStore,
+    fetched: &OrchestrationWork,
+) -> Result<(LockedActivity, bool), Box<dyn Error>> {
+    let mut commit = empty_commit(fetched);
+    commit.new_events = vec![started_event()];
+    commit.activities = vec![work("a", 1)];
+    let locked = store
+        .commit_turn_and_lock_activities(commit, 1, LONG_LOCK, Some(LONG_LOCK))
+        .await?;
+    let activity = locked.activities.into_iter().next().ok_or("no activity")?;
+    Ok((activity, locked.held))
+}
+
+/// The turn after a hold, reporting activity 1's completion from memory.
+fn held_commit(fetched: &OrchestrationWork, activity: &LockedActivity) -> TurnCommit {
+    let mut commit = empty_commit(fetched);
+    commit.consumed_messages = Vec::new();
+    commit.history_len_before = 1;
+    commit.new_events = vec![Event::ActivityCompleted {
+        id: 1,
+        output: "\"hello\"".to_owned(),
+    }];
+    commit.completed_activity = Some(activity.clone());
+    commit
+}
+
+#[tokio::test]
+async fn a_turn_can_hold_its_instance_and_commit_the_completion_with_the_next_turn() -> TestResult {
+    let dir = TempDir::new()?;
+    let (store, fetched) = started(&dir).await?;
+    let (activity, held) = commit_and_hold(&store, &fetched).await?;
+    assert!(held);
+    // A message that arrives meanwhile waits for the hold to end.
+    store
+        .enqueue_message("a", external_event("ping"), now_ms())
+        .await?;
+    assert!(store.fetch_orchestration_work(LONG_LOCK).await?.is_none());
+
+    store.commit_turn(held_commit(&fetched, &activity)).await?;
+    let history = store.read_history("a", 1).await?;
+    assert_eq!(history.len(), 2, "{history:?}");
+    assert!(matches!(history[1], Event::ActivityCompleted { id: 1, .. }));
+    // The work item went with the commit: completing it again finds nothing,
+    // and no completion message was queued, only the event.
+    let err = expect_err(store.complete_activity(&activity, completed(1)).await)?;
+    assert!(matches!(err, StoreError::LockLost(_)), "{err:?}");
+    let next = fetch(&store, LONG_LOCK).await?;
+    let messages: Vec<_> = next.messages.iter().map(|m| &m.message).collect();
+    assert!(
+        matches!(messages[..], [OrchestratorMessage::ExternalEvent { .. }]),
+        "{messages:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_turn_with_a_message_queued_does_not_hold_its_instance() -> TestResult {
+    let dir = TempDir::new()?;
+    let (store, fetched) = started(&dir).await?;
+    // A timer due later counts as much as a message due now.
+    let timer = OrchestratorMessage::TimerFired {
+        execution_id: 1,
+        id: 2,
+    };
+    store.enqueue_message("a", timer, now_ms() + 60_000).await?;
+    let (_, held) = commit_and_hold(&store, &fetched).await?;
+    assert!(!held);
+    let instance = store.instance("a").await?.ok_or("instance gone")?;
+    assert_eq!(instance.history_len, 1);
+    store
+        .enqueue_message("a", external_event("ping"), now_ms())
+        .await?;
+    fetch(&store, LONG_LOCK).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_held_turn_whose_activity_lost_its_lock_writes_nothing() -> TestResult {
+    let dir = TempDir::new()?;
+    let (store, fetched) = started(&dir).await?;
+    let (mut activity, held) = commit_and_hold(&store, &fetched).await?;
+    assert!(held);
+    activity.lock_token = "stale".to_owned();
+    let err = expect_err(store.commit_turn(held_commit(&fetched, &activity)).await)?;
+    assert!(matches!(err, StoreError::LockLost(_)), "{err:?}");
+    assert_eq!(store.read_history("a", 1).await?.len(), 1);
+    // The instance is still held, so the caller can queue the completion.
+    assert!(store.fetch_orchestration_work(LONG_LOCK).await?.is_none());
     Ok(())
 }
 

@@ -1,11 +1,13 @@
 //! Each orchestration feature through the real runtime, a SQLite file and
 //! Wasm guests, with the execution cache on and off.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use duroxide::history::Event;
 use duroxide::{OrchestrationStatus, StartOptions};
 use duroxide_tests::{Harness, WAIT_MS, completed, guests, history_reaches, scenario};
+use tokio::sync::Notify;
 
 scenario!(sequential_activities, |cache| async move {
     let h = Harness::start(cache, &[guests::SCENARIOS]).await?;
@@ -267,6 +269,48 @@ scenario!(cancel_running_instance, |cache| async move {
     );
     Ok(())
 });
+
+scenario!(
+    a_cancel_reaches_an_instance_while_its_activity_runs,
+    |cache| async move {
+        let mut h = Harness::start(cache, &[guests::SCENARIOS]).await?;
+        // An instance lock that outlasts the test's wait: the cancel cannot
+        // come through a lock that expired, only through one let go.
+        let mut options = duroxide_tests::options(cache);
+        options.orchestration_lock = Duration::from_millis(2 * WAIT_MS);
+        h.restart(options, &[guests::SCENARIOS]).await?;
+        let running = Arc::new(Notify::new());
+        let gate = Arc::new(Notify::new());
+        {
+            let (running, gate) = (running.clone(), gate.clone());
+            h.runtime.register_activity("NativeDouble", move |input| {
+                let (running, gate) = (running.clone(), gate.clone());
+                async move {
+                    running.notify_one();
+                    gate.notified().await;
+                    Ok(input)
+                }
+            })?;
+        }
+        h.client
+            .start_orchestration("busy", "CallNative", "21", None)
+            .await?;
+        tokio::time::timeout(Duration::from_millis(WAIT_MS), running.notified()).await?;
+        h.client
+            .cancel_orchestration_with_reason("busy", "no longer needed")
+            .await?;
+        let status = h.client.wait_for_completion("busy", Some(WAIT_MS)).await?;
+        assert_eq!(
+            status,
+            OrchestrationStatus::Cancelled {
+                reason: "no longer needed".into()
+            }
+        );
+        // The activity still ends; its late completion changes nothing.
+        gate.notify_one();
+        Ok(())
+    }
+);
 
 scenario!(scheduled_start_waits_for_its_delay, |cache| async move {
     let h = Harness::start(cache, &[guests::SCENARIOS]).await?;

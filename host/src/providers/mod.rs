@@ -210,6 +210,12 @@ pub struct TurnCommit {
     pub orchestration_version: Option<String>,
     /// New custom status, when the turn set one (`Some(None)` clears it).
     pub custom_status: Option<Option<String>>,
+    /// Activity work the caller locked and ran while it held the instance
+    /// (see [`HistoryStore::commit_turn_and_lock_activities`]), whose
+    /// completion is among `new_events` rather than in the queue: deleted
+    /// in the same transaction. The commit fails with
+    /// [`StoreError::LockLost`], writing nothing, if its lock expired.
+    pub completed_activity: Option<LockedActivity>,
 }
 
 /// A locked activity work item.
@@ -223,6 +229,15 @@ pub struct LockedActivity {
     pub attempts: u32,
     /// The work.
     pub work: ActivityWork,
+}
+
+/// What [`HistoryStore::commit_turn_and_lock_activities`] locked.
+#[derive(Debug, Clone, Default)]
+pub struct LockedTurn {
+    /// The activities locked for the caller, in the turn's order.
+    pub activities: Vec<LockedActivity>,
+    /// Whether the instance is still locked by the caller.
+    pub held: bool,
 }
 
 /// The storage contract shared by [`crate::Client`] and [`crate::DuroxideRuntime`].
@@ -296,17 +311,24 @@ pub trait HistoryStore: Send + Sync + 'static {
 
     /// [`commit_turn`](Self::commit_turn), and in the same transaction lock
     /// the first `max` activities the turn schedules for `lock_for`, for the
-    /// caller to run at once instead of leaving them to a fetch. Returns
-    /// those it locked, in the turn's order; the default locks none.
+    /// caller to run at once instead of leaving them to a fetch.
+    ///
+    /// With `hold` given, the instance may stay locked (same token) for that
+    /// long instead of being released: the caller means to run the next turn
+    /// itself, with the activity's completion in hand, and commit it with
+    /// [`TurnCommit::completed_activity`]. A store holds only an instance
+    /// with no message queued, due now or later, so no timer or message
+    /// waits behind the hold. The default locks and holds nothing.
     async fn commit_turn_and_lock_activities(
         &self,
         commit: TurnCommit,
         max: usize,
         lock_for: Duration,
-    ) -> Result<Vec<LockedActivity>, StoreError> {
-        let _ = (max, lock_for);
+        hold: Option<Duration>,
+    ) -> Result<LockedTurn, StoreError> {
+        let _ = (max, lock_for, hold);
         self.commit_turn(commit).await?;
-        Ok(Vec::new())
+        Ok(LockedTurn::default())
     }
 
     /// Release an instance lock without committing; its messages become

@@ -8,11 +8,11 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tracing::Instrument;
 
-use super::Shared;
 use super::idle::Idle;
-use super::orchestrator;
+use super::orchestrator::{self, Carried};
 use super::registry::ActivityHandler;
 use super::slots::Slots;
+use super::{HOLD_PATIENCE, Shared};
 use crate::history::{ActivityWork, OrchestratorMessage};
 use crate::providers::{LockedActivity, OrchestrationWork, StoreError};
 use crate::sandbox::instance::call_activity;
@@ -26,6 +26,9 @@ const FETCH_BATCH: usize = 512;
 pub(crate) struct HandedOver {
     pub(crate) item: LockedActivity,
     pub(crate) slot: OwnedSemaphorePermit,
+    /// The instance, if the turn's commit kept it locked: its next turn
+    /// runs as soon as the activity ends, with the completion in hand.
+    pub(crate) held: Option<OrchestrationWork>,
 }
 
 /// The dispatcher loop: runs what turns hand over, and fetches the rest.
@@ -84,7 +87,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut handed_over: mpsc::UnboundedRec
     // Work handed over from now on is released by the turn that locked it.
     handed_over.close();
     while let Ok(handed) = handed_over.try_recv() {
-        let _ = shared.store.release_activity_work(&handed.item).await;
+        release(&shared, Inflight::from(handed)).await;
     }
     let Running {
         mut slots,
@@ -100,13 +103,38 @@ pub(crate) async fn run(shared: Arc<Shared>, mut handed_over: mpsc::UnboundedRec
         }
     }
     slots.abort_all();
-    // Abandoned items go back to the queue at once rather than after their lock.
-    let abandoned: Vec<LockedActivity> = inflight
+    // Abandoned items go back to the queue at once rather than after their
+    // lock, and so do the instances held for them.
+    let abandoned: Vec<Inflight> = inflight
         .lock()
         .map(|mut map| map.drain().map(|(_, item)| item).collect())
         .unwrap_or_default();
-    for item in abandoned {
-        let _ = shared.store.release_activity_work(&item).await;
+    for abandoned in abandoned {
+        release(&shared, abandoned).await;
+    }
+}
+
+/// An activity in flight, and its instance if held for it.
+struct Inflight {
+    item: LockedActivity,
+    held: Option<OrchestrationWork>,
+}
+
+impl From<HandedOver> for Inflight {
+    fn from(handed: HandedOver) -> Self {
+        Self {
+            item: handed.item,
+            held: handed.held,
+        }
+    }
+}
+
+/// Releases the locks of work that will not run (or finish) here. The
+/// hold may have ended already; releasing it again changes nothing.
+async fn release(shared: &Shared, abandoned: Inflight) {
+    let _ = shared.store.release_activity_work(&abandoned.item).await;
+    if let Some(held) = abandoned.held {
+        orchestrator::release(shared, &held).await;
     }
 }
 
@@ -115,33 +143,41 @@ struct Running {
     shared: Arc<Shared>,
     slots: Slots,
     /// Items being worked on, so those abandoned at shutdown can be released.
-    inflight: Arc<Mutex<HashMap<i64, LockedActivity>>>,
+    inflight: Arc<Mutex<HashMap<i64, Inflight>>>,
 }
 
 impl Running {
     /// Runs fetched `item` once a slot is free.
     async fn start(&mut self, item: LockedActivity) {
-        let task = self.task(item);
+        let task = self.task(item, None);
         // The slots close only when dropped, never while this runs.
         self.slots.spawn(task).await;
     }
 
     /// Runs handed-over work in the slot it holds.
     fn take(&mut self, handed: HandedOver) {
-        let task = self.task(handed.item);
+        let task = self.task(handed.item, handed.held);
         self.slots.spawn_in(handed.slot, task);
     }
 
     /// The task that runs `item`, noted as in flight until it ends.
-    fn task(&self, item: LockedActivity) -> impl Future<Output = ()> + Send + 'static {
+    fn task(
+        &self,
+        item: LockedActivity,
+        held: Option<OrchestrationWork>,
+    ) -> impl Future<Output = ()> + Send + 'static {
         if let Ok(mut map) = self.inflight.lock() {
-            map.insert(item.queue_id, item.clone());
+            let inflight = Inflight {
+                item: item.clone(),
+                held: held.clone(),
+            };
+            map.insert(item.queue_id, inflight);
         }
         let span = tracing::info_span!("activity", instance = %item.work.instance, name = %item.work.name, attempt = item.attempts);
         let (shared, inflight) = (self.shared.clone(), self.inflight.clone());
         async move {
             let queue_id = item.queue_id;
-            execute(&shared, item).await;
+            execute(&shared, item, held).await;
             if let Ok(mut map) = inflight.lock() {
                 map.remove(&queue_id);
             }
@@ -150,8 +186,12 @@ impl Running {
     }
 }
 
-async fn execute(shared: &Shared, item: LockedActivity) {
-    let result = run_activity(shared, &item.work).await;
+async fn execute(shared: &Shared, item: LockedActivity, held: Option<OrchestrationWork>) {
+    let run = run_activity(shared, &item.work);
+    let (result, held) = match held {
+        Some(held) => hold_while(shared, run, held).await,
+        None => (run.await, None),
+    };
     let work = &item.work;
     let completion = match result {
         Ok(output) if output.len() > shared.options.limits.max_payload_bytes => {
@@ -176,13 +216,29 @@ async fn execute(shared: &Shared, item: LockedActivity) {
             error,
         },
     };
+    if let Some(held) = held {
+        let span = tracing::info_span!(parent: None, "turn", instance = %held.instance.instance_id);
+        let carried = Carried { item, completion };
+        match shared.turn_slots.clone().acquire_owned().await {
+            Ok(_slot) => {
+                orchestrator::process(shared, held, Some(carried))
+                    .instrument(span)
+                    .await
+            }
+            // The slots never close while the runtime lives.
+            Err(_) => orchestrator::queue_completion(shared, carried).await,
+        }
+        return;
+    }
     match complete(shared, &item, completion).await {
         Ok(Some((work, slot))) => {
             // A root span, as the dispatcher's turns have: the turn is the
             // instance's, not part of the activity.
             let span =
                 tracing::info_span!(parent: None, "turn", instance = %work.instance.instance_id);
-            orchestrator::process(shared, work).instrument(span).await;
+            orchestrator::process(shared, work, None)
+                .instrument(span)
+                .await;
             drop(slot);
         }
         Ok(None) => {}
@@ -193,6 +249,31 @@ async fn execute(shared: &Shared, item: LockedActivity) {
         }
         Err(e) => tracing::error!("completing the activity failed: {e}"),
     }
+}
+
+/// Runs an activity while its instance is `held`, for up to
+/// [`HOLD_PATIENCE`]; returns its result and the instance if still held.
+/// Past that, or if the runtime is stopping when it ends, the instance is
+/// released: messages that came for it meanwhile are fetched, and the
+/// completion takes the queue.
+async fn hold_while(
+    shared: &Shared,
+    run: impl Future<Output = Result<String, String>>,
+    held: OrchestrationWork,
+) -> (Result<String, String>, Option<OrchestrationWork>) {
+    tokio::pin!(run);
+    let result = match tokio::time::timeout(HOLD_PATIENCE, &mut run).await {
+        Ok(result) if !*shared.shutdown.borrow() => return (result, Some(held)),
+        Ok(result) => {
+            orchestrator::release(shared, &held).await;
+            result
+        }
+        Err(_) => {
+            orchestrator::release(shared, &held).await;
+            run.await
+        }
+    };
+    (result, None)
 }
 
 /// Completes the item. With a turn slot free, the same commit locks the

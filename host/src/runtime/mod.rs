@@ -147,6 +147,14 @@ impl Shared {
 /// sequential orchestration runs its steps in half the time.
 const SHORT_CUT_TURNS: usize = 16;
 
+/// Longest an instance stays locked while an activity its last turn
+/// scheduled runs, so that the activity's completion reaches the next turn
+/// in memory and both commit together (see `activity::execute`). Messages
+/// that come for a held instance (events, cancellation, children's results)
+/// wait at most this long; instances with timers or messages queued are not
+/// held at all.
+const HOLD_PATIENCE: Duration = Duration::from_secs(1);
+
 /// The execution engine: runs the orchestrations and activities of loaded
 /// components (and native activities) for every instance in its store.
 pub struct DuroxideRuntime {

@@ -17,8 +17,8 @@ use super::replay::{Replay, TurnOutput};
 use super::slots::Slots;
 use crate::history::{Event, OrchestratorMessage};
 use crate::providers::{
-    InstanceRecord, InstanceStatus, LockedActivity, OrchestrationWork, OutgoingMessage, StoreError,
-    TurnCommit, now_ms,
+    InstanceRecord, InstanceStatus, LockedActivity, LockedTurn, OrchestrationWork, OutgoingMessage,
+    StoreError, TurnCommit, now_ms,
 };
 
 /// Most instances locked by one fetch.
@@ -52,7 +52,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 for work in works {
                     let shared = shared.clone();
                     let span = tracing::info_span!("turn", instance = %work.instance.instance_id);
-                    let turn = async move { process(&shared, work).await };
+                    let turn = async move { process(&shared, work, None).await };
                     if !slots.spawn(turn.instrument(span)).await {
                         break;
                     }
@@ -96,8 +96,20 @@ impl Turn {
     }
 }
 
-/// Runs one turn of a locked instance and commits it (or releases the lock).
-pub(crate) async fn process(shared: &Shared, work: OrchestrationWork) {
+/// An activity's completion carried in memory to the next turn of the
+/// instance its runtime held while it ran (see
+/// [`HistoryStore::commit_turn_and_lock_activities`]): it never enters the
+/// queue, and the turn's commit deletes the activity's work item.
+///
+/// [`HistoryStore::commit_turn_and_lock_activities`]: crate::providers::HistoryStore::commit_turn_and_lock_activities
+pub(crate) struct Carried {
+    pub(crate) item: LockedActivity,
+    pub(crate) completion: OrchestratorMessage,
+}
+
+/// Runs one turn of a locked instance, with the completion `carried` to
+/// it if it was held, and commits it (or releases the lock).
+pub(crate) async fn process(shared: &Shared, work: OrchestrationWork, carried: Option<Carried>) {
     // Work locked ahead of time waits for its messages to be due.
     while work.ready_at_ms > now_ms() {
         let early = work.ready_at_ms.saturating_sub(now_ms());
@@ -123,7 +135,7 @@ pub(crate) async fn process(shared: &Shared, work: OrchestrationWork) {
                     Ok(messages) => output.messages = messages,
                     Err(e) => {
                         tracing::error!("reading history to cancel children failed: {e}");
-                        release(shared, &work).await;
+                        give_back(shared, &work, carried).await;
                         return;
                     }
                 }
@@ -132,12 +144,15 @@ pub(crate) async fn process(shared: &Shared, work: OrchestrationWork) {
         }
         Plan::Start(spec) => start(shared, instance, now, spec).await,
         Plan::Resume => {
-            let messages = work.messages.iter().map(|m| m.message.clone()).collect();
+            let queued = work.messages.iter().map(|m| m.message.clone());
+            let messages = queued
+                .chain(carried.as_ref().map(|c| c.completion.clone()))
+                .collect();
             match resume(shared, instance, now, messages).await {
                 Ok(turn) => turn,
                 Err(e) => {
                     tracing::error!("turn failed: {e}");
-                    release(shared, &work).await;
+                    give_back(shared, &work, carried).await;
                     return;
                 }
             }
@@ -146,7 +161,7 @@ pub(crate) async fn process(shared: &Shared, work: OrchestrationWork) {
     // Let turns that are due start before this one's commit is encoded and
     // sent: when a burst of timers fires, each turn starts sooner.
     tokio::task::yield_now().await;
-    commit(shared, work, turn).await;
+    commit(shared, work, turn, carried).await;
 }
 
 /// Cancel messages for every child the current execution still waits on.
@@ -392,7 +407,7 @@ fn parent_notice(
     })
 }
 
-async fn commit(shared: &Shared, work: OrchestrationWork, turn: Turn) {
+async fn commit(shared: &Shared, work: OrchestrationWork, turn: Turn, carried: Option<Carried>) {
     let instance = work.instance;
     let mut output = turn.output;
     let (status, result) = match output.status.take() {
@@ -414,10 +429,33 @@ async fn commit(shared: &Shared, work: OrchestrationWork, turn: Turn) {
         });
     }
     let new_len = turn.history_len_before + output.new_events.len() as u64;
-    let slots = activity_slots(shared, output.activities.len());
+    let parks = turn.execution.is_some() && shared.options.execution_cache;
+    // A turn that parks awaiting one activity may keep its instance locked
+    // while the activity runs (see `activity::execute`).
+    let holdable = parks
+        && status == InstanceStatus::Running
+        && output.activities.len() == 1
+        && !*shared.shutdown.borrow();
+    let slots = activity_slots(shared, output.activities.len(), holdable);
+    let hold = (holdable && slots.len() == 1).then(|| InstanceRecord {
+        status,
+        output: result.clone(),
+        execution_id: turn.execution_id,
+        history_len: new_len,
+        orchestration_version: turn
+            .version
+            .clone()
+            .or(instance.orchestration_version.clone()),
+        updated_at_ms: now_ms(),
+        custom_status: match &output.custom_status {
+            Some(custom) => custom.clone(),
+            None => instance.custom_status.clone(),
+        },
+        ..instance.clone()
+    });
     let commit = TurnCommit {
         instance_id: instance.instance_id.clone(),
-        lock_token: work.lock_token,
+        lock_token: work.lock_token.clone(),
         execution_id: turn.execution_id,
         history_len_before: turn.history_len_before,
         new_events: output.new_events,
@@ -429,6 +467,7 @@ async fn commit(shared: &Shared, work: OrchestrationWork, turn: Turn) {
         output: result,
         orchestration_version: turn.version,
         custom_status: output.custom_status,
+        completed_activity: carried.as_ref().map(|c| c.item.clone()),
     };
     // Parked before the commit, not after: the commit lets the turn's
     // activities run, and the one that completes first runs the next turn
@@ -436,33 +475,51 @@ async fn commit(shared: &Shared, work: OrchestrationWork, turn: Turn) {
     // resumes. A turn takes a cached execution only if the history it has
     // seen is the instance's committed history, so until the commit lands
     // nobody can use it; if the commit fails it is dropped.
-    let parked = match turn.execution {
-        Some(mut execution) if shared.options.execution_cache => {
-            execution.history_len = new_len;
-            shared.cache.put(instance.instance_id.clone(), execution);
-            true
-        }
-        _ => false,
-    };
+    if let Some(mut execution) = turn.execution.filter(|_| parks) {
+        execution.history_len = new_len;
+        shared.cache.put(instance.instance_id.clone(), execution);
+    }
     let committed = if slots.is_empty() {
-        shared.store.commit_turn(commit).await.map(|()| Vec::new())
+        shared
+            .store
+            .commit_turn(commit)
+            .await
+            .map(|()| LockedTurn::default())
     } else {
         let lock_for = shared.options.activity_lock;
+        let hold_for = hold.as_ref().map(|_| shared.options.orchestration_lock);
         (shared.store)
-            .commit_turn_and_lock_activities(commit, slots.len(), lock_for)
+            .commit_turn_and_lock_activities(commit, slots.len(), lock_for, hold_for)
             .await
     };
-    if committed.is_err() && parked {
-        shared.cache.take(&instance.instance_id);
-    }
     match committed {
-        Ok(locked) => hand_over(shared, locked, slots).await,
-        Err(StoreError::LockLost(_)) => {
-            tracing::warn!(
-                "the instance lock expired before the turn committed; the turn will be retried"
-            );
+        Ok(locked) => {
+            let held = hold
+                .filter(|_| locked.held)
+                .map(|instance| OrchestrationWork {
+                    instance,
+                    lock_token: work.lock_token,
+                    messages: Vec::new(),
+                    ready_at_ms: 0,
+                });
+            hand_over(shared, locked.activities, slots, held).await;
         }
-        Err(e) => tracing::error!("committing the turn failed: {e}"),
+        Err(e) => {
+            if parks {
+                shared.cache.take(&instance.instance_id);
+            }
+            if let StoreError::LockLost(_) = e {
+                tracing::warn!(
+                    "the instance lock expired before the turn committed; the turn will be retried"
+                );
+            } else {
+                tracing::error!("committing the turn failed: {e}");
+            }
+            // The completion was only in memory: it goes to the queue.
+            if let Some(carried) = carried {
+                queue_completion(shared, carried).await;
+            }
+        }
     }
     if let Some(spent) = turn.spent {
         spent.free();
@@ -470,32 +527,69 @@ async fn commit(shared: &Shared, work: OrchestrationWork, turn: Turn) {
 }
 
 /// Takes up to `wanted` free activity slots, for activities the turn hands
-/// straight to the activity dispatcher: none unless short cuts are on (see
-/// [`Shared::short_cuts`]).
-fn activity_slots(shared: &Shared, wanted: usize) -> Vec<OwnedSemaphorePermit> {
-    if wanted == 0 || !shared.short_cuts() {
-        return Vec::new();
-    }
+/// straight to the activity dispatcher: all if short cuts are on (see
+/// [`Shared::short_cuts`]), else one for a turn that may hold its instance.
+fn activity_slots(shared: &Shared, wanted: usize, holdable: bool) -> Vec<OwnedSemaphorePermit> {
+    let wanted = if shared.short_cuts() {
+        wanted
+    } else {
+        usize::from(holdable)
+    };
     std::iter::from_fn(|| shared.activity_slots.clone().try_acquire_owned().ok())
         .take(wanted)
         .collect()
 }
 
 /// Hands the activities the commit locked to the activity dispatcher, each
-/// in a slot taken for it; unneeded slots are freed. Work the dispatcher no
-/// longer takes (it is stopping) is released for a later fetch.
-async fn hand_over(shared: &Shared, locked: Vec<LockedActivity>, slots: Vec<OwnedSemaphorePermit>) {
+/// in a slot taken for it, the first with the instance if it is `held`;
+/// unneeded slots are freed. Work the dispatcher no longer takes (it is
+/// stopping) is released for a later fetch, and so is the instance.
+async fn hand_over(
+    shared: &Shared,
+    locked: Vec<LockedActivity>,
+    slots: Vec<OwnedSemaphorePermit>,
+    mut held: Option<OrchestrationWork>,
+) {
     for (item, slot) in locked.into_iter().zip(slots) {
-        if let Err(refused) = shared.handed_over.send(HandedOver { item, slot }) {
-            let item = refused.0.item;
+        let handed = HandedOver {
+            item,
+            slot,
+            held: held.take(),
+        };
+        if let Err(refused) = shared.handed_over.send(handed) {
+            let HandedOver { item, held, .. } = refused.0;
             if let Err(e) = shared.store.release_activity_work(&item).await {
                 tracing::warn!("releasing activity work failed: {e}");
+            }
+            if let Some(held) = held {
+                release(shared, &held).await;
             }
         }
     }
 }
 
-async fn release(shared: &Shared, work: &OrchestrationWork) {
+/// Puts a carried completion in the instance's queue, as an activity
+/// dispatcher that never held the instance would.
+pub(crate) async fn queue_completion(shared: &Shared, carried: Carried) {
+    let completed = (shared.store)
+        .complete_activity(&carried.item, carried.completion)
+        .await;
+    if let Err(e) = completed {
+        tracing::warn!("completing the activity failed; another attempt will run: {e}");
+    }
+}
+
+/// Gives up a turn: the carried completion goes to the queue, and the
+/// instance lock is released so its messages are fetched again.
+async fn give_back(shared: &Shared, work: &OrchestrationWork, carried: Option<Carried>) {
+    if let Some(carried) = carried {
+        queue_completion(shared, carried).await;
+    }
+    release(shared, work).await;
+}
+
+/// Releases the instance lock without committing.
+pub(crate) async fn release(shared: &Shared, work: &OrchestrationWork) {
     if let Err(e) = shared
         .store
         .release_orchestration_work(&work.instance.instance_id, &work.lock_token)

@@ -105,7 +105,7 @@ pub(super) struct ActivityLock {
 }
 
 impl ActivityLock {
-    fn of(locked: &LockedActivity) -> Self {
+    pub(super) fn of(locked: &LockedActivity) -> Self {
         Self {
             queue_id: locked.queue_id,
             lock_token: locked.lock_token.clone(),
@@ -184,7 +184,11 @@ pub(super) fn complete_and_lock_in(
 }
 
 /// Deletes the completed item, if its lock is still held.
-fn delete_locked(conn: &Connection, lock: &ActivityLock, now: i64) -> Result<(), StoreError> {
+pub(super) fn delete_locked(
+    conn: &Connection,
+    lock: &ActivityLock,
+    now: i64,
+) -> Result<(), StoreError> {
     let deleted = conn
         .prepare_cached(
             "DELETE FROM activity_queue WHERE id = ?1 AND lock_token = ?2 AND locked_until > ?3",

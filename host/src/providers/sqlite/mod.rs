@@ -40,8 +40,8 @@ use tokio::sync::{Notify, oneshot};
 
 use crate::history::{Event, OrchestratorMessage};
 use crate::providers::{
-    HistoryStore, InstanceRecord, LockedActivity, NewInstance, OrchestrationWork, StoreError,
-    TurnCommit,
+    HistoryStore, InstanceRecord, LockedActivity, LockedTurn, NewInstance, OrchestrationWork,
+    StoreError, TurnCommit,
 };
 
 /// How much a commit does to survive a crash, traded against commit latency.
@@ -195,8 +195,9 @@ impl HistoryStore for SqliteHistoryStore {
         commit: TurnCommit,
         max: usize,
         lock_for: Duration,
-    ) -> Result<Vec<LockedActivity>, StoreError> {
-        turn::commit_turn_and_lock(self, commit, max, lock_for).await
+        hold: Option<Duration>,
+    ) -> Result<LockedTurn, StoreError> {
+        turn::commit_turn_and_lock(self, commit, max, lock_for, hold).await
     }
 
     async fn release_orchestration_work(

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use super::activity_queue::{self, ActivityLock};
 use super::codec::{QueueRow, now_i64, plus};
 use super::orchestrator_queue::{self, LockedRows};
-use super::turn::{self, EncodedTurn};
+use super::turn::{self, EncodedTurn, Locked};
 use crate::providers::{NewInstance, StoreError};
 
 /// Where an op's result goes: the caller awaiting it.
@@ -45,7 +45,7 @@ pub(super) enum Op {
     /// slot of the writer's channel.
     CommitTurn {
         turn: Box<EncodedTurn>,
-        reply: ReplyTo<Vec<i64>>,
+        reply: ReplyTo<Locked>,
     },
     /// [`orchestrator_queue::release`].
     ReleaseOrchestration {
@@ -283,7 +283,7 @@ enum Reply {
     Orchestrations(ReplyTo<Vec<LockedRows>>),
     Activities(ReplyTo<Vec<QueueRow>>),
     Continued(ReplyTo<Option<Box<LockedRows>>>),
-    Committed(ReplyTo<Vec<i64>>),
+    Committed(ReplyTo<Locked>),
 }
 
 impl Reply {
@@ -339,8 +339,8 @@ pub(super) enum Output {
     /// The instance a completion locked, if it did (boxed: it is large, and
     /// would widen every output of a batch).
     Continued(Result<Option<Box<LockedRows>>, StoreError>),
-    /// A committed turn, with the queue ids of the activities it locked.
-    Committed(Result<(Signals, Vec<i64>), StoreError>),
+    /// A committed turn, with what it locked for its caller.
+    Committed(Result<(Signals, Locked), StoreError>),
 }
 
 impl Output {

@@ -7,11 +7,12 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension};
 
 use super::SqliteHistoryStore;
+use super::activity_queue::{ActivityLock, delete_locked};
 use super::codec::{db, encode, new_lock_token, plus, to_i64};
 use super::ops::{Op, Signals};
 use super::orchestrator_queue::{insert_instance, insert_message};
 use crate::history::ActivityWork;
-use crate::providers::{LockedActivity, StoreError, TurnCommit};
+use crate::providers::{LockedActivity, LockedTurn, StoreError, TurnCommit};
 
 /// The instance's status, if the turn's lock is still held: `?1` instance,
 /// `?2` lock token, `?3` now. Checked first, so a turn that lost its lock
@@ -61,7 +62,9 @@ macro_rules! finish_turn {
                  orchestration_version = COALESCE(?6, orchestration_version),
                  execution_id = ?7, history_len = ?8, updated_at = ?3,
                  custom_status = CASE WHEN ?9 THEN ?10 ELSE custom_status END,
-                 next_visible_at = ?11, lock_token = NULL, locked_until = NULL
+                 next_visible_at = ?11,
+                 lock_token = CASE WHEN ?12 IS NULL THEN NULL ELSE lock_token END,
+                 locked_until = ?12
              WHERE instance_id = ?1 AND lock_token = ?2 AND locked_until > ?3"
         )
     };
@@ -69,7 +72,8 @@ macro_rules! finish_turn {
 
 /// Updates the instance and releases its lock, last, so the lock guards every
 /// earlier write; changes no row if the lock is lost. `?4` is the status,
-/// `?11` the instance's next visible message time. (Read by its own
+/// `?11` the instance's next visible message time, `?12` the end of the
+/// hold (the lock stays, with its token) or NULL (the lock goes). (Read by its own
 /// statement: a correlated subquery here, or `RETURNING`, costs SQLite
 /// several times as much.)
 const FINISH_TURN: &str = finish_turn!("status = ?4, ");
@@ -96,6 +100,8 @@ pub(super) struct EncodedTurn {
     new_len: i64,
     /// How many of `activities`, from the first, to lock for the caller.
     eager: Option<EagerLock>,
+    /// The activity work the turn's completion came from, to delete.
+    completed: Option<ActivityLock>,
 }
 
 /// The lock on the activities a turn's runtime runs at once.
@@ -103,6 +109,16 @@ struct EagerLock {
     count: usize,
     lock_for: Duration,
     lock_token: String,
+    /// How long to hold the instance, if nothing is queued for it.
+    hold: Option<Duration>,
+}
+
+/// What a committed turn locked for its caller.
+pub(super) struct Locked {
+    /// Queue ids of the activities locked, in the turn's order.
+    pub(super) activity_ids: Vec<i64>,
+    /// Whether the instance is still locked.
+    pub(super) held: bool,
 }
 
 impl EncodedTurn {
@@ -136,7 +152,9 @@ impl EncodedTurn {
             .and_then(|n| commit.history_len_before.checked_add(n))
             .ok_or_else(|| StoreError::Database("history length overflows".into()))?;
         let new_len = to_i64(new_len, "history length")?;
+        let completed = commit.completed_activity.as_ref().map(ActivityLock::of);
         Ok(Self {
+            completed,
             events,
             activities,
             messages,
@@ -163,23 +181,27 @@ pub(super) async fn commit_turn(
 }
 
 /// [`commit_turn`], locking the first `max` activities the turn schedules
-/// for `lock_for`, and returns those.
+/// for `lock_for`, and holding the instance for `hold` if nothing is queued
+/// for it.
 pub(super) async fn commit_turn_and_lock(
     store: &SqliteHistoryStore,
     commit: TurnCommit,
     max: usize,
     lock_for: Duration,
-) -> Result<Vec<LockedActivity>, StoreError> {
+    hold: Option<Duration>,
+) -> Result<LockedTurn, StoreError> {
     let works: Vec<ActivityWork> = commit.activities.iter().take(max).cloned().collect();
     let lock_token = new_lock_token();
     let eager = EagerLock {
         count: works.len(),
         lock_for,
         lock_token: lock_token.clone(),
+        hold,
     };
     let turn = Box::new(EncodedTurn::new(commit, Some(eager))?);
-    let ids = store.write(|reply| Op::CommitTurn { turn, reply }).await?;
-    Ok(ids
+    let locked = store.write(|reply| Op::CommitTurn { turn, reply }).await?;
+    let activities = locked
+        .activity_ids
         .into_iter()
         .zip(works)
         .map(|(queue_id, work)| LockedActivity {
@@ -188,16 +210,19 @@ pub(super) async fn commit_turn_and_lock(
             attempts: 1,
             work,
         })
-        .collect())
+        .collect();
+    Ok(LockedTurn {
+        activities,
+        held: locked.held,
+    })
 }
 
 /// Op body of [`commit_turn`], inside the writer's batch transaction.
-/// Returns the queue ids of the activities it locked for the caller.
 pub(super) fn commit_turn_in(
     conn: &Connection,
     t: &EncodedTurn,
     now: i64,
-) -> Result<(Signals, Vec<i64>), StoreError> {
+) -> Result<(Signals, Locked), StoreError> {
     let c = &t.commit;
     let status: Option<String> = conn
         .prepare_cached(LOCK_HELD)
@@ -212,6 +237,10 @@ pub(super) fn commit_turn_in(
             c.instance_id
         )));
     };
+    // The first write: refused cleanly, like the instance lock above.
+    if let Some(completed) = &t.completed {
+        delete_locked(conn, completed, now)?;
+    }
     if let Some(events) = &t.events {
         conn.prepare_cached(APPEND_TURN)
             .and_then(|mut stmt| {
@@ -269,6 +298,10 @@ pub(super) fn commit_turn_in(
         .prepare_cached(NEXT_VISIBLE)
         .and_then(|mut stmt| stmt.query_row([&c.instance_id], |row| row.get(0)))
         .map_err(db("reading the instance's queue"))?;
+    let hold = t.eager.as_ref().and_then(|e| e.hold);
+    let held_until = hold
+        .filter(|_| next_visible.is_none())
+        .map(|h| plus(now, h));
     let updated = conn
         .prepare_cached(if status == c.status.as_str() {
             FINISH_TURN_SAME_STATUS
@@ -288,6 +321,7 @@ pub(super) fn commit_turn_in(
                 c.custom_status.is_some(),
                 custom_status,
                 next_visible,
+                held_until,
             ])
         })
         .map_err(db("updating the instance"))?;
@@ -309,6 +343,10 @@ pub(super) fn commit_turn_in(
     let signals = Signals {
         orchestrator: pending || !t.messages.is_empty() || !c.new_instances.is_empty(),
         activity: t.activities.len() > locked.len(),
+    };
+    let locked = Locked {
+        activity_ids: locked,
+        held: held_until.is_some(),
     };
     Ok((signals, locked))
 }
