@@ -1,11 +1,11 @@
 //! Each orchestration feature through the real runtime, a SQLite file and
 //! Wasm guests, with the execution cache on and off.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use duroxide::history::Event;
-use duroxide::{OrchestrationStatus, StartOptions};
+use duroxide::{Client, OrchestrationStatus, StartOptions};
 use duroxide_tests::{Harness, WAIT_MS, completed, guests, history_reaches, scenario};
 use tokio::sync::Notify;
 
@@ -215,6 +215,86 @@ scenario!(native_activity, |cache| async move {
     assert_eq!(completed(h.run("native", "CallNative", "21").await?)?, "42");
     Ok(())
 });
+
+scenario!(
+    a_sequence_of_short_activities_commits_together,
+    |cache| async move {
+        let mut h = Harness::start(cache, &[guests::SCENARIOS]).await?;
+        // What the store says of the instance while each activity runs.
+        let seen: Arc<Mutex<Vec<OrchestrationStatus>>> = Arc::default();
+        {
+            let (seen, client) = (seen.clone(), Client::new(h.store.clone()));
+            h.runtime.register_activity("NativeDouble", move |input| {
+                let (seen, client) = (seen.clone(), client.clone());
+                async move {
+                    let status = client
+                        .get_orchestration_status("twice")
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    seen.lock().map_err(|e| e.to_string())?.push(status);
+                    let n: i64 = input.parse().map_err(|e| format!("not a number: {e}"))?;
+                    Ok((n * 2).to_string())
+                }
+            })?;
+        }
+        assert_eq!(
+            completed(h.run("twice", "CallNativeTwice", "21").await?)?,
+            "84"
+        );
+        // With the cache, the first turn and both activities ran before
+        // anything committed; without it, each step commits on its own.
+        let expected = if cache {
+            OrchestrationStatus::Pending
+        } else {
+            OrchestrationStatus::Running
+        };
+        let seen = seen.lock().map_err(|e| anyhow::anyhow!("{e}"))?.clone();
+        assert_eq!(seen, [expected.clone(), expected]);
+        let history = h.history("twice").await?;
+        assert_eq!(
+            history
+                .iter()
+                .filter(|e| matches!(e, Event::ActivityCompleted { .. }))
+                .count(),
+            2,
+            "{history:?}"
+        );
+        Ok(())
+    }
+);
+
+scenario!(
+    a_long_activity_is_scheduled_durably_while_it_runs,
+    |cache| async move {
+        let mut h = Harness::start(cache, &[guests::SCENARIOS]).await?;
+        let gate = Arc::new(Notify::new());
+        {
+            let gate = gate.clone();
+            h.runtime.register_activity("NativeDouble", move |input| {
+                let gate = gate.clone();
+                async move {
+                    gate.notified().await;
+                    let n: i64 = input.parse().map_err(|e| format!("not a number: {e}"))?;
+                    Ok((n * 2).to_string())
+                }
+            })?;
+        }
+        h.client
+            .start_orchestration("long", "CallNative", "21", None)
+            .await?;
+        // The activity cannot end before the gate opens, yet its schedule
+        // reaches the store: past the inline steps' time, the turn commits.
+        history_reaches(&h.client, "long", |h| {
+            h.iter()
+                .any(|e| matches!(e, Event::ActivityScheduled { .. }))
+        })
+        .await?;
+        gate.notify_one();
+        let status = h.client.wait_for_completion("long", Some(WAIT_MS)).await?;
+        assert_eq!(completed(status)?, "42");
+        Ok(())
+    }
+);
 
 scenario!(native_activity_panic_is_a_failure, |cache| async move {
     let mut h = Harness::start(cache, &[guests::SCENARIOS]).await?;

@@ -187,47 +187,35 @@ impl Running {
 }
 
 async fn execute(shared: &Shared, item: LockedActivity, held: Option<OrchestrationWork>) {
-    let run = run_activity(shared, &item.work);
+    let work = item.work.clone();
+    let run = async move { run_activity(shared, &work).await };
+    finish(shared, item, run, held).await;
+}
+
+/// Awaits `run`, the call of `item`, and completes it: by running the next
+/// turn of its instance with the completion in hand while the instance is
+/// `held`, else through the queue.
+pub(crate) async fn finish(
+    shared: &Shared,
+    item: LockedActivity,
+    run: impl Future<Output = Result<String, String>>,
+    held: Option<OrchestrationWork>,
+) {
     let (result, held) = match held {
         Some(held) => hold_while(shared, run, held).await,
         None => (run.await, None),
     };
-    let work = &item.work;
-    let completion = match result {
-        Ok(output) if output.len() > shared.options.limits.max_payload_bytes => {
-            OrchestratorMessage::ActivityFailed {
-                execution_id: work.execution_id,
-                id: work.id,
-                error: format!(
-                    "activity output is {} bytes, more than the limit of {} bytes",
-                    output.len(),
-                    shared.options.limits.max_payload_bytes
-                ),
-            }
-        }
-        Ok(output) => OrchestratorMessage::ActivityCompleted {
-            execution_id: work.execution_id,
-            id: work.id,
-            output,
-        },
-        Err(error) => OrchestratorMessage::ActivityFailed {
-            execution_id: work.execution_id,
-            id: work.id,
-            error,
-        },
-    };
+    let completion = completion(shared, &item.work, result);
     if let Some(held) = held {
         let span = tracing::info_span!(parent: None, "turn", instance = %held.instance.instance_id);
         let carried = Carried { item, completion };
-        match shared.turn_slots.clone().acquire_owned().await {
-            Ok(_slot) => {
-                orchestrator::process(shared, held, Some(carried))
-                    .instrument(span)
-                    .await
-            }
+        let Ok(slot) = shared.turn_slots.clone().acquire_owned().await else {
             // The slots never close while the runtime lives.
-            Err(_) => orchestrator::queue_completion(shared, carried).await,
-        }
+            return orchestrator::queue_completion(shared, carried).await;
+        };
+        let turn = orchestrator::process_boxed(shared, held, Some(carried));
+        turn.instrument(span).await;
+        drop(slot);
         return;
     }
     match complete(shared, &item, completion).await {
@@ -236,7 +224,7 @@ async fn execute(shared: &Shared, item: LockedActivity, held: Option<Orchestrati
             // instance's, not part of the activity.
             let span =
                 tracing::info_span!(parent: None, "turn", instance = %work.instance.instance_id);
-            orchestrator::process(shared, work, None)
+            orchestrator::process_boxed(shared, work, None)
                 .instrument(span)
                 .await;
             drop(slot);
@@ -248,6 +236,36 @@ async fn execute(shared: &Shared, item: LockedActivity, held: Option<Orchestrati
             );
         }
         Err(e) => tracing::error!("completing the activity failed: {e}"),
+    }
+}
+
+/// The message that reports `result`, the outcome of `work`, to its
+/// orchestration.
+pub(crate) fn completion(
+    shared: &Shared,
+    work: &ActivityWork,
+    result: Result<String, String>,
+) -> OrchestratorMessage {
+    let limit = shared.options.limits.max_payload_bytes;
+    match result {
+        Ok(output) if output.len() > limit => OrchestratorMessage::ActivityFailed {
+            execution_id: work.execution_id,
+            id: work.id,
+            error: format!(
+                "activity output is {} bytes, more than the limit of {limit} bytes",
+                output.len(),
+            ),
+        },
+        Ok(output) => OrchestratorMessage::ActivityCompleted {
+            execution_id: work.execution_id,
+            id: work.id,
+            output,
+        },
+        Err(error) => OrchestratorMessage::ActivityFailed {
+            execution_id: work.execution_id,
+            id: work.id,
+            error,
+        },
     }
 }
 
@@ -303,7 +321,8 @@ async fn complete(
     Ok(work.map(|work| (work, slot)))
 }
 
-async fn run_activity(shared: &Shared, work: &ActivityWork) -> Result<String, String> {
+/// Runs activity `work`: its Wasm component's export or a native closure.
+pub(crate) async fn run_activity(shared: &Shared, work: &ActivityWork) -> Result<String, String> {
     let handler = shared
         .registry
         .read()

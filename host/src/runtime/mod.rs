@@ -7,6 +7,7 @@ mod cache;
 pub(crate) mod execution;
 pub(crate) mod fault;
 mod idle;
+mod inline;
 mod orchestrator;
 mod plan;
 mod registry;

@@ -2,6 +2,8 @@
 //! turn of its execution (from the cache, or replayed from history), and
 //! commits the turn atomically.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,9 +11,10 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
 use super::Shared;
-use super::activity::HandedOver;
+use super::activity::{self, HandedOver};
 use super::execution::{Execution, ExecutionSpec, SpentSandbox, TurnInput, TurnReport};
 use super::idle::Idle;
+use super::inline::{Inline, run_inline};
 use super::plan::{Plan, StartSpec, plan, running_children};
 use super::replay::{Replay, TurnOutput};
 use super::slots::Slots;
@@ -69,8 +72,8 @@ pub(crate) async fn run(shared: Arc<Shared>) {
 }
 
 /// A turn's results and where they go.
-struct Turn {
-    output: TurnOutput,
+pub(crate) struct Turn {
+    pub(crate) output: TurnOutput,
     /// Execution the new events belong to.
     execution_id: u64,
     /// History length of that execution before the turn.
@@ -78,7 +81,7 @@ struct Turn {
     /// Version to record, for a new execution.
     version: Option<String>,
     /// The parked execution, to cache after the commit.
-    execution: Option<Execution>,
+    pub(crate) execution: Option<Execution>,
     /// The sandbox of an execution that ended, to free after the commit.
     spent: Option<SpentSandbox>,
 }
@@ -93,6 +96,23 @@ impl Turn {
             execution: None,
             spent: None,
         }
+    }
+
+    /// Appends `next`, the output of the turn after this one, run before
+    /// this one committed; what is left of the execution is `settled`.
+    pub(crate) fn absorb(&mut self, next: TurnOutput, settled: Settled) {
+        let output = &mut self.output;
+        output.new_events.extend(next.new_events);
+        output.activities = next.activities;
+        output.messages.extend(next.messages);
+        output.new_instances.extend(next.new_instances);
+        output.continue_as_new = next.continue_as_new;
+        output.status = next.status;
+        if next.custom_status.is_some() {
+            output.custom_status = next.custom_status;
+        }
+        self.execution = settled.execution;
+        self.spent = settled.spent;
     }
 }
 
@@ -117,7 +137,7 @@ pub(crate) async fn process(shared: &Shared, work: OrchestrationWork, carried: O
     }
     let instance = &work.instance;
     let now = now_ms();
-    let turn = match plan(shared, &work) {
+    let mut turn = match plan(shared, &work) {
         Plan::Discard => Turn::of(instance, TurnOutput::default()),
         Plan::End {
             status,
@@ -160,8 +180,20 @@ pub(crate) async fn process(shared: &Shared, work: OrchestrationWork, carried: O
     };
     // Let turns that are due start before this one's commit is encoded and
     // sent: when a burst of timers fires, each turn starts sooner.
+    let inline = run_inline(shared, &mut turn).await;
     tokio::task::yield_now().await;
-    commit(shared, work, turn, carried).await;
+    commit(shared, work, turn, carried, inline).await;
+}
+
+/// [`process`], boxed and erased: a turn may finish an activity it ran
+/// inline (see [`commit`]), and that activity run the next turn, so the
+/// futures nest.
+pub(crate) fn process_boxed(
+    shared: &Shared,
+    work: OrchestrationWork,
+    carried: Option<Carried>,
+) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+    Box::pin(process(shared, work, carried))
 }
 
 /// Cancel messages for every child the current execution still waits on.
@@ -332,7 +364,7 @@ fn failed_output(mut events: Vec<Event>, error: String) -> TurnOutput {
 
 /// What is left of an execution after a turn.
 #[derive(Default)]
-struct Settled {
+pub(crate) struct Settled {
     /// The execution, if it is parked and may be cached.
     execution: Option<Execution>,
     /// Its sandbox, if it ended.
@@ -350,7 +382,7 @@ impl Settled {
 }
 
 /// The turn's output, and what is left of the execution.
-fn settle(report: TurnReport, execution: Execution) -> (TurnOutput, Settled) {
+pub(crate) fn settle(report: TurnReport, execution: Execution) -> (TurnOutput, Settled) {
     match report {
         TurnReport::Parked(output) => (
             output,
@@ -407,7 +439,17 @@ fn parent_notice(
     })
 }
 
-async fn commit(shared: &Shared, work: OrchestrationWork, turn: Turn, carried: Option<Carried>) {
+/// Commits `turn`, which consumed `work`'s messages and the `carried`
+/// completion. An `inline` call still running is scheduled by the commit,
+/// locked for this runtime, and finished by this task through the queue:
+/// it outlived the inline steps' time, so the instance is not held for it.
+async fn commit(
+    shared: &Shared,
+    work: OrchestrationWork,
+    turn: Turn,
+    carried: Option<Carried>,
+    inline: Option<Inline<'_>>,
+) {
     let instance = work.instance;
     let mut output = turn.output;
     let (status, result) = match output.status.take() {
@@ -433,11 +475,20 @@ async fn commit(shared: &Shared, work: OrchestrationWork, turn: Turn, carried: O
     // A turn that parks awaiting one activity may keep its instance locked
     // while the activity runs (see `activity::execute`).
     let holdable = parks
+        && inline.is_none()
         && status == InstanceStatus::Running
         && output.activities.len() == 1
         && !*shared.shutdown.borrow();
-    let slots = activity_slots(shared, output.activities.len(), holdable);
-    let hold = (holdable && slots.len() == 1).then(|| InstanceRecord {
+    // An inline call holds its own activity slot.
+    let (slots, inline) = match inline {
+        Some(inline) => (Vec::new(), Some(inline.run)),
+        None => (
+            activity_slots(shared, output.activities.len(), holdable),
+            None,
+        ),
+    };
+    let locks = slots.len() + usize::from(inline.is_some());
+    let hold = (holdable && locks == 1).then(|| InstanceRecord {
         status,
         output: result.clone(),
         execution_id: turn.execution_id,
@@ -479,7 +530,7 @@ async fn commit(shared: &Shared, work: OrchestrationWork, turn: Turn, carried: O
         execution.history_len = new_len;
         shared.cache.put(instance.instance_id.clone(), execution);
     }
-    let committed = if slots.is_empty() {
+    let committed = if locks == 0 {
         shared
             .store
             .commit_turn(commit)
@@ -489,7 +540,7 @@ async fn commit(shared: &Shared, work: OrchestrationWork, turn: Turn, carried: O
         let lock_for = shared.options.activity_lock;
         let hold_for = hold.as_ref().map(|_| shared.options.orchestration_lock);
         (shared.store)
-            .commit_turn_and_lock_activities(commit, slots.len(), lock_for, hold_for)
+            .commit_turn_and_lock_activities(commit, locks, lock_for, hold_for)
             .await
     };
     match committed {
@@ -502,7 +553,17 @@ async fn commit(shared: &Shared, work: OrchestrationWork, turn: Turn, carried: O
                     messages: Vec::new(),
                     ready_at_ms: 0,
                 });
-            hand_over(shared, locked.activities, slots, held).await;
+            if let Some(spent) = turn.spent {
+                spent.free();
+            }
+            let Some(run) = inline else {
+                return hand_over(shared, locked.activities, slots, held).await;
+            };
+            // A store that locks nothing left the activity to a fetch.
+            if let Some(item) = locked.activities.into_iter().next() {
+                activity::finish(shared, item, run, held).await;
+            }
+            return;
         }
         Err(e) => {
             if parks {

@@ -88,6 +88,12 @@ async fn call_native(ctx: OrchestrationContext, input: String) -> Result<String,
     ctx.schedule_activity("NativeDouble", &input).await
 }
 
+/// Calls the native activity twice, the second time on the first's output.
+async fn call_native_twice(ctx: OrchestrationContext, input: String) -> Result<String, String> {
+    let once = ctx.schedule_activity("NativeDouble", &input).await?;
+    ctx.schedule_activity("NativeDouble", &once).await
+}
+
 /// Calls an activity that nothing registers.
 async fn call_missing(ctx: OrchestrationContext, input: String) -> Result<String, String> {
     ctx.schedule_activity("NoSuchActivity", &input).await
@@ -178,6 +184,7 @@ fn register(registry: &mut Registry) {
         .orchestration("Progress", progress)
         .orchestration("Chatty", chatty)
         .orchestration("CallNative", call_native)
+        .orchestration("CallNativeTwice", call_native_twice)
         .orchestration("CallMissing", call_missing)
         .orchestration("ReturnsError", returns_error)
         .orchestration("Panics", panics)
