@@ -1,4 +1,5 @@
-//! Inline steps: a turn that awaits one activity and nothing else runs the
+//! Inline steps: a turn that awaits one activity and nothing else (no timer
+//! of its execution pending either, so none comes due unseen) runs the
 //! activity itself, then the next turn with its completion, and commits the
 //! steps together. A sequence of short activities then costs the store one
 //! commit per [`MAX_INLINE_STEPS`] steps instead of one per step.
@@ -82,11 +83,13 @@ pub(crate) async fn run_inline<'a>(shared: &'a Shared, turn: &mut Turn) -> Optio
 }
 
 /// Whether the turn awaits one activity and nothing else, so the next turn
-/// needs only its completion. Not with the execution cache off: that mode
-/// replays every turn from history.
+/// needs only its completion, and no timer of the execution could come due
+/// while the steps run and wait for their commit. Not with the execution
+/// cache off: that mode replays every turn from history.
 fn inlinable(shared: &Shared, output: &TurnOutput) -> bool {
     shared.options.execution_cache
         && output.activities.len() == 1
+        && !output.timer_pending
         && output.messages.is_empty()
         && output.new_instances.is_empty()
         && output.continue_as_new.is_none()

@@ -148,12 +148,13 @@ impl Shared {
 /// sequential orchestration runs its steps in half the time.
 const SHORT_CUT_TURNS: usize = 16;
 
-/// Longest an instance stays locked while an activity its last turn
-/// scheduled runs, so that the activity's completion reaches the next turn
-/// in memory and both commit together (see `activity::execute`). Messages
-/// that come for a held instance (events, cancellation, children's results)
-/// wait at most this long; instances with timers or messages queued are not
-/// held at all.
+/// Longest a run of short activities keeps its instance from the queue:
+/// the time inline steps may take before they commit (see `inline`), and
+/// how long an instance stays held while an activity its last turn handed
+/// over runs (see `activity::finish`). Messages that come for the instance
+/// meanwhile (events, cancellation, children's results) wait at most this
+/// long; instances with timers or messages queued are neither held nor run
+/// inline.
 const HOLD_PATIENCE: Duration = Duration::from_secs(1);
 
 /// The execution engine: runs the orchestrations and activities of loaded

@@ -111,6 +111,7 @@ impl Turn {
         if next.custom_status.is_some() {
             output.custom_status = next.custom_status;
         }
+        output.timer_pending = next.timer_pending;
         self.execution = settled.execution;
         self.spent = settled.spent;
     }
@@ -473,7 +474,7 @@ async fn commit(
     let new_len = turn.history_len_before + output.new_events.len() as u64;
     let parks = turn.execution.is_some() && shared.options.execution_cache;
     // A turn that parks awaiting one activity may keep its instance locked
-    // while the activity runs (see `activity::execute`).
+    // while the activity runs (see `activity::finish`).
     let holdable = parks
         && inline.is_none()
         && status == InstanceStatus::Running

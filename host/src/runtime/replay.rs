@@ -66,6 +66,8 @@ pub(crate) struct TurnOutput {
     pub(crate) status: Option<(InstanceStatus, String)>,
     /// The custom status, when the turn set it (`Some(None)` clears it).
     pub(crate) custom_status: Option<Option<String>>,
+    /// Whether a timer of the execution is still to fire.
+    pub(crate) timer_pending: bool,
 }
 
 /// One execution's history and the guest's position in it.
@@ -85,6 +87,8 @@ pub(crate) struct Replay {
     /// Per event name: positions of events no subscription took, oldest first.
     event_backlog: HashMap<String, VecDeque<usize>>,
     cancelled: HashSet<u64, BuildHasherDefault<TaskIdHasher>>,
+    /// Timers created and neither fired nor cancelled.
+    open_timers: HashSet<u64, BuildHasherDefault<TaskIdHasher>>,
     /// (position, time) of every turn start, in order.
     turn_marks: Vec<(usize, u64)>,
     /// The furthest history position the guest has reached.
@@ -124,6 +128,7 @@ impl Replay {
             event_waiters: HashMap::new(),
             event_backlog: HashMap::new(),
             cancelled: HashSet::default(),
+            open_timers: HashSet::default(),
             turn_marks: Vec::new(),
             cursor: 0,
             replaying: Arc::new(AtomicBool::new(false)),
@@ -283,6 +288,7 @@ impl Replay {
             }
             Event::TimerCreated { id, .. } => {
                 self.tasks.insert(*id, Task::Timer);
+                self.open_timers.insert(*id);
             }
             Event::SubOrchestrationScheduled { id, .. } => {
                 self.tasks.insert(*id, Task::SubOrchestration);
@@ -305,12 +311,16 @@ impl Replay {
                         .push_back(*id),
                 }
             }
-            Event::TaskCancelled { id } => self.index_cancel(*id),
+            Event::TaskCancelled { id } => {
+                self.open_timers.remove(id);
+                self.index_cancel(*id);
+            }
             Event::ActivityCompleted { id, .. }
             | Event::ActivityFailed { id, .. }
             | Event::SubOrchestrationCompleted { id, .. }
             | Event::SubOrchestrationFailed { id, .. }
             | Event::TimerFired { id } => {
+                self.open_timers.remove(id);
                 self.completions.insert(*id, pos);
             }
             Event::EventRaised { name, .. } => self.give_event(name, pos),
@@ -738,6 +748,7 @@ impl Replay {
             continue_as_new: self.continue_as_new.take(),
             status: self.status.take(),
             custom_status: self.custom_status.take(),
+            timer_pending: !self.open_timers.is_empty(),
         }
     }
 }
@@ -807,6 +818,21 @@ mod tests {
         assert_eq!(out.new_events, vec![started(1_000), scheduled(1, "A")]);
         assert_eq!(out.activities.len(), 1);
         assert_eq!(out.activities[0].name, "A");
+    }
+
+    #[test]
+    fn a_timer_is_pending_until_it_fires_or_is_cancelled() {
+        let timer = Event::TimerCreated {
+            id: 1,
+            fire_at_ms: 5_000,
+        };
+        let pending = |history: Vec<Event>| Replay::new("i", 1, history, 1024).take_turn_output();
+        assert!(pending(vec![started(1_000), timer.clone()]).timer_pending);
+        let fired = vec![started(1_000), timer.clone(), Event::TimerFired { id: 1 }];
+        assert!(!pending(fired).timer_pending);
+        let cancelled = vec![started(1_000), timer, Event::TaskCancelled { id: 1 }];
+        assert!(!pending(cancelled).timer_pending);
+        assert!(!pending(vec![started(1_000), scheduled(2, "A")]).timer_pending);
     }
 
     #[test]
