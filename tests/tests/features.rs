@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use duroxide::history::Event;
-use duroxide::{Client, OrchestrationStatus, StartOptions};
+use duroxide::{Client, DuroxideRuntime, OrchestrationStatus, StartOptions};
 use duroxide_tests::{Harness, WAIT_MS, completed, guests, history_reaches, scenario};
 use tokio::sync::Notify;
 
@@ -291,6 +291,42 @@ scenario!(
         .await?;
         gate.notify_one();
         let status = h.client.wait_for_completion("long", Some(WAIT_MS)).await?;
+        assert_eq!(completed(status)?, "42");
+        Ok(())
+    }
+);
+
+scenario!(
+    stop_abandons_a_long_activity_after_the_grace_period,
+    |cache| async move {
+        let mut h = Harness::start(cache, &[guests::SCENARIOS]).await?;
+        h.runtime
+            .register_activity("NativeDouble", |_input| async move {
+                std::future::pending::<()>().await;
+                Ok(String::new())
+            })?;
+        h.client
+            .start_orchestration("stuck", "CallNative", "21", None)
+            .await?;
+        history_reaches(&h.client, "stuck", |h| {
+            h.iter()
+                .any(|e| matches!(e, Event::ActivityScheduled { .. }))
+        })
+        .await?;
+        // The activity never ends: stop waits out the grace period, then
+        // abandons it and puts its work back in the queue.
+        tokio::time::timeout(Duration::from_millis(WAIT_MS), h.runtime.stop()).await?;
+
+        let mut runtime =
+            DuroxideRuntime::with_options(h.store.clone(), duroxide_tests::options(cache));
+        runtime.load_component_file(guests::SCENARIOS).await?;
+        runtime.register_activity("NativeDouble", |input| async move {
+            let n: i64 = input.parse().map_err(|e| format!("not a number: {e}"))?;
+            Ok((n * 2).to_string())
+        })?;
+        runtime.start().await?;
+        h.runtime = runtime;
+        let status = h.client.wait_for_completion("stuck", Some(WAIT_MS)).await?;
         assert_eq!(completed(status)?, "42");
         Ok(())
     }

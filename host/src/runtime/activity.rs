@@ -2,10 +2,12 @@
 //! fresh sandbox or a native closure, and completes it atomically.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::idle::Idle;
@@ -15,6 +17,7 @@ use super::slots::Slots;
 use super::{HOLD_PATIENCE, Shared};
 use crate::history::{ActivityWork, OrchestratorMessage};
 use crate::providers::{LockedActivity, OrchestrationWork, StoreError};
+use crate::sandbox::SandboxLimits;
 use crate::sandbox::instance::call_activity;
 
 /// Most items fetched in one go: a large batch takes a burst of activities
@@ -29,7 +32,14 @@ pub(crate) struct HandedOver {
     /// The instance, if the turn's commit kept it locked: its next turn
     /// runs as soon as the activity ends, with the completion in hand.
     pub(crate) held: Option<OrchestrationWork>,
+    /// The call, if it started already (an inline step that outlived its
+    /// time); else the dispatcher starts it.
+    pub(crate) call: Option<Call>,
 }
+
+/// An activity call that owns everything it needs, so it may go on in
+/// another task than the one that started it.
+pub(crate) type Call = Pin<Box<dyn Future<Output = Result<String, String>> + Send>>;
 
 /// The dispatcher loop: runs what turns hand over, and fetches the rest.
 /// In-flight activities are awaited on shutdown for the grace period, then
@@ -49,8 +59,11 @@ pub(crate) async fn run(shared: Arc<Shared>, mut handed_over: mpsc::UnboundedRec
         while let Ok(handed) = handed_over.try_recv() {
             running.take(handed);
         }
-        let free = running.slots.free(FETCH_BATCH);
-        if free == 0 {
+        // Slots are taken before the fetch, so turns that hand work over
+        // meanwhile cannot leave fetched work waiting for a slot that only
+        // handed-over work, still in the channel, would free.
+        let mut free = running.slots.reserve(FETCH_BATCH);
+        if free.is_empty() {
             let handed = tokio::select! {
                 handed = handed_over.recv() => handed,
                 () = running.slots.wait_for_one(&mut shutdown) => None,
@@ -62,13 +75,13 @@ pub(crate) async fn run(shared: Arc<Shared>, mut handed_over: mpsc::UnboundedRec
         }
         let fetched = shared
             .store
-            .fetch_activity_work(free, shared.options.activity_lock)
+            .fetch_activity_work(free.len(), shared.options.activity_lock)
             .await;
         match fetched {
             Ok(items) if !items.is_empty() => {
                 idle.reset();
-                for item in items {
-                    running.start(item).await;
+                for (item, slot) in items.into_iter().zip(free.drain(..)) {
+                    running.start(item, slot);
                 }
                 continue;
             }
@@ -147,16 +160,15 @@ struct Running {
 }
 
 impl Running {
-    /// Runs fetched `item` once a slot is free.
-    async fn start(&mut self, item: LockedActivity) {
-        let task = self.task(item, None);
-        // The slots close only when dropped, never while this runs.
-        self.slots.spawn(task).await;
+    /// Runs fetched `item` in `slot`.
+    fn start(&mut self, item: LockedActivity, slot: OwnedSemaphorePermit) {
+        let task = self.task(item, None, None);
+        self.slots.spawn_in(slot, task);
     }
 
     /// Runs handed-over work in the slot it holds.
     fn take(&mut self, handed: HandedOver) {
-        let task = self.task(handed.item, handed.held);
+        let task = self.task(handed.item, handed.held, handed.call);
         self.slots.spawn_in(handed.slot, task);
     }
 
@@ -165,6 +177,7 @@ impl Running {
         &self,
         item: LockedActivity,
         held: Option<OrchestrationWork>,
+        call: Option<Call>,
     ) -> impl Future<Output = ()> + Send + 'static {
         if let Ok(mut map) = self.inflight.lock() {
             let inflight = Inflight {
@@ -177,19 +190,14 @@ impl Running {
         let (shared, inflight) = (self.shared.clone(), self.inflight.clone());
         async move {
             let queue_id = item.queue_id;
-            execute(&shared, item, held).await;
+            let call = call.unwrap_or_else(|| self::call(&shared, &item.work));
+            finish(&shared, item, call, held).await;
             if let Ok(mut map) = inflight.lock() {
                 map.remove(&queue_id);
             }
         }
         .instrument(span)
     }
-}
-
-async fn execute(shared: &Shared, item: LockedActivity, held: Option<OrchestrationWork>) {
-    let work = item.work.clone();
-    let run = async move { run_activity(shared, &work).await };
-    finish(shared, item, run, held).await;
 }
 
 /// Awaits `run`, the call of `item`, and completes it: by running the next
@@ -201,6 +209,7 @@ pub(crate) async fn finish(
     run: impl Future<Output = Result<String, String>>,
     held: Option<OrchestrationWork>,
 ) {
+    let held_since = Instant::now();
     let (result, held) = match held {
         Some(held) => hold_while(shared, run, held).await,
         None => (run.await, None),
@@ -208,15 +217,20 @@ pub(crate) async fn finish(
     let completion = completion(shared, &item.work, result);
     if let Some(held) = held {
         let span = tracing::info_span!(parent: None, "turn", instance = %held.instance.instance_id);
-        let carried = Carried { item, completion };
-        let Ok(slot) = shared.turn_slots.clone().acquire_owned().await else {
-            // The slots never close while the runtime lives.
-            return orchestrator::queue_completion(shared, carried).await;
-        };
-        let turn = orchestrator::process_boxed(shared, held, Some(carried));
-        turn.instrument(span).await;
-        drop(slot);
-        return;
+        // Not waited for: the instance is locked meanwhile. With no turn
+        // slot free, the completion takes the queue.
+        if let Ok(slot) = shared.turn_slots.clone().try_acquire_owned() {
+            let carried = Carried {
+                item,
+                completion,
+                held_since,
+            };
+            let turn = orchestrator::process(shared, held, Some(carried));
+            turn.instrument(span).await;
+            drop(slot);
+            return;
+        }
+        orchestrator::release(shared, &held).await;
     }
     match complete(shared, &item, completion).await {
         Ok(Some((work, slot))) => {
@@ -224,7 +238,7 @@ pub(crate) async fn finish(
             // instance's, not part of the activity.
             let span =
                 tracing::info_span!(parent: None, "turn", instance = %work.instance.instance_id);
-            orchestrator::process_boxed(shared, work, None)
+            orchestrator::process(shared, work, None)
                 .instrument(span)
                 .await;
             drop(slot);
@@ -321,28 +335,39 @@ async fn complete(
     Ok(work.map(|work| (work, slot)))
 }
 
-/// Runs activity `work`: its Wasm component's export or a native closure.
-pub(crate) async fn run_activity(shared: &Shared, work: &ActivityWork) -> Result<String, String> {
+/// The call of activity `work`: its Wasm component's export or a native
+/// closure. Nothing runs until it is polled.
+pub(crate) fn call(shared: &Shared, work: &ActivityWork) -> Call {
     let handler = shared
         .registry
         .read()
-        .map_err(|_| "registry lock poisoned".to_string())?
-        .activity(&work.name);
+        .map_err(|_| "registry lock poisoned".to_string())
+        .map(|registry| registry.activity(&work.name));
+    let limits = shared.options.limits.clone();
+    let (name, input) = (work.name.clone(), work.input.clone());
+    Box::pin(async move { run_activity(handler?, &name, input, &limits).await })
+}
+
+async fn run_activity(
+    handler: Option<ActivityHandler>,
+    name: &str,
+    input: String,
+    limits: &SandboxLimits,
+) -> Result<String, String> {
     match handler {
         Some(ActivityHandler::Wasm(component)) => {
-            call_activity(&component, &work.name, &work.input, &shared.options.limits).await
+            call_activity(&component, name, &input, limits).await
         }
         Some(ActivityHandler::Native(f)) => {
             // A panic in host code fails this attempt, not the runtime.
-            match tokio::spawn(f(work.input.clone())).await {
+            match tokio::spawn(f(input)).await {
                 Ok(result) => result,
                 Err(e) if e.is_panic() => Err(format!("the activity panicked: {}", panic_text(e))),
                 Err(e) => Err(format!("the activity was cancelled: {e}")),
             }
         }
         None => Err(format!(
-            "no activity named '{}' is registered in this runtime",
-            work.name
+            "no activity named '{name}' is registered in this runtime"
         )),
     }
 }

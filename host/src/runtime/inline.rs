@@ -1,5 +1,5 @@
-//! Inline steps: a turn that awaits one activity and nothing else (no timer
-//! of its execution pending either, so none comes due unseen) runs the
+//! Inline steps: a turn whose only new work is one activity (and whose
+//! execution has no timer pending, so none comes due unseen) runs the
 //! activity itself, then the next turn with its completion, and commits the
 //! steps together. A sequence of short activities then costs the store one
 //! commit per [`MAX_INLINE_STEPS`] steps instead of one per step.
@@ -10,18 +10,15 @@
 //! bounded so that little is repeated, and so that messages that come for
 //! the instance meanwhile do not wait long.
 
-use std::future::Future;
-use std::pin::Pin;
-
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::activity::{completion, run_activity};
+use super::Shared;
+use super::activity::{Call, call, completion};
 use super::execution::TurnInput;
 use super::orchestrator::{Turn, settle};
 use super::replay::TurnOutput;
-use super::{HOLD_PATIENCE, Shared};
-use crate::history::ActivityWork;
 use crate::providers::now_ms;
 
 /// Most steps run inline between two commits: the most activity calls a
@@ -29,19 +26,24 @@ use crate::providers::now_ms;
 const MAX_INLINE_STEPS: usize = 32;
 
 /// An activity call still running when the inline steps stopped: the commit
-/// schedules it (locked for this runtime), and the turn's task finishes it.
-pub(crate) struct Inline<'a> {
-    /// The call, ended or not; it holds its activity slot until it ends.
-    pub(crate) run: Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>,
+/// schedules it (locked for this runtime), and the activity dispatcher
+/// finishes it in the slot it holds.
+pub(crate) struct Inline {
+    /// The call, ended or not.
+    pub(crate) call: Call,
+    pub(crate) slot: OwnedSemaphorePermit,
 }
 
 /// Runs the activity `turn` awaits and the turn after it, inline, while each
 /// turn awaits exactly one activity and nothing else, for up to
-/// [`MAX_INLINE_STEPS`] steps and [`HOLD_PATIENCE`]. `turn` comes back with
+/// [`MAX_INLINE_STEPS`] steps and until `deadline`. `turn` comes back with
 /// the steps' output merged; the call that was running when time ran out (or
 /// whose next turn could not run) comes back too.
-pub(crate) async fn run_inline<'a>(shared: &'a Shared, turn: &mut Turn) -> Option<Inline<'a>> {
-    let deadline = tokio::time::Instant::now() + HOLD_PATIENCE;
+pub(crate) async fn run_inline(
+    shared: &Shared,
+    turn: &mut Turn,
+    deadline: Instant,
+) -> Option<Inline> {
     for _ in 0..MAX_INLINE_STEPS {
         if !inlinable(shared, &turn.output) {
             return None;
@@ -52,12 +54,16 @@ pub(crate) async fn run_inline<'a>(shared: &'a Shared, turn: &mut Turn) -> Optio
             return None;
         };
         let work = turn.output.activities[0].clone();
-        let mut run = running(shared, work.clone(), slot);
-        let result = match tokio::time::timeout_at(deadline, &mut run).await {
+        let span = tracing::info_span!("activity", instance = %work.instance, name = %work.name, attempt = 1);
+        let mut call = call(shared, &work);
+        let result = match tokio::time::timeout_at(deadline, &mut call)
+            .instrument(span)
+            .await
+        {
             Ok(result) => result,
             Err(_) => {
                 turn.execution = Some(execution);
-                return Some(Inline { run });
+                return Some(Inline { call, slot });
             }
         };
         let input = TurnInput {
@@ -66,6 +72,7 @@ pub(crate) async fn run_inline<'a>(shared: &'a Shared, turn: &mut Turn) -> Optio
         };
         match execution.run_turn(input).await {
             Ok(report) => {
+                drop(slot);
                 let (output, settled) = settle(report, execution);
                 turn.absorb(output, settled);
             }
@@ -74,7 +81,8 @@ pub(crate) async fn run_inline<'a>(shared: &'a Shared, turn: &mut Turn) -> Optio
                 // replayed execution through the queue.
                 tracing::warn!("the execution was lost after an inline activity: {e}");
                 return Some(Inline {
-                    run: Box::pin(std::future::ready(result)),
+                    call: Box::pin(std::future::ready(result)),
+                    slot,
                 });
             }
         }
@@ -82,9 +90,11 @@ pub(crate) async fn run_inline<'a>(shared: &'a Shared, turn: &mut Turn) -> Optio
     None
 }
 
-/// Whether the turn awaits one activity and nothing else, so the next turn
-/// needs only its completion, and no timer of the execution could come due
-/// while the steps run and wait for their commit. Not with the execution
+/// Whether the turn's only new work is one activity, so the next turn can
+/// run on its completion, and no timer of the execution could come due
+/// while the steps run and wait for their commit. (Tasks of earlier turns
+/// may be open: their completions wait in the queue, as for a held
+/// instance.) Not with the execution
 /// cache off: that mode replays every turn from history.
 fn inlinable(shared: &Shared, output: &TurnOutput) -> bool {
     shared.options.execution_cache
@@ -95,20 +105,4 @@ fn inlinable(shared: &Shared, output: &TurnOutput) -> bool {
         && output.continue_as_new.is_none()
         && output.status.is_none()
         && !*shared.shutdown.borrow()
-}
-
-/// The call of `work`, holding `slot` until it ends.
-fn running(
-    shared: &Shared,
-    work: ActivityWork,
-    slot: OwnedSemaphorePermit,
-) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + '_>> {
-    let span =
-        tracing::info_span!("activity", instance = %work.instance, name = %work.name, attempt = 1);
-    let run = async move {
-        let result = run_activity(shared, &work).await;
-        drop(slot);
-        result
-    };
-    Box::pin(run.instrument(span))
 }

@@ -2,22 +2,21 @@
 //! turn of its execution (from the cache, or replayed from history), and
 //! commits the turn atomically.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::Shared;
-use super::activity::{self, HandedOver};
+use super::activity::HandedOver;
 use super::execution::{Execution, ExecutionSpec, SpentSandbox, TurnInput, TurnReport};
 use super::idle::Idle;
 use super::inline::{Inline, run_inline};
 use super::plan::{Plan, StartSpec, plan, running_children};
 use super::replay::{Replay, TurnOutput};
 use super::slots::Slots;
+use super::{HOLD_PATIENCE, Shared};
 use crate::history::{Event, OrchestratorMessage};
 use crate::providers::{
     InstanceRecord, InstanceStatus, LockedActivity, LockedTurn, OrchestrationWork, OutgoingMessage,
@@ -126,6 +125,8 @@ impl Turn {
 pub(crate) struct Carried {
     pub(crate) item: LockedActivity,
     pub(crate) completion: OrchestratorMessage,
+    /// When the hold began: inline steps of the turn end where it would.
+    pub(crate) held_since: Instant,
 }
 
 /// Runs one turn of a locked instance, with the completion `carried` to
@@ -181,20 +182,10 @@ pub(crate) async fn process(shared: &Shared, work: OrchestrationWork, carried: O
     };
     // Let turns that are due start before this one's commit is encoded and
     // sent: when a burst of timers fires, each turn starts sooner.
-    let inline = run_inline(shared, &mut turn).await;
+    let since = carried.as_ref().map_or_else(Instant::now, |c| c.held_since);
+    let inline = run_inline(shared, &mut turn, since + HOLD_PATIENCE).await;
     tokio::task::yield_now().await;
     commit(shared, work, turn, carried, inline).await;
-}
-
-/// [`process`], boxed and erased: a turn may finish an activity it ran
-/// inline (see [`commit`]), and that activity run the next turn, so the
-/// futures nest.
-pub(crate) fn process_boxed(
-    shared: &Shared,
-    work: OrchestrationWork,
-    carried: Option<Carried>,
-) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-    Box::pin(process(shared, work, carried))
 }
 
 /// Cancel messages for every child the current execution still waits on.
@@ -442,14 +433,15 @@ fn parent_notice(
 
 /// Commits `turn`, which consumed `work`'s messages and the `carried`
 /// completion. An `inline` call still running is scheduled by the commit,
-/// locked for this runtime, and finished by this task through the queue:
-/// it outlived the inline steps' time, so the instance is not held for it.
+/// locked for this runtime, and goes on under the activity dispatcher (so
+/// it frees its turn slot, and `stop` can abandon it); it outlived the
+/// inline steps' time, so the instance is not held for it.
 async fn commit(
     shared: &Shared,
     work: OrchestrationWork,
     turn: Turn,
     carried: Option<Carried>,
-    inline: Option<Inline<'_>>,
+    inline: Option<Inline>,
 ) {
     let instance = work.instance;
     let mut output = turn.output;
@@ -482,7 +474,7 @@ async fn commit(
         && !*shared.shutdown.borrow();
     // An inline call holds its own activity slot.
     let (slots, inline) = match inline {
-        Some(inline) => (Vec::new(), Some(inline.run)),
+        Some(inline) => (Vec::new(), Some(inline)),
         None => (
             activity_slots(shared, output.activities.len(), holdable),
             None,
@@ -557,30 +549,54 @@ async fn commit(
             if let Some(spent) = turn.spent {
                 spent.free();
             }
-            let Some(run) = inline else {
-                return hand_over(shared, locked.activities, slots, held).await;
+            // The activities go to the dispatcher, the first with the held
+            // instance; an inline call that is still running goes on there,
+            // in its own slot. (A store that locks nothing left them to a
+            // fetch.)
+            let handed = match inline {
+                Some(Inline { call, slot }) => (locked.activities.into_iter().next())
+                    .map(|item| HandedOver {
+                        item,
+                        slot,
+                        held: None,
+                        call: Some(call),
+                    })
+                    .into_iter()
+                    .collect(),
+                None => {
+                    let mut held = held;
+                    let handed = (locked.activities.into_iter().zip(slots))
+                        .map(|(item, slot)| HandedOver {
+                            item,
+                            slot,
+                            held: held.take(),
+                            call: None,
+                        })
+                        .collect();
+                    if let Some(held) = held {
+                        release(shared, &held).await;
+                    }
+                    handed
+                }
             };
-            // A store that locks nothing left the activity to a fetch.
-            if let Some(item) = locked.activities.into_iter().next() {
-                activity::finish(shared, item, run, held).await;
-            }
-            return;
+            return hand_over(shared, handed).await;
         }
         Err(e) => {
             if parks {
                 shared.cache.take(&instance.instance_id);
             }
             if let StoreError::LockLost(_) = e {
-                tracing::warn!(
-                    "the instance lock expired before the turn committed; the turn will be retried"
-                );
+                tracing::warn!("the turn lost a lock before it committed; it will be retried: {e}");
             } else {
                 tracing::error!("committing the turn failed: {e}");
             }
-            // The completion was only in memory: it goes to the queue.
+            // The completion was only in memory: it goes to the queue. The
+            // instance goes too, if this turn still holds it, so its messages
+            // need not wait for the lock to expire.
             if let Some(carried) = carried {
                 queue_completion(shared, carried).await;
             }
+            release_lock(shared, &instance.instance_id, &work.lock_token).await;
         }
     }
     if let Some(spent) = turn.spent {
@@ -602,22 +618,11 @@ fn activity_slots(shared: &Shared, wanted: usize, holdable: bool) -> Vec<OwnedSe
         .collect()
 }
 
-/// Hands the activities the commit locked to the activity dispatcher, each
-/// in a slot taken for it, the first with the instance if it is `held`;
-/// unneeded slots are freed. Work the dispatcher no longer takes (it is
-/// stopping) is released for a later fetch, and so is the instance.
-async fn hand_over(
-    shared: &Shared,
-    locked: Vec<LockedActivity>,
-    slots: Vec<OwnedSemaphorePermit>,
-    mut held: Option<OrchestrationWork>,
-) {
-    for (item, slot) in locked.into_iter().zip(slots) {
-        let handed = HandedOver {
-            item,
-            slot,
-            held: held.take(),
-        };
+/// Hands the activities the commit locked to the activity dispatcher. Work
+/// the dispatcher no longer takes (it is stopping) is released for a later
+/// fetch, and so is a held instance.
+async fn hand_over(shared: &Shared, handed: Vec<HandedOver>) {
+    for handed in handed {
         if let Err(refused) = shared.handed_over.send(handed) {
             let HandedOver { item, held, .. } = refused.0;
             if let Err(e) = shared.store.release_activity_work(&item).await {
@@ -652,11 +657,15 @@ async fn give_back(shared: &Shared, work: &OrchestrationWork, carried: Option<Ca
 
 /// Releases the instance lock without committing.
 pub(crate) async fn release(shared: &Shared, work: &OrchestrationWork) {
-    if let Err(e) = shared
-        .store
-        .release_orchestration_work(&work.instance.instance_id, &work.lock_token)
-        .await
-    {
+    release_lock(shared, &work.instance.instance_id, &work.lock_token).await;
+}
+
+/// Releases instance `instance_id`'s lock if `lock_token` still holds it.
+async fn release_lock(shared: &Shared, instance_id: &str, lock_token: &str) {
+    let released = (shared.store)
+        .release_orchestration_work(instance_id, lock_token)
+        .await;
+    if let Err(e) = released {
         tracing::warn!("releasing the instance lock failed: {e}");
     }
 }

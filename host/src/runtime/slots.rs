@@ -28,6 +28,14 @@ impl Slots {
         self.permits.available_permits().min(max)
     }
 
+    /// Takes up to `max` free slots, once finished tasks are reaped.
+    pub(crate) fn reserve(&mut self, max: usize) -> Vec<OwnedSemaphorePermit> {
+        while self.running.try_join_next().is_some() {}
+        std::iter::from_fn(|| self.permits.clone().try_acquire_owned().ok())
+            .take(max)
+            .collect()
+    }
+
     /// Waits until a task finishes or `shutdown` changes.
     pub(crate) async fn wait_for_one(&mut self, shutdown: &mut watch::Receiver<bool>) {
         tokio::select! {
