@@ -45,7 +45,9 @@ pub(crate) async fn run_inline(
     deadline: Instant,
 ) -> Option<Inline> {
     for _ in 0..MAX_INLINE_STEPS {
-        if !inlinable(shared, &turn.output) {
+        // Out of time before a call starts: the commit may hold the
+        // instance for it instead (see `orchestrator::commit`).
+        if !inlinable(shared, &turn.output) || Instant::now() >= deadline {
             return None;
         }
         let mut execution = turn.execution.take()?;
