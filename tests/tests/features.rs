@@ -9,6 +9,22 @@ use duroxide::{Client, DuroxideRuntime, OrchestrationStatus, StartOptions};
 use duroxide_tests::{Harness, WAIT_MS, completed, guests, history_reaches, scenario};
 use tokio::sync::Notify;
 
+/// What the native activity `NativeDouble` computes: twice its input.
+fn double(input: &str) -> Result<String, String> {
+    let n: i64 = input.parse().map_err(|e| format!("not a number: {e}"))?;
+    Ok((n * 2).to_string())
+}
+
+/// Waits until `instance`'s history holds an activity's schedule.
+async fn activity_scheduled(h: &Harness, instance: &str) -> anyhow::Result<()> {
+    history_reaches(&h.client, instance, |h| {
+        h.iter()
+            .any(|e| matches!(e, Event::ActivityScheduled { .. }))
+    })
+    .await
+    .map(|_| ())
+}
+
 scenario!(sequential_activities, |cache| async move {
     let h = Harness::start(cache, &[guests::SCENARIOS]).await?;
     let output = completed(h.run("seq", "Sequence", "x").await?)?;
@@ -208,10 +224,7 @@ scenario!(
 scenario!(native_activity, |cache| async move {
     let mut h = Harness::start(cache, &[guests::SCENARIOS]).await?;
     h.runtime
-        .register_activity("NativeDouble", |input| async move {
-            let n: i64 = input.parse().map_err(|e| format!("not a number: {e}"))?;
-            Ok((n * 2).to_string())
-        })?;
+        .register_activity("NativeDouble", |input| async move { double(&input) })?;
     assert_eq!(completed(h.run("native", "CallNative", "21").await?)?, "42");
     Ok(())
 });
@@ -232,8 +245,7 @@ scenario!(
                         .await
                         .map_err(|e| e.to_string())?;
                     seen.lock().map_err(|e| e.to_string())?.push(status);
-                    let n: i64 = input.parse().map_err(|e| format!("not a number: {e}"))?;
-                    Ok((n * 2).to_string())
+                    double(&input)
                 }
             })?;
         }
@@ -274,8 +286,7 @@ scenario!(
                 let gate = gate.clone();
                 async move {
                     gate.notified().await;
-                    let n: i64 = input.parse().map_err(|e| format!("not a number: {e}"))?;
-                    Ok((n * 2).to_string())
+                    double(&input)
                 }
             })?;
         }
@@ -284,11 +295,7 @@ scenario!(
             .await?;
         // The activity cannot end before the gate opens, yet its schedule
         // reaches the store: past the inline steps' time, the turn commits.
-        history_reaches(&h.client, "long", |h| {
-            h.iter()
-                .any(|e| matches!(e, Event::ActivityScheduled { .. }))
-        })
-        .await?;
+        activity_scheduled(&h, "long").await?;
         gate.notify_one();
         let status = h.client.wait_for_completion("long", Some(WAIT_MS)).await?;
         assert_eq!(completed(status)?, "42");
@@ -308,11 +315,7 @@ scenario!(
         h.client
             .start_orchestration("stuck", "CallNative", "21", None)
             .await?;
-        history_reaches(&h.client, "stuck", |h| {
-            h.iter()
-                .any(|e| matches!(e, Event::ActivityScheduled { .. }))
-        })
-        .await?;
+        activity_scheduled(&h, "stuck").await?;
         // The activity never ends: stop waits out the grace period, then
         // abandons it and puts its work back in the queue.
         tokio::time::timeout(Duration::from_millis(WAIT_MS), h.runtime.stop()).await?;
@@ -320,10 +323,7 @@ scenario!(
         let mut runtime =
             DuroxideRuntime::with_options(h.store.clone(), duroxide_tests::options(cache));
         runtime.load_component_file(guests::SCENARIOS).await?;
-        runtime.register_activity("NativeDouble", |input| async move {
-            let n: i64 = input.parse().map_err(|e| format!("not a number: {e}"))?;
-            Ok((n * 2).to_string())
-        })?;
+        runtime.register_activity("NativeDouble", |input| async move { double(&input) })?;
         runtime.start().await?;
         h.runtime = runtime;
         let status = h.client.wait_for_completion("stuck", Some(WAIT_MS)).await?;
