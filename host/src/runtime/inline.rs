@@ -35,7 +35,7 @@ pub(crate) struct Inline {
 }
 
 /// Runs the activity `turn` awaits and the turn after it, inline, while each
-/// turn awaits exactly one activity and nothing else, for up to
+/// turn's only new work is one activity (see [`inlinable`]), for up to
 /// [`MAX_INLINE_STEPS`] steps and until `deadline`. `turn` comes back with
 /// the steps' output merged; the call that was running when time ran out (or
 /// whose next turn could not run) comes back too.
@@ -96,8 +96,8 @@ pub(crate) async fn run_inline(
 /// run on its completion, and no timer of the execution could come due
 /// while the steps run and wait for their commit. (Tasks of earlier turns
 /// may be open: their completions wait in the queue, as for a held
-/// instance.) Not with the execution
-/// cache off: that mode replays every turn from history.
+/// instance.) Not with the execution cache off: that mode replays every
+/// turn from history.
 fn inlinable(shared: &Shared, output: &TurnOutput) -> bool {
     shared.options.execution_cache
         && output.activities.len() == 1
