@@ -15,7 +15,7 @@ use super::idle::Idle;
 use super::inline::{Inline, run_inline};
 use super::plan::{Plan, StartSpec, plan, running_children};
 use super::replay::{Replay, TurnOutput};
-use super::slots::Slots;
+use super::slots::{Slots, take_permits};
 use super::{HOLD_PATIENCE, Shared};
 use crate::history::{Event, OrchestratorMessage};
 use crate::providers::{
@@ -180,10 +180,10 @@ pub(crate) async fn process(shared: &Shared, work: OrchestrationWork, carried: O
             }
         }
     };
-    // Let turns that are due start before this one's commit is encoded and
-    // sent: when a burst of timers fires, each turn starts sooner.
     let since = carried.as_ref().map_or_else(Instant::now, |c| c.held_since);
     let inline = run_inline(shared, &mut turn, since + HOLD_PATIENCE).await;
+    // Let turns that are due start before this one's commit is encoded and
+    // sent: when a burst of timers fires, each turn starts sooner.
     tokio::task::yield_now().await;
     commit(shared, work, turn, carried, inline).await;
 }
@@ -536,6 +536,9 @@ async fn commit(
             .commit_turn_and_lock_activities(commit, locks, lock_for, hold_for)
             .await
     };
+    if let Some(spent) = turn.spent {
+        spent.free();
+    }
     match committed {
         Ok(locked) => {
             let held = hold
@@ -546,9 +549,6 @@ async fn commit(
                     messages: Vec::new(),
                     ready_at_ms: 0,
                 });
-            if let Some(spent) = turn.spent {
-                spent.free();
-            }
             // The activities go to the dispatcher, the first with the held
             // instance; an inline call that is still running goes on there,
             // in its own slot. (A store that locks nothing left them to a
@@ -579,7 +579,7 @@ async fn commit(
                     handed
                 }
             };
-            return hand_over(shared, handed).await;
+            hand_over(shared, handed).await;
         }
         Err(e) => {
             if parks {
@@ -599,9 +599,6 @@ async fn commit(
             release_lock(shared, &instance.instance_id, &work.lock_token).await;
         }
     }
-    if let Some(spent) = turn.spent {
-        spent.free();
-    }
 }
 
 /// Takes up to `wanted` free activity slots, for activities the turn hands
@@ -613,9 +610,7 @@ fn activity_slots(shared: &Shared, wanted: usize, holdable: bool) -> Vec<OwnedSe
     } else {
         usize::from(holdable)
     };
-    std::iter::from_fn(|| shared.activity_slots.clone().try_acquire_owned().ok())
-        .take(wanted)
-        .collect()
+    take_permits(&shared.activity_slots, wanted)
 }
 
 /// Hands the activities the commit locked to the activity dispatcher. Work

@@ -31,9 +31,7 @@ impl Slots {
     /// Takes up to `max` free slots, once finished tasks are reaped.
     pub(crate) fn reserve(&mut self, max: usize) -> Vec<OwnedSemaphorePermit> {
         while self.running.try_join_next().is_some() {}
-        std::iter::from_fn(|| self.permits.clone().try_acquire_owned().ok())
-            .take(max)
-            .collect()
+        take_permits(&self.permits, max)
     }
 
     /// Waits until a task finishes or `shutdown` changes.
@@ -79,4 +77,11 @@ impl Slots {
     pub(crate) fn abort_all(&mut self) {
         self.running.abort_all();
     }
+}
+
+/// Takes up to `max` of `permits` that are free now, without waiting.
+pub(crate) fn take_permits(permits: &Arc<Semaphore>, max: usize) -> Vec<OwnedSemaphorePermit> {
+    std::iter::from_fn(|| permits.clone().try_acquire_owned().ok())
+        .take(max)
+        .collect()
 }
