@@ -1296,3 +1296,78 @@ async fn a_file_from_a_newer_build_is_refused_and_its_schema_left_alone() -> Tes
     assert_eq!((version, tables), (999, 1), "the schema was changed");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_renewed_activity_lock_outlasts_its_first_length() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = with_activities(&dir, &[1]).await?;
+    let [locked] =
+        <[LockedActivity; 1]>::try_from(store.fetch_activity_work(10, SHORT_LOCK).await?)
+            .map_err(|v| format!("expected one item, got {v:?}"))?;
+    // Renewed twice across three lock lengths: nobody else takes it, and it
+    // still completes.
+    for _ in 0..3 {
+        tokio::time::sleep(SHORT_LOCK / 2).await;
+        store.renew_activity_lock(&locked, SHORT_LOCK).await?;
+        assert!(store.fetch_activity_work(10, LONG_LOCK).await?.is_empty());
+    }
+    store.complete_activity(&locked, completed(1)).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_expired_activity_lock_cannot_be_renewed() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = with_activities(&dir, &[1]).await?;
+    let first = store.fetch_activity_work(10, SHORT_LOCK).await?;
+    let second = poll(|| async {
+        let locked = store.fetch_activity_work(10, LONG_LOCK).await?;
+        Ok(locked.into_iter().next())
+    })
+    .await?;
+    let err = expect_err(store.renew_activity_lock(&first[0], LONG_LOCK).await)?;
+    assert!(matches!(err, StoreError::LockLost(_)), "{err:?}");
+    store.renew_activity_lock(&second, LONG_LOCK).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn deferred_activity_work_comes_back_later_without_an_attempt_counted() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = with_activities(&dir, &[1]).await?;
+    let first = store.fetch_activity_work(10, LONG_LOCK).await?;
+    assert_eq!(first[0].attempts, 1);
+    let until = now_ms() + 200;
+    store.defer_activity_work(&first[0], until).await?;
+    assert!(store.fetch_activity_work(10, LONG_LOCK).await?.is_empty());
+    assert!(store.next_wake_at_ms().await?.is_some_and(|at| at <= until));
+    let again = poll(|| async {
+        let locked = store.fetch_activity_work(10, LONG_LOCK).await?;
+        Ok(locked.into_iter().next())
+    })
+    .await?;
+    assert!(now_ms() >= until);
+    assert_eq!((again.queue_id, again.attempts), (first[0].queue_id, 1));
+    assert!(again.visible_at_ms <= first[0].visible_at_ms);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_deferred_instance_comes_back_later_without_an_attempt_counted() -> TestResult {
+    let dir = TempDir::new()?;
+    let (store, fetched) = started(&dir).await?;
+    assert_eq!(fetched.messages[0].attempts, 1);
+    let until = now_ms() + 200;
+    store.defer_orchestration_work(&fetched, until).await?;
+    assert!(store.fetch_orchestration_work(LONG_LOCK).await?.is_none());
+    let again = poll(|| store.fetch_orchestration_work(LONG_LOCK)).await?;
+    assert!(now_ms() >= until);
+    assert_eq!(again.messages.len(), 1);
+    assert_eq!(again.messages[0].attempts, 1);
+    // A stale token defers nothing.
+    store
+        .defer_orchestration_work(&fetched, now_ms() + 60_000)
+        .await?;
+    store.commit_turn(empty_commit(&again)).await?;
+    Ok(())
+}

@@ -143,6 +143,8 @@ pub struct QueuedMessage {
     pub message: OrchestratorMessage,
     /// How many times it has been fetched, this time included.
     pub attempts: u32,
+    /// When it became visible (enqueued, or due), ms since the Unix epoch.
+    pub visible_at_ms: u64,
 }
 
 /// One instance locked for a turn, with every message visible for it.
@@ -227,6 +229,8 @@ pub struct LockedActivity {
     pub lock_token: String,
     /// How many times it has been fetched, this time included.
     pub attempts: u32,
+    /// When it became visible (was scheduled), ms since the Unix epoch.
+    pub visible_at_ms: u64,
     /// The work.
     pub work: ActivityWork,
 }
@@ -339,6 +343,18 @@ pub trait HistoryStore: Send + Sync + 'static {
         lock_token: &str,
     ) -> Result<(), StoreError>;
 
+    /// Give back an instance the caller cannot run (it lacks the code of
+    /// its orchestration): release the lock, uncount the fetch from the
+    /// attempts of `work`'s messages, and keep the instance from every fetch
+    /// until `until_ms`, so runtimes without the code do not spin on it
+    /// while one with the code takes it after that. A stale lock token
+    /// changes nothing.
+    async fn defer_orchestration_work(
+        &self,
+        work: &OrchestrationWork,
+        until_ms: u64,
+    ) -> Result<(), StoreError>;
+
     /// Lock up to `max` visible activity work items for `lock_for`.
     async fn fetch_activity_work(
         &self,
@@ -374,6 +390,27 @@ pub trait HistoryStore: Send + Sync + 'static {
 
     /// Release an activity lock so the work is fetched again at once.
     async fn release_activity_work(&self, locked: &LockedActivity) -> Result<(), StoreError>;
+
+    /// Extend the lock of running activity work to `lock_for` from now, so
+    /// an attempt that runs longer than one lock keeps its work. Fails with
+    /// [`StoreError::LockLost`] if the lock expired already (another runtime
+    /// may be running the work).
+    async fn renew_activity_lock(
+        &self,
+        locked: &LockedActivity,
+        lock_for: Duration,
+    ) -> Result<(), StoreError>;
+
+    /// Give back activity work the caller cannot run (it lacks the
+    /// activity): release the lock, uncount the fetch from its attempts, and
+    /// keep it from every fetch until `until_ms`, as
+    /// [`defer_orchestration_work`](Self::defer_orchestration_work) does for
+    /// instances. A stale lock token changes nothing.
+    async fn defer_activity_work(
+        &self,
+        locked: &LockedActivity,
+        until_ms: u64,
+    ) -> Result<(), StoreError>;
 
     /// The earliest time, after now, at which queued work becomes visible or a
     /// lock expires; dispatchers sleep until then when idle.

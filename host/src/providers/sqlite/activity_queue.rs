@@ -5,7 +5,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use super::SqliteHistoryStore;
-use super::codec::{QueueRow, attempts, db, decode, encode, new_lock_token, plus};
+use super::codec::{QueueRow, attempts, db, decode, encode, new_lock_token, plus, to_u64};
 use super::ops::{Op, Signals};
 use super::orchestrator_queue::{LockedRows, decode_work, insert_message, insert_message_and_lock};
 use crate::history::OrchestratorMessage;
@@ -63,7 +63,7 @@ pub(super) fn fetch_in(
     // bare LIMIT parameter changes, which would cost a parse per fetch.
     let rows: Vec<QueueRow> = conn
         .prepare_cached(
-            "SELECT id, message, attempts + 1 FROM activity_queue
+            "SELECT id, message, attempts + 1, visible_at FROM activity_queue
              WHERE visible_at <= ?1 AND (locked_until IS NULL OR locked_until <= ?1)
              ORDER BY id LIMIT ?2 + 0",
         )
@@ -88,6 +88,7 @@ fn locked_activity(row: QueueRow, lock_token: &str) -> Result<LockedActivity, St
         queue_id: row.id,
         lock_token: lock_token.to_owned(),
         attempts: attempts(row.attempts)?,
+        visible_at_ms: to_u64(row.visible_at, "visible_at")?,
         work: decode(&row.text, &format!("activity work {}", row.id))?,
     })
 }
@@ -230,4 +231,76 @@ pub(super) fn release_in(conn: &Connection, lock: &ActivityLock) -> Result<Signa
     } else {
         Signals::NONE
     })
+}
+
+/// Extends the item's lock to `lock_for` from now, if it is still held.
+pub(super) async fn renew(
+    store: &SqliteHistoryStore,
+    locked: &LockedActivity,
+    lock_for: Duration,
+) -> Result<(), StoreError> {
+    let lock = ActivityLock::of(locked);
+    store
+        .write(|reply| Op::RenewActivity {
+            lock,
+            lock_for,
+            reply,
+        })
+        .await
+}
+
+/// Op body of [`renew`], inside the writer's batch transaction.
+pub(super) fn renew_in(
+    conn: &Connection,
+    lock: &ActivityLock,
+    lock_for: Duration,
+    now: i64,
+) -> Result<Signals, StoreError> {
+    let renewed = conn
+        .prepare_cached(
+            "UPDATE activity_queue SET locked_until = ?3
+             WHERE id = ?1 AND lock_token = ?2 AND locked_until > ?4",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute((lock.queue_id, &lock.lock_token, plus(now, lock_for), now))
+        })
+        .map_err(db("renewing an activity lock"))?;
+    if renewed == 0 {
+        return Err(StoreError::LockLost(format!(
+            "activity work {} ({} of '{}')",
+            lock.queue_id, lock.name, lock.instance
+        )));
+    }
+    Ok(Signals::NONE)
+}
+
+/// Unlocks the item without counting the fetch, fetchable again from
+/// `until`; a stale token changes nothing.
+pub(super) async fn defer(
+    store: &SqliteHistoryStore,
+    locked: &LockedActivity,
+    until: i64,
+) -> Result<(), StoreError> {
+    let lock = ActivityLock::of(locked);
+    store
+        .write(|reply| Op::DeferActivity { lock, until, reply })
+        .await
+}
+
+/// Op body of [`defer`], inside the writer's batch transaction.
+pub(super) fn defer_in(
+    conn: &Connection,
+    lock: &ActivityLock,
+    until: i64,
+) -> Result<Signals, StoreError> {
+    // The lock passes to nobody until `until`: fetches skip the item and
+    // idle dispatchers wake when it ends.
+    conn.prepare_cached(
+        "UPDATE activity_queue
+         SET lock_token = NULL, locked_until = ?3, attempts = MAX(attempts - 1, 0)
+         WHERE id = ?1 AND lock_token = ?2",
+    )
+    .and_then(|mut stmt| stmt.execute((lock.queue_id, &lock.lock_token, until)))
+    .map_err(db("deferring activity work"))?;
+    Ok(Signals::NONE)
 }

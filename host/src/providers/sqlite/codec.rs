@@ -80,15 +80,18 @@ pub(super) struct QueueRow {
     pub(super) text: String,
     /// Times the row has been fetched, this fetch included.
     pub(super) attempts: i64,
+    /// When the row became visible.
+    pub(super) visible_at: i64,
 }
 
 impl QueueRow {
-    /// Reads the columns `id, message, attempts`, in that order.
+    /// Reads the columns `id, message, attempts, visible_at`, in that order.
     pub(super) fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
             id: row.get(0)?,
             text: row.get(1)?,
             attempts: row.get(2)?,
+            visible_at: row.get(3)?,
         })
     }
 }

@@ -43,6 +43,7 @@ use crate::providers::{
     HistoryStore, InstanceRecord, LockedActivity, LockedTurn, NewInstance, OrchestrationWork,
     StoreError, TurnCommit,
 };
+use codec::to_i64;
 
 /// How much a commit does to survive a crash, traded against commit latency.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -208,6 +209,14 @@ impl HistoryStore for SqliteHistoryStore {
         orchestrator_queue::release(self, instance_id, lock_token).await
     }
 
+    async fn defer_orchestration_work(
+        &self,
+        work: &OrchestrationWork,
+        until_ms: u64,
+    ) -> Result<(), StoreError> {
+        orchestrator_queue::defer(self, work, to_i64(until_ms, "deferral time")?).await
+    }
+
     async fn fetch_activity_work(
         &self,
         max: usize,
@@ -239,6 +248,22 @@ impl HistoryStore for SqliteHistoryStore {
 
     async fn release_activity_work(&self, locked: &LockedActivity) -> Result<(), StoreError> {
         activity_queue::release(self, locked).await
+    }
+
+    async fn renew_activity_lock(
+        &self,
+        locked: &LockedActivity,
+        lock_for: Duration,
+    ) -> Result<(), StoreError> {
+        activity_queue::renew(self, locked, lock_for).await
+    }
+
+    async fn defer_activity_work(
+        &self,
+        locked: &LockedActivity,
+        until_ms: u64,
+    ) -> Result<(), StoreError> {
+        activity_queue::defer(self, locked, to_i64(until_ms, "deferral time")?).await
     }
 
     async fn next_wake_at_ms(&self) -> Result<Option<u64>, StoreError> {

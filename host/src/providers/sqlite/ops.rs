@@ -80,6 +80,26 @@ pub(super) enum Op {
         lock: ActivityLock,
         reply: ReplyTo<()>,
     },
+    /// [`orchestrator_queue::defer`].
+    DeferOrchestration {
+        instance_id: String,
+        lock_token: String,
+        message_ids: Vec<i64>,
+        until: i64,
+        reply: ReplyTo<()>,
+    },
+    /// [`activity_queue::renew`].
+    RenewActivity {
+        lock: ActivityLock,
+        lock_for: Duration,
+        reply: ReplyTo<()>,
+    },
+    /// [`activity_queue::defer`].
+    DeferActivity {
+        lock: ActivityLock,
+        until: i64,
+        reply: ReplyTo<()>,
+    },
 }
 
 /// Which in-process dispatchers an op's commit should wake.
@@ -237,6 +257,25 @@ impl Op {
             Op::ReleaseActivity { lock, .. } => {
                 Output::Unit(activity_queue::release_in(conn, lock))
             }
+            Op::DeferOrchestration {
+                instance_id,
+                lock_token,
+                message_ids,
+                until,
+                ..
+            } => Output::Unit(orchestrator_queue::defer_in(
+                conn,
+                instance_id,
+                lock_token,
+                message_ids,
+                *until,
+            )),
+            Op::RenewActivity { lock, lock_for, .. } => {
+                Output::Unit(activity_queue::renew_in(conn, lock, *lock_for, now))
+            }
+            Op::DeferActivity { lock, until, .. } => {
+                Output::Unit(activity_queue::defer_in(conn, lock, *until))
+            }
         }
     }
 
@@ -268,7 +307,10 @@ impl Op {
             | Op::EnqueueMessage { reply, .. }
             | Op::ReleaseOrchestration { reply, .. }
             | Op::CompleteActivity { reply, .. }
-            | Op::ReleaseActivity { reply, .. } => Reply::Unit(reply),
+            | Op::ReleaseActivity { reply, .. }
+            | Op::DeferOrchestration { reply, .. }
+            | Op::RenewActivity { reply, .. }
+            | Op::DeferActivity { reply, .. } => Reply::Unit(reply),
             Op::FetchOrchestrations { reply, .. } => Reply::Orchestrations(reply),
             Op::FetchActivities { reply, .. } => Reply::Activities(reply),
             Op::CompleteActivityAndLock { reply, .. } => Reply::Continued(reply),

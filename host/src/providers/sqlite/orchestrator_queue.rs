@@ -37,7 +37,7 @@ const LOCK_INSTANCE: &str =
 
 /// Takes an instance's messages visible by its turn's start: `?1` instance,
 /// `?2` that time.
-const TAKE_MESSAGES: &str = "SELECT id, message, attempts + 1 FROM orchestrator_queue
+const TAKE_MESSAGES: &str = "SELECT id, message, attempts + 1, visible_at FROM orchestrator_queue
      WHERE instance_id = +?1 AND visible_at <= ?2";
 
 /// Counts the attempt on the messages [`TAKE_MESSAGES`] read.
@@ -305,6 +305,7 @@ pub(super) fn decode_work(
                 id: row.id,
                 message: decode(&row.text, &what)?,
                 attempts: attempts(row.attempts)?,
+                visible_at_ms: to_u64(row.visible_at, "visible_at")?,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -438,4 +439,57 @@ pub(super) fn release_in(
     } else {
         Signals::NONE
     })
+}
+
+/// Gives the instance back without counting the fetch against its
+/// messages (`message_ids`), fetchable again from `until`; a stale token
+/// changes nothing.
+pub(super) async fn defer(
+    store: &SqliteHistoryStore,
+    work: &OrchestrationWork,
+    until: i64,
+) -> Result<(), StoreError> {
+    let instance_id = work.instance.instance_id.clone();
+    let lock_token = work.lock_token.clone();
+    let message_ids = work.messages.iter().map(|m| m.id).collect();
+    store
+        .write(|reply| Op::DeferOrchestration {
+            instance_id,
+            lock_token,
+            message_ids,
+            until,
+            reply,
+        })
+        .await
+}
+
+/// Op body of [`defer`], inside the writer's batch transaction.
+pub(super) fn defer_in(
+    conn: &Connection,
+    instance_id: &str,
+    lock_token: &str,
+    message_ids: &[i64],
+    until: i64,
+) -> Result<Signals, StoreError> {
+    // The lock passes to nobody until `until`: fetches skip the instance and
+    // idle dispatchers wake when it ends.
+    let deferred = conn
+        .prepare_cached(
+            "UPDATE instances SET lock_token = NULL, locked_until = ?3
+             WHERE instance_id = ?1 AND lock_token = ?2",
+        )
+        .and_then(|mut stmt| stmt.execute((instance_id, lock_token, until)))
+        .map_err(db("deferring an instance"))?;
+    if deferred == 0 {
+        return Ok(Signals::NONE);
+    }
+    let mut uncount = conn
+        .prepare_cached(
+            "UPDATE orchestrator_queue SET attempts = MAX(attempts - 1, 0) WHERE id = ?1",
+        )
+        .map_err(db("deferring an instance"))?;
+    for id in message_ids {
+        uncount.execute([id]).map_err(db("deferring an instance"))?;
+    }
+    Ok(Signals::NONE)
 }

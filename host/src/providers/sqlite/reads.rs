@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::Semaphore;
 
-use super::codec::{READ_INSTANCE, db, decode, instance_from_row, now_i64, to_i64, to_u64};
+use super::codec::{READ_INSTANCE, db, instance_from_row, now_i64, to_i64, to_u64};
 use super::connect::Location;
 use crate::history::Event;
 use crate::providers::{InstanceRecord, StoreError};
@@ -109,17 +109,25 @@ pub(super) async fn history(
         let mut rows = stmt
             .query((&instance_id, execution_id))
             .map_err(db("reading history"))?;
-        let what = format!("history event of '{instance_id}'");
         let mut events = Vec::new();
+        // Names the first event the unreadable row holds, so the failure
+        // says where the history broke.
+        let corrupt = |position: usize, e: &dyn std::fmt::Display| {
+            StoreError::Corrupt(format!(
+                "history of '{instance_id}' execution {execution_id}, event #{position}: {e}"
+            ))
+        };
         while let Some(row) = rows.next().map_err(db("reading history"))? {
             let text = row
                 .get_ref(0)
                 .and_then(|v| v.as_str().map_err(Into::into))
-                .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))?;
+                .map_err(|e| corrupt(events.len(), &e))?;
             if text.starts_with('[') {
-                events.extend(decode::<Vec<Event>>(text, &what)?);
+                let turn: Vec<Event> =
+                    serde_json::from_str(text).map_err(|e| corrupt(events.len(), &e))?;
+                events.extend(turn);
             } else {
-                events.push(decode(text, &what)?);
+                events.push(serde_json::from_str(text).map_err(|e| corrupt(events.len(), &e))?);
             }
         }
         Ok(events)

@@ -12,7 +12,7 @@ use super::codec::{db, encode, new_lock_token, plus, to_i64};
 use super::ops::{Op, Signals};
 use super::orchestrator_queue::{insert_instance, insert_message};
 use crate::history::ActivityWork;
-use crate::providers::{LockedActivity, LockedTurn, StoreError, TurnCommit};
+use crate::providers::{LockedActivity, LockedTurn, StoreError, TurnCommit, now_ms};
 
 /// The instance's status, if the turn's lock is still held: `?1` instance,
 /// `?2` lock token, `?3` now. Checked first, so a turn that lost its lock
@@ -208,6 +208,7 @@ pub(super) async fn commit_turn_and_lock(
             queue_id,
             lock_token: lock_token.clone(),
             attempts: 1,
+            visible_at_ms: now_ms(),
             work,
         })
         .collect();
