@@ -14,9 +14,10 @@ use super::idle::Idle;
 use super::orchestrator::{self, Carried};
 use super::registry::ActivityHandler;
 use super::slots::Slots;
+use super::unserved::{self, Unserved};
 use super::{HOLD_PATIENCE, Shared};
 use crate::history::{ActivityWork, OrchestratorMessage};
-use crate::providers::{LockedActivity, OrchestrationWork, StoreError};
+use crate::providers::{LockedActivity, OrchestrationWork, StoreError, now_ms};
 use crate::sandbox::SandboxLimits;
 use crate::sandbox::instance::call_activity;
 
@@ -190,13 +191,56 @@ impl Running {
         let (shared, inflight) = (self.shared.clone(), self.inflight.clone());
         async move {
             let queue_id = item.queue_id;
-            let call = call.unwrap_or_else(|| self::call(&shared, &item.work));
-            finish(&shared, item, call, held).await;
+            let max_attempts = shared.options.max_activity_attempts;
+            if let Some(reason) = exhausted(&item, max_attempts) {
+                finish(&shared, item, std::future::ready(Err(reason)), held).await;
+            } else if let Some(call) = call.or_else(|| self::call(&shared, &item.work)) {
+                finish(&shared, item, call, held).await;
+            } else {
+                unserved(&shared, item, held).await;
+            }
             if let Ok(mut map) = inflight.lock() {
                 map.remove(&queue_id);
             }
         }
         .instrument(span)
+    }
+}
+
+/// Why `item` fails without another attempt, if each of its more than
+/// `max_attempts` attempts ended without a result: its worker crashed or
+/// stopped, or lost the lock, mid-call. (An attempt that runs past its
+/// budget fails at once, with a result that says so.)
+fn exhausted(item: &LockedActivity, max_attempts: u32) -> Option<String> {
+    (item.attempts > max_attempts).then(|| {
+        format!(
+            "activity '{}' was abandoned after {} attempts, each ended without a result (its worker crashed or stopped, or lost the lock); the limit is {max_attempts} (max_activity_attempts)",
+            item.work.name,
+            item.attempts - 1,
+        )
+    })
+}
+
+/// Handles work whose activity this runtime lacks: left for a runtime that
+/// has it, or failed once nobody served it within the grace period (see
+/// `unserved`). A held instance is released first.
+async fn unserved(shared: &Shared, item: LockedActivity, held: Option<OrchestrationWork>) {
+    if let Some(held) = held {
+        orchestrator::release(shared, &held).await;
+    }
+    let missing = format!("activity '{}'", item.work.name);
+    let now = now_ms();
+    shared.unserved.warn(&missing, &item.work.instance, now);
+    let grace = shared.options.unserved_grace;
+    match unserved::decide(&missing, item.visible_at_ms, now, grace) {
+        Unserved::Defer { until_ms } => {
+            if let Err(e) = shared.store.defer_activity_work(&item, until_ms).await {
+                tracing::warn!("deferring activity work failed: {e}");
+            }
+        }
+        Unserved::Fail { reason } => {
+            finish(shared, item, std::future::ready(Err(reason)), None).await
+        }
     }
 }
 
@@ -210,9 +254,18 @@ pub(crate) async fn finish(
     held: Option<OrchestrationWork>,
 ) {
     let held_since = Instant::now();
+    let run = renewing(shared, &item, run);
     let (result, held) = match held {
         Some(held) => hold_while(shared, run, held).await,
         None => (run.await, None),
+    };
+    let Some(result) = result else {
+        // The lock was lost, and the call dropped: another attempt runs, or
+        // will, elsewhere. Nothing is completed here.
+        if let Some(held) = held {
+            orchestrator::release(shared, &held).await;
+        }
+        return;
     };
     let completion = completion(shared, &item.work, result);
     if let Some(held) = held {
@@ -283,16 +336,49 @@ pub(crate) fn completion(
     }
 }
 
+/// Awaits `run`, the call of `item`, renewing the item's lock every third
+/// of its length meanwhile, so a call that runs longer than one lock (up to
+/// its budget) keeps its work. `None` if the lock was lost (the store was
+/// out of reach for a whole lock, say): the call is dropped, which stops its
+/// sandbox, since another attempt may be running the work by now.
+async fn renewing<T>(
+    shared: &Shared,
+    item: &LockedActivity,
+    run: impl Future<Output = T>,
+) -> Option<T> {
+    let lock_for = shared.options.activity_lock;
+    let every = (lock_for / 3).max(RENEW_AT_MOST_EVERY);
+    tokio::pin!(run);
+    loop {
+        tokio::select! {
+            result = &mut run => return Some(result),
+            () = tokio::time::sleep(every) => {
+                match shared.store.renew_activity_lock(item, lock_for).await {
+                    Ok(()) => {}
+                    Err(StoreError::LockLost(e)) => {
+                        tracing::warn!("the activity lost its lock and is stopped: {e}");
+                        return None;
+                    }
+                    Err(e) => tracing::warn!("renewing the activity's lock failed: {e}"),
+                }
+            }
+        }
+    }
+}
+
+/// The shortest wait between two renewals of an activity's lock.
+const RENEW_AT_MOST_EVERY: Duration = Duration::from_millis(10);
+
 /// Runs an activity while its instance is `held`, for up to
 /// [`HOLD_PATIENCE`]; returns its result and the instance if still held.
 /// Past that, or if the runtime is stopping when it ends, the instance is
 /// released: messages that came for it meanwhile are fetched, and the
 /// completion takes the queue.
-async fn hold_while(
+async fn hold_while<T>(
     shared: &Shared,
-    run: impl Future<Output = Result<String, String>>,
+    run: impl Future<Output = T>,
     held: OrchestrationWork,
-) -> (Result<String, String>, Option<OrchestrationWork>) {
+) -> (T, Option<OrchestrationWork>) {
     tokio::pin!(run);
     let result = match tokio::time::timeout(HOLD_PATIENCE, &mut run).await {
         Ok(result) if !*shared.shutdown.borrow() => return (result, Some(held)),
@@ -336,39 +422,64 @@ async fn complete(
 }
 
 /// The call of activity `work`: its Wasm component's export or a native
-/// closure. Nothing runs until it is polled.
-pub(crate) fn call(shared: &Shared, work: &ActivityWork) -> Call {
-    let handler = shared
-        .registry
-        .read()
-        .map_err(|_| "registry lock poisoned".to_string())
-        .map(|registry| registry.activity(&work.name));
+/// closure, or `None` if this runtime lacks the activity. Nothing runs until
+/// it is polled. A call that runs past the activity budget ends with a
+/// failure that says so; a Wasm guest is interrupted by its epoch deadline
+/// then, and anything else (a native closure, a guest blocked in a host
+/// call) when the call is dropped.
+pub(crate) fn call(shared: &Shared, work: &ActivityWork) -> Option<Call> {
+    let handler = match shared.registry.read() {
+        Ok(registry) => registry.activity(&work.name)?,
+        Err(_) => {
+            return Some(Box::pin(std::future::ready(Err(
+                "registry lock poisoned".into()
+            ))));
+        }
+    };
     let limits = shared.options.limits.clone();
     let (name, input) = (work.name.clone(), work.input.clone());
-    Box::pin(async move { run_activity(handler?, &name, input, &limits).await })
+    Some(Box::pin(async move {
+        let budget = limits.activity_budget;
+        let run = run_activity(handler, &name, input, &limits);
+        match tokio::time::timeout(budget, run).await {
+            Ok(result) => result,
+            Err(_) => Err(format!(
+                "the activity ran longer than its budget of {} ms (activity_budget)",
+                budget.as_millis()
+            )),
+        }
+    }))
 }
 
 async fn run_activity(
-    handler: Option<ActivityHandler>,
+    handler: ActivityHandler,
     name: &str,
     input: String,
     limits: &SandboxLimits,
 ) -> Result<String, String> {
     match handler {
-        Some(ActivityHandler::Wasm(component)) => {
-            call_activity(&component, name, &input, limits).await
-        }
-        Some(ActivityHandler::Native(f)) => {
-            // A panic in host code fails this attempt, not the runtime.
-            match tokio::spawn(f(input)).await {
+        ActivityHandler::Wasm(component) => call_activity(&component, name, &input, limits).await,
+        ActivityHandler::Native(f) => {
+            // A panic in host code fails this attempt, not the runtime; a
+            // call dropped at its budget stops the closure too.
+            let task = tokio::spawn(f(input));
+            let abort = task.abort_handle();
+            let _stop = AbortOnDrop(abort);
+            match task.await {
                 Ok(result) => result,
                 Err(e) if e.is_panic() => Err(format!("the activity panicked: {}", panic_text(e))),
                 Err(e) => Err(format!("the activity was cancelled: {e}")),
             }
         }
-        None => Err(format!(
-            "no activity named '{name}' is registered in this runtime"
-        )),
+    }
+}
+
+/// Aborts a spawned native activity when its call is dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -379,4 +490,39 @@ fn panic_text(e: tokio::task::JoinError) -> String {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(attempts: u32) -> LockedActivity {
+        LockedActivity {
+            queue_id: 1,
+            lock_token: "t".into(),
+            attempts,
+            visible_at_ms: 0,
+            work: ActivityWork {
+                instance: "i".into(),
+                execution_id: 1,
+                id: 2,
+                name: "Spin".into(),
+                input: String::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn attempts_up_to_the_limit_run() {
+        assert_eq!(exhausted(&item(1), 3), None);
+        assert_eq!(exhausted(&item(3), 3), None);
+    }
+
+    #[test]
+    fn an_attempt_past_the_limit_fails_naming_the_activity_and_the_limit() {
+        let reason = exhausted(&item(4), 3).expect("past the limit");
+        assert!(reason.contains("activity 'Spin'"), "{reason}");
+        assert!(reason.contains("after 3 attempts"), "{reason}");
+        assert!(reason.contains("max_activity_attempts"), "{reason}");
+    }
 }

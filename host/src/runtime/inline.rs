@@ -56,8 +56,13 @@ pub(crate) async fn run_inline(
             return None;
         };
         let work = turn.output.activities[0].clone();
+        // An activity this runtime lacks is scheduled by the commit and left
+        // for a runtime that has it.
+        let Some(mut call) = call(shared, &work) else {
+            turn.execution = Some(execution);
+            return None;
+        };
         let span = tracing::info_span!("activity", instance = %work.instance, name = %work.name, attempt = 1);
-        let mut call = call(shared, &work);
         let result = match tokio::time::timeout_at(deadline, &mut call)
             .instrument(span)
             .await

@@ -162,6 +162,32 @@ async fn fan_out(ctx: OrchestrationContext, input: String) -> Result<String, Str
     Ok(outputs.join(","))
 }
 
+/// The activity `Spin`, which never ends, beside a quick one; both
+/// outcomes, once both are in.
+async fn spin_beside(ctx: OrchestrationContext, input: String) -> Result<String, String> {
+    let spin = ctx.schedule_activity("Spin", &input);
+    let quick = ctx.schedule_activity("Upper", &input);
+    let quick = quick.await;
+    let spin = spin.await;
+    Ok(format!("spin: {spin:?}; quick: {quick:?}"))
+}
+
+/// The activity `Spin` alone, its outcome the orchestration's.
+async fn spin_alone(ctx: OrchestrationContext, input: String) -> Result<String, String> {
+    ctx.schedule_activity("Spin", &input).await
+}
+
+/// Loops for ever without yielding.
+fn spin(input: String) -> Result<String, String> {
+    let mut x: u64 = input.len() as u64;
+    loop {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        if x == 42 {
+            return Ok(x.to_string());
+        }
+    }
+}
+
 fn append(input: String) -> Result<String, String> {
     Ok(format!("{input}!"))
 }
@@ -193,7 +219,10 @@ fn register(registry: &mut Registry) {
         .orchestration("ActivityTimerActivity", activity_timer_activity)
         .orchestration("BigInput", big_input)
         .orchestration("FanOut", fan_out)
+        .orchestration("SpinBeside", spin_beside)
+        .orchestration("SpinAlone", spin_alone)
         .activity("Append", append)
+        .activity("Spin", spin)
         .activity("Upper", upper)
         .activity("Fail", fail);
 }
