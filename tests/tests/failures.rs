@@ -10,29 +10,6 @@ async fn still_serving(h: &Harness, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-scenario!(
-    unknown_orchestration_fails_with_reason,
-    |cache| async move {
-        let h = Harness::start(cache, &[guests::SCENARIOS]).await?;
-        let error = failed(h.run("unknown", "NoSuchOrchestration", "").await?)?;
-        assert!(
-            error.contains("no orchestration named 'NoSuchOrchestration'"),
-            "{error}"
-        );
-        still_serving(&h, "after-unknown").await
-    }
-);
-
-scenario!(unknown_activity_fails_the_activity, |cache| async move {
-    let h = Harness::start(cache, &[guests::SCENARIOS]).await?;
-    let error = failed(h.run("missing", "CallMissing", "").await?)?;
-    assert!(
-        error.contains("no activity named 'NoSuchActivity'"),
-        "{error}"
-    );
-    still_serving(&h, "after-missing").await
-});
-
 scenario!(orchestration_error_fails_the_instance, |cache| async move {
     let h = Harness::start(cache, &[guests::SCENARIOS]).await?;
     let error = failed(h.run("rejected", "ReturnsError", "order-9").await?)?;

@@ -448,7 +448,11 @@ scenario!(scheduled_start_waits_for_its_delay, |cache| async move {
 });
 
 scenario!(versioned_start, |cache| async move {
-    let h = Harness::start(cache, &[guests::SCENARIOS]).await?;
+    let mut h = Harness::start(cache, &[guests::SCENARIOS]).await?;
+    // A version nobody serves fails after a short grace period.
+    let mut options = duroxide_tests::options(cache);
+    options.unserved_grace = Some(std::time::Duration::from_millis(300));
+    h.restart(options, &[guests::SCENARIOS]).await?;
     h.client
         .start_orchestration_versioned("v1", "Sequence", "v", "1.0.0")
         .await?;
@@ -465,7 +469,10 @@ scenario!(versioned_start, |cache| async move {
         .start_orchestration_versioned("v2", "Sequence", "v", "2.0.0")
         .await?;
     let error = duroxide_tests::failed(h.client.wait_for_completion("v2", Some(WAIT_MS)).await?)?;
-    assert!(error.contains("has no version 2.0.0"), "{error}");
+    assert!(
+        error.contains("no runtime serves orchestration 'Sequence' version 2.0.0"),
+        "{error}"
+    );
     Ok(())
 });
 

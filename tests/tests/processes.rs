@@ -10,18 +10,29 @@ use duroxide::history::Event;
 use duroxide::providers::sqlite::SqliteHistoryStore;
 use duroxide_tests::{WAIT_MS, completed, guests, history_reaches};
 
-/// Start a runtime process on `url` and wait until it says it is ready.
+/// Start a runtime process on `url` with the scenario guests and wait until
+/// it says it is ready.
 fn spawn_runtime(url: &str, lock_ms: u64) -> anyhow::Result<Child> {
-    spawn_runtime_with(url, lock_ms, &[])
+    spawn_runtime_with(url, lock_ms, &[guests::SCENARIOS], &[], Stdio::inherit())
 }
 
-/// [`spawn_runtime`] with extra environment variables.
-fn spawn_runtime_with(url: &str, lock_ms: u64, env: &[(&str, &str)]) -> anyhow::Result<Child> {
+/// [`spawn_runtime`] with other components, extra environment variables,
+/// and its log (its stderr) sent to `log`.
+fn spawn_runtime_with(
+    url: &str,
+    lock_ms: u64,
+    components: &[&str],
+    env: &[(&str, &str)],
+    log: Stdio,
+) -> anyhow::Result<Child> {
+    let lock_ms = lock_ms.to_string();
     let mut child = Command::new(env!("CARGO_BIN_EXE_duroxide-test-host"))
-        .args([url, &lock_ms.to_string(), guests::SCENARIOS])
+        .args([url, &lock_ms])
+        .args(components)
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .stderr(log)
         .spawn()?;
     let stdout = child
         .stdout
@@ -39,7 +50,13 @@ async fn guests_beyond_a_full_sandbox_pool_run_in_mapped_sandboxes() -> anyhow::
     let url = format!("sqlite:{}", dir.path().join("pool.db").display());
     let client = Client::new(Arc::new(SqliteHistoryStore::new(&url).await?));
     // A pool of two sandboxes, which the first parked executions fill.
-    let mut runtime = spawn_runtime_with(&url, 5_000, &[("DUROXIDE_SANDBOX_POOL", "2")])?;
+    let mut runtime = spawn_runtime_with(
+        &url,
+        5_000,
+        &[guests::SCENARIOS],
+        &[("DUROXIDE_SANDBOX_POOL", "2")],
+        Stdio::inherit(),
+    )?;
 
     let waiting: Vec<String> = (0..5).map(|i| format!("waits-{i}")).collect();
     for id in &waiting {
@@ -136,5 +153,37 @@ async fn killed_runtime_process_is_replaced() -> anyhow::Result<()> {
     assert_eq!(completions, 2, "{history:?}");
     drop(second.stdin.take());
     second.wait()?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtime_without_the_code_leaves_work_to_one_with_it() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite:{}", dir.path().join("fleet.db").display());
+    let client = Client::new(Arc::new(SqliteHistoryStore::new(&url).await?));
+    // A runtime with other code only, up first, so it fetches the work first.
+    let mut lacking = spawn_runtime_with(&url, 5_000, &[guests::HELLO_WORLD], &[], Stdio::piped())?;
+    let ids: Vec<String> = (0..200).map(|i| format!("mixed-{i}")).collect();
+    for id in &ids {
+        client.start_orchestration(id, "Sequence", id, None).await?;
+    }
+    let mut having = spawn_runtime(&url, 5_000)?;
+    for id in &ids {
+        let status = client.wait_for_completion(id, Some(WAIT_MS)).await?;
+        assert_eq!(completed(status)?, format!("{}:A!:B!", id.to_uppercase()));
+    }
+    // The lacking runtime said what it lacks.
+    drop(lacking.stdin.take());
+    assert!(lacking.wait()?.success());
+    let mut log = String::new();
+    if let Some(mut stderr) = lacking.stderr.take() {
+        std::io::Read::read_to_string(&mut stderr, &mut log)?;
+    }
+    assert!(
+        log.contains("this runtime lacks orchestration 'Sequence'"),
+        "{log}"
+    );
+    drop(having.stdin.take());
+    having.wait()?;
     Ok(())
 }

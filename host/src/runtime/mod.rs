@@ -14,6 +14,7 @@ mod registry;
 pub(crate) mod replay;
 mod slots;
 mod turn_cost;
+mod unserved;
 mod verify;
 
 use std::future::Future;
@@ -82,6 +83,16 @@ pub struct RuntimeOptions {
     pub activity_lock: Duration,
     /// A message fetched more often than this fails its instance as poison.
     pub max_message_attempts: u32,
+    /// Activity work fetched more often than this fails its activity: each
+    /// earlier attempt ended without a result (its worker crashed or lost
+    /// the lock). An attempt that runs past its budget fails at once.
+    pub max_activity_attempts: u32,
+    /// How long work waits for a runtime that has its code (an
+    /// orchestration name and version, or an activity) before it fails.
+    /// `None`, the default, waits for ever: in a mixed fleet or a rolling
+    /// deploy a runtime that lacks the code leaves the work to one that has
+    /// it, logging a warning that names what it lacks.
+    pub unserved_grace: Option<Duration>,
     /// Longest wait between polls of the store when idle (work from other
     /// processes is noticed within it).
     pub max_poll_interval: Duration,
@@ -102,6 +113,8 @@ impl Default for RuntimeOptions {
             orchestration_lock: Duration::from_secs(30),
             activity_lock: Duration::from_secs(300),
             max_message_attempts: 10,
+            max_activity_attempts: 10,
+            unserved_grace: None,
             max_poll_interval: Duration::from_millis(200),
             shutdown_grace: Duration::from_secs(5),
             limits: SandboxLimits::default(),
@@ -126,6 +139,8 @@ pub(crate) struct Shared {
     pub(crate) activity_slots: Arc<Semaphore>,
     /// Where a turn hands the activities it locked to the activity dispatcher.
     pub(crate) handed_over: mpsc::UnboundedSender<activity::HandedOver>,
+    /// Warnings about work this runtime lacks the code for.
+    pub(crate) unserved: unserved::Warnings,
 }
 
 impl Shared {
@@ -252,6 +267,7 @@ impl DuroxideRuntime {
             turn_slots: Arc::new(Semaphore::new(self.options.orchestration_workers.max(1))),
             activity_slots: Arc::new(Semaphore::new(self.options.activity_concurrency.max(1))),
             handed_over,
+            unserved: unserved::Warnings::default(),
         });
         let dispatchers = vec![
             tokio::spawn(orchestrator::run(shared.clone())),

@@ -14,14 +14,17 @@ use super::execution::{Execution, ExecutionSpec, SpentSandbox, TurnInput, TurnRe
 use super::idle::Idle;
 use super::inline::{Inline, run_inline};
 use super::plan::{Plan, StartSpec, plan, running_children};
+use super::registry::Lookup;
 use super::replay::{Replay, TurnOutput};
 use super::slots::{Slots, take_permits};
+use super::unserved::{self, Unserved};
 use super::{HOLD_PATIENCE, Shared};
 use crate::history::{Event, OrchestratorMessage};
 use crate::providers::{
     InstanceRecord, InstanceStatus, LockedActivity, LockedTurn, OrchestrationWork, OutgoingMessage,
     StoreError, TurnCommit, now_ms,
 };
+use crate::sandbox::LoadedComponent;
 
 /// Most instances locked by one fetch.
 const FETCH_BATCH: usize = 1024;
@@ -164,19 +167,18 @@ pub(crate) async fn process(shared: &Shared, work: OrchestrationWork, carried: O
             }
             Turn::of(instance, output)
         }
-        Plan::Start(spec) => start(shared, instance, now, spec).await,
+        Plan::Start(spec) => match start(shared, &work, now, spec).await {
+            Ok(turn) => turn,
+            Err(skipped) => return skip(shared, &work, carried, skipped).await,
+        },
         Plan::Resume => {
             let queued = work.messages.iter().map(|m| m.message.clone());
             let messages = queued
                 .chain(carried.as_ref().map(|c| c.completion.clone()))
                 .collect();
-            match resume(shared, instance, now, messages).await {
+            match resume(shared, &work, now, messages).await {
                 Ok(turn) => turn,
-                Err(e) => {
-                    tracing::error!("turn failed: {e}");
-                    give_back(shared, &work, carried).await;
-                    return;
-                }
+                Err(skipped) => return skip(shared, &work, carried, skipped).await,
             }
         }
     };
@@ -213,13 +215,92 @@ async fn cancel_children(
         .collect())
 }
 
+/// Why a turn did not run here.
+enum Skipped {
+    /// This runtime lacks the orchestration's code: the work is given back,
+    /// fetchable again at this time, for a runtime that has it.
+    Deferred(u64),
+    /// The turn could not run (a store read failed, say): the work is given
+    /// back and its messages are fetched again.
+    Failed(String),
+}
+
+/// Gives back work whose turn did not run, with the `carried` completion.
+async fn skip(
+    shared: &Shared,
+    work: &OrchestrationWork,
+    carried: Option<Carried>,
+    skipped: Skipped,
+) {
+    match skipped {
+        Skipped::Deferred(until_ms) => {
+            if let Some(carried) = carried {
+                queue_completion(shared, carried).await;
+            }
+            let deferred = shared.store.defer_orchestration_work(work, until_ms).await;
+            if let Err(e) = deferred {
+                tracing::warn!("deferring the instance failed: {e}");
+            }
+        }
+        Skipped::Failed(e) => {
+            tracing::error!("turn failed: {e}");
+            give_back(shared, work, carried).await;
+        }
+    }
+}
+
+/// The component of orchestration `name` at `version` (the latest when
+/// `None`), with the version chosen. Code this runtime lacks leaves the work
+/// to another runtime (see `unserved`); a malformed version, or code nobody
+/// served within the grace period, fails the execution with the reason.
+fn lookup(
+    shared: &Shared,
+    work: &OrchestrationWork,
+    now: u64,
+    name: &str,
+    version: Option<&str>,
+) -> Result<Result<(String, Arc<LoadedComponent>), String>, Skipped> {
+    let found = match shared.registry.read() {
+        Ok(registry) => registry.orchestration(name, version),
+        Err(_) => return Err(Skipped::Failed("registry lock poisoned".into())),
+    };
+    let missing = match found {
+        Ok(found) => return Ok(Ok(found)),
+        Err(Lookup::InvalidVersion(reason)) => return Ok(Err(reason)),
+        Err(Lookup::NotLoaded(missing)) => missing,
+    };
+    let instance = &work.instance.instance_id;
+    shared.unserved.warn(&missing, instance, now);
+    match unserved::decide(
+        &missing,
+        waiting_since(work),
+        now,
+        shared.options.unserved_grace,
+    ) {
+        Unserved::Defer { until_ms } => Err(Skipped::Deferred(until_ms)),
+        Unserved::Fail { reason } => Ok(Err(reason)),
+    }
+}
+
+/// Since when `work` has waited: its oldest message's visibility, or the
+/// instance's last change.
+fn waiting_since(work: &OrchestrationWork) -> u64 {
+    work.messages
+        .iter()
+        .map(|m| m.visible_at_ms)
+        .min()
+        .unwrap_or(work.instance.updated_at_ms)
+}
+
 /// Start a new execution: the instance's first, or the next after continue-as-new.
-async fn start(shared: &Shared, instance: &InstanceRecord, now: u64, spec: StartSpec) -> Turn {
-    let found = shared
-        .registry
-        .read()
-        .map_err(|_| "registry lock poisoned".to_string())
-        .and_then(|r| r.orchestration(&spec.name, spec.version.as_deref()));
+async fn start(
+    shared: &Shared,
+    work: &OrchestrationWork,
+    now: u64,
+    spec: StartSpec,
+) -> Result<Turn, Skipped> {
+    let instance = &work.instance;
+    let found = lookup(shared, work, now, &spec.name, spec.version.as_deref())?;
     let started = |version: String| Event::OrchestrationStarted {
         name: spec.name.clone(),
         version,
@@ -241,7 +322,7 @@ async fn start(shared: &Shared, instance: &InstanceRecord, now: u64, spec: Start
         Err(error) => {
             let version = spec.version.clone().unwrap_or_default();
             let output = failed_output(vec![started(version)], error);
-            return new_execution(output, None, Settled::default());
+            return Ok(new_execution(output, None, Settled::default()));
         }
     };
     let mut replay = Replay::new(
@@ -259,27 +340,30 @@ async fn start(shared: &Shared, instance: &InstanceRecord, now: u64, spec: Start
         input: spec.input.clone(),
         limits: shared.options.limits.clone(),
     };
-    match Execution::start(execution_spec, replay, spec.execution_id).await {
-        Ok((execution, report)) => {
-            let (output, settled) = settle(report, execution);
-            new_execution(output, Some(version), settled)
-        }
-        Err(e) => new_execution(
-            failed_output(Vec::new(), e.to_string()),
-            None,
-            Settled::default(),
-        ),
-    }
+    Ok(
+        match Execution::start(execution_spec, replay, spec.execution_id).await {
+            Ok((execution, report)) => {
+                let (output, settled) = settle(report, execution);
+                new_execution(output, Some(version), settled)
+            }
+            Err(e) => new_execution(
+                failed_output(Vec::new(), e.to_string()),
+                None,
+                Settled::default(),
+            ),
+        },
+    )
 }
 
 /// Run a turn of a started execution: on its parked guest if cached and
 /// current, else on a guest replayed from history.
 async fn resume(
     shared: &Shared,
-    instance: &InstanceRecord,
+    work: &OrchestrationWork,
     now: u64,
     messages: Vec<OrchestratorMessage>,
-) -> Result<Turn, String> {
+) -> Result<Turn, Skipped> {
+    let instance = &work.instance;
     let cached = shared.cache.take(&instance.instance_id).filter(|e| {
         e.execution_id == instance.execution_id && e.history_len == instance.history_len
     });
@@ -290,15 +374,22 @@ async fn resume(
                 messages,
             })
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Skipped::Failed(e.to_string()))?;
         let (output, settled) = settle(report, execution);
         return Ok(settled.into_turn(instance, output));
     }
-    let history = shared
-        .store
+    let read = (shared.store)
         .read_history(&instance.instance_id, instance.execution_id)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await;
+    let history = match read {
+        Ok(history) => history,
+        // Reading it again will not help: the instance fails at once.
+        Err(StoreError::Corrupt(e)) => {
+            let reason = format!("corrupt history: {e}");
+            return Ok(Turn::of(instance, failed_output(Vec::new(), reason)));
+        }
+        Err(e) => return Err(Skipped::Failed(e.to_string())),
+    };
     let Some(Event::OrchestrationStarted {
         name,
         version,
@@ -306,18 +397,14 @@ async fn resume(
         ..
     }) = history.first().cloned()
     else {
-        return Err(format!(
-            "history of '{}' does not begin with OrchestrationStarted",
-            instance.instance_id
-        ));
+        let reason = format!(
+            "corrupt history: history of '{}' execution {}, event #0: it does not begin with OrchestrationStarted",
+            instance.instance_id, instance.execution_id
+        );
+        return Ok(Turn::of(instance, failed_output(Vec::new(), reason)));
     };
     // Always the exact version the execution started on.
-    let found = shared
-        .registry
-        .read()
-        .map_err(|_| "registry lock poisoned".to_string())
-        .and_then(|r| r.orchestration(&name, Some(&version)));
-    let component = match found {
+    let component = match lookup(shared, work, now, &name, Some(&version))? {
         Ok((_, component)) => component,
         Err(error) => return Ok(Turn::of(instance, failed_output(Vec::new(), error))),
     };
@@ -337,7 +424,7 @@ async fn resume(
     };
     let (execution, report) = Execution::start(spec, replay, instance.execution_id)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Skipped::Failed(e.to_string()))?;
     let (output, settled) = settle(report, execution);
     Ok(settled.into_turn(instance, output))
 }

@@ -24,6 +24,16 @@ pub(crate) enum ActivityHandler {
     Native(NativeActivity),
 }
 
+/// Why the registry has no orchestration for a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// No component loaded here provides it (another runtime may): names
+    /// the orchestration and version.
+    NotLoaded(String),
+    /// The version asked for is malformed; no runtime can serve it.
+    InvalidVersion(String),
+}
+
 /// Orchestrations and activities by name.
 #[derive(Default, Clone)]
 pub(crate) struct Registry {
@@ -100,27 +110,26 @@ impl Registry {
         &self,
         name: &str,
         version: Option<&str>,
-    ) -> Result<(String, Arc<LoadedComponent>), String> {
-        let Some(versions) = self.orchestrations.get(name) else {
-            return Err(format!(
-                "no orchestration named '{name}' is registered in this runtime"
-            ));
-        };
-        let found = match version {
-            None => versions.iter().next_back(),
-            Some(v) => {
-                let wanted = Version::parse(v)
-                    .map_err(|e| format!("'{v}' is not a semantic version: {e}"))?;
-                versions.get_key_value(&wanted)
-            }
+    ) -> Result<(String, Arc<LoadedComponent>), Lookup> {
+        let wanted = version
+            .map(|v| {
+                Version::parse(v).map_err(|e| {
+                    Lookup::InvalidVersion(format!("'{v}' is not a semantic version: {e}"))
+                })
+            })
+            .transpose()?;
+        let versions = self.orchestrations.get(name);
+        let found = match &wanted {
+            None => versions.and_then(|v| v.iter().next_back()),
+            Some(wanted) => versions.and_then(|v| v.get_key_value(wanted)),
         };
         found
             .map(|(v, c)| (v.to_string(), c.clone()))
             .ok_or_else(|| {
-                format!(
-                    "orchestration '{name}' has no version {} registered in this runtime",
-                    version.unwrap_or("")
-                )
+                Lookup::NotLoaded(match version {
+                    Some(v) => format!("orchestration '{name}' version {v}"),
+                    None => format!("orchestration '{name}'"),
+                })
             })
     }
 

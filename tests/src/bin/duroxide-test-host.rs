@@ -1,7 +1,8 @@
 //! A runtime in its own OS process, for the cross-process tests.
 //!
 //! Usage: `duroxide-test-host <sqlite-url> <lock-ms> <component.wasm>...`.
-//! Prints `ready` once started; stops gracefully when stdin closes.
+//! Prints `ready` once started; stops gracefully when stdin closes. Logs
+//! warnings and errors to stderr.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,10 @@ use tokio::io::AsyncReadExt;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+        .init();
     let mut args = std::env::args().skip(1);
     let url = args
         .next()
