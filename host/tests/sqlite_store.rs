@@ -7,8 +7,8 @@ use std::time::Duration;
 use duroxide::history::{ActivityWork, Event, OrchestratorMessage};
 use duroxide::providers::sqlite::{Durability, SqliteHistoryStore, SqliteOptions};
 use duroxide::providers::{
-    HistoryStore, InstanceStatus, LockedActivity, NewInstance, OrchestrationWork, OutgoingMessage,
-    QueuedMessage, StoreError, TurnCommit, now_ms,
+    HistoryStore, InstanceRecord, InstanceStatus, LockedActivity, NewInstance, OrchestrationWork,
+    OutgoingMessage, QueuedMessage, StoreError, TurnCommit, now_ms,
 };
 use tempfile::TempDir;
 
@@ -403,7 +403,7 @@ async fn a_turn_can_lock_the_first_activities_it_schedules_for_its_caller() -> T
     let locked = store
         .commit_turn_and_lock_activities(commit, 2, SHORT_LOCK, None)
         .await?;
-    assert!(!locked.held);
+    assert!(locked.held.is_none());
     let locked = locked.activities;
     let ids: Vec<_> = locked.iter().map(|l| (l.work.id, l.attempts)).collect();
     assert_eq!(ids, [(1, 1), (2, 1)]);
@@ -446,7 +446,7 @@ async fn a_turn_that_lost_its_lock_locks_no_activities() -> TestResult {
 async fn commit_and_hold(
     store: &SqliteHistoryStore,
     fetched: &OrchestrationWork,
-) -> Result<(LockedActivity, bool), Box<dyn Error>> {
+) -> Result<(LockedActivity, Option<InstanceRecord>), Box<dyn Error>> {
     let mut commit = empty_commit(fetched);
     commit.new_events = vec![started_event()];
     commit.activities = vec![work("a", 1)];
@@ -475,7 +475,13 @@ async fn a_turn_can_hold_its_instance_and_commit_the_completion_with_the_next_tu
     let dir = TempDir::new()?;
     let (store, fetched) = started(&dir).await?;
     let (activity, held) = commit_and_hold(&store, &fetched).await?;
-    assert!(held);
+    // The row as committed comes back with the hold, for the next turn.
+    let held = held.ok_or("the instance was not held")?;
+    assert_eq!(Some(&held), store.instance("a").await?.as_ref());
+    assert_eq!(
+        (held.history_len, held.status),
+        (1, InstanceStatus::Running)
+    );
     // A message that arrives meanwhile waits for the hold to end.
     store
         .enqueue_message("a", external_event("ping"), now_ms())
@@ -510,7 +516,7 @@ async fn a_turn_with_a_message_queued_does_not_hold_its_instance() -> TestResult
     };
     store.enqueue_message("a", timer, now_ms() + 60_000).await?;
     let (_, held) = commit_and_hold(&store, &fetched).await?;
-    assert!(!held);
+    assert!(held.is_none());
     let instance = store.instance("a").await?.ok_or("instance gone")?;
     assert_eq!(instance.history_len, 1);
     store
@@ -525,7 +531,7 @@ async fn a_held_turn_whose_activity_lost_its_lock_writes_nothing() -> TestResult
     let dir = TempDir::new()?;
     let (store, fetched) = started(&dir).await?;
     let (mut activity, held) = commit_and_hold(&store, &fetched).await?;
-    assert!(held);
+    assert!(held.is_some());
     activity.lock_token = "stale".to_owned();
     let err = expect_err(store.commit_turn(held_commit(&fetched, &activity)).await)?;
     assert!(matches!(err, StoreError::LockLost(_)), "{err:?}");

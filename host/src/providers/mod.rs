@@ -240,8 +240,9 @@ pub struct LockedActivity {
 pub struct LockedTurn {
     /// The activities locked for the caller, in the turn's order.
     pub activities: Vec<LockedActivity>,
-    /// Whether the instance is still locked by the caller.
-    pub held: bool,
+    /// The instance's row as committed, if the instance is still locked by
+    /// the caller (held): its next turn starts from it.
+    pub held: Option<InstanceRecord>,
 }
 
 /// The storage contract shared by [`crate::Client`] and [`crate::DuroxideRuntime`].

@@ -568,22 +568,7 @@ async fn commit(
         ),
     };
     let locks = slots.len() + usize::from(inline.is_some());
-    let hold = (holdable && locks == 1).then(|| InstanceRecord {
-        status,
-        output: result.clone(),
-        execution_id: turn.execution_id,
-        history_len: new_len,
-        orchestration_version: turn
-            .version
-            .clone()
-            .or(instance.orchestration_version.clone()),
-        updated_at_ms: now_ms(),
-        custom_status: match &output.custom_status {
-            Some(custom) => custom.clone(),
-            None => instance.custom_status.clone(),
-        },
-        ..instance.clone()
-    });
+    let hold = holdable && locks == 1;
     let commit = TurnCommit {
         instance_id: instance.instance_id.clone(),
         lock_token: work.lock_token.clone(),
@@ -618,7 +603,7 @@ async fn commit(
             .map(|()| LockedTurn::default())
     } else {
         let lock_for = shared.options.activity_lock;
-        let hold_for = hold.as_ref().map(|_| shared.options.orchestration_lock);
+        let hold_for = hold.then_some(shared.options.orchestration_lock);
         (shared.store)
             .commit_turn_and_lock_activities(commit, locks, lock_for, hold_for)
             .await
@@ -628,14 +613,12 @@ async fn commit(
     }
     match committed {
         Ok(locked) => {
-            let held = hold
-                .filter(|_| locked.held)
-                .map(|instance| OrchestrationWork {
-                    instance,
-                    lock_token: work.lock_token,
-                    messages: Vec::new(),
-                    ready_at_ms: 0,
-                });
+            let held = locked.held.map(|instance| OrchestrationWork {
+                instance,
+                lock_token: work.lock_token,
+                messages: Vec::new(),
+                ready_at_ms: 0,
+            });
             // The activities go to the dispatcher, the first with the held
             // instance; an inline call that is still running goes on there,
             // in its own slot. (A store that locks nothing left them to a

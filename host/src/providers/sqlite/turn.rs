@@ -8,11 +8,13 @@ use rusqlite::{Connection, OptionalExtension};
 
 use super::SqliteHistoryStore;
 use super::activity_queue::{ActivityLock, delete_locked};
-use super::codec::{db, encode, new_lock_token, plus, to_i64};
+use super::codec::{READ_INSTANCE, db, encode, instance_from_row, new_lock_token, plus, to_i64};
 use super::ops::{Op, Signals};
 use super::orchestrator_queue::{insert_instance, insert_message};
 use crate::history::ActivityWork;
-use crate::providers::{LockedActivity, LockedTurn, StoreError, TurnCommit, now_ms};
+use crate::providers::{
+    InstanceRecord, LockedActivity, LockedTurn, StoreError, TurnCommit, now_ms,
+};
 
 /// The instance's status, if the turn's lock is still held: `?1` instance,
 /// `?2` lock token, `?3` now. Checked first, so a turn that lost its lock
@@ -117,8 +119,9 @@ struct EagerLock {
 pub(super) struct Locked {
     /// Queue ids of the activities locked, in the turn's order.
     pub(super) activity_ids: Vec<i64>,
-    /// Whether the instance is still locked.
-    pub(super) held: bool,
+    /// The instance's row after the commit, if it is still locked (boxed:
+    /// it would widen every op's output).
+    pub(super) held: Option<Box<InstanceRecord>>,
 }
 
 impl EncodedTurn {
@@ -214,7 +217,7 @@ pub(super) async fn commit_turn_and_lock(
         .collect();
     Ok(LockedTurn {
         activities,
-        held: locked.held,
+        held: locked.held.map(|row| *row),
     })
 }
 
@@ -345,9 +348,18 @@ pub(super) fn commit_turn_in(
         orchestrator: pending || !t.messages.is_empty() || !c.new_instances.is_empty(),
         activity: t.activities.len() > locked.len(),
     };
+    // A held instance's next turn runs from the row as committed.
+    let held = match held_until {
+        Some(_) => conn
+            .prepare_cached(READ_INSTANCE)
+            .and_then(|mut stmt| stmt.query_row([&c.instance_id], |row| Ok(instance_from_row(row))))
+            .map_err(db("reading the held instance"))?
+            .map(|row| Some(Box::new(row)))?,
+        None => None,
+    };
     let locked = Locked {
         activity_ids: locked,
-        held: held_until.is_some(),
+        held,
     };
     Ok((signals, locked))
 }
