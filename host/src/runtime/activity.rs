@@ -10,6 +10,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::fast_path;
 use super::idle::Idle;
 use super::orchestrator::{self, Carried};
 use super::registry::ActivityHandler;
@@ -25,17 +26,38 @@ use crate::sandbox::instance::call_activity;
 /// in one commit of the store rather than in several.
 const FETCH_BATCH: usize = 512;
 
-/// Activity work a turn locked as it committed, with the activity slot it
-/// took for it, for the dispatcher to run without a fetch.
-pub(crate) struct HandedOver {
+/// Where an activity call came from, and what it brings with it.
+pub(crate) enum Origin {
+    /// Fetched from the queue by the dispatcher.
+    Fetched,
+    /// Locked by its turn's commit and handed straight to the dispatcher.
+    HandedOver,
+    /// Handed over with its instance held: its next turn runs as soon as
+    /// the activity ends, with the completion in hand. (Boxed: the rest
+    /// are small.)
+    Held(Box<OrchestrationWork>),
+    /// Started by an inline step that ran out of time; it goes on here.
+    Inline(Call),
+}
+
+impl Origin {
+    /// A short name for logs.
+    fn name(&self) -> &'static str {
+        match self {
+            Origin::Fetched => "fetched",
+            Origin::HandedOver => "handed over",
+            Origin::Held(_) => "held",
+            Origin::Inline(_) => "inline",
+        }
+    }
+}
+
+/// Activity work to run, locked for this runtime, with the activity slot
+/// it holds.
+pub(crate) struct Handed {
     pub(crate) item: LockedActivity,
     pub(crate) slot: OwnedSemaphorePermit,
-    /// The instance, if the turn's commit kept it locked: its next turn
-    /// runs as soon as the activity ends, with the completion in hand.
-    pub(crate) held: Option<OrchestrationWork>,
-    /// The call, if it started already (an inline step that outlived its
-    /// time); else the dispatcher starts it.
-    pub(crate) call: Option<Call>,
+    pub(crate) origin: Origin,
 }
 
 /// An activity call that owns everything it needs, so it may go on in
@@ -45,7 +67,7 @@ pub(crate) type Call = Pin<Box<dyn Future<Output = Result<String, String>> + Sen
 /// The dispatcher loop: runs what turns hand over, and fetches the rest.
 /// In-flight activities are awaited on shutdown for the grace period, then
 /// abandoned and their locks released.
-pub(crate) async fn run(shared: Arc<Shared>, mut handed_over: mpsc::UnboundedReceiver<HandedOver>) {
+pub(crate) async fn run(shared: Arc<Shared>, mut handed_over: mpsc::UnboundedReceiver<Handed>) {
     let signal = shared.store.activity_signal();
     let mut shutdown = shared.shutdown.clone();
     let mut idle = Idle::new(shared.options.max_poll_interval, Duration::ZERO);
@@ -134,11 +156,15 @@ struct Inflight {
     held: Option<OrchestrationWork>,
 }
 
-impl From<HandedOver> for Inflight {
-    fn from(handed: HandedOver) -> Self {
+impl From<Handed> for Inflight {
+    fn from(handed: Handed) -> Self {
+        let held = match handed.origin {
+            Origin::Held(held) => Some(*held),
+            _ => None,
+        };
         Self {
             item: handed.item,
-            held: handed.held,
+            held,
         }
     }
 }
@@ -163,23 +189,22 @@ struct Running {
 impl Running {
     /// Runs fetched `item` in `slot`.
     fn start(&mut self, item: LockedActivity, slot: OwnedSemaphorePermit) {
-        let task = self.task(item, None, None);
-        self.slots.spawn_in(slot, task);
+        self.take(Handed {
+            item,
+            slot,
+            origin: Origin::Fetched,
+        });
     }
 
-    /// Runs handed-over work in the slot it holds.
-    fn take(&mut self, handed: HandedOver) {
-        let task = self.task(handed.item, handed.held, handed.call);
-        self.slots.spawn_in(handed.slot, task);
-    }
-
-    /// The task that runs `item`, noted as in flight until it ends.
-    fn task(
-        &self,
-        item: LockedActivity,
-        held: Option<OrchestrationWork>,
-        call: Option<Call>,
-    ) -> impl Future<Output = ()> + Send + 'static {
+    /// Runs `handed` in the slot it holds, noted as in flight until it ends.
+    fn take(&mut self, handed: Handed) {
+        let Handed { item, slot, origin } = handed;
+        let span = tracing::info_span!("activity", instance = %item.work.instance, name = %item.work.name, attempt = item.attempts, origin = origin.name());
+        let (held, call) = match origin {
+            Origin::Fetched | Origin::HandedOver => (None, None),
+            Origin::Held(held) => (Some(*held), None),
+            Origin::Inline(call) => (None, Some(call)),
+        };
         if let Ok(mut map) = self.inflight.lock() {
             let inflight = Inflight {
                 item: item.clone(),
@@ -187,9 +212,8 @@ impl Running {
             };
             map.insert(item.queue_id, inflight);
         }
-        let span = tracing::info_span!("activity", instance = %item.work.instance, name = %item.work.name, attempt = item.attempts);
         let (shared, inflight) = (self.shared.clone(), self.inflight.clone());
-        async move {
+        let task = async move {
             let queue_id = item.queue_id;
             let max_attempts = shared.options.max_activity_attempts;
             if let Some(reason) = exhausted(&item, max_attempts) {
@@ -203,7 +227,8 @@ impl Running {
                 map.remove(&queue_id);
             }
         }
-        .instrument(span)
+        .instrument(span);
+        self.slots.spawn_in(slot, task);
     }
 }
 
@@ -405,8 +430,7 @@ async fn complete(
 ) -> Result<Option<(OrchestrationWork, OwnedSemaphorePermit)>, StoreError> {
     // Checked before a slot is taken, so under load a completion costs no
     // semaphore round trip.
-    let slot = shared
-        .short_cuts()
+    let slot = fast_path::short_cuts(&shared.load())
         .then(|| shared.turn_slots.clone().try_acquire_owned().ok())
         .flatten();
     let Some(slot) = slot else {

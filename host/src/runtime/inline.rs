@@ -17,8 +17,8 @@ use tracing::Instrument;
 use super::Shared;
 use super::activity::{Call, call, completion};
 use super::execution::TurnInput;
+use super::fast_path::{Step, next_step};
 use super::orchestrator::{Turn, settle};
-use super::replay::TurnOutput;
 use crate::providers::now_ms;
 
 /// Most steps run inline between two commits: the most activity calls a
@@ -35,7 +35,7 @@ pub(crate) struct Inline {
 }
 
 /// Runs the activity `turn` awaits and the turn after it, inline, while each
-/// turn's only new work is one activity (see [`inlinable`]), for up to
+/// turn's only new work is one activity (see `fast_path`), for up to
 /// [`MAX_INLINE_STEPS`] steps and until `deadline`. `turn` comes back with
 /// the steps' output merged; the call that was running when time ran out (or
 /// whose next turn could not run) comes back too.
@@ -47,7 +47,8 @@ pub(crate) async fn run_inline(
     for _ in 0..MAX_INLINE_STEPS {
         // Out of time before a call starts: the commit may hold the
         // instance for it instead (see `orchestrator::commit`).
-        if !inlinable(shared, &turn.output) || Instant::now() >= deadline {
+        let end = turn.end(shared, Instant::now() < deadline, false);
+        if next_step(&end, &shared.load()) != Step::Inline {
             return None;
         }
         let mut execution = turn.execution.take()?;
@@ -95,21 +96,4 @@ pub(crate) async fn run_inline(
         }
     }
     None
-}
-
-/// Whether the turn's only new work is one activity, so the next turn can
-/// run on its completion, and no timer of the execution could come due
-/// while the steps run and wait for their commit. (Tasks of earlier turns
-/// may be open: their completions wait in the queue, as for a held
-/// instance.) Not with the execution cache off: that mode replays every
-/// turn from history.
-fn inlinable(shared: &Shared, output: &TurnOutput) -> bool {
-    shared.options.execution_cache
-        && output.activities.len() == 1
-        && !output.timer_pending
-        && output.messages.is_empty()
-        && output.new_instances.is_empty()
-        && output.continue_as_new.is_none()
-        && output.status.is_none()
-        && !*shared.shutdown.borrow()
 }

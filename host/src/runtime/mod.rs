@@ -5,6 +5,7 @@
 mod activity;
 mod cache;
 pub(crate) mod execution;
+mod fast_path;
 pub(crate) mod fault;
 mod idle;
 mod inline;
@@ -138,30 +139,21 @@ pub(crate) struct Shared {
     /// activities it schedules and hands over at once.
     pub(crate) activity_slots: Arc<Semaphore>,
     /// Where a turn hands the activities it locked to the activity dispatcher.
-    pub(crate) handed_over: mpsc::UnboundedSender<activity::HandedOver>,
+    pub(crate) handed_over: mpsc::UnboundedSender<activity::Handed>,
     /// Warnings about work this runtime lacks the code for.
     pub(crate) unserved: unserved::Warnings,
 }
 
 impl Shared {
-    /// Whether a turn or an activity may take a short cut past the
-    /// dispatchers (an activity that runs its instance's next turn, a turn
-    /// that hands its activities over): while few turns run and not while
-    /// stopping. Under load the dispatchers' fetches gather the work of many
-    /// instances into each commit of the store, which serves throughput
-    /// better than short cuts, each a commit of its own.
-    pub(crate) fn short_cuts(&self) -> bool {
+    /// The load the fast paths are chosen by (see `fast_path`).
+    pub(crate) fn load(&self) -> fast_path::Load {
         let slots = self.options.orchestration_workers.max(1);
-        let running = slots.saturating_sub(self.turn_slots.available_permits());
-        running <= SHORT_CUT_TURNS && !*self.shutdown.borrow()
+        fast_path::Load {
+            running_turns: slots.saturating_sub(self.turn_slots.available_permits()),
+            stopping: *self.shutdown.borrow(),
+        }
     }
 }
-
-/// Most turns running at once for which short cuts are taken (see
-/// [`Shared::short_cuts`]). Measured with hello_seq5: short cuts at any load
-/// cost 8% of its throughput; up to this many, none, while a lone
-/// sequential orchestration runs its steps in half the time.
-const SHORT_CUT_TURNS: usize = 16;
 
 /// Longest a run of short activities keeps its instance from the queue:
 /// the time inline steps may take before they commit (see `inline`), and

@@ -9,8 +9,9 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::activity::HandedOver;
+use super::activity::{Handed, Origin};
 use super::execution::{Execution, ExecutionSpec, SpentSandbox, TurnInput, TurnReport};
+use super::fast_path::{Step, TurnEnd, next_step};
 use super::idle::Idle;
 use super::inline::{Inline, run_inline};
 use super::plan::{Plan, StartSpec, plan, running_children};
@@ -97,6 +98,24 @@ impl Turn {
             version: None,
             execution: None,
             spent: None,
+        }
+    }
+
+    /// What the turn left, for the choice of fast path (see `fast_path`):
+    /// `time_left` for inline steps, and whether an `inline_call` runs on.
+    pub(crate) fn end(&self, shared: &Shared, time_left: bool, inline_call: bool) -> TurnEnd {
+        let output = &self.output;
+        TurnEnd {
+            activities: output.activities.len(),
+            only_activities: !output.timer_pending
+                && output.messages.is_empty()
+                && output.new_instances.is_empty()
+                && output.continue_as_new.is_none()
+                && output.status.is_none(),
+            parks: self.execution.is_some() && shared.options.execution_cache,
+            running: output.status.is_none(),
+            inline_call,
+            time_left,
         }
     }
 
@@ -519,10 +538,10 @@ fn parent_notice(
 }
 
 /// Commits `turn`, which consumed `work`'s messages and the `carried`
-/// completion. An `inline` call still running is scheduled by the commit,
-/// locked for this runtime, and goes on under the activity dispatcher (so
-/// it frees its turn slot, and `stop` can abandon it); it outlived the
-/// inline steps' time, so the instance is not held for it.
+/// completion, taking the fast paths `fast_path` chooses. An `inline` call
+/// still running is scheduled by the commit, locked for this runtime, and
+/// goes on under the activity dispatcher (so it frees its turn slot, and
+/// `stop` can abandon it).
 async fn commit(
     shared: &Shared,
     work: OrchestrationWork,
@@ -530,8 +549,78 @@ async fn commit(
     carried: Option<Carried>,
     inline: Option<Inline>,
 ) {
-    let instance = work.instance;
-    let mut output = turn.output;
+    let Turn {
+        mut output,
+        execution_id,
+        history_len_before,
+        version,
+        execution,
+        spent,
+    } = turn;
+    let instance = &work.instance;
+    let (status, result) = outcome(instance, &mut output);
+    let parks = execution.is_some() && shared.options.execution_cache;
+    let end = TurnEnd {
+        activities: output.activities.len(),
+        only_activities: false,
+        parks,
+        running: status == InstanceStatus::Running,
+        inline_call: inline.is_some(),
+        // Inline steps are over by now.
+        time_left: false,
+    };
+    let (hand_over, hold) = match next_step(&end, &shared.load()) {
+        Step::Commit { hand_over, hold } => (hand_over, hold),
+        Step::Inline => (0, false),
+    };
+    // An inline call holds its own activity slot; the others need one each.
+    let (slots, inline) = match inline {
+        Some(inline) => (Vec::new(), Some(inline)),
+        None => (take_permits(&shared.activity_slots, hand_over), None),
+    };
+    let locks = slots.len() + usize::from(inline.is_some());
+    let hold = hold && locks == 1;
+    let new_len = history_len_before + output.new_events.len() as u64;
+    let commit = TurnCommit {
+        instance_id: instance.instance_id.clone(),
+        lock_token: work.lock_token.clone(),
+        execution_id,
+        history_len_before,
+        new_events: output.new_events,
+        consumed_messages: work.messages.iter().map(|m| m.id).collect(),
+        activities: output.activities,
+        messages: output.messages,
+        new_instances: output.new_instances,
+        status,
+        output: result,
+        orchestration_version: version,
+        custom_status: output.custom_status,
+        completed_activity: carried.as_ref().map(|c| c.item.clone()),
+    };
+    // Parked before the commit, not after: the commit lets the turn's
+    // activities run, and the one that completes first runs the next turn
+    // at once (see `activity::complete`), which may be before this task
+    // resumes. A turn takes a cached execution only if the history it has
+    // seen is the instance's committed history, so until the commit lands
+    // nobody can use it; if the commit fails it is dropped.
+    if let Some(mut execution) = execution.filter(|_| parks) {
+        execution.history_len = new_len;
+        shared.cache.put(instance.instance_id.clone(), execution);
+    }
+    let committed = write(shared, commit, locks, hold).await;
+    if let Some(spent) = spent {
+        spent.free();
+    }
+    match committed {
+        Ok(locked) => after_commit(shared, &work, locked, slots, inline).await,
+        Err(e) => after_failure(shared, &work, e, carried, parks).await,
+    }
+}
+
+/// The instance's status and result after the turn `output` holds. A turn
+/// that ends a child tells its parent, and one that continues as new sends
+/// the instance its next start; both messages join `output`'s.
+fn outcome(instance: &InstanceRecord, output: &mut TurnOutput) -> (InstanceStatus, Option<String>) {
     let (status, result) = match output.status.take() {
         Some((status, text)) => (status, Some(text)),
         None if instance.status.is_terminal() => (instance.status, instance.output.clone()),
@@ -539,7 +628,7 @@ async fn commit(
     };
     if status.is_terminal()
         && !instance.status.is_terminal()
-        && let Some(notice) = parent_notice(&instance, status, result.as_deref().unwrap_or(""))
+        && let Some(notice) = parent_notice(instance, status, result.as_deref().unwrap_or(""))
     {
         output.messages.push(notice);
     }
@@ -550,150 +639,110 @@ async fn commit(
             visible_at_ms: now_ms(),
         });
     }
-    let new_len = turn.history_len_before + output.new_events.len() as u64;
-    let parks = turn.execution.is_some() && shared.options.execution_cache;
-    // A turn that parks awaiting one activity may keep its instance locked
-    // while the activity runs (see `activity::finish`).
-    let holdable = parks
-        && inline.is_none()
-        && status == InstanceStatus::Running
-        && output.activities.len() == 1
-        && !*shared.shutdown.borrow();
-    // An inline call holds its own activity slot.
-    let (slots, inline) = match inline {
-        Some(inline) => (Vec::new(), Some(inline)),
-        None => (
-            activity_slots(shared, output.activities.len(), holdable),
-            None,
-        ),
-    };
-    let locks = slots.len() + usize::from(inline.is_some());
-    let hold = holdable && locks == 1;
-    let commit = TurnCommit {
-        instance_id: instance.instance_id.clone(),
-        lock_token: work.lock_token.clone(),
-        execution_id: turn.execution_id,
-        history_len_before: turn.history_len_before,
-        new_events: output.new_events,
-        consumed_messages: work.messages.iter().map(|m| m.id).collect(),
-        activities: output.activities,
-        messages: output.messages,
-        new_instances: output.new_instances,
-        status,
-        output: result,
-        orchestration_version: turn.version,
-        custom_status: output.custom_status,
-        completed_activity: carried.as_ref().map(|c| c.item.clone()),
-    };
-    // Parked before the commit, not after: the commit lets the turn's
-    // activities run, and the one that completes first runs the next turn
-    // at once (see `activity::complete`), which may be before this task
-    // resumes. A turn takes a cached execution only if the history it has
-    // seen is the instance's committed history, so until the commit lands
-    // nobody can use it; if the commit fails it is dropped.
-    if let Some(mut execution) = turn.execution.filter(|_| parks) {
-        execution.history_len = new_len;
-        shared.cache.put(instance.instance_id.clone(), execution);
-    }
-    let committed = if locks == 0 {
-        shared
+    (status, result)
+}
+
+/// Writes `commit`, locking its first `locks` activities for this runtime
+/// and, with `hold`, keeping the instance locked.
+async fn write(
+    shared: &Shared,
+    commit: TurnCommit,
+    locks: usize,
+    hold: bool,
+) -> Result<LockedTurn, StoreError> {
+    if locks == 0 {
+        return shared
             .store
             .commit_turn(commit)
             .await
-            .map(|()| LockedTurn::default())
-    } else {
-        let lock_for = shared.options.activity_lock;
-        let hold_for = hold.then_some(shared.options.orchestration_lock);
-        (shared.store)
-            .commit_turn_and_lock_activities(commit, locks, lock_for, hold_for)
-            .await
-    };
-    if let Some(spent) = turn.spent {
-        spent.free();
+            .map(|()| LockedTurn::default());
     }
-    match committed {
-        Ok(locked) => {
-            let held = locked.held.map(|instance| OrchestrationWork {
-                instance,
-                lock_token: work.lock_token,
-                messages: Vec::new(),
-                ready_at_ms: 0,
-            });
-            // The activities go to the dispatcher, the first with the held
-            // instance; an inline call that is still running goes on there,
-            // in its own slot. (A store that locks nothing left them to a
-            // fetch.)
-            let handed = match inline {
-                Some(Inline { call, slot }) => (locked.activities.into_iter().next())
-                    .map(|item| HandedOver {
-                        item,
-                        slot,
-                        held: None,
-                        call: Some(call),
-                    })
-                    .into_iter()
-                    .collect(),
-                None => {
-                    let mut held = held;
-                    let handed = (locked.activities.into_iter().zip(slots))
-                        .map(|(item, slot)| HandedOver {
-                            item,
-                            slot,
-                            held: held.take(),
-                            call: None,
-                        })
-                        .collect();
-                    if let Some(held) = held {
-                        release(shared, &held).await;
-                    }
-                    handed
-                }
-            };
-            hand_over(shared, handed).await;
-        }
-        Err(e) => {
-            if parks {
-                shared.cache.take(&instance.instance_id);
-            }
-            if let StoreError::LockLost(_) = e {
-                tracing::warn!("the turn lost a lock before it committed; it will be retried: {e}");
-            } else {
-                tracing::error!("committing the turn failed: {e}");
-            }
-            // The completion was only in memory: it goes to the queue. The
-            // instance goes too, if this turn still holds it, so its messages
-            // need not wait for the lock to expire.
-            if let Some(carried) = carried {
-                queue_completion(shared, carried).await;
-            }
-            release_lock(shared, &instance.instance_id, &work.lock_token).await;
-        }
-    }
+    let lock_for = shared.options.activity_lock;
+    let hold_for = hold.then_some(shared.options.orchestration_lock);
+    (shared.store)
+        .commit_turn_and_lock_activities(commit, locks, lock_for, hold_for)
+        .await
 }
 
-/// Takes up to `wanted` free activity slots, for activities the turn hands
-/// straight to the activity dispatcher: all if short cuts are on (see
-/// [`Shared::short_cuts`]), else one for a turn that may hold its instance.
-fn activity_slots(shared: &Shared, wanted: usize, holdable: bool) -> Vec<OwnedSemaphorePermit> {
-    let wanted = if shared.short_cuts() {
-        wanted
-    } else {
-        usize::from(holdable)
+/// Hands the activities the commit `locked` to the activity dispatcher,
+/// each in one of `slots`, the first with the instance if the store held
+/// it; an `inline` call that is still running goes on there in its own
+/// slot. (A store that locks nothing left them to a fetch.)
+async fn after_commit(
+    shared: &Shared,
+    work: &OrchestrationWork,
+    locked: LockedTurn,
+    slots: Vec<OwnedSemaphorePermit>,
+    inline: Option<Inline>,
+) {
+    let mut held = locked.held.map(|instance| OrchestrationWork {
+        instance,
+        lock_token: work.lock_token.clone(),
+        messages: Vec::new(),
+        ready_at_ms: 0,
+    });
+    let handed = match inline {
+        Some(Inline { call, slot }) => (locked.activities.into_iter().next())
+            .map(|item| Handed {
+                item,
+                slot,
+                origin: Origin::Inline(call),
+            })
+            .into_iter()
+            .collect(),
+        None => (locked.activities.into_iter().zip(slots))
+            .map(|(item, slot)| Handed {
+                item,
+                slot,
+                origin: held
+                    .take()
+                    .map_or(Origin::HandedOver, |held| Origin::Held(Box::new(held))),
+            })
+            .collect(),
     };
-    take_permits(&shared.activity_slots, wanted)
+    // A hold granted without an activity to run is given back.
+    if let Some(held) = held {
+        release(shared, &held).await;
+    }
+    hand_over(shared, handed).await;
+}
+
+/// After a commit that failed with `e`: the parked execution is dropped,
+/// the `carried` completion (only in memory) goes to the queue, and the
+/// instance is released if the turn still holds it, so its messages need
+/// not wait for the lock to expire.
+async fn after_failure(
+    shared: &Shared,
+    work: &OrchestrationWork,
+    e: StoreError,
+    carried: Option<Carried>,
+    parked: bool,
+) {
+    if parked {
+        shared.cache.take(&work.instance.instance_id);
+    }
+    if let StoreError::LockLost(_) = e {
+        tracing::warn!("the turn lost a lock before it committed; it will be retried: {e}");
+    } else {
+        tracing::error!("committing the turn failed: {e}");
+    }
+    if let Some(carried) = carried {
+        queue_completion(shared, carried).await;
+    }
+    release(shared, work).await;
 }
 
 /// Hands the activities the commit locked to the activity dispatcher. Work
 /// the dispatcher no longer takes (it is stopping) is released for a later
 /// fetch, and so is a held instance.
-async fn hand_over(shared: &Shared, handed: Vec<HandedOver>) {
+async fn hand_over(shared: &Shared, handed: Vec<Handed>) {
     for handed in handed {
         if let Err(refused) = shared.handed_over.send(handed) {
-            let HandedOver { item, held, .. } = refused.0;
+            let Handed { item, origin, .. } = refused.0;
             if let Err(e) = shared.store.release_activity_work(&item).await {
                 tracing::warn!("releasing activity work failed: {e}");
             }
-            if let Some(held) = held {
+            if let Origin::Held(held) = origin {
                 release(shared, &held).await;
             }
         }
