@@ -14,7 +14,7 @@ use super::fast_path;
 use super::idle::Idle;
 use super::orchestrator::{self, Carried};
 use super::registry::ActivityHandler;
-use super::slots::Slots;
+use super::slots::{Slots, panic_text};
 use super::unserved::{self, Unserved};
 use super::{HOLD_PATIENCE, Shared};
 use crate::history::{ActivityWork, OrchestratorMessage};
@@ -199,6 +199,7 @@ impl Running {
     /// Runs `handed` in the slot it holds, noted as in flight until it ends.
     fn take(&mut self, handed: Handed) {
         let Handed { item, slot, origin } = handed;
+        let label = format!("activity '{}' of '{}'", item.work.name, item.work.instance);
         let span = tracing::info_span!("activity", instance = %item.work.instance, name = %item.work.name, attempt = item.attempts, origin = origin.name());
         let (held, call) = match origin {
             Origin::Fetched | Origin::HandedOver => (None, None),
@@ -228,7 +229,7 @@ impl Running {
             }
         }
         .instrument(span);
-        self.slots.spawn_in(slot, task);
+        self.slots.spawn_in(slot, label, task);
     }
 }
 
@@ -505,15 +506,6 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-fn panic_text(e: tokio::task::JoinError) -> String {
-    let payload = e.into_panic();
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
 }
 
 #[cfg(test)]

@@ -58,8 +58,9 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 for work in works {
                     let shared = shared.clone();
                     let span = tracing::info_span!("turn", instance = %work.instance.instance_id);
+                    let label = format!("turn of '{}'", work.instance.instance_id);
                     let turn = async move { process(&shared, work, None).await };
-                    if !slots.spawn(turn.instrument(span)).await {
+                    if !slots.spawn(label, turn.instrument(span)).await {
                         break;
                     }
                 }
