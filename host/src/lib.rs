@@ -28,6 +28,7 @@
 
 pub mod client;
 pub mod history;
+pub mod limits;
 pub mod providers;
 pub mod runtime;
 pub mod sandbox;

@@ -14,6 +14,6 @@ pub(crate) mod reaper;
 pub(crate) mod state;
 
 pub(crate) use bindings::{Completion, Outcome};
-pub use limits::{DEFAULT_MAX_PAYLOAD_BYTES, SandboxLimits};
+pub use limits::{DEFAULT_MAX_PAYLOAD_BYTES, MAX_TABLE_ELEMENTS, SandboxLimits};
 pub use loader::{ComponentManifest, LoadError, LoadedComponent, load_component};
 pub(crate) use policy::TurnClock;

@@ -9,6 +9,7 @@ use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::MAX_TABLE_ELEMENTS;
 use super::bindings::Workflows;
 use super::guest_output::OutputSink;
 use crate::runtime::execution::TurnLink;
@@ -21,9 +22,6 @@ pub(crate) struct GuestLimiter {
     /// Linear memory the guest holds now, read by the execution cache.
     pub(crate) memory_bytes: Arc<AtomicUsize>,
 }
-
-/// Table growth allowed per guest: generous, but bounded.
-const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
 impl ResourceLimiter for GuestLimiter {
     fn memory_growing(
