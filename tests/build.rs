@@ -13,6 +13,7 @@ fn main() -> Result<(), duroxide_guest_build::BuildError> {
         "model-v2",
         "programs",
         "patterns",
+        "misbehaving",
     ];
     duroxide_guest_build::export(&guests)
 }

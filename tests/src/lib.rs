@@ -33,6 +33,8 @@ pub mod guests {
     pub const FORBIDDEN_IMPORT: &str = env!("GUEST_FORBIDDEN_IMPORT");
     /// Races, joins and durable retries built from the SDK's combinators.
     pub const PATTERNS: &str = env!("GUEST_PATTERNS");
+    /// Guests that exceed limits, misuse the raw contract or exit abruptly.
+    pub const MISBEHAVING: &str = env!("GUEST_MISBEHAVING");
 }
 
 /// How long a test waits for an instance before it fails.

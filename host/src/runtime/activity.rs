@@ -333,30 +333,35 @@ pub(crate) async fn finish(
 }
 
 /// The message that reports `result`, the outcome of `work`, to its
-/// orchestration.
+/// orchestration. An output over the payload limit, or an error over the
+/// error limit, fails the activity with a reason that names the limit.
 pub(crate) fn completion(
     shared: &Shared,
     work: &ActivityWork,
     result: Result<String, String>,
 ) -> OrchestratorMessage {
-    let limit = shared.options.limits.max_payload_bytes;
-    match result {
-        Ok(output) if output.len() > limit => OrchestratorMessage::ActivityFailed {
-            execution_id: work.execution_id,
-            id: work.id,
-            error: format!(
-                "activity output is {} bytes, more than the limit of {limit} bytes",
-                output.len(),
-            ),
+    use crate::limits::TextKind;
+
+    let limits = shared.options.limits.text_limits();
+    let (execution_id, id) = (work.execution_id, work.id);
+    let checked = match &result {
+        Ok(output) => limits.check(TextKind::Payload, "activity output", output),
+        Err(error) => limits.check(TextKind::Error, "activity error", error),
+    };
+    match (result, checked) {
+        (_, Err(too_large)) => OrchestratorMessage::ActivityFailed {
+            execution_id,
+            id,
+            error: too_large.to_string(),
         },
-        Ok(output) => OrchestratorMessage::ActivityCompleted {
-            execution_id: work.execution_id,
-            id: work.id,
+        (Ok(output), Ok(())) => OrchestratorMessage::ActivityCompleted {
+            execution_id,
+            id,
             output,
         },
-        Err(error) => OrchestratorMessage::ActivityFailed {
-            execution_id: work.execution_id,
-            id: work.id,
+        (Err(error), Ok(())) => OrchestratorMessage::ActivityFailed {
+            execution_id,
+            id,
             error,
         },
     }

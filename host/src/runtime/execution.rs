@@ -122,12 +122,13 @@ impl Execution {
     /// and run it until it parks or ends.
     pub(crate) async fn start(
         spec: ExecutionSpec,
-        replay: Replay,
+        mut replay: Replay,
         execution_id: u64,
     ) -> Result<(Execution, TurnReport), ExecutionLost> {
         if spec.component.shared.orchestrator.is_none() {
             return Err(ExecutionLost);
         }
+        replay.set_limits(spec.limits.text_limits());
         let mailbox = Arc::new(Mutex::new(Mailbox::default()));
         let state = orchestration_state(replay, TurnLink(mailbox.clone()), &spec.limits);
         let memory_bytes = state.limiter.memory_bytes.clone();
@@ -223,7 +224,7 @@ async fn run_guest(spec: ExecutionSpec, state: GuestState) -> Option<(TurnOutput
         (Err(_), None) => Ok(()),
     };
     if let Err(fault) = ended {
-        // Ending diverged from history, or the output was too large.
+        // Ending diverged from history, or the output or error was too large.
         let _ = replay.fail(fault.to_string(), false);
     }
     let output = replay.take_turn_output();

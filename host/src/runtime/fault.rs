@@ -2,9 +2,11 @@
 //! sandbox, carried through wasmtime as the trap's cause.
 
 use crate::history::Event;
+use crate::limits::{DelayOutOfRange, TooLarge};
 
 /// A guest-caused failure that ends an orchestration instance or an activity attempt.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum GuestFault {
     /// The code made a different decision than its history records.
     #[error(
@@ -20,19 +22,28 @@ pub enum GuestFault {
         /// What the code asked for.
         actual: String,
     },
-    /// The guest waited on a task id it never created.
-    #[error("the orchestration waited on task {0}, which it never created")]
+    /// The guest waited on, or cancelled, a task id it never created.
+    #[error("the orchestration used task {0}, which it never created")]
     UnknownTask(u64),
-    /// A payload exceeded the configured limit.
-    #[error("{what} is {size} bytes, more than the limit of {limit} bytes")]
-    PayloadTooLarge {
-        /// Which payload.
-        what: &'static str,
-        /// Its size.
-        size: usize,
-        /// The limit.
-        limit: usize,
+    /// The guest called `wait` with no tasks: nothing could ever end it.
+    #[error("the orchestration waited on no tasks at all, so the wait could never end")]
+    WaitOnNothing,
+    /// The guest waited only on tasks that can never finish again: ones it
+    /// cancelled, or whose completion it already received.
+    #[error(
+        "the orchestration waited only on tasks that can never finish again ({tasks}), so the wait could never end"
+    )]
+    WaitNeverEnds {
+        /// The tasks and why each cannot finish.
+        tasks: String,
     },
+    /// A text the guest handed over (a payload, a name, an instance id, an
+    /// error) exceeded its limit.
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
+    /// A delay the guest asked for is out of range.
+    #[error(transparent)]
+    DelayOutOfRange(#[from] DelayOutOfRange),
     /// The guest ran longer than its CPU budget without yielding.
     #[error("the guest ran longer than its budget of {0} ms")]
     BudgetExceeded(u128),

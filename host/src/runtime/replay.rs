@@ -11,11 +11,28 @@ use sha2::{Digest, Sha256};
 
 use super::fault::GuestFault;
 use crate::history::{ActivityWork, Event, OrchestratorMessage};
+use crate::limits::{TextKind, TextLimits, check_delay};
 use crate::providers::{InstanceStart, InstanceStatus, NewInstance, OutgoingMessage};
 use crate::sandbox::{Completion, Outcome, TurnClock};
 
 /// A map keyed by task id.
 type TaskIdMap<V> = HashMap<u64, V, BuildHasherDefault<TaskIdHasher>>;
+
+/// A completion recorded for a task.
+#[derive(Debug, Clone, Copy)]
+struct Recorded {
+    /// Its position in history.
+    pos: usize,
+    /// Whether `wait` has handed it to the guest (a completion is handed
+    /// over once).
+    taken: bool,
+}
+
+impl Recorded {
+    fn at(pos: usize) -> Self {
+        Recorded { pos, taken: false }
+    }
+}
 
 /// Hashes a task id with one multiplication instead of SipHash: every `wait`
 /// looks up each task the guest waits on, thousands for a large fan-out. Ids
@@ -81,12 +98,14 @@ pub(crate) struct Replay {
     decisions: Vec<usize>,
     next_decision: usize,
     tasks: TaskIdMap<Task>,
-    completions: TaskIdMap<usize>,
+    completions: TaskIdMap<Recorded>,
     /// Per event name: subscriptions still waiting, oldest first.
     event_waiters: HashMap<String, VecDeque<u64>>,
     /// Per event name: positions of events no subscription took, oldest first.
     event_backlog: HashMap<String, VecDeque<usize>>,
-    cancelled: HashSet<u64, BuildHasherDefault<TaskIdHasher>>,
+    /// Cancelled tasks, each with the ordinal of its cancel decision: the
+    /// guest has cancelled it once it has made that many decisions.
+    cancelled: TaskIdMap<usize>,
     /// Timers created and neither fired nor cancelled.
     open_timers: HashSet<u64, BuildHasherDefault<TaskIdHasher>>,
     /// (position, time) of every turn start, in order.
@@ -99,7 +118,7 @@ pub(crate) struct Replay {
     guids: u64,
     randoms: u64,
     custom_status: Option<Option<String>>,
-    max_payload: usize,
+    limits: TextLimits,
     activities: Vec<ActivityWork>,
     messages: Vec<OutgoingMessage>,
     new_instances: Vec<InstanceStart>,
@@ -127,7 +146,7 @@ impl Replay {
             completions: TaskIdMap::default(),
             event_waiters: HashMap::new(),
             event_backlog: HashMap::new(),
-            cancelled: HashSet::default(),
+            cancelled: TaskIdMap::default(),
             open_timers: HashSet::default(),
             turn_marks: Vec::new(),
             cursor: 0,
@@ -137,7 +156,10 @@ impl Replay {
             guids: 0,
             randoms: 0,
             custom_status: None,
-            max_payload,
+            limits: TextLimits {
+                max_payload_bytes: max_payload,
+                ..TextLimits::default()
+            },
             activities: Vec::new(),
             messages: Vec::new(),
             new_instances: Vec::new(),
@@ -149,6 +171,17 @@ impl Replay {
         }
         replay.advance(0);
         replay
+    }
+
+    /// Hold the guest to `limits` (the payload limit given to [`Replay::new`]
+    /// included) from now on.
+    pub(crate) fn set_limits(&mut self, limits: TextLimits) {
+        self.limits = limits;
+    }
+
+    /// The limits the guest is held to.
+    pub(crate) fn limits(&self) -> &TextLimits {
+        &self.limits
     }
 
     /// The flag the guest's output streams read to drop replayed lines.
@@ -268,7 +301,7 @@ impl Replay {
         let expected = execution_id == self.execution_id
             && self.tasks.get(&id) == Some(&kind)
             && !self.completions.contains_key(&id)
-            && !self.cancelled.contains(&id);
+            && !self.cancelled.contains_key(&id);
         if !expected {
             tracing::debug!(instance = %self.instance_id, id, "dropping a stale or duplicate completion");
             return None;
@@ -302,7 +335,7 @@ impl Replay {
                     .and_then(VecDeque::pop_front)
                 {
                     Some(event_pos) => {
-                        self.completions.insert(*id, event_pos);
+                        self.completions.insert(*id, Recorded::at(event_pos));
                     }
                     None => self
                         .event_waiters
@@ -313,7 +346,8 @@ impl Replay {
             }
             Event::TaskCancelled { id } => {
                 self.open_timers.remove(id);
-                self.index_cancel(*id);
+                // Its ordinal among decisions: it is pushed below.
+                self.index_cancel(*id, self.decisions.len());
             }
             Event::ActivityCompleted { id, .. }
             | Event::ActivityFailed { id, .. }
@@ -321,7 +355,7 @@ impl Replay {
             | Event::SubOrchestrationFailed { id, .. }
             | Event::TimerFired { id } => {
                 self.open_timers.remove(id);
-                self.completions.insert(*id, pos);
+                self.completions.insert(*id, Recorded::at(pos));
             }
             Event::EventRaised { name, .. } => self.give_event(name, pos),
             Event::OrchestrationStartedDetached { .. }
@@ -345,7 +379,7 @@ impl Replay {
             .and_then(VecDeque::pop_front)
         {
             Some(waiter) => {
-                self.completions.insert(waiter, pos);
+                self.completions.insert(waiter, Recorded::at(pos));
             }
             None => {
                 let backlog = self.event_backlog.entry(name.to_string()).or_default();
@@ -356,18 +390,19 @@ impl Replay {
         }
     }
 
-    /// Record that task `id` was cancelled. A cancelled subscription leaves
-    /// the queue, and returns its event (the code never received it).
-    fn index_cancel(&mut self, id: u64) {
-        self.cancelled.insert(id);
+    /// Record that task `id` was cancelled by decision ordinal `decision`. A
+    /// cancelled subscription leaves the queue, and returns its event (the
+    /// code never received it).
+    fn index_cancel(&mut self, id: u64, decision: usize) {
+        self.cancelled.entry(id).or_insert(decision);
         let Some(Task::Event(name)) = self.tasks.get(&id).cloned() else {
             return;
         };
         if let Some(waiters) = self.event_waiters.get_mut(&name) {
             waiters.retain(|w| *w != id);
         }
-        if let Some(event_pos) = self.completions.remove(&id) {
-            self.give_event(&name, event_pos);
+        if let Some(recorded) = self.completions.remove(&id) {
+            self.give_event(&name, recorded.pos);
         }
     }
 
@@ -503,15 +538,28 @@ impl Replay {
         self.next_decision as u64 + 1
     }
 
+    /// Refuse `value`, described as `what`, if it exceeds the limit of `kind`.
+    fn check(&self, kind: TextKind, what: &'static str, value: &str) -> Result<(), GuestFault> {
+        Ok(self.limits.check(kind, what, value)?)
+    }
+
     fn check_payload(&self, what: &'static str, payload: &str) -> Result<(), GuestFault> {
-        if payload.len() > self.max_payload {
-            return Err(GuestFault::PayloadTooLarge {
-                what,
-                size: payload.len(),
-                limit: self.max_payload,
-            });
+        self.check(TextKind::Payload, what, payload)
+    }
+
+    /// Refuse a name or version the guest asks for if it is too long.
+    fn check_target(&self, name: &str, version: Option<&str>) -> Result<(), GuestFault> {
+        self.check(TextKind::Name, "orchestration name", name)?;
+        match version {
+            Some(version) => self.check(TextKind::Name, "orchestration version", version),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Whether the guest has created task `task` by now (history may hold
+    /// tasks it has yet to create again while it replays).
+    fn created(&self, task: u64) -> bool {
+        task <= self.next_decision as u64 && self.tasks.contains_key(&task)
     }
 
     /// The guest schedules an activity.
@@ -520,6 +568,7 @@ impl Replay {
         name: String,
         input: String,
     ) -> Result<u64, GuestFault> {
+        self.check(TextKind::Name, "activity name", &name)?;
         self.check_payload("activity input", &input)?;
         let id = self.next_task_id();
         self.decide(Event::ActivityScheduled { id, name, input })?;
@@ -528,6 +577,7 @@ impl Replay {
 
     /// The guest starts a timer.
     pub(crate) fn schedule_timer(&mut self, delay_ms: u64) -> Result<u64, GuestFault> {
+        check_delay("timer delay", delay_ms)?;
         let id = self.next_task_id();
         let fire_at_ms = self.now_ms().saturating_add(delay_ms);
         self.decide(Event::TimerCreated { id, fire_at_ms })?;
@@ -536,6 +586,7 @@ impl Replay {
 
     /// The guest subscribes to an external event.
     pub(crate) fn wait_for_event(&mut self, name: String) -> Result<u64, GuestFault> {
+        self.check(TextKind::Name, "event name", &name)?;
         let id = self.next_task_id();
         self.decide(Event::EventSubscribed { id, name })?;
         Ok(id)
@@ -550,6 +601,10 @@ impl Replay {
         instance_id: Option<String>,
         input: String,
     ) -> Result<u64, GuestFault> {
+        self.check_target(&name, version.as_deref())?;
+        if let Some(instance_id) = &instance_id {
+            self.check(TextKind::InstanceId, "child instance id", instance_id)?;
+        }
         self.check_payload("child input", &input)?;
         let id = self.next_task_id();
         // Derived ids name the execution too: after continue-as-new the same
@@ -574,6 +629,8 @@ impl Replay {
         instance_id: String,
         input: String,
     ) -> Result<(), GuestFault> {
+        self.check_target(&name, version.as_deref())?;
+        self.check(TextKind::InstanceId, "detached instance id", &instance_id)?;
         self.check_payload("orchestration input", &input)?;
         let id = self.next_task_id();
         self.decide(Event::OrchestrationStartedDetached {
@@ -588,7 +645,13 @@ impl Replay {
     /// The guest ends this execution and asks for a new one with `input`.
     /// Always ends the guest: [`GuestFault::ContinuedAsNew`] once recorded.
     pub(crate) fn continue_as_new(&mut self, input: String, version: Option<String>) -> GuestFault {
-        if let Err(fault) = self.check_payload("continue-as-new input", &input) {
+        let checked = self
+            .check_payload("continue-as-new input", &input)
+            .and_then(|()| match &version {
+                Some(v) => self.check(TextKind::Name, "continue-as-new version", v),
+                None => Ok(()),
+            });
+        if let Err(fault) = checked {
             return fault;
         }
         match self.decide(Event::ContinuedAsNew { input, version }) {
@@ -599,7 +662,7 @@ impl Replay {
 
     /// The guest stops waiting for `task`. A running child is cancelled too.
     pub(crate) fn cancel_task(&mut self, task: u64) -> Result<(), GuestFault> {
-        if !self.tasks.contains_key(&task) {
+        if !self.created(task) {
             return Err(GuestFault::UnknownTask(task));
         }
         self.decide(Event::TaskCancelled { id: task })
@@ -619,27 +682,49 @@ impl Replay {
         carried.into_iter().map(|(_, n, d)| (n, d)).collect()
     }
 
-    /// The earliest recorded completion among `tasks`, or `None` when the
-    /// guest must wait for the next turn.
+    /// The earliest completion among `tasks` not yet handed to the guest, or
+    /// `None` when the guest must wait for the next turn. A wait that could
+    /// never end is a fault: on no tasks, on a task the guest never created,
+    /// or only on tasks it cancelled or whose completion it already received.
     pub(crate) fn poll_wait(&mut self, tasks: &[u64]) -> Result<Option<Completion>, GuestFault> {
+        if tasks.is_empty() {
+            return Err(GuestFault::WaitOnNothing);
+        }
         let mut best: Option<(usize, u64)> = None;
+        let mut open = false;
         for &task in tasks {
-            if !self.tasks.contains_key(&task) {
+            if !self.created(task) {
                 return Err(GuestFault::UnknownTask(task));
             }
-            if self.cancelled.contains(&task) {
+            // Cancelled in history, perhaps by a decision the guest has yet
+            // to make again: only the guest's own cancels count.
+            if let Some(&decision) = self.cancelled.get(&task)
+                && decision < self.next_decision
+            {
                 continue;
             }
-            let pos = self.completions.get(&task).copied();
-            if let Some(pos) = pos
-                && best.is_none_or(|(b, _)| pos < b)
-            {
-                best = Some((pos, task));
+            match self.completions.get(&task) {
+                Some(recorded) if recorded.taken => {}
+                Some(recorded) => {
+                    open = true;
+                    if best.is_none_or(|(b, _)| recorded.pos < b) {
+                        best = Some((recorded.pos, task));
+                    }
+                }
+                None => open = true,
             }
+        }
+        if !open {
+            return Err(GuestFault::WaitNeverEnds {
+                tasks: self.why_finished(tasks),
+            });
         }
         let Some((pos, task)) = best else {
             return Ok(None);
         };
+        if let Some(recorded) = self.completions.get_mut(&task) {
+            recorded.taken = true;
+        }
         self.advance(pos);
         let outcome = match &self.history[pos] {
             Event::ActivityCompleted { output, .. } => Outcome::Ok(output.clone()),
@@ -650,6 +735,26 @@ impl Replay {
             _ => Outcome::Ok(String::new()),
         };
         Ok(Some(Completion { task, outcome }))
+    }
+
+    /// Why each of `tasks` (each created, cancelled or taken) can never
+    /// finish again, for a fault; the first few only.
+    fn why_finished(&self, tasks: &[u64]) -> String {
+        const SHOWN: usize = 8;
+        let mut reasons: Vec<String> = tasks
+            .iter()
+            .take(SHOWN)
+            .map(|task| match self.completions.get(task) {
+                Some(recorded) if recorded.taken => {
+                    format!("task {task} was already received")
+                }
+                _ => format!("task {task} was cancelled"),
+            })
+            .collect();
+        if tasks.len() > SHOWN {
+            reasons.push(format!("and {} more", tasks.len() - SHOWN));
+        }
+        reasons.join(", ")
     }
 
     /// The orchestration returned `output`.
@@ -664,7 +769,12 @@ impl Replay {
 
     /// The orchestration ended with `error`: returned by the code (checked
     /// against history like a decision) or caused by a fault.
+    /// An error the code returns must be within the error limit; a fault's
+    /// reason is cut to it.
     pub(crate) fn fail(&mut self, error: String, returned_by_code: bool) -> Result<(), GuestFault> {
+        if returned_by_code {
+            self.check(TextKind::Error, "orchestration error", &error)?;
+        }
         if returned_by_code && let Some(&pos) = self.decisions.get(self.next_decision) {
             let actual = Event::OrchestrationFailed { error };
             return Err(GuestFault::nondeterminism(
@@ -674,13 +784,16 @@ impl Replay {
                 &actual,
             ));
         }
-        if !returned_by_code {
+        let error = if returned_by_code {
+            error
+        } else {
             // A faulted guest's last decisions are not acted on.
             self.activities.clear();
             self.messages.clear();
             self.new_instances.clear();
             self.continue_as_new = None;
-        }
+            self.limits.truncate(TextKind::Error, &error).into_owned()
+        };
         self.push(Event::OrchestrationFailed {
             error: error.clone(),
         });
@@ -773,6 +886,7 @@ fn splitmix64(mut x: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::TooLarge;
 
     fn started(at_ms: u64) -> Event {
         Event::OrchestrationStarted {
@@ -936,9 +1050,11 @@ mod tests {
         replay.begin_turn(2_000, &[raise]);
         // The code stopped waiting before it received d1.
         replay.cancel_task(lost).unwrap();
-        assert_eq!(
-            replay.poll_wait(&[lost]).unwrap(),
-            None,
+        assert!(
+            matches!(
+                replay.poll_wait(&[lost]),
+                Err(GuestFault::WaitNeverEnds { .. })
+            ),
             "cancelled tasks never finish"
         );
         let next = replay.wait_for_event("e".into()).unwrap();
@@ -1007,7 +1123,174 @@ mod tests {
             .unwrap_err();
         assert!(matches!(
             err,
-            GuestFault::PayloadTooLarge { size: 2048, .. }
+            GuestFault::TooLarge(TooLarge { size: 2048, .. })
         ));
+    }
+
+    #[test]
+    fn long_names_and_ids_are_faults_that_name_the_limit() {
+        let long = "n".repeat(257);
+        let mut replay = fresh();
+        let err = replay
+            .schedule_activity(long.clone(), "x".into())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "activity name is 257 bytes, more than the limit of 256 bytes (max_name_bytes)"
+        );
+        let err = replay.wait_for_event(long.clone()).unwrap_err();
+        assert!(err.to_string().starts_with("event name is 257"), "{err}");
+        let err = replay
+            .schedule_sub_orchestration("C".into(), Some(long.clone()), None, "x".into())
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("orchestration version is 257"),
+            "{err}"
+        );
+        let err = replay
+            .schedule_sub_orchestration("C".into(), None, Some(long.clone()), "x".into())
+            .unwrap_err();
+        assert!(err.to_string().contains("(max_instance_id_bytes)"), "{err}");
+        let err = replay
+            .start_detached(long.clone(), None, "d".into(), "x".into())
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("orchestration name is 257"),
+            "{err}"
+        );
+        let err = replay
+            .start_detached("D".into(), None, long, "x".into())
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("detached instance id is 257"),
+            "{err}"
+        );
+        assert!(
+            replay.take_turn_output().activities.is_empty(),
+            "nothing refused is scheduled"
+        );
+    }
+
+    #[test]
+    fn set_limits_replaces_every_limit() {
+        let mut replay = fresh();
+        replay.set_limits(TextLimits {
+            max_name_bytes: 3,
+            ..TextLimits::default()
+        });
+        assert!(replay.schedule_activity("abc".into(), "x".into()).is_ok());
+        assert!(replay.schedule_activity("abcd".into(), "x".into()).is_err());
+        assert_eq!(replay.limits().max_payload_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn an_out_of_range_timer_is_a_fault_at_once() {
+        let mut replay = fresh();
+        let err = replay.schedule_timer(u64::MAX).unwrap_err();
+        assert!(matches!(err, GuestFault::DelayOutOfRange(_)), "{err:?}");
+        assert!(err.to_string().contains("out of range"), "{err}");
+        let id = replay.schedule_timer(crate::limits::MAX_DELAY_MS).unwrap();
+        assert_eq!(id, 1, "the refused timer took no task id");
+    }
+
+    #[test]
+    fn an_oversized_returned_error_is_a_fault_and_a_fault_reason_is_cut() {
+        let mut replay = fresh();
+        replay.set_limits(TextLimits {
+            max_error_bytes: 100,
+            ..TextLimits::default()
+        });
+        let err = replay.fail("e".repeat(101), true).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("orchestration error is 101 bytes, more than the limit of 100 bytes (max_error_bytes)"),
+            "{err}"
+        );
+        replay.fail("r".repeat(1000), false).unwrap();
+        let (_, reason) = replay.take_turn_output().status.unwrap();
+        assert!(reason.len() <= 100, "{}", reason.len());
+        assert!(reason.contains("cut: 1000 bytes"), "{reason}");
+    }
+
+    #[test]
+    fn a_wait_that_can_never_end_is_a_fault() {
+        let mut replay = fresh();
+        assert!(matches!(
+            replay.poll_wait(&[]),
+            Err(GuestFault::WaitOnNothing)
+        ));
+        let a = replay.schedule_activity("A".into(), "x".into()).unwrap();
+        let b = replay.schedule_activity("B".into(), "x".into()).unwrap();
+        replay.cancel_task(a).unwrap();
+        // One task that can still finish is enough: the guest parks.
+        assert_eq!(replay.poll_wait(&[a, b]).unwrap(), None);
+        let err = replay.poll_wait(&[a]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the orchestration waited only on tasks that can never finish again (task 1 was cancelled), so the wait could never end"
+        );
+        replay.take_turn_output();
+        replay.begin_turn(2_000, &[completed(1, b, "b")]);
+        assert_eq!(replay.poll_wait(&[b]).unwrap().unwrap().task, b);
+        let err = replay.poll_wait(&[b]).unwrap_err();
+        assert!(
+            err.to_string().contains("task 2 was already received"),
+            "{err}"
+        );
+        assert!(matches!(
+            replay.poll_wait(&[a, b]),
+            Err(GuestFault::WaitNeverEnds { .. })
+        ));
+    }
+
+    #[test]
+    fn a_completion_is_handed_over_once() {
+        let mut replay = fresh();
+        let a = replay.schedule_activity("A".into(), "x".into()).unwrap();
+        let b = replay.schedule_activity("B".into(), "x".into()).unwrap();
+        replay.take_turn_output();
+        replay.begin_turn(2_000, &[completed(1, a, "a")]);
+        assert_eq!(replay.poll_wait(&[a, b]).unwrap().unwrap().task, a);
+        // a's completion is earlier in history, but already received.
+        assert_eq!(replay.poll_wait(&[a, b]).unwrap(), None);
+    }
+
+    #[test]
+    fn a_task_in_history_is_unknown_until_the_guest_creates_it_again() {
+        let history = vec![started(1_000), scheduled(1, "A"), scheduled(2, "B")];
+        let mut replay = Replay::new("i", 1, history.clone(), 1024);
+        assert!(matches!(
+            replay.poll_wait(&[2]),
+            Err(GuestFault::UnknownTask(2))
+        ));
+        let mut replay = Replay::new("i", 1, history, 1024);
+        assert!(matches!(
+            replay.cancel_task(1),
+            Err(GuestFault::UnknownTask(1))
+        ));
+    }
+
+    #[test]
+    fn a_cancel_later_in_history_does_not_count_before_the_guest_makes_it() {
+        // The guest waited on A and B, received A, then cancelled B.
+        let history = vec![
+            started(1_000),
+            scheduled(1, "A"),
+            scheduled(2, "B"),
+            Event::TurnStarted { at_ms: 2_000 },
+            Event::ActivityCompleted {
+                id: 1,
+                output: "a".into(),
+            },
+            Event::TaskCancelled { id: 2 },
+        ];
+        let mut replay = Replay::new("i", 1, history, 1024);
+        let a = replay.schedule_activity("A".into(), "x".into()).unwrap();
+        let b = replay.schedule_activity("B".into(), "x".into()).unwrap();
+        // B is not cancelled yet where the guest is: waiting on it is fine.
+        assert_eq!(replay.poll_wait(&[b]).unwrap(), None);
+        assert_eq!(replay.poll_wait(&[a, b]).unwrap().unwrap().task, a);
+        replay.cancel_task(b).unwrap();
+        assert!(replay.poll_wait(&[b]).is_err());
     }
 }

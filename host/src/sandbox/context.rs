@@ -6,6 +6,7 @@ use std::time::Instant;
 use super::bindings::duroxide::orchestration::{context, types};
 use super::bindings::{Completion, LogLevel};
 use super::state::GuestState;
+use crate::limits::TextKind;
 use crate::runtime::fault::GuestFault;
 use crate::runtime::replay::Replay;
 
@@ -19,6 +20,12 @@ impl GuestState {
 
 impl types::Host for GuestState {}
 
+/// The limits on what a guest hands over (names, ids, payloads, delays) are
+/// checked by the replay engine, first thing in each import. The bindings
+/// have lifted a guest's strings into host memory by the time an import
+/// runs: a string can be no larger than the guest's memory, which its own
+/// limit bounds. A string over its limit is dropped as the import returns
+/// the fault, before anything keeps it.
 impl context::Host for GuestState {
     fn schedule_activity(&mut self, name: String, input: String) -> wasmtime::Result<u64> {
         Ok(self.replay()?.schedule_activity(name, input)?)
@@ -105,6 +112,7 @@ impl context::Host for GuestState {
         if replay.is_replaying() {
             return Ok(());
         }
+        let message = replay.limits().truncate(TextKind::LogLine, &message);
         let instance = replay.instance_id();
         match level {
             LogLevel::Trace => {

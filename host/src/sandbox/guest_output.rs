@@ -13,10 +13,12 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-/// A partial line longer than this is cut, so a guest cannot grow host memory.
-const MAX_LINE: usize = 16 * 1024;
+use crate::limits::{TextKind, TextLimits};
+
 /// Lines of stderr kept for error reports.
 const TAIL_LINES: usize = 16;
+/// Bytes of the stderr tail kept for error reports, the newest.
+const TAIL_BYTES: usize = 4 * 1024;
 
 /// Which standard stream a [`GuestOutput`] stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +29,10 @@ pub(crate) enum Stream {
 
 #[derive(Default)]
 struct Lines {
+    /// The start of the line being written, up to the line limit.
     partial: Vec<u8>,
+    /// How long the line being written is, kept or not.
+    partial_len: usize,
     stderr_tail: VecDeque<String>,
 }
 
@@ -35,6 +40,9 @@ struct Lines {
 #[derive(Clone)]
 pub(crate) struct OutputSink {
     label: Arc<str>,
+    /// Lines longer than their limit are cut, so a guest cannot grow host
+    /// memory.
+    limits: TextLimits,
     replaying: Arc<AtomicBool>,
     stdout: Arc<Mutex<Lines>>,
     stderr: Arc<Mutex<Lines>>,
@@ -42,10 +50,12 @@ pub(crate) struct OutputSink {
 
 impl OutputSink {
     /// A sink whose lines are tagged with `label` (the instance id or activity
-    /// name) and dropped while `replaying` is set.
-    pub(crate) fn new(label: &str, replaying: Arc<AtomicBool>) -> Self {
+    /// name), dropped while `replaying` is set, and cut at the log line
+    /// limit of `limits`.
+    pub(crate) fn new(label: &str, replaying: Arc<AtomicBool>, limits: TextLimits) -> Self {
         Self {
             label: label.into(),
+            limits,
             replaying,
             stdout: Arc::default(),
             stderr: Arc::default(),
@@ -60,16 +70,32 @@ impl OutputSink {
         }
     }
 
-    /// The last lines the guest wrote to stderr, partial line included.
+    /// The last lines the guest wrote to stderr, partial line included: at
+    /// most the last [`TAIL_BYTES`], the start of the first line kept cut.
     pub(crate) fn stderr_tail(&self) -> String {
         let Ok(lines) = self.stderr.lock() else {
             return String::new();
         };
         let mut out: Vec<String> = lines.stderr_tail.iter().cloned().collect();
         if !lines.partial.is_empty() {
-            out.push(String::from_utf8_lossy(&lines.partial).into_owned());
+            out.push(self.line(&lines));
         }
-        out.join("\n")
+        let tail = out.join("\n");
+        let Some(mut start) = tail.len().checked_sub(TAIL_BYTES) else {
+            return tail;
+        };
+        while !tail.is_char_boundary(start) {
+            start += 1;
+        }
+        format!("…{}", &tail[start..])
+    }
+
+    /// The line being written, cut to the line limit.
+    fn line(&self, lines: &Lines) -> String {
+        let text = String::from_utf8_lossy(&lines.partial);
+        (self.limits)
+            .cut(TextKind::LogLine, &text, lines.partial_len)
+            .into_owned()
     }
 
     fn write(&self, stream: Stream, bytes: &[u8]) {
@@ -78,13 +104,18 @@ impl OutputSink {
             Stream::Stderr => &self.stderr,
         };
         let Ok(mut lines) = lines.lock() else { return };
+        let max_line = self.limits.max_log_line_bytes;
         for &b in bytes {
             if b == b'\n' {
-                let line = String::from_utf8_lossy(&lines.partial).into_owned();
+                let line = self.line(&lines);
                 lines.partial.clear();
+                lines.partial_len = 0;
                 self.emit(stream, &mut lines, line);
-            } else if lines.partial.len() < MAX_LINE {
-                lines.partial.push(b);
+            } else {
+                lines.partial_len += 1;
+                if lines.partial.len() < max_line {
+                    lines.partial.push(b);
+                }
             }
         }
     }

@@ -27,7 +27,7 @@ pub(crate) fn activity_store(
 
 /// The state of one activity call's sandbox; `label` names it in logs.
 fn activity_state(label: &str, limits: &SandboxLimits) -> GuestState {
-    let output = OutputSink::new(label, Default::default());
+    let output = OutputSink::new(label, Default::default(), limits.text_limits());
     GuestState {
         wasi: activity_wasi(&output),
         table: ResourceTable::new(),
@@ -50,7 +50,11 @@ pub(crate) fn orchestration_state(
     link: TurnLink,
     limits: &SandboxLimits,
 ) -> GuestState {
-    let output = OutputSink::new(replay.instance_id(), replay.replaying_flag());
+    let output = OutputSink::new(
+        replay.instance_id(),
+        replay.replaying_flag(),
+        limits.text_limits(),
+    );
     GuestState {
         wasi: orchestration_wasi(replay.clock(), replay.random_seed(), &output),
         table: ResourceTable::new(),

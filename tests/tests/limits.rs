@@ -1,0 +1,209 @@
+//! Every text a guest hands the host is held to a limit, delays stay in
+//! range, and a wait that could never end fails at once. Each breach fails
+//! only the instance (or the activity call) that made it; the runtime keeps
+//! serving.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use duroxide::OrchestrationStatus;
+use duroxide::history::Event;
+use duroxide::limits::MAX_DELAY_MS;
+use duroxide_tests::{Harness, completed, count, failed, guests, scenario};
+
+/// After a failure, the same runtime still runs a healthy orchestration.
+async fn still_serving(h: &Harness, id: &str) -> anyhow::Result<()> {
+    assert_eq!(completed(h.run(id, "Echo", "fine").await?)?, "fine");
+    Ok(())
+}
+
+scenario!(
+    overlong_names_and_ids_fail_the_instance,
+    |cache| async move {
+        let h = Harness::start(cache, &[guests::MISBEHAVING]).await?;
+        let cases = [
+            ("activity-name", "activity name", "max_name_bytes"),
+            ("event-name", "event name", "max_name_bytes"),
+            ("child-name", "orchestration name", "max_name_bytes"),
+            ("child-version", "orchestration version", "max_name_bytes"),
+            ("child-id", "child instance id", "max_instance_id_bytes"),
+            ("detached-name", "orchestration name", "max_name_bytes"),
+            (
+                "detached-version",
+                "orchestration version",
+                "max_name_bytes",
+            ),
+            (
+                "detached-id",
+                "detached instance id",
+                "max_instance_id_bytes",
+            ),
+        ];
+        for (kind, what, setting) in cases {
+            let id = format!("long-{kind}");
+            let error = failed(h.run(&id, "LongText", &format!("{kind}:300")).await?)?;
+            let expected =
+                format!("{what} is 300 bytes, more than the limit of 256 bytes ({setting})");
+            assert!(error.contains(&expected), "{kind}: {error}");
+            // Nothing the refused call asked for was recorded or started.
+            let history = h.history(&id).await?;
+            assert_eq!(
+                count(&history, Event::is_decision),
+                0,
+                "{kind}: {history:?}"
+            );
+            assert_eq!(
+                h.client.get_orchestration_status("detached").await?,
+                OrchestrationStatus::NotFound
+            );
+        }
+        // At the limit, a name is fine: the long child id starts its child.
+        let at_limit = completed(h.run("id-at-limit", "LongText", "child-id:256").await?)?;
+        assert_eq!(at_limit, "the host accepted a child-id of 256 bytes");
+        still_serving(&h, "after-long-names").await
+    }
+);
+
+scenario!(
+    an_oversized_orchestration_error_fails_with_the_limit,
+    |cache| async move {
+        let h = Harness::start(cache, &[guests::MISBEHAVING]).await?;
+        let error = failed(h.run("big-error", "BigError", "200000").await?)?;
+        assert!(
+            error.contains(
+                "orchestration error is 200000 bytes, more than the limit of 65536 bytes (max_error_bytes)"
+            ),
+            "{error}"
+        );
+        assert!(error.len() < 1000, "{} bytes stored", error.len());
+        let history = h.history("big-error").await?;
+        let Some(Event::OrchestrationFailed { error: recorded }) = history.last() else {
+            anyhow::bail!("no failure recorded: {history:?}");
+        };
+        assert_eq!(recorded, &error);
+        // An error within the limit is the instance's error as it was.
+        assert_eq!(
+            failed(h.run("small-error", "BigError", "5").await?)?,
+            "eeeee"
+        );
+        still_serving(&h, "after-big-error").await
+    }
+);
+
+scenario!(
+    an_oversized_activity_error_fails_only_that_call,
+    |cache| async move {
+        let h = Harness::start(cache, &[guests::MISBEHAVING]).await?;
+        let output = completed(
+            h.run("long-fail", "CallActivity", "FailsLong|200000")
+                .await?,
+        )?;
+        assert_eq!(
+            output,
+            "err: activity error is 200000 bytes, more than the limit of 65536 bytes (max_error_bytes)"
+        );
+        let output = completed(h.run("short-fail", "CallActivity", "FailsLong|3").await?)?;
+        assert_eq!(output, "err: aaa");
+        still_serving(&h, "after-long-fail").await
+    }
+);
+
+scenario!(an_out_of_range_timer_fails_at_once, |cache| async move {
+    let h = Harness::start(cache, &[guests::MISBEHAVING]).await?;
+    let error = failed(h.run("endless", "EndlessTimer", "").await?)?;
+    assert!(
+        error.contains("timer delay of 18446744073709551615 ms is out of range"),
+        "{error}"
+    );
+    assert!(
+        error.contains(&format!("the maximum is {MAX_DELAY_MS} ms (100 years)")),
+        "{error}"
+    );
+    let history = h.history("endless").await?;
+    assert_eq!(
+        count(&history, |e| matches!(e, Event::TimerCreated { .. })),
+        0
+    );
+    still_serving(&h, "after-endless").await
+});
+
+scenario!(
+    a_wait_that_can_never_end_fails_at_once,
+    |cache| async move {
+        let h = Harness::start(cache, &[guests::MISBEHAVING]).await?;
+        let cases = [
+            ("WaitEmpty", "waited on no tasks at all"),
+            (
+                "WaitCancelled",
+                "waited only on tasks that can never finish again (task 1 was cancelled)",
+            ),
+            ("WaitUnknown", "used task 999, which it never created"),
+            (
+                "WaitConsumed",
+                "waited only on tasks that can never finish again (task 1 was already received)",
+            ),
+        ];
+        for (name, reason) in cases {
+            let error = failed(h.run(name, name, "").await?)?;
+            assert!(error.contains(reason), "{name}: {error}");
+        }
+        still_serving(&h, "after-waits").await
+    }
+);
+
+/// Collects everything the subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut bytes) = self.0.lock() {
+            bytes.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        self.0
+            .lock()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+/// The only test here that installs a subscriber (it is process-wide).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_log_line_is_cut_with_a_marker() -> anyhow::Result<()> {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .init();
+    for cache in [true, false] {
+        let h = Harness::start(cache, &[guests::MISBEHAVING]).await?;
+        let id = format!("log-{cache}");
+        assert_eq!(completed(h.run(&id, "BigLog", "100000").await?)?, "logged");
+        let text = captured.text();
+        let line = text
+            .lines()
+            .find(|l| l.contains(&id) && l.contains("lll"))
+            .ok_or_else(|| anyhow::anyhow!("no log line of {id}"))?;
+        assert!(
+            line.contains(
+                "[cut: 100000 bytes, more than the limit of 16384 bytes (max_log_line_bytes)]"
+            ),
+            "{}",
+            &line[line.len().saturating_sub(200)..]
+        );
+        assert!(line.len() < 17_000, "{} bytes", line.len());
+    }
+    Ok(())
+}
