@@ -1,7 +1,7 @@
 //! Every text a guest hands the host is held to a limit, delays stay in
-//! range, and a wait that could never end fails at once. Each breach fails
-//! only the instance (or the activity call) that made it; the runtime keeps
-//! serving.
+//! range, a wait that could never end fails at once, and failure reasons
+//! name their cause. Each breach fails only the instance (or the
+//! activity call) that made it; the runtime keeps serving.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -150,6 +150,38 @@ scenario!(
         still_serving(&h, "after-waits").await
     }
 );
+
+scenario!(an_exit_names_its_status, |cache| async move {
+    let h = Harness::start(cache, &[guests::MISBEHAVING]).await?;
+    // The guest calls exit(3); WASI 0.2 carries only success or failure.
+    let error = failed(h.run("exits", "Exits", "").await?)?;
+    assert!(
+        error.starts_with("the guest exited with status 1 (a failure"),
+        "{error}"
+    );
+    assert!(!error.contains("backtrace"), "{error}");
+    let output = completed(
+        h.run("exits-activity", "CallActivity", "ExitsActivity|")
+            .await?,
+    )?;
+    assert!(
+        output.starts_with("err: the guest exited with status 1"),
+        "{output}"
+    );
+    still_serving(&h, "after-exit").await
+});
+
+scenario!(a_stack_overflow_is_named, |cache| async move {
+    let h = Harness::start(cache, &[guests::MISBEHAVING]).await?;
+    let buffers = failed(h.run("overflow", "OverflowsStack", "").await?)?;
+    let stores = failed(h.run("store-overflow", "OverflowsStackStores", "").await?)?;
+    let calls = failed(h.run("call-overflow", "OverflowsCallStack", "").await?)?;
+    for error in [&buffers, &stores] {
+        assert!(error.contains("probably a stack overflow"), "{error}");
+    }
+    assert!(calls.contains("stack overflow"), "{calls}");
+    still_serving(&h, "after-overflow").await
+});
 
 /// Collects everything the subscriber writes.
 #[derive(Clone, Default)]
