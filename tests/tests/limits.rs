@@ -1,14 +1,14 @@
-//! Every text a guest hands the host is held to a limit, delays stay in
-//! range, a wait that could never end fails at once, and failure reasons
-//! name their cause. Each breach fails only the instance (or the
+//! Every text a guest or client hands the host is held to a limit, delays
+//! stay in range, a wait that could never end fails at once, and failure
+//! reasons name their cause. Each breach fails only the instance (or the
 //! activity call) that made it; the runtime keeps serving.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use duroxide::OrchestrationStatus;
 use duroxide::history::Event;
 use duroxide::limits::MAX_DELAY_MS;
+use duroxide::{ClientError, OrchestrationStatus, StartOptions};
 use duroxide_tests::{Harness, completed, count, failed, guests, scenario};
 
 /// After a failure, the same runtime still runs a healthy orchestration.
@@ -182,6 +182,115 @@ scenario!(a_stack_overflow_is_named, |cache| async move {
     assert!(calls.contains("stack overflow"), "{calls}");
     still_serving(&h, "after-overflow").await
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_refuses_overlong_and_malformed_arguments() -> anyhow::Result<()> {
+    let h = Harness::start(true, &[guests::MISBEHAVING]).await?;
+    let long_id = "i".repeat(257);
+    let huge_id = "i".repeat(16 << 20);
+    let long_name = "n".repeat(257);
+    let invalid = |result: Result<(), ClientError>, needle: &str| match result {
+        Err(ClientError::InvalidArgument(text)) => {
+            assert!(text.contains(needle), "{text} lacks {needle}");
+            Ok(())
+        }
+        other => anyhow::bail!("expected InvalidArgument({needle}), got {other:?}"),
+    };
+    let client = &h.client;
+    invalid(
+        client.start_orchestration(&long_id, "Echo", "", None).await,
+        "instance id is 257 bytes, more than the limit of 256 bytes (max_instance_id_bytes)",
+    )?;
+    invalid(
+        client.start_orchestration(&huge_id, "Echo", "", None).await,
+        "(max_instance_id_bytes)",
+    )?;
+    invalid(
+        client.start_orchestration("n", &long_name, "", None).await,
+        "orchestration name is 257 bytes",
+    )?;
+    let version = |v: &str| {
+        Some(StartOptions {
+            version: Some(v.to_string()),
+            ..StartOptions::default()
+        })
+    };
+    invalid(
+        client
+            .start_orchestration("v", "Echo", "", version("not-a-version"))
+            .await,
+        "version 'not-a-version' is not a semantic version",
+    )?;
+    invalid(
+        client
+            .start_orchestration("v", "Echo", "", version(&"1".repeat(300)))
+            .await,
+        "orchestration version is 300 bytes",
+    )?;
+    invalid(
+        client
+            .schedule_orchestration("d", "Echo", "", u64::MAX)
+            .await,
+        "start delay of 18446744073709551615 ms is out of range",
+    )?;
+    for id in ["n", "v", "d"] {
+        assert_eq!(
+            client.get_orchestration_status(id).await?,
+            OrchestrationStatus::NotFound
+        );
+    }
+    // The longest delay is accepted: the instance waits, pending.
+    client
+        .schedule_orchestration("far", "Echo", "", MAX_DELAY_MS)
+        .await?;
+    assert_eq!(
+        client.get_orchestration_status("far").await?,
+        OrchestrationStatus::Pending
+    );
+    invalid(
+        client.raise_event("far", &long_name, "").await,
+        "event name is 257 bytes",
+    )?;
+    invalid(
+        client.raise_event(&long_id, "e", "").await,
+        "(max_instance_id_bytes)",
+    )?;
+    invalid(
+        client
+            .cancel_orchestration_with_reason("far", &"r".repeat(100_000))
+            .await,
+        "cancel reason is 100000 bytes, more than the limit of 65536 bytes (max_error_bytes)",
+    )?;
+    assert_eq!(
+        client.get_orchestration_status("far").await?,
+        OrchestrationStatus::Pending
+    );
+    client
+        .cancel_orchestration_with_reason("far", "done")
+        .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raising_an_event_to_a_finished_instance_is_refused() -> anyhow::Result<()> {
+    let h = Harness::start(true, &[guests::MISBEHAVING]).await?;
+    assert_eq!(completed(h.run("done", "Echo", "x").await?)?, "x");
+    let raise = h.client.raise_event("done", "e", "late").await;
+    assert!(
+        matches!(
+            &raise,
+            Err(ClientError::InstanceFinished { instance, status: OrchestrationStatus::Completed { .. } })
+                if instance == "done"
+        ),
+        "{raise:?}"
+    );
+    let raise = h.client.raise_event("ghost", "e", "").await;
+    assert!(
+        matches!(&raise, Err(ClientError::InstanceNotFound(id)) if id == "ghost"),
+        "{raise:?}"
+    );
+    Ok(())
+}
 
 /// Collects everything the subscriber writes.
 #[derive(Clone, Default)]

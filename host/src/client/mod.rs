@@ -10,37 +10,48 @@ use std::time::{Duration, Instant};
 pub use types::{ClientError, InstanceInfo, OrchestrationStatus, StartOptions};
 
 use crate::history::{Event, OrchestratorMessage};
+use crate::limits::{TextKind, TextLimits, check_delay};
 use crate::providers::{
     HistoryStore, InstanceRecord, InstanceStatus, NewInstance, StoreError, now_ms,
 };
-use crate::sandbox::DEFAULT_MAX_PAYLOAD_BYTES;
 
 /// Controls and inspects orchestrations through a store shared with one or
 /// more runtimes, in this process or others.
 #[derive(Clone)]
 pub struct Client {
     store: Arc<dyn HistoryStore>,
-    max_payload_bytes: usize,
+    limits: TextLimits,
 }
 
 impl Client {
-    /// A client over `store`.
+    /// A client over `store`, holding what it sends to the default limits
+    /// of [`crate::limits`] (the runtime's defaults too).
     pub fn new(store: Arc<dyn HistoryStore>) -> Self {
         Self {
             store,
-            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            limits: TextLimits::default(),
         }
     }
 
     /// Refuse inputs and event data larger than `bytes` (default 1 MiB; keep
     /// it equal to the runtimes' limit).
     pub fn with_max_payload_bytes(mut self, bytes: usize) -> Self {
-        self.max_payload_bytes = bytes;
+        self.limits.max_payload_bytes = bytes;
+        self
+    }
+
+    /// Hold what this client sends to `limits`; keep them equal to the
+    /// runtimes' (`SandboxLimits::text_limits`).
+    pub fn with_limits(mut self, limits: TextLimits) -> Self {
+        self.limits = limits;
         self
     }
 
     /// Start a new instance of orchestration `name`. Fails with
-    /// [`ClientError::InstanceExists`] if `instance_id` is taken.
+    /// [`ClientError::InstanceExists`] if `instance_id` is taken, and with
+    /// [`ClientError::InvalidArgument`] if the id, name or version is too
+    /// long, the version is not a semantic version, or the delay is out of
+    /// range.
     pub async fn start_orchestration(
         &self,
         instance_id: &str,
@@ -53,8 +64,22 @@ impl Client {
                 "instance id and orchestration name must not be empty".into(),
             ));
         }
-        self.check_payload("orchestration input", input)?;
+        self.check(TextKind::InstanceId, "instance id", instance_id)?;
+        self.check(TextKind::Name, "orchestration name", name)?;
         let options = options.unwrap_or_default();
+        if let Some(version) = &options.version {
+            self.check(TextKind::Name, "orchestration version", version)?;
+            semver::Version::parse(version).map_err(|e| {
+                ClientError::InvalidArgument(format!(
+                    "version '{version}' is not a semantic version: {e}"
+                ))
+            })?;
+        }
+        if let Some(delay_ms) = options.delay_ms {
+            check_delay("start delay", delay_ms)
+                .map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
+        }
+        self.check_payload("orchestration input", input)?;
         let new = NewInstance {
             instance_id: instance_id.to_string(),
             orchestration_name: name.to_string(),
@@ -104,14 +129,19 @@ impl Client {
     }
 
     /// Raise external event `name` with `data` for an instance. The event is
-    /// buffered until the orchestration waits for it.
+    /// buffered until the orchestration waits for it. Fails with
+    /// [`ClientError::InstanceFinished`] if the instance already ended and
+    /// [`ClientError::InstanceNotFound`] if it never existed.
     pub async fn raise_event(
         &self,
         instance_id: &str,
         name: &str,
         data: &str,
     ) -> Result<(), ClientError> {
+        self.check(TextKind::InstanceId, "instance id", instance_id)?;
+        self.check(TextKind::Name, "event name", name)?;
         self.check_payload("event data", data)?;
+        self.running(instance_id).await?;
         let message = OrchestratorMessage::ExternalEvent {
             name: name.to_string(),
             data: data.to_string(),
@@ -126,25 +156,31 @@ impl Client {
             .await
     }
 
-    /// Cancel an instance, recording `reason`.
+    /// Cancel an instance, recording `reason` (at most the error limit,
+    /// 64 KiB by default).
     pub async fn cancel_orchestration_with_reason(
         &self,
         instance_id: &str,
         reason: &str,
     ) -> Result<(), ClientError> {
-        let status = self.get_orchestration_status(instance_id).await?;
-        match status {
+        self.check(TextKind::InstanceId, "instance id", instance_id)?;
+        self.check(TextKind::Error, "cancel reason", reason)?;
+        self.running(instance_id).await?;
+        let message = OrchestratorMessage::CancelOrchestration {
+            reason: reason.to_string(),
+        };
+        self.enqueue(instance_id, message).await
+    }
+
+    /// Succeeds if the instance exists and has not finished.
+    async fn running(&self, instance_id: &str) -> Result<(), ClientError> {
+        match self.get_orchestration_status(instance_id).await? {
             OrchestrationStatus::NotFound => Err(ClientError::InstanceNotFound(instance_id.into())),
             status if status.is_terminal() => Err(ClientError::InstanceFinished {
                 instance: instance_id.into(),
                 status,
             }),
-            _ => {
-                let message = OrchestratorMessage::CancelOrchestration {
-                    reason: reason.to_string(),
-                };
-                self.enqueue(instance_id, message).await
-            }
+            _ => Ok(()),
         }
     }
 
@@ -263,14 +299,20 @@ impl Client {
     }
 
     fn check_payload(&self, what: &'static str, payload: &str) -> Result<(), ClientError> {
-        if payload.len() > self.max_payload_bytes {
-            return Err(ClientError::PayloadTooLarge {
-                what,
-                size: payload.len(),
-                limit: self.max_payload_bytes,
-            });
-        }
-        Ok(())
+        self.limits
+            .check(TextKind::Payload, what, payload)
+            .map_err(|e| ClientError::PayloadTooLarge {
+                what: e.what,
+                size: e.size,
+                limit: e.limit,
+            })
+    }
+
+    /// Refuse a name, id or reason longer than its limit.
+    fn check(&self, kind: TextKind, what: &'static str, value: &str) -> Result<(), ClientError> {
+        (self.limits)
+            .check(kind, what, value)
+            .map_err(|e| ClientError::InvalidArgument(e.to_string()))
     }
 }
 
