@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use duroxide::history::Event;
 use duroxide::limits::MAX_DELAY_MS;
 use duroxide::{ClientError, OrchestrationStatus, StartOptions};
-use duroxide_tests::{Harness, completed, count, failed, guests, scenario};
+use duroxide_tests::{Harness, completed, count, failed, guests, options, scenario};
 
 /// After a failure, the same runtime still runs a healthy orchestration.
 async fn still_serving(h: &Harness, id: &str) -> anyhow::Result<()> {
@@ -63,6 +63,33 @@ scenario!(
         still_serving(&h, "after-long-names").await
     }
 );
+
+scenario!(limits_set_on_the_runtime_apply, |cache| async move {
+    let mut h = Harness::start(cache, &[guests::MISBEHAVING]).await?;
+    let mut opts = options(cache);
+    // Room for "FailsLong", not for 13 bytes.
+    opts.limits.max_name_bytes = 12;
+    opts.limits.max_error_bytes = 100;
+    h.restart(opts, &[guests::MISBEHAVING]).await?;
+    let error = failed(h.run("name-13", "LongText", "activity-name:13").await?)?;
+    assert!(
+        error.contains(
+            "activity name is 13 bytes, more than the limit of 12 bytes (max_name_bytes)"
+        ),
+        "{error}"
+    );
+    let error = failed(h.run("error-101", "BigError", "101").await?)?;
+    assert!(
+        error.contains("orchestration error is 101 bytes, more than the limit of 100 bytes"),
+        "{error}"
+    );
+    let output = completed(h.run("fail-101", "CallActivity", "FailsLong|101").await?)?;
+    assert_eq!(
+        output,
+        "err: activity error is 101 bytes, more than the limit of 100 bytes (max_error_bytes)"
+    );
+    Ok(())
+});
 
 scenario!(
     an_oversized_orchestration_error_fails_with_the_limit,

@@ -1165,10 +1165,16 @@ mod tests {
             err.to_string().starts_with("detached instance id is 257"),
             "{err}"
         );
+        let fault = replay.continue_as_new("x".into(), Some("1".repeat(300)));
         assert!(
-            replay.take_turn_output().activities.is_empty(),
-            "nothing refused is scheduled"
+            fault
+                .to_string()
+                .starts_with("continue-as-new version is 300 bytes"),
+            "{fault}"
         );
+        let out = replay.take_turn_output();
+        assert!(out.activities.is_empty(), "nothing refused is scheduled");
+        assert!(out.continue_as_new.is_none());
     }
 
     #[test]
