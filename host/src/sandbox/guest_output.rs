@@ -112,7 +112,7 @@ impl OutputSink {
                 lines.partial_len = 0;
                 self.emit(stream, &mut lines, line);
             } else {
-                lines.partial_len += 1;
+                lines.partial_len = lines.partial_len.saturating_add(1);
                 if lines.partial.len() < max_line {
                     lines.partial.push(b);
                 }

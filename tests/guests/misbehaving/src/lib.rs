@@ -60,10 +60,12 @@ async fn big_error(_ctx: OrchestrationContext, input: String) -> Result<String, 
     Err("e".repeat(size))
 }
 
-/// Logs one line of `input` bytes, then completes.
+/// Logs one line of `input` bytes through the context and one to stdout,
+/// then completes.
 async fn big_log(ctx: OrchestrationContext, input: String) -> Result<String, String> {
     let size: usize = input.parse().map_err(|e| format!("bad size: {e}"))?;
     ctx.log_info(&"l".repeat(size));
+    println!("{}", "p".repeat(size));
     Ok("logged".into())
 }
 
