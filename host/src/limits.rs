@@ -14,6 +14,7 @@
 //! Sizes count bytes of UTF-8.
 
 use std::borrow::Cow;
+use std::fmt;
 
 /// Largest payload (input, output, event data, custom status) accepted by
 /// default: 1 MiB.
@@ -115,8 +116,10 @@ impl TextLimits {
         if value.len() <= limit {
             return Ok(());
         }
+        let shown = matches!(kind, TextKind::Name | TextKind::InstanceId);
         Err(TooLarge {
             what,
+            preview: shown.then(|| preview(value)),
             size: value.len(),
             limit,
             setting: kind.setting(),
@@ -149,19 +152,50 @@ impl TextLimits {
     }
 }
 
+/// Bytes of a name or id shown in the error that refuses it.
+const PREVIEW_BYTES: usize = 32;
+
 /// A text longer than its limit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{what} is {size} bytes, more than the limit of {limit} bytes ({setting})")]
 #[non_exhaustive]
 pub struct TooLarge {
     /// What the text is ("activity name", say).
     pub what: &'static str,
+    /// The start of a name or id, to recognise it by; `None` for payloads,
+    /// errors and log lines, whose content stays out of error messages.
+    pub preview: Option<String>,
     /// Its size in bytes.
     pub size: usize,
     /// The limit in bytes.
     pub limit: usize,
     /// The setting that holds the limit.
     pub setting: &'static str,
+}
+
+impl fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.what)?;
+        if let Some(preview) = &self.preview {
+            write!(f, " {preview:?}")?;
+        }
+        write!(
+            f,
+            " is {} bytes, more than the limit of {} bytes ({})",
+            self.size, self.limit, self.setting
+        )
+    }
+}
+
+/// The start of `value`, cut at [`PREVIEW_BYTES`] with a marker.
+fn preview(value: &str) -> String {
+    if value.len() <= PREVIEW_BYTES {
+        return value.to_string();
+    }
+    let mut end = PREVIEW_BYTES;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &value[..end])
 }
 
 /// A delay longer than [`MAX_DELAY_MS`].
@@ -213,7 +247,10 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "activity name is 257 bytes, more than the limit of 256 bytes (max_name_bytes)"
+            format!(
+                "activity name \"{}…\" is 257 bytes, more than the limit of 256 bytes (max_name_bytes)",
+                "n".repeat(32)
+            )
         );
         assert_eq!((err.size, err.limit), (257, 256));
     }
@@ -239,6 +276,31 @@ mod tests {
             let err = limits.check(kind, "x", &"x".repeat(limit + 1)).unwrap_err();
             assert_eq!(err.setting, setting);
         }
+    }
+
+    #[test]
+    fn only_names_and_ids_are_shown() {
+        let limits = TextLimits {
+            max_payload_bytes: 1,
+            max_name_bytes: 1,
+            max_instance_id_bytes: 1,
+            max_error_bytes: 1,
+            max_log_line_bytes: 1,
+        };
+        let shown = |kind| {
+            let err = limits.check(kind, "it", "secret").unwrap_err();
+            err.to_string().contains("\"secret\"")
+        };
+        assert!(shown(TextKind::Name));
+        assert!(shown(TextKind::InstanceId));
+        assert!(!shown(TextKind::Payload));
+        assert!(!shown(TextKind::Error));
+        assert!(!shown(TextKind::LogLine));
+        // A preview is cut on a character boundary.
+        let err = limits
+            .check(TextKind::Name, "it", &"é".repeat(40))
+            .unwrap_err();
+        assert_eq!(err.preview, Some(format!("{}…", "é".repeat(16))));
     }
 
     #[test]

@@ -1136,15 +1136,18 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "activity name is 257 bytes, more than the limit of 256 bytes (max_name_bytes)"
+            format!(
+                "activity name \"{}…\" is 257 bytes, more than the limit of 256 bytes (max_name_bytes)",
+                "n".repeat(32)
+            )
         );
         let err = replay.wait_for_event(long.clone()).unwrap_err();
-        assert!(err.to_string().starts_with("event name is 257"), "{err}");
+        assert!(err.to_string().starts_with("event name \"nnnn"), "{err}");
         let err = replay
             .schedule_sub_orchestration("C".into(), Some(long.clone()), None, "x".into())
             .unwrap_err();
         assert!(
-            err.to_string().starts_with("orchestration version is 257"),
+            err.to_string().starts_with("orchestration version \"nnnn"),
             "{err}"
         );
         let err = replay
@@ -1155,21 +1158,21 @@ mod tests {
             .start_detached(long.clone(), None, "d".into(), "x".into())
             .unwrap_err();
         assert!(
-            err.to_string().starts_with("orchestration name is 257"),
+            err.to_string().starts_with("orchestration name \"nnnn"),
             "{err}"
         );
         let err = replay
             .start_detached("D".into(), None, long, "x".into())
             .unwrap_err();
         assert!(
-            err.to_string().starts_with("detached instance id is 257"),
+            err.to_string().starts_with("detached instance id \"nnnn"),
             "{err}"
         );
         let fault = replay.continue_as_new("x".into(), Some("1".repeat(300)));
         assert!(
             fault
                 .to_string()
-                .starts_with("continue-as-new version is 300 bytes"),
+                .starts_with("continue-as-new version \"1111"),
             "{fault}"
         );
         let out = replay.take_turn_output();
