@@ -161,28 +161,41 @@ async fn a_runtime_without_the_code_leaves_work_to_one_with_it() -> anyhow::Resu
     let dir = tempfile::tempdir()?;
     let url = format!("sqlite:{}", dir.path().join("fleet.db").display());
     let client = Client::new(Arc::new(SqliteHistoryStore::new(&url).await?));
-    // A runtime with other code only, up first, so it fetches the work first.
+    // A runtime with other code only, up first.
     let mut lacking = spawn_runtime_with(&url, 5_000, &[guests::HELLO_WORLD], &[], Stdio::piped())?;
     let ids: Vec<String> = (0..200).map(|i| format!("mixed-{i}")).collect();
     for id in &ids {
         client.start_orchestration(id, "Sequence", id, None).await?;
     }
+    // It takes the work first and gives it back, saying what it lacks.
+    let stderr = lacking
+        .stderr
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stderr"))?;
+    let (lines, log) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(WAIT_MS);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = log.recv_timeout(left)?;
+        if line.contains("this runtime lacks orchestration 'Sequence'") {
+            break;
+        }
+    }
+    // The runtime with the code serves every instance.
     let mut having = spawn_runtime(&url, 5_000)?;
     for id in &ids {
         let status = client.wait_for_completion(id, Some(WAIT_MS)).await?;
         assert_eq!(completed(status)?, format!("{}:A!:B!", id.to_uppercase()));
     }
-    // The lacking runtime said what it lacks.
     drop(lacking.stdin.take());
     assert!(lacking.wait()?.success());
-    let mut log = String::new();
-    if let Some(mut stderr) = lacking.stderr.take() {
-        std::io::Read::read_to_string(&mut stderr, &mut log)?;
-    }
-    assert!(
-        log.contains("this runtime lacks orchestration 'Sequence'"),
-        "{log}"
-    );
     drop(having.stdin.take());
     having.wait()?;
     Ok(())
