@@ -1,6 +1,7 @@
 //! Bad input gets a clear error or a Failed status with the reason, and the
 //! runtime keeps serving every other instance.
 
+use duroxide::runtime::RegistryError;
 use duroxide::{ClientError, DuroxideRuntime, LoadError, OrchestrationStatus, RuntimeError};
 use duroxide_tests::{Harness, WAIT_MS, completed, failed, guests, options, scenario};
 
@@ -173,12 +174,26 @@ async fn conflicting_registrations_are_refused() -> anyhow::Result<()> {
     // Loading the same bytes again is harmless.
     runtime.load_component_file(guests::EVOLVING_V1).await?;
     let err = runtime.load_component_file(guests::EVOLVING_V2).await;
-    assert!(matches!(err, Err(RuntimeError::Registry(_))), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Err(RuntimeError::Registry(
+                RegistryError::OrchestrationTaken { .. }
+            ))
+        ),
+        "{err:?}"
+    );
     runtime.register_activity("Native", |i| async move { Ok(i) })?;
     let twice = runtime.register_activity("Native", |i| async move { Ok(i) });
-    assert!(matches!(twice, Err(RuntimeError::Registry(_))));
+    assert!(matches!(
+        twice,
+        Err(RuntimeError::Registry(RegistryError::ActivityTaken(name))) if name == "Native"
+    ));
     let clash = runtime.register_activity("StepA", |i| async move { Ok(i) });
-    assert!(matches!(clash, Err(RuntimeError::Registry(_))));
+    assert!(matches!(
+        clash,
+        Err(RuntimeError::Registry(RegistryError::ActivityTaken(name))) if name == "StepA"
+    ));
     drop(h);
     Ok(())
 }

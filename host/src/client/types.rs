@@ -92,8 +92,8 @@ pub struct InstanceInfo {
 #[non_exhaustive]
 pub enum ClientError {
     /// The store failed.
-    #[error("storage error: {0}")]
-    Storage(#[source] crate::providers::StoreError),
+    #[error(transparent)]
+    Storage(crate::providers::StoreError),
     /// No instance has this id.
     #[error("instance '{0}' not found")]
     InstanceNotFound(String),

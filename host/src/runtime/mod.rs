@@ -31,7 +31,7 @@ use crate::sandbox::{LoadError, LoadedComponent, SandboxLimits, load_component};
 use cache::ExecutionCache;
 pub use fault::GuestFault;
 use registry::Registry;
-pub use registry::{ActivityFuture, NativeActivity};
+pub use registry::{ActivityFuture, NativeActivity, RegistryError};
 #[doc(hidden)]
 pub use turn_cost::{TurnCost, measure_activity_cost, measure_turn_cost};
 pub use verify::{ReplayMismatch, verify_replay};
@@ -44,7 +44,7 @@ pub enum RuntimeError {
     #[error(transparent)]
     Load(#[from] LoadError),
     /// A component file could not be read.
-    #[error("cannot read component file {path}: {source}")]
+    #[error("cannot read component file {path}")]
     Io {
         /// The file.
         path: String,
@@ -52,8 +52,8 @@ pub enum RuntimeError {
         source: std::io::Error,
     },
     /// A name conflicts with one already registered, or is malformed.
-    #[error("registration failed: {0}")]
-    Registry(String),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
     /// `start` was called on a running runtime.
     #[error("the runtime is already running")]
     AlreadyRunning,
@@ -219,7 +219,7 @@ impl DuroxideRuntime {
         let component = load_component(bytes).await?;
         self.registry
             .write()
-            .map_err(|_| RuntimeError::Registry("registry lock poisoned".into()))?
+            .map_err(|_| RegistryError::Poisoned)?
             .add_component(&component)?;
         Ok(component)
     }
@@ -233,7 +233,7 @@ impl DuroxideRuntime {
         let native: NativeActivity = Arc::new(move |input| Box::pin(f(input)));
         self.registry
             .write()
-            .map_err(|_| RuntimeError::Registry("registry lock poisoned".into()))?
+            .map_err(|_| RegistryError::Poisoned)?
             .add_native_activity(name, native)?;
         Ok(self)
     }

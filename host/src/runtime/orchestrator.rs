@@ -10,12 +10,14 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::activity::{Handed, Origin};
-use super::execution::{Execution, ExecutionSpec, SpentSandbox, TurnInput, TurnReport};
+use super::execution::{
+    Execution, ExecutionLost, ExecutionSpec, SpentSandbox, TurnInput, TurnReport,
+};
 use super::fast_path::{Step, TurnEnd, next_step};
 use super::idle::Idle;
 use super::inline::{Inline, run_inline};
 use super::plan::{Plan, StartSpec, plan, running_children};
-use super::registry::Lookup;
+use super::registry::{Lookup, RegistryError};
 use super::replay::{Replay, TurnOutput};
 use super::slots::{Slots, take_permits};
 use super::unserved::{self, Unserved};
@@ -242,7 +244,22 @@ enum Skipped {
     Deferred(u64),
     /// The turn could not run (a store read failed, say): the work is given
     /// back and its messages are fetched again.
-    Failed(String),
+    Failed(TurnError),
+}
+
+/// Why a turn could not run. Each is retried: the work goes back to the
+/// queue, and its messages count the attempt.
+#[derive(Debug, thiserror::Error)]
+enum TurnError {
+    /// The instance's history could not be read.
+    #[error("reading the instance's history failed")]
+    History(#[source] StoreError),
+    /// The execution's guest ended without reporting its turn.
+    #[error(transparent)]
+    Lost(#[from] ExecutionLost),
+    /// The registry is unusable.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
 }
 
 /// Gives back work whose turn did not run, with the `carried` completion.
@@ -263,7 +280,11 @@ async fn skip(
             }
         }
         Skipped::Failed(e) => {
-            tracing::error!("turn failed: {e}");
+            let source = std::error::Error::source(&e).map(ToString::to_string);
+            tracing::error!(
+                cause = source.as_deref(),
+                "the turn failed and will be retried: {e}"
+            );
             give_back(shared, work, carried).await;
         }
     }
@@ -282,7 +303,7 @@ fn lookup(
 ) -> Result<Result<(String, Arc<LoadedComponent>), String>, Skipped> {
     let found = match shared.registry.read() {
         Ok(registry) => registry.orchestration(name, version),
-        Err(_) => return Err(Skipped::Failed("registry lock poisoned".into())),
+        Err(_) => return Err(Skipped::Failed(RegistryError::Poisoned.into())),
     };
     let missing = match found {
         Ok(found) => return Ok(Ok(found)),
@@ -394,7 +415,7 @@ async fn resume(
                 messages,
             })
             .await
-            .map_err(|e| Skipped::Failed(e.to_string()))?;
+            .map_err(|e| Skipped::Failed(e.into()))?;
         let (output, settled) = settle(report, execution);
         return Ok(settled.into_turn(instance, output));
     }
@@ -408,7 +429,7 @@ async fn resume(
             let reason = format!("corrupt history: {e}");
             return Ok(Turn::of(instance, failed_output(Vec::new(), reason)));
         }
-        Err(e) => return Err(Skipped::Failed(e.to_string())),
+        Err(e) => return Err(Skipped::Failed(TurnError::History(e))),
     };
     let Some(Event::OrchestrationStarted {
         name,
@@ -444,7 +465,7 @@ async fn resume(
     };
     let (execution, report) = Execution::start(spec, replay, instance.execution_id)
         .await
-        .map_err(|e| Skipped::Failed(e.to_string()))?;
+        .map_err(|e| Skipped::Failed(e.into()))?;
     let (output, settled) = settle(report, execution);
     Ok(settled.into_turn(instance, output))
 }

@@ -24,6 +24,36 @@ pub(crate) enum ActivityHandler {
     Native(NativeActivity),
 }
 
+/// Why a registration was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// A component names an orchestration version that is not semver.
+    #[error("orchestration '{name}' has version '{version}', which is not a semantic version")]
+    InvalidVersion {
+        /// The orchestration.
+        name: String,
+        /// The version it gave.
+        version: String,
+        /// Why it does not parse.
+        source: semver::Error,
+    },
+    /// Another component registered this orchestration version already.
+    #[error("orchestration '{name}' version {version} is already registered by another component")]
+    OrchestrationTaken {
+        /// The orchestration.
+        name: String,
+        /// The version.
+        version: String,
+    },
+    /// Another component or closure registered this activity already.
+    #[error("activity '{0}' is already registered")]
+    ActivityTaken(String),
+    /// A thread panicked while it changed the registry.
+    #[error("the registry is unusable: a thread panicked while changing it")]
+    Poisoned,
+}
+
 /// Why the registry has no orchestration for a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Lookup {
@@ -50,28 +80,27 @@ impl Registry {
     ) -> Result<(), RuntimeError> {
         let mut versions = Vec::new();
         for (name, version) in &component.manifest.orchestrations {
-            let parsed = Version::parse(version).map_err(|e| {
-                RuntimeError::Registry(format!(
-                    "orchestration '{name}' has version '{version}', which is not a semantic version: {e}"
-                ))
-            })?;
+            let parsed =
+                Version::parse(version).map_err(|source| RegistryError::InvalidVersion {
+                    name: name.clone(),
+                    version: version.clone(),
+                    source,
+                })?;
             if let Some(existing) = self.orchestrations.get(name).and_then(|v| v.get(&parsed))
                 && existing.digest != component.digest
             {
-                return Err(RuntimeError::Registry(format!(
-                    "orchestration '{name}' version {version} is already registered by another component"
-                )));
+                return Err(RegistryError::OrchestrationTaken {
+                    name: name.clone(),
+                    version: version.clone(),
+                }
+                .into());
             }
             versions.push((name.clone(), parsed));
         }
         for name in &component.manifest.activities {
             match self.activities.get(name) {
                 Some(ActivityHandler::Wasm(existing)) if existing.digest == component.digest => {}
-                Some(_) => {
-                    return Err(RuntimeError::Registry(format!(
-                        "activity '{name}' is already registered"
-                    )));
-                }
+                Some(_) => return Err(RegistryError::ActivityTaken(name.clone()).into()),
                 None => {}
             }
         }
@@ -95,9 +124,7 @@ impl Registry {
         f: NativeActivity,
     ) -> Result<(), RuntimeError> {
         if self.activities.contains_key(name) {
-            return Err(RuntimeError::Registry(format!(
-                "activity '{name}' is already registered"
-            )));
+            return Err(RegistryError::ActivityTaken(name.to_string()).into());
         }
         self.activities
             .insert(name.to_string(), ActivityHandler::Native(f));
