@@ -29,6 +29,7 @@
 pub mod client;
 pub mod history;
 pub mod limits;
+pub mod metrics;
 pub mod providers;
 pub mod runtime;
 pub mod sandbox;

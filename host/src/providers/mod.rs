@@ -245,6 +245,19 @@ pub struct LockedTurn {
     pub held: Option<InstanceRecord>,
 }
 
+/// How much work waits in the queues, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Orchestrator messages visible now.
+    pub orchestrator_depth: u64,
+    /// When the oldest of them became visible, ms since the Unix epoch.
+    pub orchestrator_oldest_at_ms: Option<u64>,
+    /// Activity work items visible and unlocked now.
+    pub activity_depth: u64,
+    /// When the oldest of them became visible, ms since the Unix epoch.
+    pub activity_oldest_at_ms: Option<u64>,
+}
+
 /// The storage contract shared by [`crate::Client`] and [`crate::DuroxideRuntime`].
 ///
 /// Writes are atomic: a turn commit or an activity completion either happens
@@ -412,6 +425,9 @@ pub trait HistoryStore: Send + Sync + 'static {
         locked: &LockedActivity,
         until_ms: u64,
     ) -> Result<(), StoreError>;
+
+    /// How much work waits in the queues now.
+    async fn queue_stats(&self) -> Result<QueueStats, StoreError>;
 
     /// The earliest time, after now, at which queued work becomes visible or a
     /// lock expires; dispatchers sleep until then when idle.

@@ -18,6 +18,7 @@ use super::slots::{Slots, panic_text};
 use super::unserved::{self, Unserved};
 use super::{HOLD_PATIENCE, Shared};
 use crate::history::{ActivityWork, OrchestratorMessage};
+use crate::metrics;
 use crate::providers::{LockedActivity, OrchestrationWork, StoreError, now_ms};
 use crate::sandbox::SandboxLimits;
 use crate::sandbox::instance::call_activity;
@@ -200,7 +201,7 @@ impl Running {
     fn take(&mut self, handed: Handed) {
         let Handed { item, slot, origin } = handed;
         let label = format!("activity '{}' of '{}'", item.work.name, item.work.instance);
-        let span = tracing::info_span!("activity", instance = %item.work.instance, name = %item.work.name, attempt = item.attempts, origin = origin.name());
+        let span = activity_span(&item.work, item.attempts, origin.name());
         let (held, call) = match origin {
             Origin::Fetched | Origin::HandedOver => (None, None),
             Origin::Held(held) => (Some(*held), None),
@@ -280,7 +281,7 @@ pub(crate) async fn finish(
     held: Option<OrchestrationWork>,
 ) {
     let held_since = Instant::now();
-    let run = renewing(shared, &item, run);
+    let run = timed(renewing(shared, &item, run));
     let (result, held) = match held {
         Some(held) => hold_while(shared, run, held).await,
         None => (run.await, None),
@@ -295,7 +296,7 @@ pub(crate) async fn finish(
     };
     let completion = completion(shared, &item.work, result);
     if let Some(held) = held {
-        let span = tracing::info_span!(parent: None, "turn", instance = %held.instance.instance_id);
+        let span = orchestrator::turn_span(&held);
         // Not waited for: the instance is locked meanwhile. With no turn
         // slot free, the completion takes the queue.
         if let Ok(slot) = shared.turn_slots.clone().try_acquire_owned() {
@@ -315,8 +316,7 @@ pub(crate) async fn finish(
         Ok(Some((work, slot))) => {
             // A root span, as the dispatcher's turns have: the turn is the
             // instance's, not part of the activity.
-            let span =
-                tracing::info_span!(parent: None, "turn", instance = %work.instance.instance_id);
+            let span = orchestrator::turn_span(&work);
             orchestrator::process(shared, work, None)
                 .instrument(span)
                 .await;
@@ -364,6 +364,54 @@ pub(crate) fn completion(
             id,
             error,
         },
+    }
+}
+
+/// The span of one activity attempt; its outcome and duration are recorded
+/// as the call ends (see [`timed`]).
+pub(crate) fn activity_span(work: &ActivityWork, attempt: u32, origin: &str) -> tracing::Span {
+    tracing::info_span!(
+        "activity",
+        instance = %work.instance,
+        execution = work.execution_id,
+        name = %work.name,
+        attempt,
+        origin,
+        outcome = tracing::field::Empty,
+        duration_ms = tracing::field::Empty,
+    )
+}
+
+/// Awaits the activity call `run`, recording its duration in the metrics
+/// and, with its outcome, in the current (activity) span.
+pub(crate) async fn timed<T: Outcome>(run: impl Future<Output = T>) -> T {
+    let started = Instant::now();
+    let result = run.await;
+    let elapsed = started.elapsed();
+    metrics::global()
+        .activity_seconds
+        .observe(metrics::seconds(elapsed));
+    let span = tracing::Span::current();
+    span.record("outcome", result.outcome());
+    span.record("duration_ms", elapsed.as_millis() as u64);
+    result
+}
+
+/// How an activity call ended, for its span.
+pub(crate) trait Outcome {
+    /// `ok`, `error`, or `abandoned` (its lock was lost).
+    fn outcome(&self) -> &'static str;
+}
+
+impl Outcome for Result<String, String> {
+    fn outcome(&self) -> &'static str {
+        if self.is_ok() { "ok" } else { "error" }
+    }
+}
+
+impl Outcome for Option<Result<String, String>> {
+    fn outcome(&self) -> &'static str {
+        self.as_ref().map_or("abandoned", Outcome::outcome)
     }
 }
 

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::Shared;
-use super::activity::{Call, call, completion};
+use super::activity::{Call, activity_span, call, completion, timed};
 use super::execution::TurnInput;
 use super::fast_path::{Step, next_step};
 use super::orchestrator::{Turn, settle};
@@ -63,8 +63,8 @@ pub(crate) async fn run_inline(
             turn.execution = Some(execution);
             return None;
         };
-        let span = tracing::info_span!("activity", instance = %work.instance, name = %work.name, attempt = 1);
-        let result = match tokio::time::timeout_at(deadline, &mut call)
+        let span = activity_span(&work, 1, "inline");
+        let result = match tokio::time::timeout_at(deadline, timed(&mut call))
             .instrument(span)
             .await
         {

@@ -13,6 +13,7 @@ mod orchestrator;
 mod plan;
 mod registry;
 pub(crate) mod replay;
+mod sampler;
 mod slots;
 mod turn_cost;
 mod unserved;
@@ -264,6 +265,7 @@ impl DuroxideRuntime {
         let dispatchers = vec![
             tokio::spawn(orchestrator::run(shared.clone())),
             tokio::spawn(activity::run(shared.clone(), handed_over_rx)),
+            tokio::spawn(sampler::run(shared.clone())),
         ];
         self.running = Some(Running {
             shutdown,

@@ -23,6 +23,7 @@ use super::slots::{Slots, take_permits};
 use super::unserved::{self, Unserved};
 use super::{HOLD_PATIENCE, Shared};
 use crate::history::{Event, OrchestratorMessage};
+use crate::metrics;
 use crate::providers::{
     InstanceRecord, InstanceStatus, LockedActivity, LockedTurn, OrchestrationWork, OutgoingMessage,
     StoreError, TurnCommit, now_ms,
@@ -59,7 +60,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 idle.reset();
                 for work in works {
                     let shared = shared.clone();
-                    let span = tracing::info_span!("turn", instance = %work.instance.instance_id);
+                    let span = turn_span(&work);
                     let label = format!("turn of '{}'", work.instance.instance_id);
                     let turn = async move { process(&shared, work, None).await };
                     if !slots.spawn(label, turn.instrument(span)).await {
@@ -156,7 +157,40 @@ pub(crate) struct Carried {
 
 /// Runs one turn of a locked instance, with the completion `carried` to
 /// it if it was held, and commits it (or releases the lock).
+/// The span of one turn: a root span (a turn belongs to its instance, not
+/// to whatever ran it), whose outcome and duration are recorded as the turn
+/// ends, so a subscriber shows each instance's turns together.
+pub(crate) fn turn_span(work: &OrchestrationWork) -> tracing::Span {
+    let instance = &work.instance;
+    tracing::info_span!(
+        parent: None,
+        "turn",
+        instance = %instance.instance_id,
+        execution = instance.execution_id,
+        name = %instance.orchestration_name,
+        outcome = tracing::field::Empty,
+        duration_ms = tracing::field::Empty,
+    )
+}
+
 pub(crate) async fn process(shared: &Shared, work: OrchestrationWork, carried: Option<Carried>) {
+    let started = Instant::now();
+    let outcome = run_turn(shared, work, carried).await;
+    let elapsed = started.elapsed();
+    metrics::global()
+        .turn_seconds
+        .observe(metrics::seconds(elapsed));
+    let span = tracing::Span::current();
+    span.record("outcome", outcome);
+    span.record("duration_ms", elapsed.as_millis() as u64);
+}
+
+/// Runs one turn (see [`process`]); returns how it ended, for its span.
+async fn run_turn(
+    shared: &Shared,
+    work: OrchestrationWork,
+    carried: Option<Carried>,
+) -> &'static str {
     // Work locked ahead of time waits for its messages to be due.
     while work.ready_at_ms > now_ms() {
         let early = work.ready_at_ms.saturating_sub(now_ms());
@@ -183,7 +217,7 @@ pub(crate) async fn process(shared: &Shared, work: OrchestrationWork, carried: O
                     Err(e) => {
                         tracing::error!("reading history to cancel children failed: {e}");
                         give_back(shared, &work, carried).await;
-                        return;
+                        return "retried";
                     }
                 }
             }
@@ -209,7 +243,7 @@ pub(crate) async fn process(shared: &Shared, work: OrchestrationWork, carried: O
     // Let turns that are due start before this one's commit is encoded and
     // sent: when a burst of timers fires, each turn starts sooner.
     tokio::task::yield_now().await;
-    commit(shared, work, turn, carried, inline).await;
+    commit(shared, work, turn, carried, inline).await
 }
 
 /// Cancel messages for every child the current execution still waits on.
@@ -268,7 +302,7 @@ async fn skip(
     work: &OrchestrationWork,
     carried: Option<Carried>,
     skipped: Skipped,
-) {
+) -> &'static str {
     match skipped {
         Skipped::Deferred(until_ms) => {
             if let Some(carried) = carried {
@@ -278,6 +312,7 @@ async fn skip(
             if let Err(e) = deferred {
                 tracing::warn!("deferring the instance failed: {e}");
             }
+            "deferred"
         }
         Skipped::Failed(e) => {
             let source = std::error::Error::source(&e).map(ToString::to_string);
@@ -286,6 +321,7 @@ async fn skip(
                 "the turn failed and will be retried: {e}"
             );
             give_back(shared, work, carried).await;
+            "retried"
         }
     }
 }
@@ -381,6 +417,13 @@ async fn start(
         input: spec.input.clone(),
         limits: shared.options.limits.clone(),
     };
+    count_turn("started");
+    if instance.status == InstanceStatus::Pending {
+        let name = metrics::Orchestration {
+            name: spec.name.clone(),
+        };
+        metrics::global().started.get_or_create(&name).inc();
+    }
     Ok(
         match Execution::start(execution_spec, replay, spec.execution_id).await {
             Ok((execution, report)) => {
@@ -409,6 +452,7 @@ async fn resume(
         e.execution_id == instance.execution_id && e.history_len == instance.history_len
     });
     if let Some(mut execution) = cached {
+        count_turn("cached");
         let report = execution
             .run_turn(TurnInput {
                 now_ms: now,
@@ -419,6 +463,7 @@ async fn resume(
         let (output, settled) = settle(report, execution);
         return Ok(settled.into_turn(instance, output));
     }
+    count_turn("replayed");
     let read = (shared.store)
         .read_history(&instance.instance_id, instance.execution_id)
         .await;
@@ -570,7 +615,7 @@ async fn commit(
     turn: Turn,
     carried: Option<Carried>,
     inline: Option<Inline>,
-) {
+) -> &'static str {
     let Turn {
         mut output,
         execution_id,
@@ -634,8 +679,50 @@ async fn commit(
         spent.free();
     }
     match committed {
-        Ok(locked) => after_commit(shared, &work, locked, slots, inline).await,
-        Err(e) => after_failure(shared, &work, e, carried, parks).await,
+        Ok(locked) => {
+            count_end(instance, status);
+            after_commit(shared, &work, locked, slots, inline).await;
+            status_name(status)
+        }
+        Err(e) => {
+            after_failure(shared, &work, e, carried, parks).await;
+            "retried"
+        }
+    }
+}
+
+/// Counts a turn that found its execution as `kind` says.
+fn count_turn(kind: &'static str) {
+    let kind = metrics::TurnKind { kind };
+    metrics::global().turns.get_or_create(&kind).inc();
+}
+
+/// Counts an instance that `status`, just committed, ended.
+fn count_end(instance: &InstanceRecord, status: InstanceStatus) {
+    if instance.status.is_terminal() {
+        return;
+    }
+    let m = metrics::global();
+    let family = match status {
+        InstanceStatus::Completed => &m.completed,
+        InstanceStatus::Failed => &m.failed,
+        InstanceStatus::Cancelled => &m.cancelled,
+        InstanceStatus::Pending | InstanceStatus::Running => return,
+    };
+    let name = metrics::Orchestration {
+        name: instance.orchestration_name.clone(),
+    };
+    family.get_or_create(&name).inc();
+}
+
+/// A status's name, as a turn span's outcome.
+fn status_name(status: InstanceStatus) -> &'static str {
+    match status {
+        InstanceStatus::Pending => "pending",
+        InstanceStatus::Running => "running",
+        InstanceStatus::Completed => "completed",
+        InstanceStatus::Failed => "failed",
+        InstanceStatus::Cancelled => "cancelled",
     }
 }
 

@@ -41,7 +41,7 @@ use tokio::sync::{Notify, oneshot};
 use crate::history::{Event, OrchestratorMessage};
 use crate::providers::{
     HistoryStore, InstanceRecord, LockedActivity, LockedTurn, NewInstance, OrchestrationWork,
-    StoreError, TurnCommit,
+    QueueStats, StoreError, TurnCommit,
 };
 use codec::to_i64;
 
@@ -264,6 +264,10 @@ impl HistoryStore for SqliteHistoryStore {
         until_ms: u64,
     ) -> Result<(), StoreError> {
         activity_queue::defer(self, locked, to_i64(until_ms, "deferral time")?).await
+    }
+
+    async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
+        reads::queue_stats(&self.reader).await
     }
 
     async fn next_wake_at_ms(&self) -> Result<Option<u64>, StoreError> {

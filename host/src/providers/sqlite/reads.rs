@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 use super::codec::{READ_INSTANCE, db, instance_from_row, now_i64, to_i64, to_u64};
 use super::connect::Location;
 use crate::history::Event;
-use crate::providers::{InstanceRecord, StoreError};
+use crate::providers::{InstanceRecord, QueueStats, StoreError};
 
 /// Most reads running at once, and so most reader connections. A burst of
 /// reads (every instance replaying after a restart) waits for a connection
@@ -159,6 +159,39 @@ pub(super) async fn next_wake_at_ms(pool: &ReadPool) -> Result<Option<u64>, Stor
             .map_err(db("computing the next wake-up"))?
             .flatten();
         at.map(|t| to_u64(t, "wake-up time")).transpose()
+    })
+    .await
+}
+
+/// How much work waits in the queues now. Each count walks its queue,
+/// which is small while the runtimes keep up; the metrics sample it
+/// every few seconds.
+pub(super) async fn queue_stats(pool: &ReadPool) -> Result<QueueStats, StoreError> {
+    let now = now_i64()?;
+    pool.run(move |conn| {
+        let count = |sql: &str| -> Result<(u64, Option<u64>), StoreError> {
+            let (depth, oldest): (i64, Option<i64>) = conn
+                .prepare_cached(sql)
+                .and_then(|mut stmt| stmt.query_row([now], |row| Ok((row.get(0)?, row.get(1)?))))
+                .map_err(db("counting queued work"))?;
+            Ok((
+                to_u64(depth, "queue depth")?,
+                oldest.map(|t| to_u64(t, "visible_at")).transpose()?,
+            ))
+        };
+        let (orchestrator_depth, orchestrator_oldest_at_ms) = count(
+            "SELECT COUNT(*), MIN(visible_at) FROM orchestrator_queue WHERE visible_at <= ?1",
+        )?;
+        let (activity_depth, activity_oldest_at_ms) = count(
+            "SELECT COUNT(*), MIN(visible_at) FROM activity_queue
+             WHERE visible_at <= ?1 AND (locked_until IS NULL OR locked_until <= ?1)",
+        )?;
+        Ok(QueueStats {
+            orchestrator_depth,
+            orchestrator_oldest_at_ms,
+            activity_depth,
+            activity_oldest_at_ms,
+        })
     })
     .await
 }

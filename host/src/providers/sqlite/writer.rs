@@ -132,8 +132,20 @@ impl Writer {
         }
     }
 
-    /// Runs `ops` in one transaction and delivers every result.
+    /// Runs `ops` in one transaction and delivers every result, counting
+    /// the commit in the metrics.
     fn commit_batch(&mut self, ops: Vec<Op>) {
+        let started = std::time::Instant::now();
+        let count = ops.len();
+        self.run_batch(ops);
+        let m = crate::metrics::global();
+        m.commit_seconds
+            .observe(crate::metrics::seconds(started.elapsed()));
+        m.commit_ops.observe(count as f64);
+    }
+
+    /// Runs `ops` in one transaction and delivers every result.
+    fn run_batch(&mut self, ops: Vec<Op>) {
         let Some(conn) = self.connection() else {
             return unavailable(ops);
         };
