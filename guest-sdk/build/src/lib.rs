@@ -8,18 +8,35 @@
 //! }
 //! ```
 //!
-//! The guests are built by a nested `cargo build --target wasm32-wasip2
-//! --profile guest` into their own target directory, so the outer build and
-//! the nested one never wait on each other's locks.
+//! The guests are packages of the workspace the calling crate belongs to,
+//! in any layout. They are built by a nested `cargo build --release --target
+//! wasm32-wasip2` into `guests/` under that workspace's target directory
+//! (`CARGO_TARGET_DIR` and `build.target-dir` are honoured), so the outer
+//! build and the nested one never wait on each other's locks. The guest
+//! settings (small code, fast to compile for the host) are passed to the
+//! nested build, so the workspace needs no profile of its own.
+
+mod metadata;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use metadata::Workspace;
+
 /// The target guest components are built for.
 pub const TARGET: &str = "wasm32-wasip2";
 
-/// The cargo profile guests are built with (defined in the workspace manifest).
-pub const PROFILE: &str = "guest";
+/// The release-profile settings guests are built with: small code that the
+/// host compiles fast. Passed as environment overrides, so they apply
+/// whatever the workspace's own release profile says.
+const GUEST_PROFILE: &[(&str, &str)] = &[
+    ("CARGO_PROFILE_RELEASE_OPT_LEVEL", "s"),
+    ("CARGO_PROFILE_RELEASE_DEBUG", "false"),
+    ("CARGO_PROFILE_RELEASE_STRIP", "debuginfo"),
+    ("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16"),
+    ("CARGO_PROFILE_RELEASE_INCREMENTAL", "true"),
+    ("CARGO_PROFILE_RELEASE_LTO", "false"),
+];
 
 /// A guest component that was built.
 #[derive(Debug, Clone)]
@@ -39,6 +56,7 @@ impl BuiltGuest {
 
 /// Why building guests failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum BuildError {
     /// A command could not be started.
     Spawn(String, std::io::Error),
@@ -60,23 +78,38 @@ impl std::fmt::Display for BuildError {
 
 impl std::error::Error for BuildError {}
 
-/// Build the guest `packages` of the current workspace and return their
-/// `.wasm` files. Call from a build script; it also tells cargo to rerun the
-/// build script when guest sources, the SDK or the WIT contract change.
+/// Build the guest `packages` of the calling crate's workspace and return
+/// their `.wasm` files. Call from a build script; it tells cargo to run the
+/// build script again exactly when what the guests are built from changes:
+/// their own packages and the path dependencies they use (the SDK, and the
+/// WIT contract the SDK is generated from).
 pub fn build(packages: &[&str]) -> Result<Vec<BuiltGuest>, BuildError> {
     let manifest_dir = PathBuf::from(
         std::env::var_os("CARGO_MANIFEST_DIR").ok_or(BuildError::Env("CARGO_MANIFEST_DIR"))?,
     );
-    let built = build_in(&manifest_dir, packages)?;
-    let workspace = workspace_root(&manifest_dir)?;
-    for dir in ["wit", "guest-sdk/rust", "examples", "tests/guests"] {
-        println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").ok_or(BuildError::Env("OUT_DIR"))?);
+    let workspace = Workspace::of(&manifest_dir)?;
+    let built = build_guests(&workspace, packages)?;
+    for input in workspace.inputs_of(packages)? {
+        println!("cargo:rerun-if-changed={}", input.display());
     }
-    for guest in &built {
-        // A deleted output makes cargo run the build script again.
-        println!("cargo:rerun-if-changed={}", guest.path.display());
-    }
-    Ok(built)
+    // Copied into this crate's own output directory: the guests' shared
+    // target directory may be cleaned or rebuilt by another crate, and
+    // watching files there would run this script again on every build
+    // (they are written while it runs).
+    built
+        .into_iter()
+        .map(|guest| {
+            let copy = out_dir.join(guest.path.file_name().unwrap_or_default());
+            std::fs::copy(&guest.path, &copy).map_err(|e| {
+                BuildError::Failed(format!("cannot copy {}: {e}", guest.path.display()))
+            })?;
+            Ok(BuiltGuest {
+                package: guest.package,
+                path: copy,
+            })
+        })
+        .collect()
 }
 
 /// Build the guest `packages` and export each `.wasm` path to the crate being
@@ -96,14 +129,18 @@ pub fn export(packages: &[&str]) -> Result<(), BuildError> {
 /// Build the guest `packages` of the workspace that contains `dir`, outside
 /// a build script (a benchmark or a tool, say).
 pub fn build_in(dir: &Path, packages: &[&str]) -> Result<Vec<BuiltGuest>, BuildError> {
-    let workspace = workspace_root(dir)?;
-    let target_dir = workspace.join("target").join("guests");
+    build_guests(&Workspace::of(dir)?, packages)
+}
+
+/// Runs the nested build of `packages` in `workspace`.
+fn build_guests(workspace: &Workspace, packages: &[&str]) -> Result<Vec<BuiltGuest>, BuildError> {
+    let target_dir = workspace.target_directory.join("guests");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     ensure_target()?;
 
     let mut cmd = Command::new(&cargo);
-    cmd.current_dir(&workspace)
-        .args(["build", "--target", TARGET, "--profile", PROFILE])
+    cmd.current_dir(&workspace.root)
+        .args(["build", "--release", "--target", TARGET])
         .arg("--target-dir")
         .arg(&target_dir);
     for package in packages {
@@ -115,11 +152,11 @@ pub fn build_in(dir: &Path, packages: &[&str]) -> Result<Vec<BuiltGuest>, BuildE
         "RUSTFLAGS",
         "CARGO_TARGET_DIR",
         "CARGO_BUILD_TARGET",
-        "CARGO_PROFILE_RELEASE_DEBUG",
         "RUSTC_WORKSPACE_WRAPPER",
     ] {
         cmd.env_remove(var);
     }
+    cmd.envs(GUEST_PROFILE.iter().copied());
     let status = cmd
         .status()
         .map_err(|e| BuildError::Spawn(format!("{cargo} build"), e))?;
@@ -129,7 +166,7 @@ pub fn build_in(dir: &Path, packages: &[&str]) -> Result<Vec<BuiltGuest>, BuildE
         )));
     }
 
-    let out = target_dir.join(TARGET).join(PROFILE);
+    let out = target_dir.join(TARGET).join("release");
     let built: Vec<BuiltGuest> = packages
         .iter()
         .map(|p| BuiltGuest {
@@ -138,20 +175,6 @@ pub fn build_in(dir: &Path, packages: &[&str]) -> Result<Vec<BuiltGuest>, BuildE
         })
         .collect();
     Ok(built)
-}
-
-/// The directory of the workspace containing `dir`.
-fn workspace_root(dir: &Path) -> Result<PathBuf, BuildError> {
-    let mut candidate = Some(dir);
-    let mut root = None;
-    while let Some(d) = candidate {
-        let manifest = d.join("Cargo.toml");
-        if std::fs::read_to_string(&manifest).is_ok_and(|s| s.contains("[workspace]")) {
-            root = Some(d.to_path_buf());
-        }
-        candidate = d.parent();
-    }
-    root.ok_or_else(|| BuildError::Failed(format!("no workspace above {}", dir.display())))
 }
 
 /// Install the wasm32-wasip2 target through rustup when it is missing, so a
