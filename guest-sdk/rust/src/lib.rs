@@ -61,6 +61,7 @@ mod context;
 mod executor;
 mod registry;
 mod retry;
+mod typed;
 
 /// Bindings generated from the duroxide WIT contract. The [`component!`] macro
 /// uses them; guest code rarely needs them directly.
@@ -89,6 +90,7 @@ pub use context::{
 pub use executor::{manifest, run_activity, run_orchestration};
 pub use registry::{ActivityFn, OrchestrationFn, Registry};
 pub use retry::RetryPolicy;
+pub use typed::{Typed, TypedEvent};
 
 /// Export the orchestrations and activities that `register` adds to a
 /// [`Registry`] as this crate's WebAssembly component.

@@ -1,10 +1,15 @@
 //! The named orchestrations and activities a component provides.
 
 use std::collections::BTreeMap;
+use std::fmt::Display;
 use std::future::Future;
 use std::pin::Pin;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use crate::OrchestrationContext;
+use crate::typed::{decode, encode};
 
 /// The version an orchestration gets when none is given.
 pub const DEFAULT_VERSION: &str = "1.0.0";
@@ -59,5 +64,68 @@ impl Registry {
     {
         self.activities.insert(name.to_string(), Box::new(f));
         self
+    }
+
+    /// Register an activity under `name` that takes and returns serde
+    /// values (JSON on the wire); its error is any displayable value. An
+    /// input that does not decode fails the call with a reason naming the
+    /// type and the field.
+    pub fn activity_typed<In, Out, E, F>(&mut self, name: &str, f: F) -> &mut Self
+    where
+        In: DeserializeOwned,
+        Out: Serialize,
+        E: Display,
+        F: Fn(In) -> Result<Out, E> + 'static,
+    {
+        let what = (
+            format!("the input of activity '{name}'"),
+            format!("the output of activity '{name}'"),
+        );
+        self.activity(name, move |input| {
+            let output = f(decode(&what.0, &input)?).map_err(|e| e.to_string())?;
+            encode(&what.1, &output)
+        })
+    }
+
+    /// Register an orchestration under `name` at version 1.0.0 that takes
+    /// and returns serde values (JSON on the wire).
+    pub fn orchestration_typed<In, Out, E, F, Fut>(&mut self, name: &str, f: F) -> &mut Self
+    where
+        In: DeserializeOwned + 'static,
+        Out: Serialize + 'static,
+        E: Display + 'static,
+        F: Fn(OrchestrationContext, In) -> Fut + 'static,
+        Fut: Future<Output = Result<Out, E>> + 'static,
+    {
+        self.orchestration_versioned_typed(name, DEFAULT_VERSION, f)
+    }
+
+    /// [`orchestration_typed`](Self::orchestration_typed) at a semantic `version`.
+    pub fn orchestration_versioned_typed<In, Out, E, F, Fut>(
+        &mut self,
+        name: &str,
+        version: &str,
+        f: F,
+    ) -> &mut Self
+    where
+        In: DeserializeOwned + 'static,
+        Out: Serialize + 'static,
+        E: Display + 'static,
+        F: Fn(OrchestrationContext, In) -> Fut + 'static,
+        Fut: Future<Output = Result<Out, E>> + 'static,
+    {
+        let what = std::rc::Rc::new((
+            format!("the input of orchestration '{name}'"),
+            format!("the output of orchestration '{name}'"),
+        ));
+        let f = std::rc::Rc::new(f);
+        self.orchestration_versioned(name, version, move |ctx, input| {
+            let (what, f) = (what.clone(), f.clone());
+            async move {
+                let input = decode(&what.0, &input)?;
+                let output = f(ctx, input).await.map_err(|e| e.to_string())?;
+                encode(&what.1, &output)
+            }
+        })
     }
 }
