@@ -2,8 +2,9 @@
 //! and by the guests' memory, least recently used evicted first. Correctness
 //! never depends on it: a miss replays from history.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
+
+use lru::LruCache;
 
 use super::execution::Execution;
 
@@ -14,12 +15,13 @@ pub(crate) struct ExecutionCache {
     inner: Mutex<Entries>,
 }
 
-#[derive(Default)]
 struct Entries {
-    tick: u64,
+    /// Guest memory of every parked execution, summed.
     bytes: usize,
-    /// Instance id to (last use, guest memory when parked, execution).
-    map: HashMap<String, (u64, usize, Execution)>,
+    /// Instance id to (guest memory when parked, execution), in use order.
+    /// Unbounded: `put` evicts by both bounds itself, since the crate's
+    /// own bound counts entries only.
+    map: LruCache<String, (usize, Execution)>,
 }
 
 impl ExecutionCache {
@@ -29,7 +31,10 @@ impl ExecutionCache {
         Self {
             capacity,
             max_bytes,
-            inner: Mutex::default(),
+            inner: Mutex::new(Entries {
+                bytes: 0,
+                map: LruCache::unbounded(),
+            }),
         }
     }
 
@@ -37,7 +42,7 @@ impl ExecutionCache {
     /// for the turn and puts it back with [`put`](Self::put).
     pub(crate) fn take(&self, instance: &str) -> Option<Execution> {
         let mut entries = self.inner.lock().ok()?;
-        let (_, bytes, execution) = entries.map.remove(instance)?;
+        let (bytes, execution) = entries.map.pop(instance)?;
         entries.bytes -= bytes;
         Some(execution)
     }
@@ -51,22 +56,18 @@ impl ExecutionCache {
         let Ok(mut entries) = self.inner.lock() else {
             return;
         };
-        entries.tick += 1;
-        let tick = entries.tick;
         let bytes = execution.memory_bytes();
         entries.bytes += bytes;
-        if let Some((_, old, _)) = entries.map.insert(instance, (tick, bytes, execution)) {
+        // Unbounded, so `push` hands back only an entry it replaced.
+        if let Some((_, (old, _))) = entries.map.push(instance, (bytes, execution)) {
             entries.bytes -= old;
         }
+        // The entry just parked is kept even if it alone exceeds the memory
+        // bound: it is the one most likely to be used next.
         while entries.map.len() > self.capacity
             || (entries.bytes > self.max_bytes && entries.map.len() > 1)
         {
-            let oldest = entries
-                .map
-                .iter()
-                .min_by_key(|(_, (t, _, _))| *t)
-                .map(|(k, _)| k.clone());
-            let Some((_, bytes, _)) = oldest.and_then(|k| entries.map.remove(&k)) else {
+            let Some((_, (bytes, _))) = entries.map.pop_lru() else {
                 break;
             };
             entries.bytes -= bytes;

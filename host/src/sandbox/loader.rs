@@ -78,7 +78,7 @@ static LOADED: OnceLock<Mutex<HashMap<String, Arc<LoadedComponent>>>> = OnceLock
 
 /// Load a component from its bytes. The same bytes load once per process.
 pub async fn load_component(bytes: &[u8]) -> Result<Arc<LoadedComponent>, LoadError> {
-    let digest = hex(&Sha256::digest(bytes));
+    let digest = hex::encode(Sha256::digest(bytes));
     let loaded = LOADED.get_or_init(Mutex::default);
     if let Some(hit) = loaded.lock().ok().and_then(|m| m.get(&digest).cloned()) {
         return Ok(hit);
@@ -210,8 +210,4 @@ async fn read_manifest(pre: &InstancePre<GuestState>) -> Result<ComponentManifes
         orchestrations,
         activities: manifest.activities,
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
