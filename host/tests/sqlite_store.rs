@@ -1059,94 +1059,6 @@ async fn a_batch_fetch_locks_distinct_instances_oldest_first() -> TestResult {
 }
 
 #[tokio::test]
-async fn opens_a_file_whose_schema_earlier_releases_tracked_elsewhere() -> TestResult {
-    let dir = TempDir::new()?;
-    let path = dir.path().join("legacy.db");
-    {
-        let conn = rusqlite::Connection::open(&path)?;
-        for sql in [
-            include_str!("../migrations/sqlite/0001_initial.sql"),
-            include_str!("../migrations/sqlite/0002_custom_status.sql"),
-            include_str!("../migrations/sqlite/0003_parent_execution.sql"),
-        ] {
-            conn.execute_batch(sql)?;
-        }
-        conn.execute_batch(
-            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, success BOOLEAN NOT NULL);
-             INSERT INTO _sqlx_migrations VALUES (1, TRUE), (2, TRUE), (3, TRUE);
-             INSERT INTO instances (instance_id, orchestration_name, status, execution_id,
-                 history_len, created_at, updated_at)
-             VALUES ('old', 'greet', 'Running', 1, 2, 1, 1);",
-        )?;
-        let event = serde_json::to_string(&external_event("go"))?;
-        conn.execute(
-            "INSERT INTO orchestrator_queue (instance_id, message, visible_at) VALUES ('old', ?1, 1)",
-            [event],
-        )?;
-        // Earlier releases wrote one history row per event.
-        for (seq, event) in [started_event(), Event::TurnStarted { at_ms: 1 }]
-            .iter()
-            .enumerate()
-        {
-            conn.execute(
-                "INSERT INTO history (instance_id, execution_id, seq, event) VALUES ('old', 1, ?1, ?2)",
-                (i64::try_from(seq)?, serde_json::to_string(event)?),
-            )?;
-        }
-    }
-    let store = SqliteHistoryStore::new(&format!("sqlite:{}", path.display())).await?;
-    let old = store
-        .instance("old")
-        .await?
-        .ok_or("the old instance is gone")?;
-    assert_eq!(old.status, InstanceStatus::Running);
-    let queued = store
-        .fetch_orchestration_batch(10, LONG_LOCK, Duration::ZERO)
-        .await?;
-    assert_eq!(
-        queued.len(),
-        1,
-        "a message queued before the upgrade is fetched"
-    );
-    assert_eq!(queued[0].instance.instance_id, "old");
-    assert_eq!(store.read_history("old", 1).await?.len(), 2);
-    let mut commit = empty_commit(&queued[0]);
-    commit.new_events = vec![
-        Event::TurnStarted { at_ms: 2 },
-        Event::TurnStarted { at_ms: 3 },
-    ];
-    store.commit_turn(commit).await?;
-    let history = store.read_history("old", 1).await?;
-    assert!(
-        matches!(
-            history.as_slice(),
-            [
-                Event::OrchestrationStarted { .. },
-                Event::TurnStarted { at_ms: 1 },
-                Event::TurnStarted { at_ms: 2 },
-                Event::TurnStarted { at_ms: 3 },
-            ]
-        ),
-        "old rows and a new turn read back in order: {history:?}"
-    );
-    // Queuing after the upgrade (the schema's trigger is gone) still makes
-    // messages fetchable.
-    store.create_instance(new_instance("new", now_ms())).await?;
-    store
-        .enqueue_message("old", external_event("again"), now_ms())
-        .await?;
-    let mut ids: Vec<String> = store
-        .fetch_orchestration_batch(10, LONG_LOCK, Duration::ZERO)
-        .await?
-        .into_iter()
-        .map(|w| w.instance.instance_id)
-        .collect();
-    ids.sort();
-    assert_eq!(ids, ["new", "old"]);
-    Ok(())
-}
-
-#[tokio::test]
 async fn a_write_failing_partway_is_undone_alone() -> TestResult {
     let dir = TempDir::new()?;
     let store = open(&dir).await?;
@@ -1292,9 +1204,12 @@ async fn a_file_from_a_newer_build_is_refused_and_its_schema_left_alone() -> Tes
         conn.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 999;")?;
     }
     let error = expect_err(SqliteHistoryStore::new(&format!("sqlite:{}", path.display())).await)?;
+    let message = error.to_string();
     assert!(
-        error.to_string().contains("newer duroxide"),
-        "unexpected error: {error}"
+        message.contains("newer duroxide")
+            && message.contains("schema version 999")
+            && message.contains("this build's 1"),
+        "the refusal names both versions: {message}"
     );
     let conn = rusqlite::Connection::open(&path)?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -1375,5 +1290,89 @@ async fn a_deferred_instance_comes_back_later_without_an_attempt_counted() -> Te
         .defer_orchestration_work(&fetched, now_ms() + 60_000)
         .await?;
     store.commit_turn(empty_commit(&again)).await?;
+    Ok(())
+}
+
+/// Every table with its columns, and every index with its table, columns
+/// and whether it is partial, as `sqlite_master` and the pragmas list them.
+fn schema_of(conn: &rusqlite::Connection) -> Result<Vec<String>, Box<dyn Error>> {
+    let mut stmt = conn.prepare(
+        "SELECT m.type, m.name, m.tbl_name, m.sql LIKE '%WHERE%',
+                (SELECT group_concat(name, ' ') FROM (
+                     SELECT name FROM pragma_table_info(m.name) WHERE m.type = 'table'
+                     UNION ALL
+                     SELECT name FROM pragma_index_info(m.name) WHERE m.type = 'index'))
+         FROM sqlite_master AS m
+         WHERE m.name NOT LIKE 'sqlite_%'
+         ORDER BY m.type, m.name",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(format!(
+            "{} {} on {}{}: {}",
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            if r.get::<_, bool>(3)? {
+                " (partial)"
+            } else {
+                ""
+            },
+            r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+        ))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[tokio::test]
+async fn a_new_file_gets_the_whole_schema_in_one_migration() -> TestResult {
+    let dir = TempDir::new()?;
+    open(&dir).await?.close().await;
+    let conn = rusqlite::Connection::open(dir.path().join("store.db"))?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    assert_eq!(version, 1);
+    let expected = [
+        "index activity_queue_by_locked_until on activity_queue (partial): locked_until",
+        "index activity_queue_by_visible on activity_queue: visible_at id",
+        "index instances_by_locked_until on instances (partial): locked_until",
+        "index instances_by_name on instances: orchestration_name",
+        "index instances_by_next_visible on instances (partial): next_visible_at locked_until",
+        "index instances_by_status on instances: status",
+        "index orchestrator_queue_by_instance on orchestrator_queue: instance_id id",
+        "table activity_queue on activity_queue: \
+         id instance_id message visible_at lock_token locked_until attempts",
+        "table history on history: instance_id execution_id seq event",
+        "table instances on instances: instance_id orchestration_name orchestration_version \
+         status output execution_id history_len created_at updated_at parent_instance \
+         parent_id lock_token locked_until custom_status parent_execution_id next_visible_at",
+        "table orchestrator_queue on orchestrator_queue: id instance_id message visible_at attempts",
+    ];
+    // No trigger (writers keep `next_visible_at` current) and no index on
+    // the orchestrator queue's visibility (fetches go through the instances).
+    assert_eq!(schema_of(&conn)?, expected);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_history_row_that_is_not_a_list_of_events_is_corrupt() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = open(&dir).await?;
+    store.create_instance(new_instance("a", now_ms())).await?;
+    let fetched = fetch(&store, LONG_LOCK).await?;
+    let mut commit = empty_commit(&fetched);
+    commit.new_events = vec![started_event()];
+    store.commit_turn(commit).await?;
+    {
+        // One event on its own, as no build writes any more.
+        let conn = rusqlite::Connection::open(dir.path().join("store.db"))?;
+        conn.execute(
+            "INSERT INTO history (instance_id, execution_id, seq, event) VALUES ('a', 1, 1, ?1)",
+            [serde_json::to_string(&started_event())?],
+        )?;
+    }
+    let err = expect_err(store.read_history("a", 1).await)?;
+    assert!(
+        matches!(&err, StoreError::Corrupt(m) if m.contains("event #1")),
+        "{err:?}"
+    );
     Ok(())
 }

@@ -1,4 +1,4 @@
--- Initial schema of the SQLite history store. Timestamps are INTEGER
+-- The schema of the SQLite history store. Timestamps are INTEGER
 -- milliseconds since the Unix epoch; events and messages are JSON text.
 
 -- One row per instance, kept current by every turn commit so management
@@ -16,7 +16,20 @@ CREATE TABLE instances (
     parent_instance       TEXT,
     parent_id             INTEGER,
     lock_token            TEXT,
-    locked_until          INTEGER
+    locked_until          INTEGER,
+    -- The status text an orchestration publishes for clients while it runs.
+    custom_status         TEXT,
+    -- The parent execution a child reports to: a parent that continued as
+    -- new must not receive the results of its earlier execution's children.
+    parent_execution_id   INTEGER,
+    -- When the instance's earliest queued message becomes visible (NULL when
+    -- it has none), so a fetch finds ready instances through one small index
+    -- instead of walking every queued message, most of which belong to
+    -- instances that are locked already. Every statement that queues a
+    -- message keeps it current, and a turn commit, which deletes what it
+    -- consumed, recomputes it. (Not a trigger: that made each insert run as
+    -- a trigger program with a statement journal, about twice the cost.)
+    next_visible_at       INTEGER
 );
 
 CREATE INDEX instances_by_status ON instances (status);
@@ -24,8 +37,12 @@ CREATE INDEX instances_by_name ON instances (orchestration_name);
 -- Only locked rows matter to the wake-up query; keep the index small.
 CREATE INDEX instances_by_locked_until ON instances (locked_until)
     WHERE locked_until IS NOT NULL;
+-- With the lock deadline, so locked instances are skipped within the index.
+CREATE INDEX instances_by_next_visible ON instances (next_visible_at, locked_until)
+    WHERE next_visible_at IS NOT NULL;
 
--- Append-only; the key is the replay order.
+-- Append-only; the key is the replay order. A row holds one turn's events
+-- as a JSON array, keyed by the seq of its first event.
 CREATE TABLE history (
     instance_id  TEXT    NOT NULL,
     execution_id INTEGER NOT NULL,
@@ -35,6 +52,8 @@ CREATE TABLE history (
 ) WITHOUT ROWID;
 
 -- AUTOINCREMENT so an id is never reused: a turn deletes consumed messages by id.
+-- Ready instances are found through `instances.next_visible_at`, so nothing
+-- reads this queue by visibility: no index on `visible_at`.
 CREATE TABLE orchestrator_queue (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     instance_id TEXT    NOT NULL,
@@ -43,8 +62,6 @@ CREATE TABLE orchestrator_queue (
     attempts    INTEGER NOT NULL DEFAULT 0
 );
 
--- Finding the oldest visible message, and the earliest future one.
-CREATE INDEX orchestrator_queue_by_visible ON orchestrator_queue (visible_at, id);
 -- Collecting every message of the instance a fetch locked.
 CREATE INDEX orchestrator_queue_by_instance ON orchestrator_queue (instance_id, id);
 

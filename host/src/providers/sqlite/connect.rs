@@ -16,14 +16,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 const WRITER_CACHE_KIB: i64 = -65_536;
 
 /// The schema, in order; `PRAGMA user_version` records how many are applied.
-const MIGRATIONS: [&str; 6] = [
-    include_str!("../../../migrations/sqlite/0001_initial.sql"),
-    include_str!("../../../migrations/sqlite/0002_custom_status.sql"),
-    include_str!("../../../migrations/sqlite/0003_parent_execution.sql"),
-    include_str!("../../../migrations/sqlite/0004_next_visible.sql"),
-    include_str!("../../../migrations/sqlite/0005_drop_queue_visible_index.sql"),
-    include_str!("../../../migrations/sqlite/0006_next_visible_by_writer.sql"),
-];
+/// Nothing is released yet, so the schema is one initial migration; a change
+/// after the first release is a new file appended here.
+const MIGRATIONS: [&str; 1] = [include_str!("../../../migrations/sqlite/0001_initial.sql")];
 
 /// Where a store's connections open the database.
 #[derive(Debug, Clone)]
@@ -127,7 +122,13 @@ impl Location {
 }
 
 /// Applies the migrations not yet recorded in `user_version`. `BEGIN
-/// IMMEDIATE` makes two processes opening a fresh file at once take turns.
+/// IMMEDIATE` makes two processes opening a fresh file at once take turns:
+/// the version is read under the write lock, so the second finds the schema
+/// in place. (`rusqlite_migration` keeps the same `user_version` record but
+/// reads it before opening a deferred transaction, so two first opens race;
+/// its refusal of a newer file names no versions; and its current release
+/// links an older rusqlite than ours, whose bundled SQLite cannot be linked
+/// twice. These few lines do what we need.)
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let applied = apply_missing(conn);
@@ -140,10 +141,7 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 fn apply_missing(conn: &Connection) -> rusqlite::Result<()> {
-    let mut applied: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if applied == 0 {
-        applied = legacy_version(conn)?;
-    }
+    let applied: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let known = MIGRATIONS.len();
     if usize::try_from(applied).is_ok_and(|applied| applied > known) {
         // Running on a schema this build does not know could corrupt it.
@@ -162,22 +160,4 @@ fn apply_missing(conn: &Connection) -> rusqlite::Result<()> {
         }
     }
     Ok(())
-}
-
-/// The migrations a database made by earlier releases, which tracked them in
-/// `_sqlx_migrations`, already has; 0 for a fresh database.
-fn legacy_version(conn: &Connection) -> rusqlite::Result<i64> {
-    let tracked: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = '_sqlx_migrations')",
-        [],
-        |r| r.get(0),
-    )?;
-    if !tracked {
-        return Ok(0);
-    }
-    conn.query_row(
-        "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success",
-        [],
-        |r| r.get(0),
-    )
 }

@@ -90,8 +90,7 @@ pub(super) async fn instance(
 }
 
 /// One execution's events in replay order. A row holds one turn's events as
-/// a JSON array, keyed by the seq of its first event; files written before
-/// turns were stored whole hold one event (an object) per row.
+/// a JSON array, keyed by the seq of its first event.
 pub(super) async fn history(
     pool: &ReadPool,
     instance_id: &str,
@@ -122,13 +121,9 @@ pub(super) async fn history(
                 .get_ref(0)
                 .and_then(|v| v.as_str().map_err(Into::into))
                 .map_err(|e| corrupt(events.len(), &e))?;
-            if text.starts_with('[') {
-                let turn: Vec<Event> =
-                    serde_json::from_str(text).map_err(|e| corrupt(events.len(), &e))?;
-                events.extend(turn);
-            } else {
-                events.push(serde_json::from_str(text).map_err(|e| corrupt(events.len(), &e))?);
-            }
+            let turn: Vec<Event> =
+                serde_json::from_str(text).map_err(|e| corrupt(events.len(), &e))?;
+            events.extend(turn);
         }
         Ok(events)
     })
