@@ -1,0 +1,118 @@
+//! The behaviour every [`HistoryStore`] provider must show, written once
+//! against `dyn HistoryStore`: queue semantics, peek-locks with expiry and
+//! takeover, instance exclusivity, atomic turn commits, delayed visibility,
+//! attempt counts, renewal and deferral, held turns, hand-over of a
+//! completion's turn, lookahead fetches and per-execution histories.
+//!
+//! Each scenario is one `pub async fn` taking a fresh, empty store.
+//! [`suite!`] stamps out one `#[tokio::test]` per scenario for a provider's
+//! factory, so a provider cannot skip one by forgetting it: a test file
+//! declares `mod conformance;` at its root and calls
+//! `conformance::suite!(module_name, factory)`.
+//!
+//! The suite also expects the optional fast paths (locking activities with
+//! a commit, holding an instance, handing over a completion's turn,
+//! lookahead): a provider that keeps the trait's defaults fails those.
+//!
+//! The helpers are public so that provider-specific test files can reuse them.
+//!
+//! It lives among the integration tests rather than in the library behind a
+//! cargo feature: every provider lives in this crate (`providers/sqlite`,
+//! later `providers/postgres`), so a test file per provider is all it takes,
+//! and the library ships no test code or test-only dependencies. A provider
+//! in another crate would be the reason to move it behind a feature.
+
+use std::error::Error;
+use std::time::Duration;
+
+pub mod fixtures;
+
+mod activities;
+mod concurrency;
+mod fast_paths;
+mod queues;
+mod turns;
+
+pub use activities::*;
+pub use concurrency::*;
+pub use fast_paths::*;
+pub use queues::*;
+pub use turns::*;
+
+/// What every scenario returns.
+pub type TestResult = Result<(), Box<dyn Error>>;
+
+/// Long enough that a lock never expires during a test that does not want it to.
+pub const LONG_LOCK: Duration = Duration::from_secs(30);
+/// Short enough to watch a lock expire within a fast test.
+pub const SHORT_LOCK: Duration = Duration::from_millis(100);
+
+/// Stamps out, in a module named `$module`, one `#[tokio::test]` per
+/// scenario, each on a fresh store from `$factory`: the name of an async fn
+/// beside the call, returning `Result<(Arc<dyn HistoryStore>, G), Box<dyn
+/// Error>>`, where `G` (a temporary directory, a database to drop) is kept
+/// until the test ends. Scenarios that spread work over tasks run on a
+/// multi-thread runtime; the others on a current-thread one, where `join!`
+/// queues every write of a group before the store serves the first.
+macro_rules! suite {
+    ($module:ident, $factory:ident) => {
+        crate::conformance::suite!(@stamp $module, $factory;
+            current:
+                create_then_duplicate_is_instance_exists,
+                enqueue_to_unknown_instance_is_not_found,
+                fetch_locks_the_instance_until_the_lock_expires,
+                release_makes_the_instance_fetchable_at_once,
+                commit_turn_writes_history_queues_and_instance,
+                commit_with_a_wrong_or_expired_token_is_lock_lost,
+                activity_round_trip_enqueues_the_completion,
+                complete_after_lock_loss_is_lock_lost,
+                a_turn_can_lock_the_first_activities_it_schedules_for_its_caller,
+                a_turn_that_lost_its_lock_locks_no_activities,
+                a_turn_can_hold_its_instance_and_commit_the_completion_with_the_next_turn,
+                a_turn_with_a_message_queued_does_not_hold_its_instance,
+                a_held_turn_whose_activity_lost_its_lock_writes_nothing,
+                a_completion_locks_a_free_instance_and_hands_over_its_turn,
+                a_completion_for_a_locked_instance_waits_in_its_queue,
+                a_completion_and_lock_after_lock_loss_writes_nothing,
+                delayed_start_is_invisible_until_due,
+                next_wake_reports_a_future_timer,
+                a_failing_write_fails_alone_in_its_batch,
+                a_turn_that_lost_its_lock_writes_nothing_beside_one_that_commits,
+                a_batch_fetch_locks_distinct_instances_oldest_first,
+                a_write_failing_partway_is_undone_alone,
+                a_fetch_with_lookahead_locks_work_due_soon_until_past_its_time,
+                a_lookahead_fetch_takes_only_messages_due_by_the_turn,
+                a_renewed_activity_lock_outlasts_its_first_length,
+                an_expired_activity_lock_cannot_be_renewed,
+                deferred_activity_work_comes_back_later_without_an_attempt_counted,
+                a_deferred_instance_comes_back_later_without_an_attempt_counted,
+                attempts_count_every_fetch_until_the_work_is_done,
+                each_execution_keeps_its_own_history;
+            multi:
+                concurrent_writes_from_many_tasks_all_land,
+                concurrent_turns_of_many_instances_all_commit,
+                no_instance_is_handed_to_two_fetchers_at_once
+        );
+    };
+    (@stamp $module:ident, $factory:ident;
+        current: $($current:ident),+;
+        multi: $($multi:ident),+) => {
+        mod $module {
+            $(
+                #[tokio::test]
+                async fn $current() -> $crate::conformance::TestResult {
+                    let (store, _keep) = super::$factory().await?;
+                    $crate::conformance::$current(store).await
+                }
+            )+
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $multi() -> $crate::conformance::TestResult {
+                    let (store, _keep) = super::$factory().await?;
+                    $crate::conformance::$multi(store).await
+                }
+            )+
+        }
+    };
+}
+pub(crate) use suite;
