@@ -29,9 +29,71 @@ pub enum StoreError {
     /// Stored data could not be decoded.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
-    /// The database failed.
-    #[error("database error: {0}")]
-    Database(String),
+    /// The database failed; [`DatabaseError::is_retryable`] says whether
+    /// trying again can help.
+    #[error(transparent)]
+    Database(DatabaseError),
+}
+
+impl StoreError {
+    /// A database failure that trying again will not mend, described by
+    /// `context` alone.
+    pub fn database(context: impl Into<String>) -> Self {
+        StoreError::Database(DatabaseError::new(context))
+    }
+
+    /// Whether trying the same call again can succeed: a busy or locked
+    /// database, a failed disk write. A lost lock, a corrupt row, a refused
+    /// write or a closed store will fail again the same way.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Database(e) if e.is_retryable())
+    }
+}
+
+/// A failure of the database under a store: what the store was doing, the
+/// database's own error (the [`source`](std::error::Error::source)), and
+/// whether trying again can help.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("database error: {context}")]
+pub struct DatabaseError {
+    context: String,
+    retryable: bool,
+    #[source]
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl DatabaseError {
+    /// A failure described by `context` alone, not retryable.
+    pub fn new(context: impl Into<String>) -> Self {
+        Self {
+            context: context.into(),
+            retryable: false,
+            source: None,
+        }
+    }
+
+    /// A failure while doing `context`, caused by `source`.
+    pub fn caused_by(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+        retryable: bool,
+    ) -> Self {
+        Self {
+            context: context.into(),
+            retryable,
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// What the store was doing.
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+
+    /// Whether trying again can help.
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
 }
 
 /// Lifecycle state of an instance, as stored.

@@ -10,6 +10,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::Chain;
 use super::fast_path;
 use super::idle::Idle;
 use super::orchestrator::{self, Carried};
@@ -110,7 +111,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut handed_over: mpsc::UnboundedRec
                 continue;
             }
             Ok(_) => {}
-            Err(e) => tracing::error!("fetching activity work failed: {e}"),
+            Err(e) => tracing::error!("fetching activity work failed: {}", Chain(&e)),
         }
         let handed = tokio::select! {
             handed = handed_over.recv() => handed,
@@ -262,7 +263,7 @@ async fn unserved(shared: &Shared, item: LockedActivity, held: Option<Orchestrat
     match unserved::decide(&missing, item.visible_at_ms, now, grace) {
         Unserved::Defer { until_ms } => {
             if let Err(e) = shared.store.defer_activity_work(&item, until_ms).await {
-                tracing::warn!("deferring activity work failed: {e}");
+                tracing::warn!("deferring activity work failed: {}", Chain(&e));
             }
         }
         Unserved::Fail { reason } => {
@@ -328,7 +329,7 @@ pub(crate) async fn finish(
                 "the activity's lock expired before it completed; another attempt will run"
             );
         }
-        Err(e) => tracing::error!("completing the activity failed: {e}"),
+        Err(e) => tracing::error!("completing the activity failed: {}", Chain(&e)),
     }
 }
 
@@ -438,7 +439,7 @@ async fn renewing<T>(
                         tracing::warn!("the activity lost its lock and is stopped: {e}");
                         return None;
                     }
-                    Err(e) => tracing::warn!("renewing the activity's lock failed: {e}"),
+                    Err(e) => tracing::warn!("renewing the activity's lock failed: {}", Chain(&e)),
                 }
             }
         }

@@ -14,6 +14,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::Chain;
 use super::Shared;
 use super::activity::{Call, activity_span, call, completion, timed};
 use super::execution::TurnInput;
@@ -87,7 +88,10 @@ pub(crate) async fn run_inline(
             Err(e) => {
                 // The commit schedules the call, and its result reaches a
                 // replayed execution through the queue.
-                tracing::warn!("the execution was lost after an inline activity: {e}");
+                tracing::warn!(
+                    "the execution was lost after an inline activity: {}",
+                    Chain(&e)
+                );
                 return Some(Inline {
                     call: Box::pin(std::future::ready(result)),
                     slot,

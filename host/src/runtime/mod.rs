@@ -312,3 +312,35 @@ impl Drop for DuroxideRuntime {
         }
     }
 }
+
+/// Shows an error with its causes, `error: cause: cause`, for logs: the
+/// store's errors keep the database's error as their source.
+pub(crate) struct Chain<'a>(pub(crate) &'a dyn std::error::Error);
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::{DatabaseError, StoreError};
+
+    #[test]
+    fn a_chain_shows_each_cause_once() {
+        let cause = std::io::Error::other("disk on fire");
+        let error = StoreError::Database(DatabaseError::caused_by("committing", cause, true));
+        assert_eq!(
+            Chain(&error).to_string(),
+            "database error: committing: disk on fire"
+        );
+    }
+}

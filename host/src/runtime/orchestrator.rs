@@ -9,6 +9,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::Chain;
 use super::activity::{Handed, Origin};
 use super::execution::{
     Execution, ExecutionLost, ExecutionSpec, SpentSandbox, TurnInput, TurnReport,
@@ -70,7 +71,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             }
             Ok(_) => idle.wait(&*shared.store, &signal, &mut shutdown).await,
             Err(e) => {
-                tracing::error!("fetching orchestration work failed: {e}");
+                tracing::error!("fetching orchestration work failed: {}", Chain(&e));
                 idle.wait(&*shared.store, &signal, &mut shutdown).await;
             }
         }
@@ -215,7 +216,7 @@ async fn run_turn(
                 match cancel_children(shared, instance, &reason).await {
                     Ok(messages) => output.messages = messages,
                     Err(e) => {
-                        tracing::error!("reading history to cancel children failed: {e}");
+                        tracing::error!("reading history to cancel children failed: {}", Chain(&e));
                         give_back(shared, &work, carried).await;
                         return "retried";
                     }
@@ -310,7 +311,7 @@ async fn skip(
             }
             let deferred = shared.store.defer_orchestration_work(work, until_ms).await;
             if let Err(e) = deferred {
-                tracing::warn!("deferring the instance failed: {e}");
+                tracing::warn!("deferring the instance failed: {}", Chain(&e));
             }
             "deferred"
         }
@@ -831,9 +832,12 @@ async fn after_failure(
         shared.cache.take(&work.instance.instance_id);
     }
     if let StoreError::LockLost(_) = e {
-        tracing::warn!("the turn lost a lock before it committed; it will be retried: {e}");
+        tracing::warn!(
+            "the turn lost a lock before it committed; it will be retried: {}",
+            Chain(&e)
+        );
     } else {
-        tracing::error!("committing the turn failed: {e}");
+        tracing::error!("committing the turn failed: {}", Chain(&e));
     }
     if let Some(carried) = carried {
         queue_completion(shared, carried).await;
@@ -849,7 +853,7 @@ async fn hand_over(shared: &Shared, handed: Vec<Handed>) {
         if let Err(refused) = shared.handed_over.send(handed) {
             let Handed { item, origin, .. } = refused.0;
             if let Err(e) = shared.store.release_activity_work(&item).await {
-                tracing::warn!("releasing activity work failed: {e}");
+                tracing::warn!("releasing activity work failed: {}", Chain(&e));
             }
             if let Origin::Held(held) = origin {
                 release(shared, &held).await;
@@ -865,7 +869,10 @@ pub(crate) async fn queue_completion(shared: &Shared, carried: Carried) {
         .complete_activity(&carried.item, carried.completion)
         .await;
     if let Err(e) = completed {
-        tracing::warn!("completing the activity failed; another attempt will run: {e}");
+        tracing::warn!(
+            "completing the activity failed; another attempt will run: {}",
+            Chain(&e)
+        );
     }
 }
 
@@ -889,6 +896,6 @@ async fn release_lock(shared: &Shared, instance_id: &str, lock_token: &str) {
         .release_orchestration_work(instance_id, lock_token)
         .await;
     if let Err(e) = released {
-        tracing::warn!("releasing the instance lock failed: {e}");
+        tracing::warn!("releasing the instance lock failed: {}", Chain(&e));
     }
 }

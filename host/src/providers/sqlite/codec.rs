@@ -14,7 +14,7 @@ use rusqlite::Row;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::providers::{InstanceRecord, InstanceStatus, StoreError, now_ms};
+use crate::providers::{DatabaseError, InstanceRecord, InstanceStatus, StoreError, now_ms};
 
 /// An instance's row by id (`?1`), with the columns [`instance_from_row`]
 /// reads, in its order.
@@ -23,9 +23,26 @@ pub(super) const READ_INSTANCE: &str = "SELECT instance_id, orchestration_name,
      updated_at, parent_instance, parent_id, parent_execution_id, custom_status
      FROM instances WHERE instance_id = ?1";
 
+/// `e`, an SQLite error, as the store's error while doing `context`,
+/// retryable when SQLite was busy or the disk failed.
+pub(super) fn sqlite_error(context: impl Into<String>, e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    let retryable = matches!(
+        e.sqlite_error_code(),
+        Some(
+            ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::DiskFull
+                | ErrorCode::OutOfMemory
+        )
+    );
+    StoreError::Database(DatabaseError::caused_by(context, e, retryable))
+}
+
 /// Wraps an SQLite error with what the store was doing when it failed.
 pub(super) fn db(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
-    move |e| StoreError::Database(format!("{context}: {e}"))
+    move |e| sqlite_error(context, e)
 }
 
 /// Whether an SQLite error is a primary-key or unique-constraint violation.
@@ -41,7 +58,7 @@ pub(super) fn is_unique_violation(e: &rusqlite::Error) -> bool {
 /// A contract value (id, length, timestamp) as an SQLite integer.
 pub(super) fn to_i64(value: u64, what: &str) -> Result<i64, StoreError> {
     i64::try_from(value)
-        .map_err(|_| StoreError::Database(format!("{what} {value} does not fit in SQLite")))
+        .map_err(|_| StoreError::database(format!("{what} {value} does not fit in SQLite")))
 }
 
 /// A stored integer as a contract value; a negative one means the row is corrupt.
@@ -140,4 +157,35 @@ pub(super) fn new_lock_token() -> String {
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{prefix:016x}-{n:x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use super::*;
+
+    fn failure(code: std::ffi::c_int) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn a_busy_database_is_retryable_and_keeps_its_cause() {
+        let error = sqlite_error("committing a batch", failure(rusqlite::ffi::SQLITE_BUSY));
+        assert!(error.is_retryable());
+        assert_eq!(error.to_string(), "database error: committing a batch");
+        let cause = error.source().map(ToString::to_string).unwrap_or_default();
+        assert!(
+            cause.contains("locked") || cause.contains("busy"),
+            "{cause}"
+        );
+    }
+
+    #[test]
+    fn a_constraint_failure_is_not_retryable() {
+        let error = sqlite_error("inserting", failure(rusqlite::ffi::SQLITE_CONSTRAINT));
+        assert!(!error.is_retryable());
+        assert!(!StoreError::LockLost("x".into()).is_retryable());
+        assert!(!StoreError::database("the store is closed").is_retryable());
+    }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::codec::sqlite_error;
 use super::{Durability, SqliteOptions};
 use crate::providers::StoreError;
 
@@ -45,7 +46,7 @@ impl Location {
             return Ok(Self::memory());
         }
         if path.is_empty() {
-            return Err(StoreError::Database(format!(
+            return Err(StoreError::database(format!(
                 "invalid SQLite url '{url}': no file name"
             )));
         }
@@ -117,7 +118,7 @@ impl Location {
     }
 
     fn error(&self, what: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
-        move |e| StoreError::Database(format!("{what} for '{}': {e}", self.target.display()))
+        move |e| sqlite_error(format!("{what} for '{}'", self.target.display()), e)
     }
 }
 

@@ -116,7 +116,7 @@ impl SqliteHistoryStore {
         let writer_location = location.clone();
         let conn = tokio::task::spawn_blocking(move || writer_location.open_writer())
             .await
-            .map_err(|e| StoreError::Database(format!("opening the database: {e}")))??;
+            .map_err(|e| StoreError::database(format!("opening the database: {e}")))??;
         let orchestrator_signal = Arc::new(Notify::new());
         let activity_signal = Arc::new(Notify::new());
         let writer = writer::WriterHandle::spawn(

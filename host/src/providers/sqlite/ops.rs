@@ -185,7 +185,7 @@ impl Op {
             Reply::Orchestrations(_) => Output::Orchestrations(Ok(Vec::new())),
             Reply::Activities(_) => Output::Activities(Ok(Vec::new())),
             Reply::Unit(_) | Reply::Continued(_) | Reply::Committed(_) => {
-                Output::Unit(Err(StoreError::Database("not a fetch".into())))
+                Output::Unit(Err(StoreError::database("not a fetch")))
             }
         };
         Done { reply, output }
@@ -360,8 +360,8 @@ impl Reply {
                 let _ = reply.send(result.map(|(_, locked)| locked));
             }
             (reply, _) => {
-                let mismatch = reply.error(StoreError::Database(
-                    "an op produced a result of the wrong kind".into(),
+                let mismatch = reply.error(StoreError::database(
+                    "an op produced a result of the wrong kind",
                 ));
                 reply.send(mismatch);
             }

@@ -42,7 +42,7 @@ impl ReadPool {
         let permit = Arc::clone(&self.permits)
             .acquire_owned()
             .await
-            .map_err(|e| StoreError::Database(format!("the reader pool is closed: {e}")))?;
+            .map_err(|e| StoreError::database(format!("the reader pool is closed: {e}")))?;
         let idle = Arc::clone(&self.idle);
         let location = self.location.clone();
         tokio::task::spawn_blocking(move || {
@@ -58,7 +58,7 @@ impl ReadPool {
             result
         })
         .await
-        .map_err(|e| StoreError::Database(format!("a read was abandoned: {e}")))?
+        .map_err(|e| StoreError::database(format!("a read was abandoned: {e}")))?
     }
 
     /// Closes the idle connections; reads after this open new ones.

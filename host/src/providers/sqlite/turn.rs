@@ -153,7 +153,7 @@ impl EncodedTurn {
         let new_len = u64::try_from(new_events.len())
             .ok()
             .and_then(|n| commit.history_len_before.checked_add(n))
-            .ok_or_else(|| StoreError::Database("history length overflows".into()))?;
+            .ok_or_else(|| StoreError::database("history length overflows"))?;
         let new_len = to_i64(new_len, "history length")?;
         let completed = commit.completed_activity.as_ref().map(ActivityLock::of);
         Ok(Self {
@@ -333,7 +333,7 @@ pub(super) fn commit_turn_in(
     // this cannot happen; if it does, it is not a clean refusal, since the
     // turn's rows are written already.
     if updated == 0 {
-        return Err(StoreError::Database(format!(
+        return Err(StoreError::database(format!(
             "the lock on instance '{}' vanished during its commit",
             c.instance_id
         )));

@@ -14,6 +14,7 @@ use std::vec;
 use rusqlite::Connection;
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use super::codec::sqlite_error;
 use super::connect::Location;
 use super::ops::{Done, Op, Output, Peek};
 use crate::providers::StoreError;
@@ -64,7 +65,7 @@ impl WriterHandle {
         std::thread::Builder::new()
             .name("duroxide-sqlite-writer".into())
             .spawn(move || writer.run())
-            .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| StoreError::database(format!("cannot start the writer thread: {e}")))?;
         Ok(Self { tx })
     }
 
@@ -87,7 +88,7 @@ impl WriterHandle {
 
 /// The error of a write the writer can no longer run.
 pub(super) fn closed() -> StoreError {
-    StoreError::Database("the store is closed".into())
+    StoreError::database("the store is closed")
 }
 
 /// The writer thread's state.
@@ -164,8 +165,8 @@ impl Writer {
                 // again, each op in a savepoint of its own.
                 self.roll_back();
             }
-            Err(Unfinished::Failed(reason)) => {
-                self.fail(ops.into_iter(), Vec::new(), &reason);
+            Err(Unfinished::Failed(error)) => {
+                self.fail(ops.into_iter(), Vec::new(), &error);
                 return;
             }
         }
@@ -176,7 +177,7 @@ impl Writer {
         let mut done = Vec::with_capacity(pending.len());
         match try_with_savepoints(conn, &mut pending, &mut done) {
             Ok(()) => self.deliver(done),
-            Err(reason) => self.fail(pending, done, &reason),
+            Err(error) => self.fail(pending, done, &error),
         }
     }
 
@@ -195,13 +196,16 @@ impl Writer {
     }
 
     /// The batch failed as a whole: nothing it wrote exists.
-    fn fail(&mut self, pending: vec::IntoIter<Op>, done: Vec<Done>, reason: &str) {
+    fn fail(&mut self, pending: vec::IntoIter<Op>, done: Vec<Done>, error: &StoreError) {
         self.roll_back();
         tracing::warn!(
-            "a write batch of {} ops failed: {reason}",
+            "a write batch of {} ops failed: {error}",
             done.len() + pending.len()
         );
-        let error = || StoreError::Database(reason.to_owned());
+        let error = || match error {
+            StoreError::Database(e) => StoreError::Database(e.clone()),
+            other => StoreError::database(other.to_string()),
+        };
         done.into_iter().for_each(|d| d.fail(error()).deliver());
         pending.for_each(|op| op.failed(error()).deliver());
     }
@@ -235,7 +239,7 @@ impl Writer {
 
 /// Fails every op of a batch that has no connection to run on.
 fn unavailable(ops: Vec<Op>) {
-    let error = || StoreError::Database("the write connection is unavailable".into());
+    let error = || StoreError::database("the write connection is unavailable");
     ops.into_iter().for_each(|op| op.failed(error()).deliver());
 }
 
@@ -261,7 +265,7 @@ enum Unfinished {
     /// An op failed in a way that may have left some of its writes behind.
     Unclean,
     /// The transaction itself failed (begin or commit).
-    Failed(String),
+    Failed(StoreError),
 }
 
 /// Begins, runs every op, and commits: the common case, where every op
@@ -293,7 +297,7 @@ fn try_with_savepoints(
     conn: &Connection,
     pending: &mut vec::IntoIter<Op>,
     done: &mut Vec<Done>,
-) -> Result<(), String> {
+) -> Result<(), StoreError> {
     step(conn, "BEGIN IMMEDIATE")?;
     while pending.len() > 0 {
         // Run before the op is taken from `pending`, so an op is either
@@ -315,9 +319,9 @@ fn try_with_savepoints(
 }
 
 /// Runs one statement of the batch protocol.
-fn step(conn: &Connection, sql: &'static str) -> Result<(), String> {
+fn step(conn: &Connection, sql: &'static str) -> Result<(), StoreError> {
     conn.prepare_cached(sql)
         .and_then(|mut stmt| stmt.execute([]))
         .map(|_| ())
-        .map_err(|e| format!("{sql}: {e}"))
+        .map_err(|e| sqlite_error(sql, e))
 }
