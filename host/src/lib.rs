@@ -35,5 +35,8 @@ pub mod runtime;
 pub mod sandbox;
 
 pub use client::{Client, ClientError, InstanceInfo, OrchestrationStatus, StartOptions};
-pub use runtime::{DuroxideRuntime, GuestFault, RuntimeError, RuntimeOptions};
-pub use sandbox::{ComponentManifest, LoadError, LoadedComponent, SandboxLimits};
+pub use runtime::{DuroxideRuntime, RuntimeError, RuntimeOptions};
+pub use sandbox::{ComponentManifest, GuestFault, LoadError, LoadedComponent, SandboxLimits};
+
+#[cfg(test)]
+mod layer_rules;

@@ -9,12 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
-use super::fault::GuestFault;
+use super::linked_replay::{LinkedReplay, Mailbox};
 use super::replay::{Replay, TurnOutput};
 use crate::history::OrchestratorMessage;
-use crate::sandbox::instance::{
-    call_orchestration, describe_failure, orchestration_sandbox, orchestration_state,
-};
+pub(crate) use crate::sandbox::instance::SpentSandbox;
+use crate::sandbox::instance::{orchestration_state, run_orchestration};
 use crate::sandbox::reaper;
 use crate::sandbox::state::GuestState;
 use crate::sandbox::{LoadedComponent, SandboxLimits};
@@ -35,55 +34,6 @@ pub(crate) enum TurnReport {
     Finished(TurnOutput, SpentSandbox),
 }
 
-/// The sandbox of an execution that ended. Freeing it costs more than a
-/// cached turn, so the dispatcher hands it to the reaper after the turn
-/// commits.
-pub(crate) struct SpentSandbox(wasmtime::Store<GuestState>);
-
-impl SpentSandbox {
-    /// Frees the sandbox, on the reaper's thread.
-    pub(crate) fn free(self) {
-        reaper::free(self.0);
-    }
-}
-
-/// What passes between a parked guest and the turn that runs it.
-#[derive(Default)]
-struct Mailbox {
-    /// The next turn's messages, left by the turn before it polls the guest.
-    input: Option<TurnInput>,
-    /// The results of a turn the guest ended by parking.
-    parked: Option<TurnOutput>,
-}
-
-/// The guest's side of the mailbox: hands a finished turn to the dispatcher
-/// and takes the next turn's messages.
-pub(crate) struct TurnLink(Arc<Mutex<Mailbox>>);
-
-impl TurnLink {
-    /// End the current turn and sleep until a turn brings something `replay`
-    /// records.
-    pub(crate) async fn park(&mut self, replay: &mut Replay) -> Result<(), GuestFault> {
-        loop {
-            let output = replay.take_turn_output();
-            self.0.lock().map_err(|_| GuestFault::Unlinked)?.parked = Some(output);
-            // No waker is kept: only a turn polls the guest, and it leaves
-            // the input before it does.
-            let input = poll_fn(|_| match self.0.lock() {
-                Ok(mut mailbox) => mailbox
-                    .input
-                    .take()
-                    .map_or(Poll::Pending, |i| Poll::Ready(Ok(i))),
-                Err(_) => Poll::Ready(Err(GuestFault::Unlinked)),
-            })
-            .await?;
-            if replay.begin_turn(input.now_ms, &input.messages) > 0 {
-                return Ok(());
-            }
-        }
-    }
-}
-
 /// What an execution runs.
 pub(crate) struct ExecutionSpec {
     pub(crate) component: Arc<LoadedComponent>,
@@ -94,8 +44,8 @@ pub(crate) struct ExecutionSpec {
 }
 
 /// The guest's call, from instantiation to its end; `None` if it stopped
-/// without an outcome to report.
-type GuestCall = Pin<Box<dyn Future<Output = Option<(TurnOutput, SpentSandbox)>> + Send>>;
+/// without an outcome to report. Its last turn's output is in the mailbox.
+type GuestCall = Pin<Box<dyn Future<Output = Option<SpentSandbox>> + Send>>;
 
 /// A running execution. The turn that owns it polls its guest in place: a
 /// turn costs no task switch, and the guest cannot run outside a turn.
@@ -130,7 +80,8 @@ impl Execution {
         }
         replay.set_limits(spec.limits.text_limits());
         let mailbox = Arc::new(Mutex::new(Mailbox::default()));
-        let state = orchestration_state(replay, TurnLink(mailbox.clone()), &spec.limits);
+        let host = LinkedReplay::new(replay, mailbox.clone());
+        let state = orchestration_state(Box::new(host), &spec.limits);
         let memory_bytes = state.limiter.memory_bytes.clone();
         let mut execution = Execution {
             guest: Some(Box::pin(run_guest(spec, state))),
@@ -162,8 +113,15 @@ impl Execution {
             };
             if let Poll::Ready(end) = guest.as_mut().poll(cx) {
                 self.guest = None;
-                let (output, spent) = end.ok_or(ExecutionLost)?;
-                return Poll::Ready(Ok(TurnReport::Finished(output, spent)));
+                let spent = end.ok_or(ExecutionLost)?;
+                let output = match self.mailbox.lock() {
+                    Ok(mut mailbox) => mailbox.parked.take(),
+                    Err(_) => None,
+                };
+                return Poll::Ready(Ok(TurnReport::Finished(
+                    output.ok_or(ExecutionLost)?,
+                    spent,
+                )));
             }
             match self.mailbox.lock() {
                 Ok(mut mailbox) => mailbox.parked.take().map_or(Poll::Pending, |output| {
@@ -188,45 +146,13 @@ impl Drop for Execution {
 
 /// The guest's call: instantiate it in a sandbox, call its entry point and
 /// report how it ended.
-async fn run_guest(spec: ExecutionSpec, state: GuestState) -> Option<(TurnOutput, SpentSandbox)> {
-    // Checked by `Execution::start`.
-    let shared = spec.component.shared.orchestrator.as_ref()?;
-    let (mut store, instantiated) = orchestration_sandbox(&spec.component, shared, state).await;
-    let result = match instantiated {
-        Ok((instance, indices)) => {
-            call_orchestration(
-                &mut store,
-                &instance,
-                indices,
-                &spec.name,
-                &spec.version,
-                &spec.input,
-            )
-            .await
-        }
-        Err(error) => Err(error),
-    };
-    let state = store.data_mut();
-    let reason = match &result {
-        Err(error) => match error.downcast_ref::<GuestFault>() {
-            Some(GuestFault::Unlinked) => return None,
-            // The execution ended by continuing as new: nothing failed.
-            Some(GuestFault::ContinuedAsNew) => None,
-            _ => Some(describe_failure(error, &state.output)),
-        },
-        Ok(_) => None,
-    };
-    let replay = state.orchestration.as_deref_mut()?;
-    let ended = match (result, reason) {
-        (Ok(Ok(output)), _) => replay.complete(output),
-        (Ok(Err(error)), _) => replay.fail(error, true),
-        (Err(_), Some(reason)) => replay.fail(reason, false),
-        (Err(_), None) => Ok(()),
-    };
-    if let Err(fault) = ended {
-        // Ending diverged from history, or the output or error was too large.
-        let _ = replay.fail(fault.to_string(), false);
-    }
-    let output = replay.take_turn_output();
-    Some((output, SpentSandbox(store)))
+async fn run_guest(spec: ExecutionSpec, state: GuestState) -> Option<SpentSandbox> {
+    run_orchestration(
+        &spec.component,
+        state,
+        &spec.name,
+        &spec.version,
+        &spec.input,
+    )
+    .await
 }

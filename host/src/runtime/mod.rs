@@ -6,9 +6,9 @@ mod activity;
 mod cache;
 pub(crate) mod execution;
 mod fast_path;
-pub(crate) mod fault;
 mod idle;
 mod inline;
+mod linked_replay;
 mod orchestrator;
 mod plan;
 mod registry;
@@ -28,9 +28,9 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::providers::HistoryStore;
+pub use crate::sandbox::GuestFault;
 use crate::sandbox::{LoadError, LoadedComponent, SandboxLimits, load_component};
 use cache::ExecutionCache;
-pub use fault::GuestFault;
 use registry::Registry;
 pub use registry::{ActivityFuture, NativeActivity, RegistryError};
 #[doc(hidden)]

@@ -9,11 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use sha2::{Digest, Sha256};
 
-use super::fault::GuestFault;
 use crate::history::{ActivityWork, Event, OrchestratorMessage};
 use crate::limits::{TextKind, TextLimits, check_delay};
 use crate::providers::{InstanceStart, InstanceStatus, NewInstance, OutgoingMessage};
-use crate::sandbox::{Completion, Outcome, TurnClock};
+use crate::sandbox::{Completion, GuestFault, Outcome, TurnClock};
 
 /// A map keyed by task id.
 type TaskIdMap<V> = HashMap<u64, V, BuildHasherDefault<TaskIdHasher>>;

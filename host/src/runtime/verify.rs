@@ -6,10 +6,9 @@
 use std::sync::Arc;
 
 use super::execution::{Execution, ExecutionSpec, TurnReport};
-use super::fault::describe;
 use super::replay::Replay;
 use crate::history::Event;
-use crate::sandbox::{LoadedComponent, SandboxLimits};
+use crate::sandbox::{LoadedComponent, SandboxLimits, describe};
 
 /// How a replay differed from its history.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -12,5 +12,5 @@ wasmtime::component::bindgen!({
     additional_derives: [PartialEq],
 });
 
-pub use duroxide::orchestration::types::{Completion, LogLevel, Outcome};
+pub use duroxide::orchestration::types::LogLevel;
 pub use exports::duroxide::orchestration::{activities, component, orchestrator};

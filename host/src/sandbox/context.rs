@@ -1,38 +1,52 @@
 //! The host side of the `context` interface: each import forwards to the
-//! execution's replay engine; `wait` parks the guest between turns.
+//! execution's [`OrchestrationHost`]; `wait` parks the guest between turns.
 
+use std::future::poll_fn;
 use std::time::Instant;
 
+use super::bindings::LogLevel;
 use super::bindings::duroxide::orchestration::{context, types};
-use super::bindings::{Completion, LogLevel};
+use super::fault::GuestFault;
+use super::orchestration_host::{Completion, OrchestrationHost, Outcome};
 use super::state::GuestState;
 use crate::limits::TextKind;
-use crate::runtime::fault::GuestFault;
-use crate::runtime::replay::Replay;
 
 impl GuestState {
-    fn replay(&mut self) -> Result<&mut Replay, GuestFault> {
-        self.orchestration
-            .as_deref_mut()
-            .ok_or(GuestFault::NoContext)
+    fn host(&mut self) -> Result<&mut dyn OrchestrationHost, GuestFault> {
+        match self.orchestration.as_deref_mut() {
+            Some(host) => Ok(host),
+            None => Err(GuestFault::NoContext),
+        }
+    }
+}
+
+impl From<Completion> for types::Completion {
+    fn from(completion: Completion) -> Self {
+        types::Completion {
+            task: completion.task,
+            outcome: match completion.outcome {
+                Outcome::Ok(output) => types::Outcome::Ok(output),
+                Outcome::Err(error) => types::Outcome::Err(error),
+            },
+        }
     }
 }
 
 impl types::Host for GuestState {}
 
 /// The limits on what a guest hands over (names, ids, payloads, delays) are
-/// checked by the replay engine, first thing in each import. The bindings
+/// checked by the host, first thing in each import. The bindings
 /// have lifted a guest's strings into host memory by the time an import
 /// runs: a string can be no larger than the guest's memory, which its own
 /// limit bounds. A string over its limit is dropped as the import returns
 /// the fault, before anything keeps it.
 impl context::Host for GuestState {
     fn schedule_activity(&mut self, name: String, input: String) -> wasmtime::Result<u64> {
-        Ok(self.replay()?.schedule_activity(name, input)?)
+        Ok(self.host()?.schedule_activity(name, input)?)
     }
 
     fn schedule_timer(&mut self, delay_ms: u64) -> wasmtime::Result<u64> {
-        Ok(self.replay()?.schedule_timer(delay_ms)?)
+        Ok(self.host()?.schedule_timer(delay_ms)?)
     }
 
     fn schedule_sub_orchestration(
@@ -43,7 +57,7 @@ impl context::Host for GuestState {
         input: String,
     ) -> wasmtime::Result<u64> {
         Ok(self
-            .replay()?
+            .host()?
             .schedule_sub_orchestration(name, version, instance_id, input)?)
     }
 
@@ -55,65 +69,60 @@ impl context::Host for GuestState {
         input: String,
     ) -> wasmtime::Result<()> {
         Ok(self
-            .replay()?
+            .host()?
             .start_detached(name, version, instance_id, input)?)
     }
 
     fn continue_as_new(&mut self, input: String, version: Option<String>) -> wasmtime::Result<()> {
         // Unwinds the guest: its execution is over either way.
-        Err(self.replay()?.continue_as_new(input, version).into())
+        Err(self.host()?.continue_as_new(input, version).into())
     }
 
     fn wait_for_event(&mut self, name: String) -> wasmtime::Result<u64> {
-        Ok(self.replay()?.wait_for_event(name)?)
+        Ok(self.host()?.wait_for_event(name)?)
     }
 
     fn cancel_task(&mut self, task: u64) -> wasmtime::Result<()> {
-        Ok(self.replay()?.cancel_task(task)?)
+        Ok(self.host()?.cancel_task(task)?)
     }
 
-    async fn wait(&mut self, tasks: Vec<u64>) -> wasmtime::Result<Completion> {
+    async fn wait(&mut self, tasks: Vec<u64>) -> wasmtime::Result<types::Completion> {
         loop {
-            if let Some(completion) = self.replay()?.poll_wait(&tasks)? {
-                return Ok(completion);
+            let host = self.host()?;
+            if let Some(completion) = host.poll_wait(&tasks)? {
+                return Ok(completion.into());
             }
             // Nothing recorded can answer: the turn is over. Hand its results
             // to the dispatcher and sleep until the next turn's messages.
-            let Some(link) = self.turn_link.as_mut() else {
-                return Err(GuestFault::NoContext.into());
-            };
-            let replay = self
-                .orchestration
-                .as_deref_mut()
-                .ok_or(GuestFault::NoContext)?;
-            link.park(replay).await?;
+            host.end_turn()?;
+            poll_fn(|cx| host.poll_next_turn(cx)).await?;
             self.deadline = Instant::now() + self.budget;
         }
     }
 
     fn now_ms(&mut self) -> wasmtime::Result<u64> {
-        Ok(self.replay()?.now_ms())
+        Ok(self.host()?.now_ms())
     }
 
     fn new_guid(&mut self) -> wasmtime::Result<String> {
-        Ok(self.replay()?.new_guid())
+        Ok(self.host()?.new_guid())
     }
 
     fn random_u64(&mut self) -> wasmtime::Result<u64> {
-        Ok(self.replay()?.random_u64())
+        Ok(self.host()?.random_u64())
     }
 
     fn set_custom_status(&mut self, status: Option<String>) -> wasmtime::Result<()> {
-        Ok(self.replay()?.set_custom_status(status)?)
+        Ok(self.host()?.set_custom_status(status)?)
     }
 
     fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
-        let replay = self.replay()?;
-        if replay.is_replaying() {
+        let host = self.host()?;
+        if host.is_replaying() {
             return Ok(());
         }
-        let message = replay.limits().truncate(TextKind::LogLine, &message);
-        let instance = replay.instance_id();
+        let message = host.limits().truncate(TextKind::LogLine, &message);
+        let instance = host.instance_id();
         match level {
             LogLevel::Trace => {
                 tracing::trace!(target: "duroxide::orchestration", %instance, "{message}")
@@ -135,6 +144,6 @@ impl context::Host for GuestState {
     }
 
     fn is_replaying(&mut self) -> wasmtime::Result<bool> {
-        Ok(self.replay()?.is_replaying())
+        Ok(self.host()?.is_replaying())
     }
 }

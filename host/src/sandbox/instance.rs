@@ -8,13 +8,13 @@ use wasmtime_wasi::{I32Exit, ResourceTable};
 
 use super::SandboxLimits;
 use super::bindings::{activities, orchestrator};
+use super::fault::GuestFault;
 use super::guest_output::OutputSink;
 use super::loader::LoadedComponent;
+use super::orchestration_host::OrchestrationHost;
 use super::policy::{activity_wasi, orchestration_wasi};
+use super::reaper;
 use super::state::{GuestLimiter, GuestState};
-use crate::runtime::execution::TurnLink;
-use crate::runtime::fault::GuestFault;
-use crate::runtime::replay::Replay;
 
 /// A store for one activity call (or a manifest read).
 pub(crate) fn activity_store(
@@ -39,24 +39,22 @@ fn activity_state(label: &str, limits: &SandboxLimits) -> GuestState {
         deadline: Instant::now() + limits.activity_budget,
         budget: limits.activity_budget,
         orchestration: None,
-        turn_link: None,
     }
 }
 
-/// The state of one orchestration execution's sandbox, driven by `replay`
-/// and `link`.
+/// The state of one orchestration execution's sandbox, its context served
+/// by `host`.
 pub(crate) fn orchestration_state(
-    replay: Replay,
-    link: TurnLink,
+    host: Box<dyn OrchestrationHost>,
     limits: &SandboxLimits,
 ) -> GuestState {
     let output = OutputSink::new(
-        replay.instance_id(),
-        replay.replaying_flag(),
+        host.instance_id(),
+        host.replaying_flag(),
         limits.text_limits(),
     );
     GuestState {
-        wasi: orchestration_wasi(replay.clock(), replay.random_seed(), &output),
+        wasi: orchestration_wasi(host.clock(), host.random_seed(), &output),
         table: ResourceTable::new(),
         limiter: GuestLimiter {
             max_memory_bytes: limits.max_memory_bytes,
@@ -65,15 +63,72 @@ pub(crate) fn orchestration_state(
         output,
         deadline: Instant::now() + limits.orchestration_turn_budget,
         budget: limits.orchestration_turn_budget,
-        orchestration: Some(Box::new(replay)),
-        turn_link: Some(link),
+        orchestration: Some(host),
     }
+}
+
+/// The sandbox of an orchestration execution that ended. Freeing it costs
+/// more than a cached turn, so the dispatcher frees it after the turn
+/// commits.
+pub(crate) struct SpentSandbox(Store<GuestState>);
+
+impl SpentSandbox {
+    /// Frees the sandbox, on the reaper's thread.
+    pub(crate) fn free(self) {
+        reaper::free(self.0);
+    }
+}
+
+/// Run orchestration `name` at `version` of `component` on `input` in a
+/// fresh sandbox holding `state`, from its beginning to its end: between
+/// turns it stays parked inside `wait`. How the call ended (output, error,
+/// fault or continue-as-new) is reported to the state's host, and the last
+/// turn handed to it. `None` if the call ended without a host to report to,
+/// or lost its link to it.
+pub(crate) async fn run_orchestration(
+    component: &LoadedComponent,
+    state: GuestState,
+    name: &str,
+    version: &str,
+    input: &str,
+) -> Option<SpentSandbox> {
+    let shared = component.shared.orchestrator.as_ref()?;
+    let (mut store, instantiated) = orchestration_sandbox(component, shared, state).await;
+    let result = match instantiated {
+        Ok((instance, indices)) => {
+            call_orchestration(&mut store, &instance, indices, name, version, input).await
+        }
+        Err(error) => Err(error),
+    };
+    let state = store.data_mut();
+    let reason = match &result {
+        Err(error) => match error.downcast_ref::<GuestFault>() {
+            Some(GuestFault::Unlinked) => return None,
+            // The execution ended by continuing as new: nothing failed.
+            Some(GuestFault::ContinuedAsNew) => None,
+            _ => Some(describe_failure(error, &state.output)),
+        },
+        Ok(_) => None,
+    };
+    let host = state.orchestration.as_deref_mut()?;
+    let ended = match (result, reason) {
+        (Ok(Ok(output)), _) => host.complete(output),
+        (Ok(Err(error)), _) => host.fail(error, true),
+        (Err(_), Some(reason)) => host.fail(reason, false),
+        (Err(_), None) => Ok(()),
+    };
+    if let Err(fault) = ended {
+        // Ending diverged from history, or the output or error was too large.
+        let _ = host.fail(fault.to_string(), false);
+    }
+    host.end_turn().ok()?;
+    Some(SpentSandbox(store))
 }
 
 /// A fresh sandbox holding `state`, with the orchestrations of `component`
 /// instantiated in it (`shared` is the component on the shared engine). The
 /// store comes back even if instantiating failed, for the failure's report.
-pub(crate) async fn orchestration_sandbox<'a>(
+async fn orchestration_sandbox<'a>(
     component: &'a LoadedComponent,
     shared: &'a (InstancePre<GuestState>, orchestrator::GuestIndices),
     state: GuestState,
@@ -129,7 +184,7 @@ fn configured(engine: &Engine, state: GuestState) -> Store<GuestState> {
 
 /// Run an orchestration from its beginning in `instance`. The call returns when
 /// the orchestration ends; between turns it stays parked inside `wait`.
-pub(crate) async fn call_orchestration(
+async fn call_orchestration(
     store: &mut Store<GuestState>,
     instance: &Instance,
     indices: &orchestrator::GuestIndices,
@@ -185,7 +240,7 @@ async fn run_activity(
 
 /// A readable reason for a guest that stopped with `error`, with the tail of
 /// what it wrote to stderr (where a Rust panic message lands).
-pub(crate) fn describe_failure(error: &wasmtime::Error, output: &OutputSink) -> String {
+fn describe_failure(error: &wasmtime::Error, output: &OutputSink) -> String {
     let mut reason = if let Some(fault) = error.downcast_ref::<GuestFault>() {
         fault.to_string()
     } else if let Some(exit) = error.downcast_ref::<I32Exit>() {

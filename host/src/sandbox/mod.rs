@@ -1,19 +1,27 @@
 //! The wasmtime sandbox: the engines, component loading and its cache, the
 //! WIT bindings, the host side of the context interface, WASI policies,
-//! limits, and the thread that frees spent sandboxes.
+//! limits, guest faults, and the thread that frees spent sandboxes.
+//!
+//! The sandbox depends on `history` and `limits` only: what an
+//! orchestration's context asks of the host is the [`OrchestrationHost`]
+//! trait defined here, which the runtime implements.
 
 mod bindings;
 mod context;
 mod engine;
+mod fault;
 mod guest_output;
 pub(crate) mod instance;
 mod limits;
 mod loader;
+mod orchestration_host;
 mod policy;
 pub(crate) mod reaper;
 pub(crate) mod state;
 
-pub(crate) use bindings::{Completion, Outcome};
+pub use fault::GuestFault;
+pub(crate) use fault::describe;
 pub use limits::{DEFAULT_MAX_PAYLOAD_BYTES, MAX_TABLE_ELEMENTS, SandboxLimits};
 pub use loader::{ComponentManifest, LoadError, LoadedComponent, load_component};
+pub(crate) use orchestration_host::{Completion, OrchestrationHost, Outcome};
 pub(crate) use policy::TurnClock;

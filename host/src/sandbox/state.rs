@@ -11,10 +11,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::MAX_TABLE_ELEMENTS;
 use super::bindings::Workflows;
+use super::fault::GuestFault;
 use super::guest_output::OutputSink;
-use crate::runtime::execution::TurnLink;
-use crate::runtime::fault::GuestFault;
-use crate::runtime::replay::Replay;
+use super::orchestration_host::OrchestrationHost;
 
 /// Caps a guest's memory; growing past the cap traps with a typed fault.
 pub(crate) struct GuestLimiter {
@@ -52,7 +51,7 @@ impl ResourceLimiter for GuestLimiter {
 }
 
 /// The data of one guest store: WASI state, limits, and for orchestrations
-/// the replay engine behind the `context` imports.
+/// the host behind the `context` imports.
 pub(crate) struct GuestState {
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
@@ -63,9 +62,7 @@ pub(crate) struct GuestState {
     /// CPU budget of one turn or call.
     pub(crate) budget: Duration,
     /// Present for orchestration instances; activities have no context.
-    pub(crate) orchestration: Option<Box<Replay>>,
-    /// How a parked orchestration hands off its turn and receives the next.
-    pub(crate) turn_link: Option<TurnLink>,
+    pub(crate) orchestration: Option<Box<dyn OrchestrationHost>>,
 }
 
 impl wasmtime_wasi_io::IoView for GuestState {

@@ -1,4 +1,4 @@
-//! Why a guest was stopped: errors raised inside host imports or by the
+//! Why a guest was stopped: faults raised inside host imports or by the
 //! sandbox, carried through wasmtime as the trap's cause.
 
 use crate::history::Event;
