@@ -1,128 +1,38 @@
 //! The replay engine: matches an orchestration's decisions against its
 //! history, answers its waits from recorded completions, and collects what a
-//! turn adds. Pure bookkeeping; the sandbox calls it from the context imports.
+//! turn adds. Pure bookkeeping; the sandbox calls it through the runtime's
+//! `OrchestrationHost`.
+//!
+//! Its parts: [`index`] holds the history and the guest's cursor in it,
+//! [`effects`] turns new decisions into what the store must do, and
+//! [`values`] gives the deterministic clock, guids and random numbers.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+mod effects;
+mod index;
+mod values;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
-use sha2::{Digest, Sha256};
-
-use crate::history::{ActivityWork, Event, OrchestratorMessage};
+use crate::history::{Event, OrchestratorMessage};
 use crate::limits::{TextKind, TextLimits, check_delay};
-use crate::providers::{InstanceStart, InstanceStatus, NewInstance, OutgoingMessage};
+use crate::providers::InstanceStatus;
 use crate::sandbox::{Completion, GuestFault, Outcome, TurnClock};
-
-/// A map keyed by task id.
-type TaskIdMap<V> = HashMap<u64, V, BuildHasherDefault<TaskIdHasher>>;
-
-/// A completion recorded for a task.
-#[derive(Debug, Clone, Copy)]
-struct Recorded {
-    /// Its position in history.
-    pos: usize,
-    /// Whether `wait` has handed it to the guest (a completion is handed
-    /// over once).
-    taken: bool,
-}
-
-impl Recorded {
-    fn at(pos: usize) -> Self {
-        Recorded { pos, taken: false }
-    }
-}
-
-/// Hashes a task id with one multiplication instead of SipHash: every `wait`
-/// looks up each task the guest waits on, thousands for a large fan-out. Ids
-/// are handed out by the host, so nobody can pick colliding ones.
-#[derive(Default)]
-struct TaskIdHasher(u64);
-
-impl Hasher for TaskIdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.write_u64(u64::from(*byte));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-/// The kind of a task, known from its scheduling decision.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Task {
-    Activity,
-    Timer,
-    SubOrchestration,
-    /// A subscription to event `name`.
-    Event(String),
-}
-
-/// What a turn produced, ready to commit.
-#[derive(Debug, Default)]
-pub(crate) struct TurnOutput {
-    /// Events appended since the last commit.
-    pub(crate) new_events: Vec<Event>,
-    /// Activity work to enqueue.
-    pub(crate) activities: Vec<ActivityWork>,
-    /// Orchestrator messages to enqueue (timers).
-    pub(crate) messages: Vec<OutgoingMessage>,
-    /// Children and detached orchestrations to create.
-    pub(crate) new_instances: Vec<InstanceStart>,
-    /// Set when the execution continued as new: the message that starts the next one.
-    pub(crate) continue_as_new: Option<OrchestratorMessage>,
-    /// The instance's state after the turn.
-    pub(crate) status: Option<(InstanceStatus, String)>,
-    /// The custom status, when the turn set it (`Some(None)` clears it).
-    pub(crate) custom_status: Option<Option<String>>,
-    /// Whether a timer of the execution is still to fire.
-    pub(crate) timer_pending: bool,
-}
+pub(crate) use effects::TurnOutput;
+use effects::{Decider, Effects};
+use index::{HistoryIndex, Task};
+use values::Values;
 
 /// One execution's history and the guest's position in it.
 pub(crate) struct Replay {
     instance_id: String,
     execution_id: u64,
-    history: Vec<Event>,
-    /// Events already committed; the rest belong to the current turn.
-    committed_len: usize,
-    /// Positions of decision events, in order.
-    decisions: Vec<usize>,
+    index: HistoryIndex,
+    /// Decisions the guest has made so far.
     next_decision: usize,
-    tasks: TaskIdMap<Task>,
-    completions: TaskIdMap<Recorded>,
-    /// Per event name: subscriptions still waiting, oldest first.
-    event_waiters: HashMap<String, VecDeque<u64>>,
-    /// Per event name: positions of events no subscription took, oldest first.
-    event_backlog: HashMap<String, VecDeque<usize>>,
-    /// Cancelled tasks, each with the ordinal of its cancel decision: the
-    /// guest has cancelled it once it has made that many decisions.
-    cancelled: TaskIdMap<usize>,
-    /// Timers created and neither fired nor cancelled.
-    open_timers: HashSet<u64, BuildHasherDefault<TaskIdHasher>>,
-    /// (position, time) of every turn start, in order.
-    turn_marks: Vec<(usize, u64)>,
-    /// The furthest history position the guest has reached.
-    cursor: usize,
-    replaying: Arc<AtomicBool>,
-    clock: TurnClock,
-    guid_seed: u64,
-    guids: u64,
-    randoms: u64,
-    custom_status: Option<Option<String>>,
+    values: Values,
     limits: TextLimits,
-    activities: Vec<ActivityWork>,
-    messages: Vec<OutgoingMessage>,
-    new_instances: Vec<InstanceStart>,
-    continue_as_new: Option<OrchestratorMessage>,
-    status: Option<(InstanceStatus, String)>,
+    effects: Effects,
 }
 
 impl Replay {
@@ -137,37 +47,15 @@ impl Replay {
         let mut replay = Replay {
             instance_id: instance_id.to_string(),
             execution_id,
-            history: Vec::with_capacity(committed.len() + 8),
-            committed_len: committed.len(),
-            decisions: Vec::new(),
+            index: HistoryIndex::new(committed),
             next_decision: 0,
-            tasks: TaskIdMap::default(),
-            completions: TaskIdMap::default(),
-            event_waiters: HashMap::new(),
-            event_backlog: HashMap::new(),
-            cancelled: TaskIdMap::default(),
-            open_timers: HashSet::default(),
-            turn_marks: Vec::new(),
-            cursor: 0,
-            replaying: Arc::new(AtomicBool::new(false)),
-            clock: TurnClock::default(),
-            guid_seed: seed(instance_id, execution_id),
-            guids: 0,
-            randoms: 0,
-            custom_status: None,
+            values: Values::new(instance_id, execution_id),
             limits: TextLimits {
                 max_payload_bytes: max_payload,
                 ..TextLimits::default()
             },
-            activities: Vec::new(),
-            messages: Vec::new(),
-            new_instances: Vec::new(),
-            continue_as_new: None,
-            status: None,
+            effects: Effects::default(),
         };
-        for event in committed {
-            replay.push(event);
-        }
         replay.advance(0);
         replay
     }
@@ -185,17 +73,17 @@ impl Replay {
 
     /// The flag the guest's output streams read to drop replayed lines.
     pub(crate) fn replaying_flag(&self) -> Arc<AtomicBool> {
-        self.replaying.clone()
+        self.index.replaying_flag()
     }
 
     /// The clock the guest's WASI clocks read.
     pub(crate) fn clock(&self) -> TurnClock {
-        self.clock.clone()
+        self.values.clock()
     }
 
     /// Seed for the guest's WASI randomness.
     pub(crate) fn random_seed(&self) -> u64 {
-        self.guid_seed.rotate_left(32)
+        self.values.random_seed()
     }
 
     /// The instance this execution belongs to.
@@ -205,8 +93,8 @@ impl Replay {
 
     /// Append a new event of the current turn (the start event of a new execution).
     pub(crate) fn append(&mut self, event: Event) {
-        self.push(event);
-        if self.history.len() == 1 {
+        self.index.push(event);
+        if self.index.len() == 1 {
             self.advance(0);
         }
     }
@@ -219,14 +107,15 @@ impl Replay {
         if admitted.is_empty() {
             return 0;
         }
-        self.push(Event::TurnStarted { at_ms: now_ms });
+        self.index.push(Event::TurnStarted { at_ms: now_ms });
         let n = admitted.len();
         for event in admitted {
-            self.push(event);
+            self.index.push(event);
         }
         n
     }
 
+    /// The event `message` adds to history, if the execution expects it.
     fn admit(&self, message: &OrchestratorMessage) -> Option<Event> {
         let (execution_id, id, event, kind) = match message {
             OrchestratorMessage::ActivityCompleted {
@@ -298,9 +187,9 @@ impl Replay {
             | OrchestratorMessage::CancelOrchestration { .. } => return None,
         };
         let expected = execution_id == self.execution_id
-            && self.tasks.get(&id) == Some(&kind)
-            && !self.completions.contains_key(&id)
-            && !self.cancelled.contains_key(&id);
+            && self.index.task(id) == Some(&kind)
+            && !self.index.is_completed(id)
+            && !self.index.is_cancelled(id);
         if !expected {
             tracing::debug!(instance = %self.instance_id, id, "dropping a stale or duplicate completion");
             return None;
@@ -308,113 +197,12 @@ impl Replay {
         Some(event)
     }
 
-    fn push(&mut self, event: Event) {
-        let pos = self.history.len();
-        match &event {
-            Event::OrchestrationStarted { started_at_ms, .. } => {
-                self.turn_marks.push((pos, *started_at_ms));
-            }
-            Event::TurnStarted { at_ms } => self.turn_marks.push((pos, *at_ms)),
-            Event::ActivityScheduled { id, .. } => {
-                self.tasks.insert(*id, Task::Activity);
-            }
-            Event::TimerCreated { id, .. } => {
-                self.tasks.insert(*id, Task::Timer);
-                self.open_timers.insert(*id);
-            }
-            Event::SubOrchestrationScheduled { id, .. } => {
-                self.tasks.insert(*id, Task::SubOrchestration);
-            }
-            Event::EventSubscribed { id, name } => {
-                self.tasks.insert(*id, Task::Event(name.clone()));
-                // Buffered: an event that arrived earlier is this subscription's.
-                match self
-                    .event_backlog
-                    .get_mut(name)
-                    .and_then(VecDeque::pop_front)
-                {
-                    Some(event_pos) => {
-                        self.completions.insert(*id, Recorded::at(event_pos));
-                    }
-                    None => self
-                        .event_waiters
-                        .entry(name.clone())
-                        .or_default()
-                        .push_back(*id),
-                }
-            }
-            Event::TaskCancelled { id } => {
-                self.open_timers.remove(id);
-                // Its ordinal among decisions: it is pushed below.
-                self.index_cancel(*id, self.decisions.len());
-            }
-            Event::ActivityCompleted { id, .. }
-            | Event::ActivityFailed { id, .. }
-            | Event::SubOrchestrationCompleted { id, .. }
-            | Event::SubOrchestrationFailed { id, .. }
-            | Event::TimerFired { id } => {
-                self.open_timers.remove(id);
-                self.completions.insert(*id, Recorded::at(pos));
-            }
-            Event::EventRaised { name, .. } => self.give_event(name, pos),
-            Event::OrchestrationStartedDetached { .. }
-            | Event::ContinuedAsNew { .. }
-            | Event::OrchestrationCompleted { .. }
-            | Event::OrchestrationFailed { .. }
-            | Event::OrchestrationCancelled { .. } => {}
-        }
-        if event.is_decision() {
-            self.decisions.push(pos);
-        }
-        self.history.push(event);
-    }
-
-    /// Hand the event at `pos` to the oldest waiting subscription to `name`,
-    /// or keep it for the next one.
-    fn give_event(&mut self, name: &str, pos: usize) {
-        match self
-            .event_waiters
-            .get_mut(name)
-            .and_then(VecDeque::pop_front)
-        {
-            Some(waiter) => {
-                self.completions.insert(waiter, Recorded::at(pos));
-            }
-            None => {
-                let backlog = self.event_backlog.entry(name.to_string()).or_default();
-                // Keep arrival order when a cancelled subscription returns an event.
-                let at = backlog.partition_point(|p| *p < pos);
-                backlog.insert(at, pos);
-            }
-        }
-    }
-
-    /// Record that task `id` was cancelled by decision ordinal `decision`. A
-    /// cancelled subscription leaves the queue, and returns its event (the
-    /// code never received it).
-    fn index_cancel(&mut self, id: u64, decision: usize) {
-        self.cancelled.entry(id).or_insert(decision);
-        let Some(Task::Event(name)) = self.tasks.get(&id).cloned() else {
-            return;
-        };
-        if let Some(waiters) = self.event_waiters.get_mut(&name) {
-            waiters.retain(|w| *w != id);
-        }
-        if let Some(recorded) = self.completions.remove(&id) {
-            self.give_event(&name, recorded.pos);
-        }
-    }
-
     /// Move the guest's position forward to `pos`, updating its clock and
     /// whether it is replaying.
     fn advance(&mut self, pos: usize) {
-        self.cursor = self.cursor.max(pos);
-        let idx = self.turn_marks.partition_point(|(p, _)| *p <= self.cursor);
-        if let Some((_, at_ms)) = idx.checked_sub(1).and_then(|i| self.turn_marks.get(i)) {
-            self.clock.set_ms(*at_ms);
+        if let Some(at_ms) = self.index.advance(pos) {
+            self.values.set_now(at_ms);
         }
-        self.replaying
-            .store(self.cursor < self.committed_len, Ordering::Relaxed);
     }
 
     /// Record decision `event` (whose id is the next task id), or check it
@@ -422,117 +210,28 @@ impl Replay {
     fn decide(&mut self, event: Event) -> Result<(), GuestFault> {
         let k = self.next_decision;
         self.next_decision += 1;
-        if let Some(&pos) = self.decisions.get(k) {
-            let recorded = &self.history[pos];
-            if *recorded != event {
+        if let Some(pos) = self.index.decision(k) {
+            if let Some(recorded) = self.index.event(pos)
+                && *recorded != event
+            {
                 return Err(GuestFault::nondeterminism(k, pos, recorded, &event));
             }
             self.advance(pos);
             return Ok(());
         }
-        match &event {
-            Event::ActivityScheduled { id, name, input } => self.activities.push(ActivityWork {
-                instance: self.instance_id.clone(),
-                execution_id: self.execution_id,
-                id: *id,
-                name: name.clone(),
-                input: input.clone(),
-            }),
-            Event::TimerCreated { id, fire_at_ms } => self.messages.push(OutgoingMessage {
-                instance_id: self.instance_id.clone(),
-                message: OrchestratorMessage::TimerFired {
-                    execution_id: self.execution_id,
-                    id: *id,
-                },
-                visible_at_ms: *fire_at_ms,
-            }),
-            Event::SubOrchestrationScheduled {
-                id,
-                name,
-                version,
-                instance_id,
-                input,
-            } => {
-                let taken = OrchestratorMessage::SubOrchestrationFailed {
-                    execution_id: self.execution_id,
-                    id: *id,
-                    error: format!("cannot start child: instance '{instance_id}' already exists"),
-                };
-                self.new_instances.push(InstanceStart {
-                    instance: NewInstance {
-                        instance_id: instance_id.clone(),
-                        orchestration_name: name.clone(),
-                        version: version.clone(),
-                        input: input.clone(),
-                        parent_instance: Some(self.instance_id.clone()),
-                        parent_id: Some(*id),
-                        parent_execution_id: Some(self.execution_id),
-                        visible_at_ms: self.now_ms(),
-                    },
-                    if_exists: Some(OutgoingMessage {
-                        instance_id: self.instance_id.clone(),
-                        message: taken,
-                        visible_at_ms: self.now_ms(),
-                    }),
-                });
-            }
-            Event::OrchestrationStartedDetached {
-                name,
-                version,
-                instance_id,
-                input,
-                ..
-            } => self.new_instances.push(InstanceStart {
-                instance: NewInstance {
-                    instance_id: instance_id.clone(),
-                    orchestration_name: name.clone(),
-                    version: version.clone(),
-                    input: input.clone(),
-                    parent_instance: None,
-                    parent_id: None,
-                    parent_execution_id: None,
-                    visible_at_ms: self.now_ms(),
-                },
-                if_exists: None,
-            }),
-            Event::TaskCancelled { id } => {
-                let child = self.history.iter().find_map(|e| match e {
-                    Event::SubOrchestrationScheduled {
-                        id: c, instance_id, ..
-                    } if c == id => Some(instance_id.clone()),
-                    _ => None,
-                });
-                if let Some(child) = child
-                    && !self.completions.contains_key(id)
-                {
-                    self.messages.push(OutgoingMessage {
-                        instance_id: child,
-                        message: OrchestratorMessage::CancelOrchestration {
-                            reason: format!(
-                                "the parent '{}' stopped waiting for it",
-                                self.instance_id
-                            ),
-                        },
-                        visible_at_ms: self.now_ms(),
-                    });
-                }
-            }
-            Event::ContinuedAsNew { input, version } => {
-                self.continue_as_new = Some(OrchestratorMessage::ContinueAsNew {
-                    from_execution_id: self.execution_id,
-                    input: input.clone(),
-                    version: version.clone(),
-                    carried_events: self.unconsumed_events(),
-                });
-            }
-            _ => {}
-        }
-        let pos = self.history.len();
-        self.push(event);
+        let by = Decider {
+            instance_id: &self.instance_id,
+            execution_id: self.execution_id,
+            now_ms: self.values.now_ms(),
+        };
+        self.effects.decide(&event, &by, &self.index);
+        let pos = self.index.len();
+        self.index.push(event);
         self.advance(pos);
         Ok(())
     }
 
+    /// The id the next decision's task gets.
     fn next_task_id(&self) -> u64 {
         self.next_decision as u64 + 1
     }
@@ -542,6 +241,7 @@ impl Replay {
         Ok(self.limits.check(kind, what, value)?)
     }
 
+    /// Refuse `payload`, described as `what`, if it exceeds the payload limit.
     fn check_payload(&self, what: &'static str, payload: &str) -> Result<(), GuestFault> {
         self.check(TextKind::Payload, what, payload)
     }
@@ -553,12 +253,6 @@ impl Replay {
             Some(version) => self.check(TextKind::Name, "orchestration version", version),
             None => Ok(()),
         }
-    }
-
-    /// Whether the guest has created task `task` by now (history may hold
-    /// tasks it has yet to create again while it replays).
-    fn created(&self, task: u64) -> bool {
-        task <= self.next_decision as u64 && self.tasks.contains_key(&task)
     }
 
     /// The guest schedules an activity.
@@ -661,24 +355,10 @@ impl Replay {
 
     /// The guest stops waiting for `task`. A running child is cancelled too.
     pub(crate) fn cancel_task(&mut self, task: u64) -> Result<(), GuestFault> {
-        if !self.created(task) {
+        if !self.index.created(task, self.next_decision) {
             return Err(GuestFault::UnknownTask(task));
         }
         self.decide(Event::TaskCancelled { id: task })
-    }
-
-    /// External events that arrived but no subscription took, in arrival order.
-    fn unconsumed_events(&self) -> Vec<(String, String)> {
-        let mut carried: Vec<(usize, String, String)> = Vec::new();
-        for (name, positions) in &self.event_backlog {
-            for &pos in positions {
-                if let Some(Event::EventRaised { data, .. }) = self.history.get(pos) {
-                    carried.push((pos, name.clone(), data.clone()));
-                }
-            }
-        }
-        carried.sort_by_key(|(pos, _, _)| *pos);
-        carried.into_iter().map(|(_, n, d)| (n, d)).collect()
     }
 
     /// The earliest completion among `tasks` not yet handed to the guest, or
@@ -686,74 +366,19 @@ impl Replay {
     /// never end is a fault: on no tasks, on a task the guest never created,
     /// or only on tasks it cancelled or whose completion it already received.
     pub(crate) fn poll_wait(&mut self, tasks: &[u64]) -> Result<Option<Completion>, GuestFault> {
-        if tasks.is_empty() {
-            return Err(GuestFault::WaitOnNothing);
-        }
-        let mut best: Option<(usize, u64)> = None;
-        let mut open = false;
-        for &task in tasks {
-            if !self.created(task) {
-                return Err(GuestFault::UnknownTask(task));
-            }
-            // Cancelled in history, perhaps by a decision the guest has yet
-            // to make again: only the guest's own cancels count.
-            if let Some(&decision) = self.cancelled.get(&task)
-                && decision < self.next_decision
-            {
-                continue;
-            }
-            match self.completions.get(&task) {
-                Some(recorded) if recorded.taken => {}
-                Some(recorded) => {
-                    open = true;
-                    if best.is_none_or(|(b, _)| recorded.pos < b) {
-                        best = Some((recorded.pos, task));
-                    }
-                }
-                None => open = true,
-            }
-        }
-        if !open {
-            return Err(GuestFault::WaitNeverEnds {
-                tasks: self.why_finished(tasks),
-            });
-        }
-        let Some((pos, task)) = best else {
+        let Some((pos, task)) = self.index.take_earliest(tasks, self.next_decision)? else {
             return Ok(None);
         };
-        if let Some(recorded) = self.completions.get_mut(&task) {
-            recorded.taken = true;
-        }
         self.advance(pos);
-        let outcome = match &self.history[pos] {
-            Event::ActivityCompleted { output, .. } => Outcome::Ok(output.clone()),
-            Event::ActivityFailed { error, .. } => Outcome::Err(error.clone()),
-            Event::SubOrchestrationCompleted { output, .. } => Outcome::Ok(output.clone()),
-            Event::SubOrchestrationFailed { error, .. } => Outcome::Err(error.clone()),
-            Event::EventRaised { data, .. } => Outcome::Ok(data.clone()),
+        let outcome = match self.index.event(pos) {
+            Some(Event::ActivityCompleted { output, .. }) => Outcome::Ok(output.clone()),
+            Some(Event::ActivityFailed { error, .. }) => Outcome::Err(error.clone()),
+            Some(Event::SubOrchestrationCompleted { output, .. }) => Outcome::Ok(output.clone()),
+            Some(Event::SubOrchestrationFailed { error, .. }) => Outcome::Err(error.clone()),
+            Some(Event::EventRaised { data, .. }) => Outcome::Ok(data.clone()),
             _ => Outcome::Ok(String::new()),
         };
         Ok(Some(Completion { task, outcome }))
-    }
-
-    /// Why each of `tasks` (each created, cancelled or taken) can never
-    /// finish again, for a fault; the first few only.
-    fn why_finished(&self, tasks: &[u64]) -> String {
-        const SHOWN: usize = 8;
-        let mut reasons: Vec<String> = tasks
-            .iter()
-            .take(SHOWN)
-            .map(|task| match self.completions.get(task) {
-                Some(recorded) if recorded.taken => {
-                    format!("task {task} was already received")
-                }
-                _ => format!("task {task} was cancelled"),
-            })
-            .collect();
-        if tasks.len() > SHOWN {
-            reasons.push(format!("and {} more", tasks.len() - SHOWN));
-        }
-        reasons.join(", ")
     }
 
     /// The orchestration returned `output`.
@@ -762,7 +387,7 @@ impl Replay {
         self.decide(Event::OrchestrationCompleted {
             output: output.clone(),
         })?;
-        self.status = Some((InstanceStatus::Completed, output));
+        self.effects.set_status(InstanceStatus::Completed, output);
         Ok(())
     }
 
@@ -774,62 +399,44 @@ impl Replay {
         if returned_by_code {
             self.check(TextKind::Error, "orchestration error", &error)?;
         }
-        if returned_by_code && let Some(&pos) = self.decisions.get(self.next_decision) {
+        if returned_by_code
+            && let Some(pos) = self.index.decision(self.next_decision)
+            && let Some(recorded) = self.index.event(pos)
+        {
             let actual = Event::OrchestrationFailed { error };
             return Err(GuestFault::nondeterminism(
                 self.next_decision,
                 pos,
-                &self.history[pos],
+                recorded,
                 &actual,
             ));
         }
         let error = if returned_by_code {
             error
         } else {
-            // A faulted guest's last decisions are not acted on.
-            self.activities.clear();
-            self.messages.clear();
-            self.new_instances.clear();
-            self.continue_as_new = None;
+            self.effects.drop_decisions();
             self.limits.truncate(TextKind::Error, &error).into_owned()
         };
-        self.push(Event::OrchestrationFailed {
+        self.index.push(Event::OrchestrationFailed {
             error: error.clone(),
         });
-        self.status = Some((InstanceStatus::Failed, error));
+        self.effects.set_status(InstanceStatus::Failed, error);
         Ok(())
     }
 
     /// Deterministic time: when the turn the guest is in began.
     pub(crate) fn now_ms(&self) -> u64 {
-        self.clock.now_ms()
+        self.values.now_ms()
     }
 
-    /// A deterministic UUID (version 4 layout) from the execution's seed.
+    /// A deterministic UUID from the execution's seed.
     pub(crate) fn new_guid(&mut self) -> String {
-        self.guids += 1;
-        let hi = splitmix64(self.guid_seed ^ self.guids.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let lo = splitmix64(hi ^ self.guids);
-        let bytes =
-            ((u128::from(hi) << 64) | u128::from(lo)) & !(0xF000u128 << 64) & !(0xC0u128 << 56);
-        let bytes = bytes | (0x4000u128 << 64) | (0x80u128 << 56);
-        let h = format!("{bytes:032x}");
-        format!(
-            "{}-{}-{}-{}-{}",
-            &h[0..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..32]
-        )
+        self.values.new_guid()
     }
 
     /// A deterministic random number from the execution's seed.
     pub(crate) fn random_u64(&mut self) -> u64 {
-        self.randoms += 1;
-        splitmix64(
-            self.guid_seed.rotate_left(13) ^ self.randoms.wrapping_mul(0xD1B5_4A32_D192_ED03),
-        )
+        self.values.random_u64()
     }
 
     /// The guest publishes a custom status. Replayed calls set it again to the
@@ -838,48 +445,22 @@ impl Replay {
         if let Some(s) = &status {
             self.check_payload("custom status", s)?;
         }
-        self.custom_status = Some(status);
+        self.effects.set_custom_status(status);
         Ok(())
     }
 
     /// Whether the guest is re-executing code that ran in an earlier turn.
     pub(crate) fn is_replaying(&self) -> bool {
-        self.replaying.load(Ordering::Relaxed)
+        self.index.is_replaying()
     }
 
     /// Everything the turn produced since the last call; later events count
     /// as the next turn's.
     pub(crate) fn take_turn_output(&mut self) -> TurnOutput {
-        let new_events = self.history[self.committed_len..].to_vec();
-        self.committed_len = self.history.len();
-        TurnOutput {
-            new_events,
-            activities: std::mem::take(&mut self.activities),
-            messages: std::mem::take(&mut self.messages),
-            new_instances: std::mem::take(&mut self.new_instances),
-            continue_as_new: self.continue_as_new.take(),
-            status: self.status.take(),
-            custom_status: self.custom_status.take(),
-            timer_pending: !self.open_timers.is_empty(),
-        }
+        let new_events = self.index.take_new_events();
+        let timer_pending = self.index.timer_pending();
+        self.effects.take(new_events, timer_pending)
     }
-}
-
-fn seed(instance_id: &str, execution_id: u64) -> u64 {
-    let mut hasher = Sha256::new();
-    hasher.update(instance_id.as_bytes());
-    hasher.update(execution_id.to_le_bytes());
-    let digest = hasher.finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    u64::from_le_bytes(first)
-}
-
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
 }
 
 #[cfg(test)]
@@ -1099,19 +680,6 @@ mod tests {
         replay.poll_wait(&[b]).unwrap().unwrap();
         assert_eq!(replay.now_ms(), 3_000);
         assert!(!replay.is_replaying(), "B's result is new in this turn");
-    }
-
-    #[test]
-    fn guids_are_stable_per_execution_and_distinct() {
-        let mut one = fresh();
-        let mut two = fresh();
-        let (a, b) = (one.new_guid(), one.new_guid());
-        assert_ne!(a, b);
-        assert_eq!(a, two.new_guid());
-        assert_eq!(a.len(), 36);
-        assert_eq!(&a[14..15], "4", "version 4 layout: {a}");
-        let mut other = Replay::new("j", 1, Vec::new(), 1024);
-        assert_ne!(a, other.new_guid());
     }
 
     #[test]
