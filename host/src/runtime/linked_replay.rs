@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use super::execution::TurnInput;
 use super::replay::{Replay, TurnOutput};
 use crate::limits::TextLimits;
-use crate::sandbox::{Completion, GuestFault, OrchestrationHost, TurnClock};
+use crate::sandbox::{Completion, GuestFault, OrchestrationHost, SeededRandom, TurnClock};
 
 /// What passes between a parked guest and the turn that runs it.
 #[derive(Default)]
@@ -50,8 +50,8 @@ impl OrchestrationHost for LinkedReplay {
         self.replay.replaying_flag()
     }
 
-    fn random_seed(&self) -> u64 {
-        self.replay.random_seed()
+    fn wasi_random(&self) -> SeededRandom {
+        self.replay.wasi_random()
     }
 
     fn schedule_activity(&mut self, name: String, input: String) -> Result<u64, GuestFault> {

@@ -39,6 +39,7 @@ fn activity_state(label: &str, limits: &SandboxLimits) -> GuestState {
         deadline: Instant::now() + limits.activity_budget,
         budget: limits.activity_budget,
         orchestration: None,
+        random: None,
     }
 }
 
@@ -54,7 +55,7 @@ pub(crate) fn orchestration_state(
         limits.text_limits(),
     );
     GuestState {
-        wasi: orchestration_wasi(host.clock(), host.random_seed(), &output),
+        wasi: orchestration_wasi(host.clock(), &output),
         table: ResourceTable::new(),
         limiter: GuestLimiter {
             max_memory_bytes: limits.max_memory_bytes,
@@ -63,6 +64,7 @@ pub(crate) fn orchestration_state(
         output,
         deadline: Instant::now() + limits.orchestration_turn_budget,
         budget: limits.orchestration_turn_budget,
+        random: Some(host.wasi_random()),
         orchestration: Some(host),
     }
 }

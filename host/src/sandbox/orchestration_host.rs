@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 
 use super::fault::GuestFault;
 use super::policy::TurnClock;
+use super::wasi_random::SeededRandom;
 use crate::limits::TextLimits;
 
 /// How a task the guest waited on finished, as the host hands it over.
@@ -50,9 +51,9 @@ pub(crate) trait OrchestrationHost: Send {
     /// read once, when the sandbox is built.
     fn replaying_flag(&self) -> Arc<AtomicBool>;
 
-    /// The seed of the guest's WASI randomness; read once, when the sandbox
-    /// is built.
-    fn random_seed(&self) -> u64;
+    /// The generators behind the guest's WASI randomness; taken once, when
+    /// the sandbox is built.
+    fn wasi_random(&self) -> SeededRandom;
 
     /// The guest schedules activity `name` with `input`; returns its task id.
     fn schedule_activity(&mut self, name: String, input: String) -> Result<u64, GuestFault>;

@@ -4,8 +4,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx};
@@ -82,16 +80,13 @@ impl HostMonotonicClock for TurnClock {
     }
 }
 
-/// WASI for an orchestration: the turn clock, randomness seeded from the
-/// execution, output to the replay-safe log; no environment, arguments,
-/// directories or network.
-pub(crate) fn orchestration_wasi(clock: TurnClock, seed: u64, output: &OutputSink) -> WasiCtx {
+/// WASI for an orchestration: the turn clock, output to the replay-safe log;
+/// no environment, arguments, directories or network. Its randomness is
+/// answered apart, by `wasi_random`.
+pub(crate) fn orchestration_wasi(clock: TurnClock, output: &OutputSink) -> WasiCtx {
     WasiCtx::builder()
         .wall_clock(clock.clone())
         .monotonic_clock(clock)
-        .secure_random(StdRng::seed_from_u64(seed))
-        .insecure_random(StdRng::seed_from_u64(seed.rotate_left(17)))
-        .insecure_random_seed(u128::from(seed))
         .stdout(output.stream(Stream::Stdout))
         .stderr(output.stream(Stream::Stderr))
         .allow_ip_name_lookup(false)
@@ -110,4 +105,40 @@ pub(crate) fn activity_wasi(output: &OutputSink) -> WasiCtx {
         .allow_tcp(false)
         .allow_udp(false)
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use wasmtime::component::ResourceTable;
+    use wasmtime_wasi::clocks::WasiClocksCtxView;
+    use wasmtime_wasi::p2::bindings::clocks::{monotonic_clock, wall_clock};
+
+    use super::*;
+
+    #[test]
+    fn wasi_clocks_answer_the_turn_time() -> wasmtime::Result<()> {
+        let clock = TurnClock::default();
+        let output = OutputSink::new("t", Default::default(), Default::default());
+        let mut ctx = orchestration_wasi(clock.clone(), &output);
+        let mut table = ResourceTable::new();
+        clock.set_ms(1_700_000_000_123);
+        let mut view = WasiClocksCtxView {
+            ctx: ctx.clocks(),
+            table: &mut table,
+        };
+        let now = wall_clock::Host::now(&mut view)?;
+        assert_eq!((now.seconds, now.nanoseconds), (1_700_000_000, 123_000_000));
+        assert_eq!(
+            monotonic_clock::Host::now(&mut view)?,
+            1_700_000_000_123_000_000
+        );
+        // The next turn moves both.
+        clock.set_ms(1_700_000_005_000);
+        assert_eq!(wall_clock::Host::now(&mut view)?.seconds, 1_700_000_005);
+        assert_eq!(
+            monotonic_clock::Host::now(&mut view)?,
+            1_700_000_005_000_000_000
+        );
+        Ok(())
+    }
 }

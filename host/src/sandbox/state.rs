@@ -14,6 +14,7 @@ use super::bindings::Workflows;
 use super::fault::GuestFault;
 use super::guest_output::OutputSink;
 use super::orchestration_host::OrchestrationHost;
+use super::wasi_random::{DeterministicRandom, RandomView, SeededRandom};
 
 /// Caps a guest's memory; growing past the cap traps with a typed fault.
 pub(crate) struct GuestLimiter {
@@ -63,6 +64,8 @@ pub(crate) struct GuestState {
     pub(crate) budget: Duration,
     /// Present for orchestration instances; activities have no context.
     pub(crate) orchestration: Option<Box<dyn OrchestrationHost>>,
+    /// An orchestration's `wasi:random`; activities use WASI's own.
+    pub(crate) random: Option<SeededRandom>,
 }
 
 impl wasmtime_wasi_io::IoView for GuestState {
@@ -125,23 +128,22 @@ fn build_linkers(engine: &Engine) -> wasmtime::Result<Linkers> {
 }
 
 /// WASI for orchestrations: everything a Rust (or other) standard library
-/// needs to start, answered by the deterministic context built in `policy`,
-/// and no sockets at all.
+/// needs to start, answered by the deterministic context built in `policy`
+/// and the seeded randomness of `wasi_random`, and no sockets at all.
 fn add_deterministic_wasi(l: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     use wasmtime_wasi::cli::{WasiCli, WasiCliView};
     use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
     use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
     use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random};
-    use wasmtime_wasi::random::WasiRandom;
 
     wasmtime_wasi_io::add_to_linker_async(l)?;
     clocks::wall_clock::add_to_linker::<_, WasiClocks>(l, |s| s.clocks())?;
     clocks::monotonic_clock::add_to_linker::<_, WasiClocks>(l, |s| s.clocks())?;
     filesystem::types::add_to_linker::<_, WasiFilesystem>(l, |s| s.filesystem())?;
     filesystem::preopens::add_to_linker::<_, WasiFilesystem>(l, |s| s.filesystem())?;
-    random::random::add_to_linker::<_, WasiRandom>(l, |s| s.wasi.random())?;
-    random::insecure::add_to_linker::<_, WasiRandom>(l, |s| s.wasi.random())?;
-    random::insecure_seed::add_to_linker::<_, WasiRandom>(l, |s| s.wasi.random())?;
+    random::random::add_to_linker::<_, DeterministicRandom>(l, seeded_random)?;
+    random::insecure::add_to_linker::<_, DeterministicRandom>(l, seeded_random)?;
+    random::insecure_seed::add_to_linker::<_, DeterministicRandom>(l, seeded_random)?;
     cli::exit::add_to_linker::<_, WasiCli>(l, |s| s.cli())?;
     cli::environment::add_to_linker::<_, WasiCli>(l, |s| s.cli())?;
     cli::stdin::add_to_linker::<_, WasiCli>(l, |s| s.cli())?;
@@ -153,4 +155,9 @@ fn add_deterministic_wasi(l: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     cli::terminal_stdout::add_to_linker::<_, WasiCli>(l, |s| s.cli())?;
     cli::terminal_stderr::add_to_linker::<_, WasiCli>(l, |s| s.cli())?;
     Ok(())
+}
+
+/// An orchestration's `wasi:random`, seeded from its execution.
+fn seeded_random(state: &mut GuestState) -> RandomView<'_> {
+    RandomView(state.random.as_mut())
 }

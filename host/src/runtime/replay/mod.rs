@@ -17,7 +17,7 @@ use std::sync::atomic::AtomicBool;
 use crate::history::{Event, OrchestratorMessage};
 use crate::limits::{TextKind, TextLimits, check_delay};
 use crate::providers::InstanceStatus;
-use crate::sandbox::{Completion, GuestFault, Outcome, TurnClock};
+use crate::sandbox::{Completion, GuestFault, Outcome, SeededRandom, TurnClock};
 pub(crate) use effects::TurnOutput;
 use effects::{Decider, Effects};
 use index::{HistoryIndex, Task};
@@ -81,9 +81,9 @@ impl Replay {
         self.values.clock()
     }
 
-    /// Seed for the guest's WASI randomness.
-    pub(crate) fn random_seed(&self) -> u64 {
-        self.values.random_seed()
+    /// The generators behind the guest's WASI randomness.
+    pub(crate) fn wasi_random(&self) -> SeededRandom {
+        self.values.wasi_random()
     }
 
     /// The instance this execution belongs to.
