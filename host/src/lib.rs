@@ -36,7 +36,9 @@ pub mod sandbox;
 
 pub use client::{Client, ClientError, InstanceInfo, OrchestrationStatus, StartOptions};
 pub use runtime::{DuroxideRuntime, RuntimeError, RuntimeOptions};
-pub use sandbox::{ComponentManifest, GuestFault, LoadError, LoadedComponent, SandboxLimits};
+pub use sandbox::{
+    ComponentManifest, ErrorCode, GuestFault, LoadError, LoadedComponent, SandboxLimits,
+};
 
 #[cfg(test)]
 mod layer_rules;

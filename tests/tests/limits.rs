@@ -185,7 +185,7 @@ scenario!(an_exit_names_its_status, |cache| async move {
     // The guest calls exit(3); WASI 0.2 carries only success or failure.
     let error = failed(h.run("exits", "Exits", "").await?)?;
     assert!(
-        error.starts_with("the guest exited with status 1 (a failure"),
+        error.starts_with("[DX009] the guest exited with status 1 (a failure"),
         "{error}"
     );
     assert!(!error.contains("backtrace"), "{error}");
@@ -194,7 +194,7 @@ scenario!(an_exit_names_its_status, |cache| async move {
             .await?,
     )?;
     assert!(
-        output.starts_with("err: the guest exited with status 1"),
+        output.starts_with("err: [DX009] the guest exited with status 1"),
         "{output}"
     );
     still_serving(&h, "after-exit").await

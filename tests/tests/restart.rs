@@ -93,7 +93,7 @@ scenario!(
                 .await?,
         )?;
         assert!(
-            error.starts_with("nondeterministic orchestration"),
+            error.starts_with("[DX001] nondeterministic orchestration"),
             "{error}"
         );
         assert!(error.contains("decision #1 (history event #1)"), "{error}");

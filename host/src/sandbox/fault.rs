@@ -1,16 +1,19 @@
 //! Why a guest was stopped: faults raised inside host imports or by the
 //! sandbox, carried through wasmtime as the trap's cause.
 
+use super::error_code::ErrorCode;
 use crate::history::Event;
 use crate::limits::{DelayOutOfRange, TooLarge};
 
 /// A guest-caused failure that ends an orchestration instance or an activity attempt.
+///
+/// The message of each failure starts with its [`ErrorCode`] in brackets.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum GuestFault {
     /// The code made a different decision than its history records.
     #[error(
-        "nondeterministic orchestration: decision #{decision} (history event #{position}): history holds {expected} but the code asked for {actual}"
+        "[DX001] nondeterministic orchestration: decision #{decision} (history event #{position}): history holds {expected} but the code asked for {actual}"
     )]
     Nondeterminism {
         /// Ordinal of the decision, from 1.
@@ -23,15 +26,15 @@ pub enum GuestFault {
         actual: String,
     },
     /// The guest waited on, or cancelled, a task id it never created.
-    #[error("the orchestration used task {0}, which it never created")]
+    #[error("[DX002] the orchestration used task {0}, which it never created")]
     UnknownTask(u64),
     /// The guest called `wait` with no tasks: nothing could ever end it.
-    #[error("the orchestration waited on no tasks at all, so the wait could never end")]
+    #[error("[DX003] the orchestration waited on no tasks at all, so the wait could never end")]
     WaitOnNothing,
     /// The guest waited only on tasks that can never finish again: ones it
     /// cancelled, or whose completion it already received.
     #[error(
-        "the orchestration waited only on tasks that can never finish again ({tasks}), so the wait could never end"
+        "[DX003] the orchestration waited only on tasks that can never finish again ({tasks}), so the wait could never end"
     )]
     WaitNeverEnds {
         /// The tasks and why each cannot finish.
@@ -39,17 +42,19 @@ pub enum GuestFault {
     },
     /// A text the guest handed over (a payload, a name, an instance id, an
     /// error) exceeded its limit.
-    #[error(transparent)]
-    TooLarge(#[from] TooLarge),
+    // Not marked as the source: the message already holds its text, which
+    // an error chain would print twice.
+    #[error("[DX004] {0}")]
+    TooLarge(TooLarge),
     /// A delay the guest asked for is out of range.
-    #[error(transparent)]
-    DelayOutOfRange(#[from] DelayOutOfRange),
+    #[error("[DX005] {0}")]
+    DelayOutOfRange(DelayOutOfRange),
     /// The guest ran longer than its CPU budget without yielding.
-    #[error("the guest ran longer than its budget of {0} ms")]
+    #[error("[DX006] the guest ran longer than its budget of {0} ms")]
     BudgetExceeded(u128),
     /// The guest tried to grow its memory past the limit.
     #[error(
-        "the guest tried to grow its memory to {desired} bytes, more than the limit of {limit} bytes"
+        "[DX007] the guest tried to grow its memory to {desired} bytes, more than the limit of {limit} bytes"
     )]
     MemoryLimit {
         /// The size it asked for.
@@ -58,7 +63,7 @@ pub enum GuestFault {
         limit: usize,
     },
     /// An activity called the orchestration context.
-    #[error("the orchestration context is not available to activities")]
+    #[error("[DX010] the orchestration context is not available to activities")]
     NoContext,
     /// The orchestration continued as new: not a failure, the way the guest's
     /// current execution ends.
@@ -70,7 +75,38 @@ pub enum GuestFault {
     Unlinked,
 }
 
+impl From<TooLarge> for GuestFault {
+    fn from(error: TooLarge) -> Self {
+        GuestFault::TooLarge(error)
+    }
+}
+
+impl From<DelayOutOfRange> for GuestFault {
+    fn from(error: DelayOutOfRange) -> Self {
+        GuestFault::DelayOutOfRange(error)
+    }
+}
+
 impl GuestFault {
+    /// The code at the start of the fault's message; `None` for the ways an
+    /// execution ends that are no guest's failure (continue-as-new, a lost
+    /// link to the dispatcher).
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            GuestFault::Nondeterminism { .. } => Some(ErrorCode::Nondeterminism),
+            GuestFault::UnknownTask(_) => Some(ErrorCode::UnknownTask),
+            GuestFault::WaitOnNothing | GuestFault::WaitNeverEnds { .. } => {
+                Some(ErrorCode::WaitNeverEnds)
+            }
+            GuestFault::TooLarge(_) => Some(ErrorCode::TooLarge),
+            GuestFault::DelayOutOfRange(_) => Some(ErrorCode::DelayOutOfRange),
+            GuestFault::BudgetExceeded(_) => Some(ErrorCode::BudgetExceeded),
+            GuestFault::MemoryLimit { .. } => Some(ErrorCode::MemoryLimit),
+            GuestFault::NoContext => Some(ErrorCode::NoContext),
+            GuestFault::ContinuedAsNew | GuestFault::Unlinked => None,
+        }
+    }
+
     /// A nondeterminism fault for decision ordinal `k` (from 0).
     pub(crate) fn nondeterminism(
         k: usize,
@@ -118,4 +154,53 @@ fn clip(s: &str) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::{TextKind, TextLimits, check_delay};
+
+    #[test]
+    fn each_failure_starts_with_its_code() {
+        let too_large = TextLimits::default()
+            .check(TextKind::Name, "activity name", &"n".repeat(300))
+            .err()
+            .map(GuestFault::from);
+        let delay = check_delay("timer delay", u64::MAX)
+            .err()
+            .map(GuestFault::from);
+        let faults = [
+            Some(GuestFault::nondeterminism(
+                0,
+                1,
+                &Event::TimerFired { id: 1 },
+                &Event::TimerFired { id: 2 },
+            )),
+            Some(GuestFault::UnknownTask(3)),
+            Some(GuestFault::WaitOnNothing),
+            Some(GuestFault::WaitNeverEnds {
+                tasks: "task 1 was cancelled".into(),
+            }),
+            too_large,
+            delay,
+            Some(GuestFault::BudgetExceeded(10)),
+            Some(GuestFault::MemoryLimit {
+                desired: 2,
+                limit: 1,
+            }),
+            Some(GuestFault::NoContext),
+        ];
+        for fault in faults {
+            let fault = fault.unwrap_or_else(|| panic!("a limit let an oversized value through"));
+            let code = fault
+                .code()
+                .unwrap_or_else(|| panic!("{fault:?} has no code"));
+            let text = fault.to_string();
+            assert!(text.starts_with(&format!("[{code}] ")), "{text}");
+            assert_eq!(text.matches(code.as_str()).count(), 1, "{text}");
+        }
+        assert_eq!(GuestFault::ContinuedAsNew.code(), None);
+        assert_eq!(GuestFault::Unlinked.code(), None);
+    }
 }

@@ -8,6 +8,7 @@ use wasmtime_wasi::{I32Exit, ResourceTable};
 
 use super::SandboxLimits;
 use super::bindings::{activities, orchestrator};
+use super::error_code::ErrorCode;
 use super::fault::GuestFault;
 use super::guest_output::OutputSink;
 use super::loader::LoadedComponent;
@@ -260,14 +261,19 @@ fn describe_failure(error: &wasmtime::Error, output: &OutputSink) -> String {
     reason
 }
 
-/// An exit with `status`, in words. WASI 0.2's `exit` passes only success
+/// An exit with `status`, in words, after its code. WASI 0.2's `exit` passes only success
 /// or failure, which wasmtime reports as 0 or 1: a guest that calls
 /// `exit(3)` through a standard library built for it is seen to exit with 1.
 fn describe_exit(status: i32) -> String {
+    let code = ErrorCode::Exit;
     match status {
-        0 => "the guest exited with status 0 (success) instead of returning a result".into(),
-        1 => "the guest exited with status 1 (a failure: WASI 0.2 reports every failing exit code as 1)".into(),
-        status => format!("the guest exited with status {status}"),
+        0 => format!(
+            "[{code}] the guest exited with status 0 (success) instead of returning a result"
+        ),
+        1 => format!(
+            "[{code}] the guest exited with status 1 (a failure: WASI 0.2 reports every failing exit code as 1)"
+        ),
+        status => format!("[{code}] the guest exited with status {status}"),
     }
 }
 
@@ -281,7 +287,7 @@ const STACK_WRAP_WINDOW: u64 = 1 << 20;
 /// the call stack to count as deep recursion.
 const RECURSION_FRAMES: usize = 16;
 
-/// A trap, in words. `address` is the linear memory address a memory fault
+/// A trap, in words, after its code. `address` is the linear memory address a memory fault
 /// hit, when known; `recursion` says whether the guest was deep in
 /// recursion.
 ///
@@ -293,7 +299,7 @@ const RECURSION_FRAMES: usize = 16;
 /// traps with [`Trap::StackOverflow`].
 fn describe_trap(trap: Trap, address: Option<u64>, recursion: bool) -> String {
     const WRAP: u64 = 1 << 32;
-    match (trap, address) {
+    let what = match (trap, address) {
         (Trap::StackOverflow, _) => {
             format!("the guest trapped: {trap}: a stack overflow (deep recursion, probably)")
         }
@@ -308,7 +314,8 @@ fn describe_trap(trap: Trap, address: Option<u64>, recursion: bool) -> String {
             "the guest trapped: {trap} deep in recursion (a function calling itself over and over): probably a stack overflow"
         ),
         (trap, _) => format!("the guest trapped: {trap}"),
-    }
+    };
+    format!("[{}] {what}", ErrorCode::Trap)
 }
 
 /// The linear memory address of the memory fault behind `error`, if
@@ -387,6 +394,17 @@ mod tests {
     }
 
     #[test]
+    fn a_trap_starts_with_its_code() {
+        let text = describe_trap(Trap::UnreachableCodeReached, None, false);
+        assert!(text.starts_with("[DX008] the guest trapped: "), "{text}");
+        let text = describe_failure(
+            &wasmtime::Error::from(Trap::StackOverflow),
+            &OutputSink::new("t", Default::default(), Default::default()),
+        );
+        assert!(text.starts_with("[DX008] "), "{text}");
+    }
+
+    #[test]
     fn an_out_of_bounds_access_of_unknown_address_in_recursion_is_a_stack_overflow() {
         let text = describe_trap(Trap::MemoryOutOfBounds, None, true);
         assert!(text.contains("probably a stack overflow"), "{text}");
@@ -417,14 +435,17 @@ mod tests {
             wasmtime::Error::from(I32Exit(3)).context("error while executing at wasm backtrace");
         assert_eq!(
             describe_failure(&error, &output),
-            "the guest exited with status 3"
+            "[DX009] the guest exited with status 3"
         );
         let text = describe_failure(&wasmtime::Error::from(I32Exit(1)), &output);
         assert!(
-            text.starts_with("the guest exited with status 1 (a failure"),
+            text.starts_with("[DX009] the guest exited with status 1 (a failure"),
             "{text}"
         );
         let text = describe_failure(&wasmtime::Error::from(I32Exit(0)), &output);
-        assert!(text.starts_with("the guest exited with status 0"), "{text}");
+        assert!(
+            text.starts_with("[DX009] the guest exited with status 0"),
+            "{text}"
+        );
     }
 }

@@ -9,6 +9,7 @@
 mod bindings;
 mod context;
 mod engine;
+mod error_code;
 mod fault;
 mod guest_output;
 pub(crate) mod instance;
@@ -21,6 +22,7 @@ pub(crate) mod reaper;
 pub(crate) mod state;
 mod wasi_random;
 
+pub use error_code::ErrorCode;
 pub use fault::GuestFault;
 pub(crate) use fault::describe;
 pub(crate) use keystream::Keystream;

@@ -704,17 +704,21 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "activity name \"{}…\" is 257 bytes, more than the limit of 256 bytes (max_name_bytes)",
+                "[DX004] activity name \"{}…\" is 257 bytes, more than the limit of 256 bytes (max_name_bytes)",
                 "n".repeat(32)
             )
         );
         let err = replay.wait_for_event(long.clone()).unwrap_err();
-        assert!(err.to_string().starts_with("event name \"nnnn"), "{err}");
+        assert!(
+            err.to_string().starts_with("[DX004] event name \"nnnn"),
+            "{err}"
+        );
         let err = replay
             .schedule_sub_orchestration("C".into(), Some(long.clone()), None, "x".into())
             .unwrap_err();
         assert!(
-            err.to_string().starts_with("orchestration version \"nnnn"),
+            err.to_string()
+                .starts_with("[DX004] orchestration version \"nnnn"),
             "{err}"
         );
         let err = replay
@@ -725,21 +729,23 @@ mod tests {
             .start_detached(long.clone(), None, "d".into(), "x".into())
             .unwrap_err();
         assert!(
-            err.to_string().starts_with("orchestration name \"nnnn"),
+            err.to_string()
+                .starts_with("[DX004] orchestration name \"nnnn"),
             "{err}"
         );
         let err = replay
             .start_detached("D".into(), None, long, "x".into())
             .unwrap_err();
         assert!(
-            err.to_string().starts_with("detached instance id \"nnnn"),
+            err.to_string()
+                .starts_with("[DX004] detached instance id \"nnnn"),
             "{err}"
         );
         let fault = replay.continue_as_new("x".into(), Some("1".repeat(300)));
         assert!(
             fault
                 .to_string()
-                .starts_with("continue-as-new version \"1111"),
+                .starts_with("[DX004] continue-as-new version \"1111"),
             "{fault}"
         );
         let out = replay.take_turn_output();
@@ -803,7 +809,7 @@ mod tests {
         let err = replay.poll_wait(&[a]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "the orchestration waited only on tasks that can never finish again (task 1 was cancelled), so the wait could never end"
+            "[DX003] the orchestration waited only on tasks that can never finish again (task 1 was cancelled), so the wait could never end"
         );
         replay.take_turn_output();
         replay.begin_turn(2_000, &[completed(1, b, "b")]);
