@@ -10,6 +10,7 @@ mod bindings;
 mod context;
 mod engine;
 mod error_code;
+mod failure;
 mod fault;
 mod guest_output;
 pub(crate) mod instance;
