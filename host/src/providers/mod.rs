@@ -2,6 +2,9 @@
 //! runtime. Providers (SQLite today) implement it; the client and the runtime
 //! depend on it, never on a provider.
 
+pub mod notices;
+pub mod query;
+pub mod retention;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -11,6 +14,8 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use crate::history::{ActivityWork, Event, OrchestratorMessage};
+use notices::FinishNotices;
+use query::{CountsQuery, InstanceCounts, InstanceFilter, InstancePage, PurgeFilter, PurgeOutcome};
 
 /// Errors a store reports.
 #[derive(Debug, thiserror::Error)]
@@ -501,6 +506,38 @@ pub trait HistoryStore: Send + Sync + 'static {
 
     /// Notified (`notify_one`) whenever this store object enqueues activity work.
     fn activity_signal(&self) -> Arc<Notify>;
+
+    /// The waiters this store object tells when one of its commits makes an
+    /// instance terminal, so a client sharing it with a runtime learns of the
+    /// end at once. Commits made through other store objects (other
+    /// processes) are not announced: waiters poll for those. `None` (the
+    /// default): this store announces nothing.
+    fn finish_notices(&self) -> Option<Arc<FinishNotices>> {
+        None
+    }
+
+    /// One page of the instances `filter` selects, in its order, answered
+    /// from the instance rows by one query.
+    async fn list_instances(&self, filter: &InstanceFilter) -> Result<InstancePage, StoreError>;
+
+    /// The rows of those of `ids` that exist, in the order of `ids`.
+    async fn instances_by_id(&self, ids: &[String]) -> Result<Vec<InstanceRecord>, StoreError>;
+
+    /// How many instances are in each state, by aggregate queries over the
+    /// instance rows.
+    async fn instance_counts(&self, query: CountsQuery) -> Result<InstanceCounts, StoreError>;
+
+    /// Delete a finished instance with every execution's history and all
+    /// its queued messages and activity work, in one transaction. An
+    /// instance that has not finished is left alone
+    /// ([`PurgeOutcome::NotFinished`]).
+    async fn purge_instance(&self, instance_id: &str) -> Result<PurgeOutcome, StoreError>;
+
+    /// Delete up to `limit` finished instances that `filter` selects, as
+    /// [`purge_instance`](Self::purge_instance) does, in one transaction;
+    /// returns how many. Callers loop until a batch comes back short, so no
+    /// transaction holds the store long.
+    async fn purge_finished(&self, filter: &PurgeFilter, limit: u32) -> Result<u64, StoreError>;
 }
 
 /// Milliseconds since the Unix epoch, the time unit of every stored timestamp.

@@ -28,6 +28,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::providers::HistoryStore;
+pub use crate::providers::retention::Retention;
 pub use crate::sandbox::GuestFault;
 use crate::sandbox::{LoadError, LoadedComponent, SandboxLimits, load_component};
 use cache::ExecutionCache;
@@ -102,6 +103,9 @@ pub struct RuntimeOptions {
     pub shutdown_grace: Duration,
     /// Limits every guest runs under.
     pub limits: SandboxLimits,
+    /// Delete finished instances after a while, swept on a schedule;
+    /// `None` (the default) keeps them until purged through the client.
+    pub retention: Option<Retention>,
 }
 
 impl Default for RuntimeOptions {
@@ -120,6 +124,7 @@ impl Default for RuntimeOptions {
             max_poll_interval: Duration::from_millis(200),
             shutdown_grace: Duration::from_secs(5),
             limits: SandboxLimits::default(),
+            retention: None,
         }
     }
 }
@@ -262,11 +267,19 @@ impl DuroxideRuntime {
             handed_over,
             unserved: unserved::Warnings::default(),
         });
-        let dispatchers = vec![
+        let mut dispatchers = vec![
             tokio::spawn(orchestrator::run(shared.clone())),
             tokio::spawn(activity::run(shared.clone(), handed_over_rx)),
             tokio::spawn(sampler::run(shared.clone())),
         ];
+        if let Some(retention) = self.options.retention {
+            let sweep = crate::providers::retention::run(
+                self.store.clone(),
+                retention,
+                shared.shutdown.clone(),
+            );
+            dispatchers.push(tokio::spawn(sweep));
+        }
         self.running = Some(Running {
             shutdown,
             shared,

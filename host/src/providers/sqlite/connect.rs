@@ -19,7 +19,10 @@ const WRITER_CACHE_KIB: i64 = -65_536;
 /// The schema, in order; `PRAGMA user_version` records how many are applied.
 /// Nothing is released yet, so the schema is one initial migration; a change
 /// after the first release is a new file appended here.
-const MIGRATIONS: [&str; 1] = [include_str!("../../../migrations/sqlite/0001_initial.sql")];
+const MIGRATIONS: [&str; 2] = [
+    include_str!("../../../migrations/sqlite/0001_initial.sql"),
+    include_str!("../../../migrations/sqlite/0002_management.sql"),
+];
 
 /// Where a store's connections open the database.
 #[derive(Debug, Clone)]

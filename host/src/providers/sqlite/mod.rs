@@ -26,6 +26,7 @@
 mod activity_queue;
 mod codec;
 mod connect;
+mod management;
 mod ops;
 mod orchestrator_queue;
 mod reads;
@@ -39,6 +40,10 @@ use async_trait::async_trait;
 use tokio::sync::{Notify, oneshot};
 
 use crate::history::{Event, OrchestratorMessage};
+use crate::providers::notices::FinishNotices;
+use crate::providers::query::{
+    CountsQuery, InstanceCounts, InstanceFilter, InstancePage, PurgeFilter, PurgeOutcome,
+};
 use crate::providers::{
     HistoryStore, InstanceRecord, LockedActivity, LockedTurn, NewInstance, OrchestrationWork,
     QueueStats, StoreError, TurnCommit,
@@ -72,6 +77,8 @@ pub struct SqliteHistoryStore {
     reader: reads::ReadPool,
     orchestrator_signal: Arc<Notify>,
     activity_signal: Arc<Notify>,
+    /// Waiters for instances that this store object's commits finish.
+    finished: Arc<FinishNotices>,
 }
 
 impl SqliteHistoryStore {
@@ -130,6 +137,7 @@ impl SqliteHistoryStore {
             reader: reads::ReadPool::new(location),
             orchestrator_signal,
             activity_signal,
+            finished: Arc::default(),
         })
     }
 }
@@ -280,5 +288,29 @@ impl HistoryStore for SqliteHistoryStore {
 
     fn activity_signal(&self) -> Arc<Notify> {
         Arc::clone(&self.activity_signal)
+    }
+
+    fn finish_notices(&self) -> Option<Arc<FinishNotices>> {
+        Some(Arc::clone(&self.finished))
+    }
+
+    async fn list_instances(&self, filter: &InstanceFilter) -> Result<InstancePage, StoreError> {
+        management::list_instances(&self.reader, filter).await
+    }
+
+    async fn instances_by_id(&self, ids: &[String]) -> Result<Vec<InstanceRecord>, StoreError> {
+        management::instances_by_id(&self.reader, ids).await
+    }
+
+    async fn instance_counts(&self, query: CountsQuery) -> Result<InstanceCounts, StoreError> {
+        management::instance_counts(&self.reader, query).await
+    }
+
+    async fn purge_instance(&self, instance_id: &str) -> Result<PurgeOutcome, StoreError> {
+        management::purge_instance(self, instance_id).await
+    }
+
+    async fn purge_finished(&self, filter: &PurgeFilter, limit: u32) -> Result<u64, StoreError> {
+        management::purge_finished(self, filter, limit).await
     }
 }

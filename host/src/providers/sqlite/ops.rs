@@ -10,10 +10,14 @@ use std::time::Duration;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use rusqlite::types::Value;
+
 use super::activity_queue::{self, ActivityLock};
 use super::codec::{QueueRow, now_i64, plus};
+use super::management;
 use super::orchestrator_queue::{self, LockedRows};
 use super::turn::{self, EncodedTurn, Locked};
+use crate::providers::query::PurgeOutcome;
 use crate::providers::{NewInstance, StoreError};
 
 /// Where an op's result goes: the caller awaiting it.
@@ -100,6 +104,17 @@ pub(super) enum Op {
         until: i64,
         reply: ReplyTo<()>,
     },
+    /// [`management::purge_instance`].
+    PurgeInstance {
+        instance_id: String,
+        reply: ReplyTo<PurgeOutcome>,
+    },
+    /// [`management::purge_finished`]: the statement selecting the batch.
+    PurgeFinished {
+        query: String,
+        params: Vec<Value>,
+        reply: ReplyTo<u64>,
+    },
 }
 
 /// Which in-process dispatchers an op's commit should wake.
@@ -184,9 +199,11 @@ impl Op {
         let output = match reply {
             Reply::Orchestrations(_) => Output::Orchestrations(Ok(Vec::new())),
             Reply::Activities(_) => Output::Activities(Ok(Vec::new())),
-            Reply::Unit(_) | Reply::Continued(_) | Reply::Committed(_) => {
-                Output::Unit(Err(StoreError::database("not a fetch")))
-            }
+            Reply::Unit(_)
+            | Reply::Continued(_)
+            | Reply::Committed(_)
+            | Reply::Purged(_)
+            | Reply::Count(_) => Output::Unit(Err(StoreError::database("not a fetch"))),
         };
         Done { reply, output }
     }
@@ -276,6 +293,12 @@ impl Op {
             Op::DeferActivity { lock, until, .. } => {
                 Output::Unit(activity_queue::defer_in(conn, lock, *until))
             }
+            Op::PurgeInstance { instance_id, .. } => {
+                Output::Purged(management::purge_instance_in(conn, instance_id))
+            }
+            Op::PurgeFinished { query, params, .. } => {
+                Output::Count(management::purge_finished_in(conn, query, params))
+            }
         }
     }
 
@@ -315,6 +338,8 @@ impl Op {
             Op::FetchActivities { reply, .. } => Reply::Activities(reply),
             Op::CompleteActivityAndLock { reply, .. } => Reply::Continued(reply),
             Op::CommitTurn { reply, .. } => Reply::Committed(reply),
+            Op::PurgeInstance { reply, .. } => Reply::Purged(reply),
+            Op::PurgeFinished { reply, .. } => Reply::Count(reply),
         }
     }
 }
@@ -326,6 +351,8 @@ enum Reply {
     Activities(ReplyTo<Vec<QueueRow>>),
     Continued(ReplyTo<Option<Box<LockedRows>>>),
     Committed(ReplyTo<Locked>),
+    Purged(ReplyTo<PurgeOutcome>),
+    Count(ReplyTo<u64>),
 }
 
 impl Reply {
@@ -337,6 +364,8 @@ impl Reply {
             Reply::Activities(_) => Output::Activities(Err(error)),
             Reply::Continued(_) => Output::Continued(Err(error)),
             Reply::Committed(_) => Output::Committed(Err(error)),
+            Reply::Purged(_) => Output::Purged(Err(error)),
+            Reply::Count(_) => Output::Count(Err(error)),
         }
     }
 
@@ -358,6 +387,12 @@ impl Reply {
             }
             (Reply::Committed(reply), Output::Committed(result)) => {
                 let _ = reply.send(result.map(|(_, locked)| locked));
+            }
+            (Reply::Purged(reply), Output::Purged(result)) => {
+                let _ = reply.send(result.map(|(_, outcome)| outcome));
+            }
+            (Reply::Count(reply), Output::Count(result)) => {
+                let _ = reply.send(result.map(|(_, count)| count));
             }
             (reply, _) => {
                 let mismatch = reply.error(StoreError::database(
@@ -383,6 +418,10 @@ pub(super) enum Output {
     Continued(Result<Option<Box<LockedRows>>, StoreError>),
     /// A committed turn, with what it locked for its caller.
     Committed(Result<(Signals, Locked), StoreError>),
+    /// What a purge of one instance did.
+    Purged(Result<(Signals, PurgeOutcome), StoreError>),
+    /// How many instances a purge batch deleted.
+    Count(Result<(Signals, u64), StoreError>),
 }
 
 impl Output {
@@ -393,6 +432,8 @@ impl Output {
             Output::Activities(r) => r.as_ref().err(),
             Output::Continued(r) => r.as_ref().err(),
             Output::Committed(r) => r.as_ref().err(),
+            Output::Purged(r) => r.as_ref().err(),
+            Output::Count(r) => r.as_ref().err(),
         }
     }
 

@@ -35,7 +35,7 @@ impl ReadPool {
     }
 
     /// Runs `read` on a reader connection, on a blocking thread.
-    async fn run<T: Send + 'static>(
+    pub(super) async fn run<T: Send + 'static>(
         &self,
         read: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {

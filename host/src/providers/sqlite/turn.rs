@@ -78,7 +78,12 @@ macro_rules! finish_turn {
 /// hold (the lock stays, with its token) or NULL (the lock goes). (Read by its own
 /// statement: a correlated subquery here, or `RETURNING`, costs SQLite
 /// several times as much.)
-const FINISH_TURN: &str = finish_turn!("status = ?4, ");
+/// A terminal status stamps `finished_at`, which retention and the
+/// management queries read.
+const FINISH_TURN: &str = finish_turn!(
+    "status = ?4, finished_at = CASE WHEN ?4 IN ('Completed', 'Failed', 'Cancelled')
+         THEN ?3 ELSE NULL END, "
+);
 
 /// [`FINISH_TURN`] for a turn that leaves the status as it was (most turns),
 /// which spares the status index an update. `?4` is bound but unused.
@@ -176,11 +181,27 @@ pub(super) async fn commit_turn(
     commit: TurnCommit,
 ) -> Result<(), StoreError> {
     // Encode before queuing, keeping the shared writer's critical section short.
+    let finished = finishing(&commit);
     let turn = Box::new(EncodedTurn::new(commit, None)?);
-    store
-        .write(|reply| Op::CommitTurn { turn, reply })
-        .await
-        .map(|_| ())
+    store.write(|reply| Op::CommitTurn { turn, reply }).await?;
+    announce(store, finished);
+    Ok(())
+}
+
+/// The instance a commit makes terminal, if it does.
+fn finishing(commit: &TurnCommit) -> Option<String> {
+    commit
+        .status
+        .is_terminal()
+        .then(|| commit.instance_id.clone())
+}
+
+/// Tells this store object's waiters that a committed turn finished the
+/// instance (once the commit is durable, so a waiter reads the end).
+fn announce(store: &SqliteHistoryStore, finished: Option<String>) {
+    if let Some(instance_id) = finished {
+        store.finished.notify(&instance_id);
+    }
 }
 
 /// [`commit_turn`], locking the first `max` activities the turn schedules
@@ -201,8 +222,10 @@ pub(super) async fn commit_turn_and_lock(
         lock_token: lock_token.clone(),
         hold,
     };
+    let finished = finishing(&commit);
     let turn = Box::new(EncodedTurn::new(commit, Some(eager))?);
     let locked = store.write(|reply| Op::CommitTurn { turn, reply }).await?;
+    announce(store, finished);
     let activities = locked
         .activity_ids
         .into_iter()
