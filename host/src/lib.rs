@@ -34,8 +34,12 @@ pub mod providers;
 pub mod runtime;
 pub mod sandbox;
 
-pub use client::{Client, ClientError, InstanceInfo, OrchestrationStatus, StartOptions};
-pub use runtime::{DuroxideRuntime, RuntimeError, RuntimeOptions};
+pub use client::{
+    Client, ClientError, ExecutionDetails, ExecutionStatus, ExecutionSummary, InstanceDetails,
+    InstanceFilter, InstanceInfo, InstancePage, InstanceStatus, InstanceSummary, ListCursor,
+    ListOrder, OrchestrationStatus, PurgeFilter, StartOptions, SystemHealth,
+};
+pub use runtime::{DuroxideRuntime, Retention, RuntimeError, RuntimeOptions};
 pub use sandbox::{
     ComponentManifest, ErrorCode, GuestFault, LoadError, LoadedComponent, SandboxLimits,
 };

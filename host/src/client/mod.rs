@@ -2,18 +2,29 @@
 //! orchestrations by writing to and reading from the store. It never runs
 //! guest code and never talks to a runtime directly.
 
+mod details;
+mod health;
+mod management;
 mod types;
 
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use crate::providers::InstanceStatus;
+pub use crate::providers::query::{
+    InstanceFilter, InstancePage, InstanceSummary, ListCursor, ListOrder, PurgeFilter,
+};
+pub use details::{
+    ExecutionDetails, ExecutionStatus, ExecutionSummary, InstanceDetails, PendingActivity,
+    PendingEvent, PendingSubOrchestration, PendingTimer, pending_work, summarize_execution,
+};
+pub use health::{LONG_RUNNING_AFTER, RECENT_FAILURE_WINDOW, SystemHealth, health_score};
 pub use types::{ClientError, InstanceInfo, OrchestrationStatus, StartOptions};
 
 use crate::history::{Event, OrchestratorMessage};
 use crate::limits::{TextKind, TextLimits, check_delay};
-use crate::providers::{
-    HistoryStore, InstanceRecord, InstanceStatus, NewInstance, StoreError, now_ms,
-};
+use crate::providers::{HistoryStore, InstanceRecord, NewInstance, StoreError, now_ms};
 
 /// Controls and inspects orchestrations through a store shared with one or
 /// more runtimes, in this process or others.
@@ -21,7 +32,16 @@ use crate::providers::{
 pub struct Client {
     store: Arc<dyn HistoryStore>,
     limits: TextLimits,
+    max_poll_interval: Duration,
 }
+
+/// The longest pause between polls of [`Client::wait_for_completion`] by
+/// default.
+const MAX_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The first pause between polls: an instance that ends within a few
+/// milliseconds is seen within a few.
+const FIRST_POLL_INTERVAL: Duration = Duration::from_millis(2);
 
 impl Client {
     /// A client over `store`, holding what it sends to the default limits
@@ -30,7 +50,18 @@ impl Client {
         Self {
             store,
             limits: TextLimits::default(),
+            max_poll_interval: MAX_POLL_INTERVAL,
         }
+    }
+
+    /// Poll at most this far apart in [`wait_for_completion`]
+    /// (default 100 ms): the bound on how late a wait hears of an end
+    /// committed by another process.
+    ///
+    /// [`wait_for_completion`]: Self::wait_for_completion
+    pub fn with_max_poll_interval(mut self, interval: Duration) -> Self {
+        self.max_poll_interval = interval.max(FIRST_POLL_INTERVAL);
+        self
     }
 
     /// Refuse inputs and event data larger than `bytes` (default 1 MiB; keep
@@ -238,14 +269,30 @@ impl Client {
 
     /// Wait until the instance finishes (Completed, Failed or Cancelled), or
     /// `timeout_ms` passes.
+    ///
+    /// When the runtime that finishes it commits through this client's
+    /// store object (same process), the commit wakes the wait at once. An
+    /// end committed elsewhere (another process) is found by polling,
+    /// every 2 ms at first and backing off to the poll cap
+    /// ([`with_max_poll_interval`](Self::with_max_poll_interval)).
     pub async fn wait_for_completion(
         &self,
         instance_id: &str,
         timeout_ms: Option<u64>,
     ) -> Result<OrchestrationStatus, ClientError> {
         let deadline = timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms));
-        let mut interval = Duration::from_millis(2);
+        let watch = self
+            .store
+            .finish_notices()
+            .map(|notices| notices.subscribe(instance_id));
+        let mut interval = FIRST_POLL_INTERVAL;
         loop {
+            // Armed before the status is read: an end committed after the
+            // read still wakes the wait.
+            let mut notified = pin!(watch.as_ref().map(|w| w.notify().notified()));
+            if let Some(armed) = notified.as_mut().as_pin_mut() {
+                armed.enable();
+            }
             match self.get_orchestration_status(instance_id).await? {
                 OrchestrationStatus::NotFound => {
                     return Err(ClientError::InstanceNotFound(instance_id.into()));
@@ -253,11 +300,23 @@ impl Client {
                 status if status.is_terminal() => return Ok(status),
                 _ => {}
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
                 return Err(ClientError::Timeout(instance_id.into()));
             }
-            tokio::time::sleep(interval).await;
-            interval = (interval * 2).min(Duration::from_millis(100));
+            let pause = deadline.map_or(interval, |d| interval.min(d - now));
+            let finished = async {
+                match notified.as_mut().as_pin_mut() {
+                    Some(armed) => armed.await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = finished => {}
+                () = tokio::time::sleep(pause) => {
+                    interval = (interval * 2).min(self.max_poll_interval);
+                }
+            }
         }
     }
 

@@ -121,6 +121,15 @@ pub enum ClientError {
     /// An argument is malformed (an empty instance id, say).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The instance has not finished, so it was left alone (purge it with
+    /// `purge_instance_forced` to cancel it first).
+    #[error("instance '{instance}' has not finished ({status:?})")]
+    InstanceNotFinished {
+        /// The instance.
+        instance: String,
+        /// Its state.
+        status: crate::providers::InstanceStatus,
+    },
     /// The wait ended before the instance finished.
     #[error("timed out waiting for instance '{0}'")]
     Timeout(String),

@@ -178,6 +178,8 @@ pub struct InstanceRecord {
     pub parent_execution_id: Option<u64>,
     /// The status text the orchestration last published.
     pub custom_status: Option<String>,
+    /// When it finished, ms since the Unix epoch; `None` while it runs.
+    pub finished_at_ms: Option<u64>,
 }
 
 /// A new instance, created together with its start message.

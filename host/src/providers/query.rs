@@ -22,6 +22,9 @@ pub struct InstanceFilter {
     pub created_after_ms: Option<u64>,
     /// Only instances created before this time, ms since the Unix epoch.
     pub created_before_ms: Option<u64>,
+    /// Only instances that finished at or after this time, ms since the
+    /// Unix epoch (so only finished ones).
+    pub finished_after_ms: Option<u64>,
     /// Only children of this instance.
     pub parent_instance: Option<String>,
     /// Newest or oldest first (by creation time, then instance id).

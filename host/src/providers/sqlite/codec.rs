@@ -20,7 +20,7 @@ use crate::providers::{DatabaseError, InstanceRecord, InstanceStatus, StoreError
 /// reads, in its order.
 pub(super) const READ_INSTANCE: &str = "SELECT instance_id, orchestration_name,
      orchestration_version, status, output, execution_id, history_len, created_at,
-     updated_at, parent_instance, parent_id, parent_execution_id, custom_status
+     updated_at, parent_instance, parent_id, parent_execution_id, custom_status, finished_at
      FROM instances WHERE instance_id = ?1";
 
 /// `e`, an SQLite error, as the store's error while doing `context`,
@@ -124,6 +124,7 @@ pub(super) fn instance_from_row(row: &Row<'_>) -> Result<InstanceRecord, StoreEr
     let status: String = row.get(3).map_err(col)?;
     let parent_id: Option<i64> = row.get(10).map_err(col)?;
     let parent_execution_id: Option<i64> = row.get(11).map_err(col)?;
+    let finished_at: Option<i64> = row.get(13).map_err(col)?;
     Ok(InstanceRecord {
         instance_id: row.get(0).map_err(col)?,
         orchestration_name: row.get(1).map_err(col)?,
@@ -141,6 +142,7 @@ pub(super) fn instance_from_row(row: &Row<'_>) -> Result<InstanceRecord, StoreEr
             .map(|p| to_u64(p, "parent_execution_id"))
             .transpose()?,
         custom_status: row.get(12).map_err(col)?,
+        finished_at_ms: finished_at.map(|t| to_u64(t, "finished_at")).transpose()?,
     })
 }
 

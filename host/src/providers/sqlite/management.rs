@@ -56,6 +56,10 @@ fn list_query(filter: &InstanceFilter) -> Result<Query, StoreError> {
         common.push_str(" AND created_at < ?");
         common_params.push(Value::Integer(to_i64(before, "created_before_ms")?));
     }
+    if let Some(after) = filter.finished_after_ms {
+        common.push_str(" AND finished_at >= ?");
+        common_params.push(Value::Integer(to_i64(after, "finished_after_ms")?));
+    }
     if let Some(parent) = &filter.parent_instance {
         common.push_str(" AND parent_instance = ?");
         common_params.push(Value::Text(parent.clone()));
