@@ -162,7 +162,12 @@ async fn next_ms() {
 }
 
 /// An instance to make: id, name, parent and task id, state.
-type Planned = (&'static str, &'static str, Option<(&'static str, u64)>, InstanceStatus);
+type Planned = (
+    &'static str,
+    &'static str,
+    Option<(&'static str, u64)>,
+    InstanceStatus,
+);
 
 /// A store holding: p (pending), r1 r2 (running), c1 c2 (completed; c2 a
 /// child of r1), f (failed), x (cancelled), and can (running, continued as
