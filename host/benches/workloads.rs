@@ -21,12 +21,13 @@ use duroxide::{Client, DuroxideRuntime, LoadedComponent, OrchestrationStatus};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 // turn_cost first: it measures microseconds and wants a quiet machine.
-const WORKLOADS: [&str; 5] = [
+const WORKLOADS: [&str; 6] = [
     "turn_cost",
     "hello_seq5",
     "fan_out_1000",
     "long_history",
     "timers",
+    "management",
 ];
 
 struct Args {
@@ -289,6 +290,9 @@ async fn timers(wasm: &Path, instances: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[path = "management/mod.rs"]
+mod management;
+
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -306,6 +310,7 @@ fn main() -> anyhow::Result<()> {
                 "long_history" => long_history(&wasm).await?,
                 "turn_cost" => turn_cost(&wasm).await?,
                 "timers" => timers(&wasm, args.instances.unwrap_or(1000)).await?,
+                "management" => management::run(args.instances.unwrap_or(100_000)).await?,
                 _ => {}
             }
         }
