@@ -181,6 +181,36 @@ where
     Ok(times[times.len() / 2])
 }
 
+/// `page` with its cursor `depth` rows into its listing, reached in pages
+/// of 1,000.
+async fn deep_page(
+    client: &Client,
+    page: &InstanceFilter,
+    depth: usize,
+) -> anyhow::Result<InstanceFilter> {
+    let mut after = None;
+    let mut skipped = 0;
+    while skipped < depth {
+        let chunk = client
+            .list_instances(Some(InstanceFilter {
+                after: after.clone(),
+                limit: Some(1000),
+                ..page.clone()
+            }))
+            .await?;
+        skipped += chunk.instances.len();
+        after = chunk.next;
+        anyhow::ensure!(after.is_some(), "the listing ended after {skipped} rows");
+    }
+    let deep = InstanceFilter {
+        after,
+        ..page.clone()
+    };
+    let found = client.list_instances(Some(deep.clone())).await?;
+    anyhow::ensure!(found.instances.len() == 100, "a full deep page");
+    Ok(deep)
+}
+
 /// Fills a store with `n` instances and times list, deep list, health,
 /// details and purge.
 pub async fn run(n: usize) -> anyhow::Result<()> {
@@ -209,30 +239,21 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
     })
     .await?;
 
-    // The same filter 50,000 rows deep, reached by cursor in pages of 1,000.
+    // The same filter 50,000 rows deep, reached by cursor.
     let depth = 50_000.min(n / 2);
-    let mut after = None;
-    let mut skipped = 0;
-    while skipped < depth {
-        let chunk = client
-            .list_instances(Some(InstanceFilter {
-                after: after.clone(),
-                limit: Some(1000),
-                ..page.clone()
-            }))
-            .await?;
-        skipped += chunk.instances.len();
-        after = chunk.next;
-        anyhow::ensure!(after.is_some(), "the listing ended after {skipped} rows");
-    }
-    let deep = InstanceFilter {
-        after,
-        ..page.clone()
-    };
-    let deep_page = client.list_instances(Some(deep.clone())).await?;
-    anyhow::ensure!(deep_page.instances.len() == 100, "a full deep page");
+    let deep = deep_page(&client, &page, depth).await?;
     let list_deep_ms = median_ms(21, || async {
         Ok(client.list_instances(Some(deep.clone())).await?)
+    })
+    .await?;
+    // Two statuses (one index range each, merged), as deep.
+    let two = InstanceFilter {
+        status: Some(vec![InstanceStatus::Completed, InstanceStatus::Failed]),
+        ..page.clone()
+    };
+    let two_deep = deep_page(&client, &two, depth).await?;
+    let list_two_status_deep_ms = median_ms(21, || async {
+        Ok(client.list_instances(Some(two_deep.clone())).await?)
     })
     .await?;
     // The same depth by offset, for contrast.
@@ -287,7 +308,8 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
     );
     println!(
         "workload=management instances={n} list_ms={list_ms:.2} list_deep_ms={list_deep_ms:.2} \
-         list_offset_deep_ms={list_offset_ms:.2} health_ms={health_ms:.2} details_ms={details_ms:.2} \
+         list_offset_deep_ms={list_offset_ms:.2} \
+         list_two_status_deep_ms={list_two_status_deep_ms:.2} health_ms={health_ms:.2} details_ms={details_ms:.2} \
          purge_per_s={:.0} purged={purged} fill_ms={fill_ms}",
         purged as f64 / purge_s.max(1e-9)
     );
