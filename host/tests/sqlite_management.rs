@@ -677,3 +677,43 @@ async fn a_commit_that_ends_an_instance_wakes_its_waiters() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn the_migration_dates_instances_that_finished_before_it() -> TestResult {
+    let dir = TempDir::new()?;
+    open(&dir).await?.close().await;
+    // Undo the management migration (the last one) by hand, leaving rows as
+    // an earlier release wrote them: no end time.
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("store.db"))?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        conn.execute_batch(
+            "DROP INDEX instances_by_created;
+             DROP INDEX instances_by_status_created;
+             DROP INDEX instances_by_name_created;
+             DROP INDEX instances_by_parent;
+             DROP INDEX instances_finished;
+             CREATE INDEX instances_by_status ON instances (status);
+             CREATE INDEX instances_by_name ON instances (orchestration_name);
+             ALTER TABLE instances DROP COLUMN finished_at;
+             INSERT INTO instances (instance_id, orchestration_name, status, output,
+                 execution_id, history_len, created_at, updated_at)
+             VALUES ('old', 'N', 'Failed', 'e', 1, 0, 10, 20),
+                    ('live', 'N', 'Running', NULL, 1, 0, 10, 30);",
+        )?;
+        conn.pragma_update(None, "user_version", version - 1)?;
+    }
+    let store = open(&dir).await?;
+    let old = store.instance("old").await?.ok_or("missing")?;
+    assert_eq!(old.finished_at_ms, Some(20), "its last change");
+    let live = store.instance("live").await?.ok_or("missing")?;
+    assert_eq!(live.finished_at_ms, None);
+    let failed = store
+        .list_instances(&InstanceFilter {
+            finished_after_ms: Some(20),
+            ..InstanceFilter::default()
+        })
+        .await?;
+    assert_eq!(ids(&failed.instances), vec!["old"]);
+    Ok(())
+}
