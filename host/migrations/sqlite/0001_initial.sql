@@ -29,11 +29,25 @@ CREATE TABLE instances (
     -- message keeps it current, and a turn commit, which deletes what it
     -- consumed, recomputes it. (Not a trigger: that made each insert run as
     -- a trigger program with a statement journal, about twice the cost.)
-    next_visible_at       INTEGER
+    next_visible_at       INTEGER,
+    -- When the instance finished (its status became terminal); NULL while
+    -- it runs. Set only by the turn commit that changes the status, so the
+    -- common same-status commit writes nothing more.
+    finished_at           INTEGER
 );
 
-CREATE INDEX instances_by_status ON instances (status);
-CREATE INDEX instances_by_name ON instances (orchestration_name);
+-- Management queries (list, health, retention) are answered through these
+-- indexes, never by reading histories. Listing: newest or oldest first,
+-- optionally by status or name, with (created_at, instance_id) as the
+-- keyset cursor, so a page deep into a large result starts with a seek.
+CREATE INDEX instances_by_created ON instances (created_at, instance_id);
+CREATE INDEX instances_by_status_created ON instances (status, created_at, instance_id);
+CREATE INDEX instances_by_name_created ON instances (orchestration_name, created_at, instance_id);
+CREATE INDEX instances_by_parent ON instances (parent_instance)
+    WHERE parent_instance IS NOT NULL;
+-- Retention and recent failures: only finished rows, by status and end time.
+CREATE INDEX instances_finished ON instances (status, finished_at)
+    WHERE finished_at IS NOT NULL;
 -- Only locked rows matter to the wake-up query; keep the index small.
 CREATE INDEX instances_by_locked_until ON instances (locked_until)
     WHERE locked_until IS NOT NULL;

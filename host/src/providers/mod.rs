@@ -34,6 +34,17 @@ pub enum StoreError {
     /// Stored data could not be decoded.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// The database was written by a newer build, whose schema this one
+    /// does not know; nothing was changed.
+    #[error(
+        "the database has schema version {found}, newer than this build's {known}: it was written by a newer duroxide"
+    )]
+    SchemaTooNew {
+        /// The schema version the database has.
+        found: i64,
+        /// The newest schema version this build knows.
+        known: usize,
+    },
     /// The database failed; [`DatabaseError::is_retryable`] says whether
     /// trying again can help.
     #[error(transparent)]

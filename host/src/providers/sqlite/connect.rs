@@ -19,10 +19,7 @@ const WRITER_CACHE_KIB: i64 = -65_536;
 /// The schema, in order; `PRAGMA user_version` records how many are applied.
 /// Nothing is released yet, so the schema is one initial migration; a change
 /// after the first release is a new file appended here.
-const MIGRATIONS: [&str; 2] = [
-    include_str!("../../../migrations/sqlite/0001_initial.sql"),
-    include_str!("../../../migrations/sqlite/0002_management.sql"),
-];
+const MIGRATIONS: [&str; 1] = [include_str!("../../../migrations/sqlite/0001_initial.sql")];
 
 /// Where a store's connections open the database.
 #[derive(Debug, Clone)]
@@ -94,7 +91,10 @@ impl Location {
         // temporary files.
         conn.pragma_update(None, "temp_store", "MEMORY")
             .map_err(self.error("keeping temporary data in memory"))?;
-        migrate(&conn).map_err(self.error("migrating the schema"))?;
+        migrate(&conn).map_err(|e| match e {
+            Migration::Newer(e) => e,
+            Migration::Sqlite(e) => self.error("migrating the schema")(e),
+        })?;
         Ok(conn)
     }
 
@@ -125,6 +125,20 @@ impl Location {
     }
 }
 
+/// Why migrating failed.
+enum Migration {
+    /// The file's schema is newer than this build's.
+    Newer(StoreError),
+    /// SQLite failed.
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for Migration {
+    fn from(e: rusqlite::Error) -> Self {
+        Migration::Sqlite(e)
+    }
+}
+
 /// Applies the migrations not yet recorded in `user_version`. `BEGIN
 /// IMMEDIATE` makes two processes opening a fresh file at once take turns:
 /// the version is read under the write lock, so the second finds the schema
@@ -133,7 +147,7 @@ impl Location {
 /// its refusal of a newer file names no versions; and its current release
 /// links an older rusqlite than ours, whose bundled SQLite cannot be linked
 /// twice. These few lines do what we need.)
-fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+fn migrate(conn: &Connection) -> Result<(), Migration> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let applied = apply_missing(conn);
     conn.execute_batch(if applied.is_ok() {
@@ -144,18 +158,15 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     applied
 }
 
-fn apply_missing(conn: &Connection) -> rusqlite::Result<()> {
+fn apply_missing(conn: &Connection) -> Result<(), Migration> {
     let applied: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let known = MIGRATIONS.len();
     if usize::try_from(applied).is_ok_and(|applied| applied > known) {
         // Running on a schema this build does not know could corrupt it.
-        return Err(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-            Some(format!(
-                "the file has schema version {applied}, newer than this build's {known}: \
-                 it was written by a newer duroxide"
-            )),
-        ));
+        return Err(Migration::Newer(StoreError::SchemaTooNew {
+            found: applied,
+            known,
+        }));
     }
     for (version, sql) in (1..).zip(MIGRATIONS) {
         if version > applied {

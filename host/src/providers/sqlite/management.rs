@@ -1,5 +1,5 @@
 //! The management queries: listing, bulk status, counts and retention, each
-//! answered from the `instances` table through the indexes of migration 0007
+//! answered from the `instances` table through the instance indexes of the schema
 //! (never by reading histories). Reads run on the read pool; purges are
 //! writer ops, bounded so one never holds the writer long.
 
