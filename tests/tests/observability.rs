@@ -5,7 +5,9 @@
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 
-use duroxide_tests::{Harness, completed, guests};
+use std::time::Duration;
+
+use duroxide_tests::{Harness, completed, eventually, guests};
 use tracing_subscriber::fmt::format::FmtSpan;
 
 /// Collects everything the subscriber writes.
@@ -52,8 +54,13 @@ async fn metrics_count_what_the_runtime_did_and_are_served_over_http() -> anyhow
         let id = format!("counted-{i}");
         assert_eq!(completed(h.run(&id, "FanOut", "2").await?)?, "ITEM0,ITEM1");
     }
-    let text = duroxide::metrics::encode();
-    assert_eq!(sample(&text, done), Some(before + 3.0), "{text}");
+    // The waiter hears of an end at its commit; the turn counts it a moment
+    // later.
+    let text = eventually(Duration::from_secs(10), || async {
+        let text = duroxide::metrics::encode();
+        Ok((sample(&text, done) == Some(before + 3.0)).then_some(text))
+    })
+    .await?;
     for series in [
         "duroxide_orchestrations_started_total{name=\"FanOut\"}",
         "duroxide_turns_total{kind=\"started\"}",
@@ -104,27 +111,28 @@ async fn each_turn_and_activity_has_a_span_naming_its_instance_and_outcome() -> 
         completed(h.run("traced", "Sequence", "t").await?)?,
         "T:A!:B!"
     );
-    let text = captured.text();
-    let closes: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains("close") && l.contains("instance=traced"))
-        .collect();
-    let turn_done = closes.iter().any(|l| {
-        l.contains("turn{")
-            && l.contains("execution=1")
-            && l.contains("name=Sequence")
-            && l.contains("outcome=\"completed\"")
+    // The waiter hears of the end at the commit; the spans close a moment
+    // later: the last turn's, and each activity's.
+    let turn_done = |l: &str| {
+        l.contains("close")
+            && l.contains("turn{instance=traced execution=1 name=Sequence")
+            && l.contains(r#"outcome="completed""#)
             && l.contains("duration_ms=")
-    });
-    assert!(turn_done, "{text}");
-    let activities = closes
-        .iter()
-        .filter(|l| {
-            l.contains("activity{")
-                && l.contains("outcome=\"ok\"")
-                && (l.contains("name=Append") || l.contains("name=Upper"))
-        })
-        .count();
+    };
+    let activity_done = |l: &str| {
+        l.contains("close")
+            && l.contains("activity{instance=traced execution=1")
+            && l.contains(r#"outcome="ok""#)
+            && (l.contains("name=Append") || l.contains("name=Upper"))
+    };
+    let text = eventually(Duration::from_secs(10), || {
+        let text = captured.text();
+        let done =
+            text.lines().any(turn_done) && text.lines().filter(|l| activity_done(l)).count() >= 3;
+        async move { Ok(done.then_some(text)) }
+    })
+    .await?;
+    let activities = text.lines().filter(|l| activity_done(l)).count();
     assert_eq!(activities, 3, "{text}");
     Ok(())
 }
