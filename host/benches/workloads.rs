@@ -21,10 +21,11 @@ use duroxide::{Client, DuroxideRuntime, LoadedComponent, OrchestrationStatus};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 // turn_cost first: it measures microseconds and wants a quiet machine.
-const WORKLOADS: [&str; 6] = [
+const WORKLOADS: [&str; 7] = [
     "turn_cost",
     "hello_seq5",
     "fan_out_1000",
+    "fan_out_scaling",
     "long_history",
     "timers",
     "management",
@@ -187,6 +188,21 @@ async fn fan_out(wasm: &Path, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A join of 1,000 and of 10,000 activities: the ratio shows whether the
+/// cost grows linearly (10) or faster. The short run goes before and after
+/// the long one, for the machine's drift.
+async fn fan_out_scaling(wasm: &Path) -> anyhow::Result<()> {
+    let before = run_one(wasm, "FanOut", "1000").await?;
+    let ms_10000 = run_one(wasm, "FanOut", "10000").await?;
+    let after = run_one(wasm, "FanOut", "1000").await?;
+    let ms_1000 = (before + after) as f64 / 2.0;
+    println!(
+        "workload=fan_out_scaling ms_1000={ms_1000:.0} ms_10000={ms_10000} ratio={:.2}",
+        ms_10000 as f64 / ms_1000.max(1.0)
+    );
+    Ok(())
+}
+
 /// Three 1,000-step runs go before the 10,000-step one and three after,
 /// and `ms_1000` is their mean: the machine's speed drifts over the seconds
 /// the runs take, and a 1,000-step run is short enough that one slow moment
@@ -307,6 +323,7 @@ fn main() -> anyhow::Result<()> {
             match workload.as_str() {
                 "hello_seq5" => hello_seq5(&wasm, args.instances.unwrap_or(1000)).await?,
                 "fan_out_1000" => fan_out(&wasm, args.fan_out).await?,
+                "fan_out_scaling" => fan_out_scaling(&wasm).await?,
                 "long_history" => long_history(&wasm).await?,
                 "turn_cost" => turn_cost(&wasm).await?,
                 "timers" => timers(&wasm, args.instances.unwrap_or(1000)).await?,

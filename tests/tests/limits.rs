@@ -167,6 +167,9 @@ scenario!(
                 "waited only on tasks that can never finish again (task 1 was cancelled)",
             ),
             ("WaitUnknown", "used task 999, which it never created"),
+            ("WaitAnyNothing", "waited on no tasks at all"),
+            ("WaitAnyCancelled", "waited on no tasks at all"),
+            ("WatchUnknown", "used task 999, which it never created"),
             (
                 "WaitConsumed",
                 "waited only on tasks that can never finish again (task 1 was already received)",

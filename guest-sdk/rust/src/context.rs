@@ -33,8 +33,10 @@ pub(crate) struct TaskTable {
     results: HashMap<u64, Outcome>,
     /// Tasks a future found pending and still waits on: kept until the task
     /// resolves or is dropped, so a future needs polling again only when its
-    /// task resolves.
+    /// task resolves. The host keeps the same set (`watch`).
     interest: BTreeSet<u64>,
+    /// Tasks added to `interest` that the host has not been told to watch.
+    to_watch: Vec<u64>,
     /// What to wake when each pending task resolves.
     wakers: HashMap<u64, Waker>,
     /// Set once the orchestration has its result: tasks dropped from then on
@@ -43,9 +45,15 @@ pub(crate) struct TaskTable {
 }
 
 impl TaskTable {
-    /// The tasks pending futures wait on, in ascending order.
-    pub(crate) fn interest(&self) -> Vec<u64> {
-        self.interest.iter().copied().collect()
+    /// Whether any pending future waits on a task.
+    pub(crate) fn waits(&self) -> bool {
+        !self.interest.is_empty()
+    }
+
+    /// The tasks the host must start watching before the next wait: each
+    /// task is named once, so a wait costs the same however many are open.
+    pub(crate) fn take_to_watch(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.to_watch)
     }
 
     /// Record the result of a finished task. Returns the waker of the future
@@ -60,7 +68,9 @@ impl TaskTable {
         match self.results.remove(&task) {
             Some(outcome) => Poll::Ready(outcome),
             None => {
-                self.interest.insert(task);
+                if self.interest.insert(task) {
+                    self.to_watch.push(task);
+                }
                 match self.wakers.get_mut(&task) {
                     Some(known) if known.will_wake(waker) => {}
                     Some(known) => known.clone_from(waker),
@@ -221,6 +231,7 @@ impl Drop for Task {
             return;
         };
         table.interest.remove(&self.id);
+        table.to_watch.retain(|t| *t != self.id);
         table.results.remove(&self.id);
         table.wakers.remove(&self.id);
         if !table.finishing {

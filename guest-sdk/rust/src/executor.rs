@@ -8,7 +8,9 @@ use crate::bindings::duroxide::orchestration::types::{Manifest, OrchestrationInf
 use crate::{OrchestrationContext, Registry};
 
 /// Run orchestration `name` to its end. Each time the future is pending, the
-/// tasks it waits on are handed to the host's `wait`, whose answer wakes it.
+/// host is told of the tasks it newly waits on (`watch`), and `wait-any`
+/// hands back the first of the watched tasks to finish, whose answer wakes
+/// the future waiting on it.
 pub fn run_orchestration(
     registry: &Registry,
     name: &str,
@@ -29,14 +31,17 @@ pub fn run_orchestration(
             ctx.tasks.borrow_mut().finishing = true;
             return result;
         }
-        let interest = ctx.tasks.borrow().interest();
-        if interest.is_empty() {
+        if !ctx.tasks.borrow().waits() {
             ctx.tasks.borrow_mut().finishing = true;
             return Err(
                 "the orchestration is pending on something that is not a duroxide task".to_string(),
             );
         }
-        let completion = host::wait(&interest);
+        let to_watch = ctx.tasks.borrow_mut().take_to_watch();
+        if !to_watch.is_empty() {
+            host::watch(&to_watch);
+        }
+        let completion = host::wait_any();
         let waiting = ctx
             .tasks
             .borrow_mut()

@@ -100,6 +100,14 @@ impl OrchestrationHost for LinkedReplay {
         self.replay.poll_wait(tasks)
     }
 
+    fn watch(&mut self, tasks: &[u64]) -> Result<(), GuestFault> {
+        self.replay.watch(tasks)
+    }
+
+    fn poll_wait_any(&mut self) -> Result<Option<Completion>, GuestFault> {
+        self.replay.poll_wait_any()
+    }
+
     fn end_turn(&mut self) -> Result<(), GuestFault> {
         let output = self.replay.take_turn_output();
         self.mailbox

@@ -4,8 +4,10 @@ wasmtime::component::bindgen!({
     world: "workflows",
     path: "../wit",
     imports: {
-        // `wait` parks the guest until the next turn's messages arrive.
+        // `wait` and `wait-any` park the guest until the next turn's
+        // messages arrive.
         "duroxide:orchestration/context.wait": async | trappable,
+        "duroxide:orchestration/context.wait-any": async | trappable,
         default: trappable,
     },
     exports: { default: async },

@@ -32,6 +32,26 @@ impl From<Completion> for types::Completion {
     }
 }
 
+impl GuestState {
+    /// Answers a wait with what `poll` finds recorded; while nothing is,
+    /// the turn is over: hand its results to the dispatcher and sleep until
+    /// the next turn's messages.
+    async fn wait_until(
+        &mut self,
+        mut poll: impl FnMut(&mut dyn OrchestrationHost) -> Result<Option<Completion>, GuestFault>,
+    ) -> wasmtime::Result<types::Completion> {
+        loop {
+            let host = self.host()?;
+            if let Some(completion) = poll(host)? {
+                return Ok(completion.into());
+            }
+            host.end_turn()?;
+            poll_fn(|cx| host.poll_next_turn(cx)).await?;
+            self.deadline = Instant::now() + self.budget;
+        }
+    }
+}
+
 impl types::Host for GuestState {}
 
 /// The limits on what a guest hands over (names, ids, payloads, delays) are
@@ -87,17 +107,15 @@ impl context::Host for GuestState {
     }
 
     async fn wait(&mut self, tasks: Vec<u64>) -> wasmtime::Result<types::Completion> {
-        loop {
-            let host = self.host()?;
-            if let Some(completion) = host.poll_wait(&tasks)? {
-                return Ok(completion.into());
-            }
-            // Nothing recorded can answer: the turn is over. Hand its results
-            // to the dispatcher and sleep until the next turn's messages.
-            host.end_turn()?;
-            poll_fn(|cx| host.poll_next_turn(cx)).await?;
-            self.deadline = Instant::now() + self.budget;
-        }
+        self.wait_until(|host| host.poll_wait(&tasks)).await
+    }
+
+    fn watch(&mut self, tasks: Vec<u64>) -> wasmtime::Result<()> {
+        Ok(self.host()?.watch(&tasks)?)
+    }
+
+    async fn wait_any(&mut self) -> wasmtime::Result<types::Completion> {
+        self.wait_until(|host| host.poll_wait_any()).await
     }
 
     fn now_ms(&mut self) -> wasmtime::Result<u64> {

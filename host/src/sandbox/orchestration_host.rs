@@ -94,6 +94,13 @@ pub(crate) trait OrchestrationHost: Send {
     /// `None` when nothing recorded answers and the guest must park.
     fn poll_wait(&mut self, tasks: &[u64]) -> Result<Option<Completion>, GuestFault>;
 
+    /// The guest waits on `tasks` through [`Self::poll_wait_any`] from now on.
+    fn watch(&mut self, tasks: &[u64]) -> Result<(), GuestFault>;
+
+    /// The earliest completion among the watched tasks, or `None` when the
+    /// guest must park.
+    fn poll_wait_any(&mut self) -> Result<Option<Completion>, GuestFault>;
+
     /// End the current turn: hand what it produced to the turn that runs
     /// the guest. The guest then parks in [`Self::poll_next_turn`].
     fn end_turn(&mut self) -> Result<(), GuestFault>;

@@ -2,7 +2,7 @@
 //! in it: which tasks history records, which completions and events answer
 //! them, which decisions cancelled them, and how far the guest has come.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,6 +73,12 @@ pub(super) struct HistoryIndex {
     decisions: Vec<usize>,
     tasks: TaskIdMap<Task>,
     completions: TaskIdMap<Recorded>,
+    /// (position, task) of every completion not yet handed to the guest, in
+    /// history order: `wait-any` takes the first whose task is watched.
+    ready: BTreeSet<(usize, u64)>,
+    /// Tasks the guest waits on through `wait-any`, neither received nor
+    /// cancelled.
+    watched: HashSet<u64, BuildHasherDefault<TaskIdHasher>>,
     /// Per event name: subscriptions still waiting, oldest first.
     event_waiters: HashMap<String, VecDeque<u64>>,
     /// Per event name: positions of events no subscription took, oldest first.
@@ -98,6 +104,8 @@ impl HistoryIndex {
             decisions: Vec::new(),
             tasks: TaskIdMap::default(),
             completions: TaskIdMap::default(),
+            ready: BTreeSet::new(),
+            watched: HashSet::default(),
             event_waiters: HashMap::new(),
             event_backlog: HashMap::new(),
             cancelled: TaskIdMap::default(),
@@ -184,9 +192,7 @@ impl HistoryIndex {
                     .get_mut(name)
                     .and_then(VecDeque::pop_front)
                 {
-                    Some(event_pos) => {
-                        self.completions.insert(*id, Recorded::at(event_pos));
-                    }
+                    Some(event_pos) => self.record(*id, event_pos),
                     None => self
                         .event_waiters
                         .entry(name.clone())
@@ -205,7 +211,7 @@ impl HistoryIndex {
             | Event::SubOrchestrationFailed { id, .. }
             | Event::TimerFired { id } => {
                 self.open_timers.remove(id);
-                self.completions.insert(*id, Recorded::at(pos));
+                self.record(*id, pos);
             }
             Event::EventRaised { name, .. } => self.give_event(name, pos),
             Event::OrchestrationStartedDetached { .. }
@@ -228,9 +234,7 @@ impl HistoryIndex {
             .get_mut(name)
             .and_then(VecDeque::pop_front)
         {
-            Some(waiter) => {
-                self.completions.insert(waiter, Recorded::at(pos));
-            }
+            Some(waiter) => self.record(waiter, pos),
             None => {
                 let backlog = self.event_backlog.entry(name.to_string()).or_default();
                 // Keep arrival order when a cancelled subscription returns an event.
@@ -252,8 +256,76 @@ impl HistoryIndex {
             waiters.retain(|w| *w != id);
         }
         if let Some(recorded) = self.completions.remove(&id) {
+            self.ready.remove(&(recorded.pos, id));
             self.give_event(&name, recorded.pos);
         }
+    }
+
+    /// Record that the event at `pos` completes task `id`.
+    fn record(&mut self, id: u64, pos: usize) {
+        self.completions.insert(id, Recorded::at(pos));
+        self.ready.insert((pos, id));
+    }
+
+    /// Mark the completion of `task`, at `pos`, as handed to the guest.
+    fn hand_over(&mut self, pos: usize, task: u64) {
+        if let Some(recorded) = self.completions.get_mut(&task) {
+            recorded.taken = true;
+        }
+        self.ready.remove(&(pos, task));
+        self.watched.remove(&task);
+    }
+
+    /// The guest, having made `decisions_made` decisions, waits on `tasks`
+    /// through `wait-any` from now on, until each is received or
+    /// cancelled. A task it never created is a fault; one already received
+    /// or cancelled is not watched.
+    pub(super) fn watch(&mut self, tasks: &[u64], decisions_made: usize) -> Result<(), GuestFault> {
+        for &task in tasks {
+            if !self.created(task, decisions_made) {
+                return Err(GuestFault::UnknownTask(task));
+            }
+            let cancelled = self
+                .cancelled
+                .get(&task)
+                .is_some_and(|&decision| decision < decisions_made);
+            let received = self.completions.get(&task).is_some_and(|r| r.taken);
+            if !cancelled && !received {
+                self.watched.insert(task);
+            }
+        }
+        Ok(())
+    }
+
+    /// The guest cancelled `task`: it is no longer watched, and its
+    /// completion, if any, will never be handed over.
+    pub(super) fn unwatch(&mut self, task: u64) {
+        self.watched.remove(&task);
+        if let Some(recorded) = self.completions.get(&task) {
+            self.ready.remove(&(recorded.pos, task));
+        }
+    }
+
+    /// Take the earliest completion of a watched task: its position and
+    /// task, or `None` when the guest must wait for the next turn. With
+    /// nothing watched, the wait could never end: a fault. Completions of
+    /// tasks created later in history sort after any the guest can take
+    /// (a task's decision comes after every completion handed over before
+    /// it), so the search stops at the first watched task: a wait costs the
+    /// same however many tasks are open.
+    pub(super) fn take_next(&mut self) -> Result<Option<(usize, u64)>, GuestFault> {
+        if self.watched.is_empty() {
+            return Err(GuestFault::WaitOnNothing);
+        }
+        let next = self
+            .ready
+            .iter()
+            .find(|(_, task)| self.watched.contains(task))
+            .copied();
+        if let Some((pos, task)) = next {
+            self.hand_over(pos, task);
+        }
+        Ok(next)
     }
 
     /// Move the guest's cursor forward to `pos` and update whether it is
@@ -318,10 +390,8 @@ impl HistoryIndex {
                 tasks: self.why_finished(tasks),
             });
         }
-        if let Some((_, task)) = best
-            && let Some(recorded) = self.completions.get_mut(&task)
-        {
-            recorded.taken = true;
+        if let Some((pos, task)) = best {
+            self.hand_over(pos, task);
         }
         Ok(best)
     }

@@ -358,7 +358,9 @@ impl Replay {
         if !self.index.created(task, self.next_decision) {
             return Err(GuestFault::UnknownTask(task));
         }
-        self.decide(Event::TaskCancelled { id: task })
+        self.decide(Event::TaskCancelled { id: task })?;
+        self.index.unwatch(task);
+        Ok(())
     }
 
     /// The earliest completion among `tasks` not yet handed to the guest, or
@@ -366,9 +368,28 @@ impl Replay {
     /// never end is a fault: on no tasks, on a task the guest never created,
     /// or only on tasks it cancelled or whose completion it already received.
     pub(crate) fn poll_wait(&mut self, tasks: &[u64]) -> Result<Option<Completion>, GuestFault> {
-        let Some((pos, task)) = self.index.take_earliest(tasks, self.next_decision)? else {
-            return Ok(None);
-        };
+        let taken = self.index.take_earliest(tasks, self.next_decision)?;
+        Ok(taken.map(|(pos, task)| self.hand_over(pos, task)))
+    }
+
+    /// The guest waits on `tasks` through [`poll_wait_any`](Self::poll_wait_any)
+    /// from now on, until each is received or cancelled.
+    pub(crate) fn watch(&mut self, tasks: &[u64]) -> Result<(), GuestFault> {
+        self.index.watch(tasks, self.next_decision)
+    }
+
+    /// The earliest completion, in history order, of the tasks the guest
+    /// watches, or `None` when the guest must wait for the next turn. Its
+    /// cost does not grow with the number of tasks open or finished. With
+    /// nothing watched, the wait could never end: a fault.
+    pub(crate) fn poll_wait_any(&mut self) -> Result<Option<Completion>, GuestFault> {
+        let taken = self.index.take_next()?;
+        Ok(taken.map(|(pos, task)| self.hand_over(pos, task)))
+    }
+
+    /// The completion at `pos`, of `task`, as the guest receives it; the
+    /// guest's cursor moves there.
+    fn hand_over(&mut self, pos: usize, task: u64) -> Completion {
         self.advance(pos);
         let outcome = match self.index.event(pos) {
             Some(Event::ActivityCompleted { output, .. }) => Outcome::Ok(output.clone()),
@@ -378,7 +399,7 @@ impl Replay {
             Some(Event::EventRaised { data, .. }) => Outcome::Ok(data.clone()),
             _ => Outcome::Ok(String::new()),
         };
-        Ok(Some(Completion { task, outcome }))
+        Completion { task, outcome }
     }
 
     /// The orchestration returned `output`.
@@ -822,6 +843,53 @@ mod tests {
         assert!(matches!(
             replay.poll_wait(&[a, b]),
             Err(GuestFault::WaitNeverEnds { .. })
+        ));
+    }
+
+    #[test]
+    fn wait_any_hands_back_watched_completions_in_history_order() {
+        let mut replay = fresh();
+        let a = replay.schedule_activity("A".into(), "x".into()).unwrap();
+        let b = replay.schedule_activity("B".into(), "x".into()).unwrap();
+        let c = replay.schedule_activity("C".into(), "x".into()).unwrap();
+        replay.watch(&[a, b]).unwrap();
+        replay.take_turn_output();
+        // c finished first, but nobody waits on it; then b, then a.
+        replay.begin_turn(
+            2_000,
+            &[
+                completed(1, c, "c"),
+                completed(1, b, "b"),
+                completed(1, a, "a"),
+            ],
+        );
+        assert_eq!(replay.poll_wait_any().unwrap().unwrap().task, b);
+        assert_eq!(replay.poll_wait_any().unwrap().unwrap().task, a);
+        // Nothing watched is left: the next wait could never end.
+        assert!(matches!(
+            replay.poll_wait_any(),
+            Err(GuestFault::WaitOnNothing)
+        ));
+        // Watching c later hands its completion over.
+        replay.watch(&[c]).unwrap();
+        assert_eq!(replay.poll_wait_any().unwrap().unwrap().task, c);
+    }
+
+    #[test]
+    fn wait_any_parks_while_a_watched_task_is_open_and_forgets_cancelled_ones() {
+        let mut replay = fresh();
+        let a = replay.schedule_activity("A".into(), "x".into()).unwrap();
+        let t = replay.schedule_timer(60_000).unwrap();
+        replay.watch(&[a, t]).unwrap();
+        assert_eq!(replay.poll_wait_any().unwrap(), None);
+        replay.cancel_task(t).unwrap();
+        replay.take_turn_output();
+        replay.begin_turn(2_000, &[completed(1, a, "a")]);
+        assert_eq!(replay.poll_wait_any().unwrap().unwrap().task, a);
+        assert!(replay.poll_wait_any().is_err());
+        assert!(matches!(
+            replay.watch(&[99]),
+            Err(GuestFault::UnknownTask(99))
         ));
     }
 

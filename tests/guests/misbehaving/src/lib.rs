@@ -112,6 +112,28 @@ async fn wait_consumed(_ctx: OrchestrationContext, _input: String) -> Result<Str
     Ok(format!("the second wait returned task {}", completion.task))
 }
 
+/// Waits through `wait-any` with no task watched.
+async fn wait_any_nothing(_ctx: OrchestrationContext, _input: String) -> Result<String, String> {
+    let completion = host::wait_any();
+    Ok(format!("the wait returned task {}", completion.task))
+}
+
+/// Watches a timer, cancels it, and waits through `wait-any`.
+async fn wait_any_cancelled(_ctx: OrchestrationContext, _input: String) -> Result<String, String> {
+    let timer = host::schedule_timer(60_000);
+    host::watch(&[timer]);
+    host::cancel_task(timer);
+    let completion = host::wait_any();
+    Ok(format!("the wait returned task {}", completion.task))
+}
+
+/// Watches a task id it never created.
+async fn watch_unknown(_ctx: OrchestrationContext, _input: String) -> Result<String, String> {
+    host::watch(&[999]);
+    let completion = host::wait_any();
+    Ok(format!("the wait returned task {}", completion.task))
+}
+
 /// Exits the process with status 3.
 async fn exits(_ctx: OrchestrationContext, _input: String) -> Result<String, String> {
     std::process::exit(3)
@@ -182,6 +204,9 @@ fn register(registry: &mut Registry) {
     registry
         .orchestration("LongText", long_text)
         .orchestration("Echo", echo)
+        .orchestration("WaitAnyNothing", wait_any_nothing)
+        .orchestration("WaitAnyCancelled", wait_any_cancelled)
+        .orchestration("WatchUnknown", watch_unknown)
         .orchestration("BigError", big_error)
         .orchestration("BigLog", big_log)
         .orchestration("EndlessTimer", endless_timer)
