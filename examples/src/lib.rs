@@ -21,9 +21,5 @@ pub fn init_logging() {
 
 /// A suffix that keeps instance ids unique across runs on the same database.
 pub fn run_suffix() -> String {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    format!("{ms:x}")
+    format!("{:x}", duroxide::clock::system_now_ms())
 }

@@ -143,7 +143,7 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 async fn hello_seq5(wasm: &Path, instances: usize) -> anyhow::Result<()> {
     let (bench, _) = Bench::start(wasm).await?;
     let ids: Vec<String> = (0..instances).map(|i| format!("seq5-{i}")).collect();
-    let started = duroxide::providers::now_ms();
+    let started = duroxide::clock::system_now_ms();
     bench.start_all(&ids, "Sequence", "5").await?;
     let done = bench.wait_all(&ids).await?;
     let completed = done.iter().filter(|d| d.2).count();
@@ -271,7 +271,7 @@ async fn turn_cost(wasm: &Path) -> anyhow::Result<()> {
 
 async fn timers(wasm: &Path, instances: usize) -> anyhow::Result<()> {
     let (bench, _) = Bench::start(wasm).await?;
-    let fire_at = duroxide::providers::now_ms() + 2_000 + 3 * instances as u64;
+    let fire_at = duroxide::clock::system_now_ms() + 2_000 + 3 * instances as u64;
     let ids: Vec<String> = (0..instances).map(|i| format!("timers-{i}")).collect();
     bench
         .start_all(&ids, "TimersAt", &fire_at.to_string())

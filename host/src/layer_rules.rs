@@ -12,7 +12,13 @@ const RULES: &[(&str, &[&str])] = &[
     ("providers", &["sandbox", "runtime", "client"]),
     ("history.rs", &["sandbox", "runtime", "client", "providers"]),
     ("limits.rs", &["sandbox", "runtime", "client", "providers"]),
+    ("clock.rs", &["sandbox", "runtime", "client", "providers"]),
 ];
+
+/// Files that may read the wall clock directly: the clock itself, and the
+/// measurement helpers of the benchmarks. Everything else takes time from
+/// its store's clock, which tests can drive.
+const WALL_CLOCK_READERS: &[&str] = &["clock.rs", "runtime/turn_cost.rs"];
 
 /// Every `.rs` file at or under `path`.
 fn rust_files(path: &Path) -> Vec<PathBuf> {
@@ -93,4 +99,22 @@ fn the_check_sees_plain_and_grouped_paths() {
         ["crate::{client}"]
     );
     assert!(named_modules("use crate::history::Event; // runtime", &forbidden).is_empty());
+}
+
+#[test]
+fn only_the_clock_reads_the_wall_clock() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut readers: Vec<String> = rust_files(&src)
+        .into_iter()
+        .filter(|file| {
+            let source = std::fs::read_to_string(file).unwrap_or_default();
+            source.contains("system_now_ms") || source.contains("SystemTime::now")
+        })
+        .filter_map(|file| {
+            let relative = file.strip_prefix(&src).ok()?.display().to_string();
+            (relative != "layer_rules.rs").then_some(relative)
+        })
+        .collect();
+    readers.sort();
+    assert_eq!(readers, WALL_CLOCK_READERS);
 }

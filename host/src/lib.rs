@@ -27,6 +27,7 @@
 //! ```
 
 pub mod client;
+pub mod clock;
 pub mod history;
 pub mod limits;
 pub mod metrics;

@@ -6,6 +6,7 @@ use std::error::Error;
 use std::sync::Arc;
 use std::time::Duration;
 
+use duroxide::clock::system_now_ms as now_ms;
 use duroxide::history::{ActivityWork, Event, OrchestratorMessage};
 use duroxide::providers::query::{
     CountsQuery, InstanceCounts, InstanceFilter, InstanceSummary, ListOrder, PurgeFilter,
@@ -14,7 +15,7 @@ use duroxide::providers::query::{
 use duroxide::providers::sqlite::SqliteHistoryStore;
 use duroxide::providers::{
     HistoryStore, InstanceRecord, InstanceStatus, NewInstance, OrchestrationWork, OutgoingMessage,
-    TurnCommit, now_ms,
+    TurnCommit,
 };
 use tempfile::TempDir;
 

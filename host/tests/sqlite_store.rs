@@ -7,8 +7,9 @@ mod conformance;
 use std::error::Error;
 use std::sync::Arc;
 
+use duroxide::clock::system_now_ms as now_ms;
 use duroxide::providers::sqlite::{Durability, SqliteHistoryStore, SqliteOptions};
-use duroxide::providers::{HistoryStore, InstanceStatus, StoreError, now_ms};
+use duroxide::providers::{HistoryStore, InstanceStatus, StoreError};
 use tempfile::TempDir;
 
 use conformance::fixtures::{
@@ -76,6 +77,7 @@ async fn opens_bare_paths_absolute_urls_and_memory() -> TestResult {
             &format!("sqlite://{}", absolute.display()),
             SqliteOptions {
                 synchronous: Durability::Normal,
+                ..SqliteOptions::default()
             },
         )
         .await?,

@@ -6,9 +6,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use duroxide::clock::system_now_ms as now_ms;
 use duroxide::providers::HistoryStore;
+use duroxide::providers::InstanceStatus;
 use duroxide::providers::sqlite::SqliteHistoryStore;
-use duroxide::providers::{InstanceStatus, now_ms};
 use duroxide::{
     Client, ClientError, ExecutionStatus, InstanceFilter, OrchestrationStatus, PurgeFilter,
     Retention,

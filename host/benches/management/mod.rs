@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use duroxide::clock::system_now_ms as now_ms;
 use duroxide::history::{ActivityWork, Event, OrchestratorMessage};
-use duroxide::providers::now_ms;
+
 use duroxide::providers::sqlite::SqliteHistoryStore;
 use duroxide::{Client, InstanceFilter, InstanceStatus, PurgeFilter};
 

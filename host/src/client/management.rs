@@ -10,7 +10,7 @@ use super::{Client, ClientError, OrchestrationStatus, status_of};
 use crate::providers::query::{
     InstanceFilter, InstancePage, InstanceSummary, PurgeFilter, PurgeOutcome,
 };
-use crate::providers::{InstanceRecord, InstanceStatus, now_ms, retention};
+use crate::providers::{InstanceRecord, InstanceStatus, retention};
 
 impl Client {
     /// One page of the instances `filter` selects (every instance, newest
@@ -102,7 +102,7 @@ impl Client {
     pub async fn get_system_health(&self) -> Result<SystemHealth, ClientError> {
         let counts = self
             .store
-            .instance_counts(counts_query(now_ms()))
+            .instance_counts(counts_query(self.now_ms()))
             .await
             .map_err(ClientError::Storage)?;
         Ok(SystemHealth::from_counts(&counts))

@@ -24,7 +24,7 @@ pub use types::{ClientError, InstanceInfo, OrchestrationStatus, StartOptions};
 
 use crate::history::{Event, OrchestratorMessage};
 use crate::limits::{TextKind, TextLimits, check_delay};
-use crate::providers::{HistoryStore, InstanceRecord, NewInstance, StoreError, now_ms};
+use crate::providers::{HistoryStore, InstanceRecord, NewInstance, StoreError};
 
 /// Controls and inspects orchestrations through a store shared with one or
 /// more runtimes, in this process or others.
@@ -52,6 +52,11 @@ impl Client {
             limits: TextLimits::default(),
             max_poll_interval: MAX_POLL_INTERVAL,
         }
+    }
+
+    /// The store clock's time: the client stamps what it enqueues with it.
+    fn now_ms(&self) -> u64 {
+        self.store.clock().now_ms()
     }
 
     /// Poll at most this far apart in [`wait_for_completion`]
@@ -119,7 +124,7 @@ impl Client {
             parent_instance: None,
             parent_id: None,
             parent_execution_id: None,
-            visible_at_ms: now_ms().saturating_add(options.delay_ms.unwrap_or(0)),
+            visible_at_ms: self.now_ms().saturating_add(options.delay_ms.unwrap_or(0)),
         };
         self.store.create_instance(new).await.map_err(|e| match e {
             StoreError::InstanceExists(id) => ClientError::InstanceExists(id),
@@ -349,7 +354,7 @@ impl Client {
         message: OrchestratorMessage,
     ) -> Result<(), ClientError> {
         self.store
-            .enqueue_message(instance_id, message, now_ms())
+            .enqueue_message(instance_id, message, self.now_ms())
             .await
             .map_err(|e| match e {
                 StoreError::InstanceNotFound(id) => ClientError::InstanceNotFound(id),

@@ -13,6 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
+use crate::clock::SharedClock;
 use crate::history::{ActivityWork, Event, OrchestratorMessage};
 use notices::FinishNotices;
 use query::{CountsQuery, InstanceCounts, InstanceFilter, InstancePage, PurgeFilter, PurgeOutcome};
@@ -509,6 +510,11 @@ pub trait HistoryStore: Send + Sync + 'static {
     /// How much work waits in the queues now.
     async fn queue_stats(&self) -> Result<QueueStats, StoreError>;
 
+    /// The clock this store reads every time from. Its client and runtimes
+    /// take time from it too, so one clock rules stored times, timers and
+    /// locks (and a test can drive it).
+    fn clock(&self) -> SharedClock;
+
     /// The earliest time, after now, at which queued work becomes visible or a
     /// lock expires; dispatchers sleep until then when idle.
     async fn next_wake_at_ms(&self) -> Result<Option<u64>, StoreError>;
@@ -551,12 +557,4 @@ pub trait HistoryStore: Send + Sync + 'static {
     /// returns how many. Callers loop until a batch comes back short, so no
     /// transaction holds the store long.
     async fn purge_finished(&self, filter: &PurgeFilter, limit: u32) -> Result<u64, StoreError>;
-}
-
-/// Milliseconds since the Unix epoch, the time unit of every stored timestamp.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }

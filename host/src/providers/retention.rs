@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::query::PurgeFilter;
-use super::{HistoryStore, StoreError, now_ms};
+use super::{HistoryStore, StoreError};
 
 /// Instances one purge transaction deletes at most: large enough that a
 /// batch amortizes its commit, small enough that it holds the store's
@@ -61,7 +61,8 @@ pub async fn run(
         if *shutdown.borrow() {
             return;
         }
-        match purge_all(store.as_ref(), &due(&retention, now_ms())).await {
+        let now = store.clock().now_ms();
+        match purge_all(store.as_ref(), &due(&retention, now)).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "retention deleted finished instances"),
             Err(e) => tracing::warn!("retention sweep failed: {e}"),

@@ -20,7 +20,7 @@ use super::unserved::{self, Unserved};
 use super::{HOLD_PATIENCE, Shared};
 use crate::history::{ActivityWork, OrchestratorMessage};
 use crate::metrics;
-use crate::providers::{LockedActivity, OrchestrationWork, StoreError, now_ms};
+use crate::providers::{LockedActivity, OrchestrationWork, StoreError};
 use crate::sandbox::SandboxLimits;
 use crate::sandbox::instance::call_activity;
 
@@ -257,7 +257,7 @@ async fn unserved(shared: &Shared, item: LockedActivity, held: Option<Orchestrat
         orchestrator::release(shared, &held).await;
     }
     let missing = format!("activity '{}'", item.work.name);
-    let now = now_ms();
+    let now = shared.now_ms();
     shared.unserved.warn(&missing, &item.work.instance, now);
     let grace = shared.options.unserved_grace;
     match unserved::decide(&missing, item.visible_at_ms, now, grace) {

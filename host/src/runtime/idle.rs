@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
-use crate::providers::{HistoryStore, now_ms};
+use crate::providers::HistoryStore;
 
 /// Shortest poll interval, used right after work was found.
 const MIN_POLL: Duration = Duration::from_millis(5);
@@ -44,7 +44,7 @@ impl Idle {
     ) {
         let mut sleep = self.backoff;
         if let Ok(Some(at)) = store.next_wake_at_ms().await {
-            let until = Duration::from_millis(at.saturating_sub(now_ms()));
+            let until = Duration::from_millis(at.saturating_sub(store.clock().now_ms()));
             // Within the lead, the fetch that just found nothing could not
             // take what is due (work of the other dispatcher, a lock that
             // expires): wait for the time itself rather than poll until then.

@@ -20,7 +20,6 @@ use super::activity::{Call, activity_span, call, completion, timed};
 use super::execution::TurnInput;
 use super::fast_path::{Step, next_step};
 use super::orchestrator::{Turn, settle};
-use crate::providers::now_ms;
 
 /// Most steps run inline between two commits: the most activity calls a
 /// crash can make run again.
@@ -76,7 +75,7 @@ pub(crate) async fn run_inline(
             }
         };
         let input = TurnInput {
-            now_ms: now_ms(),
+            now_ms: shared.now_ms(),
             messages: vec![completion(shared, &work, result.clone())],
         };
         match execution.run_turn(input).await {

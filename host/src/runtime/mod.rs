@@ -27,6 +27,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::clock::SharedClock;
 use crate::providers::HistoryStore;
 pub use crate::providers::retention::Retention;
 pub use crate::sandbox::GuestFault;
@@ -148,9 +149,16 @@ pub(crate) struct Shared {
     pub(crate) handed_over: mpsc::UnboundedSender<activity::Handed>,
     /// Warnings about work this runtime lacks the code for.
     pub(crate) unserved: unserved::Warnings,
+    /// The store's clock: every stored time the runtime writes.
+    pub(crate) clock: SharedClock,
 }
 
 impl Shared {
+    /// The store clock's time.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
     /// The load the fast paths are chosen by (see `fast_path`).
     pub(crate) fn load(&self) -> fast_path::Load {
         let slots = self.options.orchestration_workers.max(1);
@@ -266,6 +274,7 @@ impl DuroxideRuntime {
             activity_slots: Arc::new(Semaphore::new(self.options.activity_concurrency.max(1))),
             handed_over,
             unserved: unserved::Warnings::default(),
+            clock: self.store.clock(),
         });
         let mut dispatchers = vec![
             tokio::spawn(orchestrator::run(shared.clone())),

@@ -27,7 +27,7 @@ use crate::history::{Event, OrchestratorMessage};
 use crate::metrics;
 use crate::providers::{
     InstanceRecord, InstanceStatus, LockedActivity, LockedTurn, OrchestrationWork, OutgoingMessage,
-    StoreError, TurnCommit, now_ms,
+    StoreError, TurnCommit,
 };
 use crate::sandbox::LoadedComponent;
 
@@ -193,12 +193,12 @@ async fn run_turn(
     carried: Option<Carried>,
 ) -> &'static str {
     // Work locked ahead of time waits for its messages to be due.
-    while work.ready_at_ms > now_ms() {
-        let early = work.ready_at_ms.saturating_sub(now_ms());
+    while work.ready_at_ms > shared.now_ms() {
+        let early = work.ready_at_ms.saturating_sub(shared.now_ms());
         tokio::time::sleep(Duration::from_millis(early)).await;
     }
     let instance = &work.instance;
-    let now = now_ms();
+    let now = shared.now_ms();
     let mut turn = match plan(shared, &work) {
         Plan::Discard => Turn::of(instance, TurnOutput::default()),
         Plan::End {
@@ -267,7 +267,7 @@ async fn cancel_children(
             message: OrchestratorMessage::CancelOrchestration {
                 reason: format!("parent '{}' was cancelled: {reason}", instance.instance_id),
             },
-            visible_at_ms: now_ms(),
+            visible_at_ms: shared.now_ms(),
         })
         .collect())
 }
@@ -569,6 +569,7 @@ pub(crate) fn settle(report: TurnReport, execution: Execution) -> (TurnOutput, S
 
 /// The message that tells a child's parent how the child ended.
 fn parent_notice(
+    now_ms: u64,
     instance: &InstanceRecord,
     status: InstanceStatus,
     text: &str,
@@ -601,7 +602,7 @@ fn parent_notice(
     Some(OutgoingMessage {
         instance_id: parent.clone(),
         message,
-        visible_at_ms: now_ms(),
+        visible_at_ms: now_ms,
     })
 }
 
@@ -626,7 +627,7 @@ async fn commit(
         spent,
     } = turn;
     let instance = &work.instance;
-    let (status, result) = outcome(instance, &mut output);
+    let (status, result) = outcome(shared.now_ms(), instance, &mut output);
     let parks = execution.is_some() && shared.options.execution_cache;
     let end = TurnEnd {
         activities: output.activities.len(),
@@ -730,7 +731,11 @@ fn status_name(status: InstanceStatus) -> &'static str {
 /// The instance's status and result after the turn `output` holds. A turn
 /// that ends a child tells its parent, and one that continues as new sends
 /// the instance its next start; both messages join `output`'s.
-fn outcome(instance: &InstanceRecord, output: &mut TurnOutput) -> (InstanceStatus, Option<String>) {
+fn outcome(
+    now_ms: u64,
+    instance: &InstanceRecord,
+    output: &mut TurnOutput,
+) -> (InstanceStatus, Option<String>) {
     let (status, result) = match output.status.take() {
         Some((status, text)) => (status, Some(text)),
         None if instance.status.is_terminal() => (instance.status, instance.output.clone()),
@@ -738,7 +743,8 @@ fn outcome(instance: &InstanceRecord, output: &mut TurnOutput) -> (InstanceStatu
     };
     if status.is_terminal()
         && !instance.status.is_terminal()
-        && let Some(notice) = parent_notice(instance, status, result.as_deref().unwrap_or(""))
+        && let Some(notice) =
+            parent_notice(now_ms, instance, status, result.as_deref().unwrap_or(""))
     {
         output.messages.push(notice);
     }
@@ -746,7 +752,7 @@ fn outcome(instance: &InstanceRecord, output: &mut TurnOutput) -> (InstanceStatu
         output.messages.push(OutgoingMessage {
             instance_id: instance.instance_id.clone(),
             message: next,
-            visible_at_ms: now_ms(),
+            visible_at_ms: now_ms,
         });
     }
     (status, result)

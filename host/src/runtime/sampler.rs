@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::Shared;
 use crate::metrics::{self, Queue};
-use crate::providers::{QueueStats, now_ms};
+use crate::providers::QueueStats;
 
 /// How often the queues are sampled.
 const EVERY: Duration = Duration::from_secs(5);
@@ -16,7 +16,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.clone();
     while !*shutdown.borrow() {
         match shared.store.queue_stats().await {
-            Ok(stats) => record(&stats, now_ms()),
+            Ok(stats) => record(&stats, shared.now_ms()),
             Err(e) => tracing::debug!("sampling the queues failed: {e}"),
         }
         tokio::select! {

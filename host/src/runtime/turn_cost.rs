@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use super::execution::{Execution, ExecutionSpec, TurnInput, TurnReport};
 use super::replay::Replay;
+use crate::clock::system_now_ms;
 use crate::history::{Event, OrchestratorMessage};
-use crate::providers::now_ms;
 use crate::sandbox::instance::call_activity;
 use crate::sandbox::{LoadedComponent, SandboxLimits};
 
@@ -54,7 +54,7 @@ pub async fn measure_turn_cost(
         input: input.to_string(),
         parent_instance: None,
         parent_id: None,
-        started_at_ms: now_ms(),
+        started_at_ms: system_now_ms(),
     });
     let (mut execution, report) = Execution::start(spec(), replay, 1)
         .await
@@ -69,7 +69,7 @@ pub async fn measure_turn_cost(
             return Err("the orchestration scheduled no activity".into());
         };
         let input = TurnInput {
-            now_ms: now_ms(),
+            now_ms: system_now_ms(),
             messages: vec![OrchestratorMessage::ActivityCompleted {
                 execution_id: 1,
                 id,

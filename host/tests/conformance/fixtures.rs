@@ -9,10 +9,15 @@ pub use std::time::Duration;
 pub use duroxide::history::{ActivityWork, Event, OrchestratorMessage};
 pub use duroxide::providers::{
     HistoryStore, InstanceRecord, InstanceStatus, LockedActivity, NewInstance, OrchestrationWork,
-    OutgoingMessage, QueuedMessage, StoreError, TurnCommit, now_ms,
+    OutgoingMessage, QueuedMessage, StoreError, TurnCommit,
 };
 
 pub use super::{LONG_LOCK, SHORT_LOCK, TestResult};
+
+/// The wall clock's time: the suite's stores read the wall clock.
+pub fn now_ms() -> u64 {
+    duroxide::clock::system_now_ms()
+}
 
 /// A new instance of "greet" whose start message becomes visible at `visible_at_ms`.
 pub fn new_instance(id: &str, visible_at_ms: u64) -> NewInstance {

@@ -14,7 +14,8 @@ use rusqlite::Row;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::providers::{DatabaseError, InstanceRecord, InstanceStatus, StoreError, now_ms};
+use crate::clock::Clock;
+use crate::providers::{DatabaseError, InstanceRecord, InstanceStatus, StoreError};
 
 /// An instance's row by id (`?1`), with the columns [`instance_from_row`]
 /// reads, in its order.
@@ -67,8 +68,8 @@ pub(super) fn to_u64(value: i64, what: &str) -> Result<u64, StoreError> {
 }
 
 /// The current time as stored.
-pub(super) fn now_i64() -> Result<i64, StoreError> {
-    to_i64(now_ms(), "current time")
+pub(super) fn now_i64(clock: &dyn Clock) -> Result<i64, StoreError> {
+    to_i64(clock.now_ms(), "current time")
 }
 
 /// The stored time `span` after `at` (a lock's deadline, a lookahead's end).
@@ -154,7 +155,7 @@ pub(super) fn new_lock_token() -> String {
     let prefix = *PREFIX.get_or_init(|| {
         let mut hasher = RandomState::new().build_hasher();
         hasher.write_u32(std::process::id());
-        hasher.write_u64(now_ms());
+        hasher.write_u128(std::time::Instant::now().elapsed().as_nanos());
         hasher.finish()
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);

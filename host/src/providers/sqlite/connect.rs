@@ -8,6 +8,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::codec::sqlite_error;
 use super::{Durability, SqliteOptions};
+use crate::clock::SharedClock;
 use crate::providers::StoreError;
 
 /// How long a connection waits for another connection's lock before failing.
@@ -30,6 +31,8 @@ pub(super) struct Location {
     /// lives as long as one of its connections does and has no WAL.
     memory: bool,
     synchronous: Durability,
+    /// The store's clock: every time it writes or compares is read from it.
+    pub(super) clock: SharedClock,
 }
 
 impl Location {
@@ -43,7 +46,7 @@ impl Location {
             .unwrap_or(url);
         let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
         if path == ":memory:" || query.split('&').any(|kv| kv == "mode=memory") {
-            return Ok(Self::memory());
+            return Ok(Self::memory(options.clock.clone()));
         }
         if path.is_empty() {
             return Err(StoreError::database(format!(
@@ -54,12 +57,13 @@ impl Location {
             target: PathBuf::from(path),
             memory: false,
             synchronous: options.synchronous,
+            clock: options.clock.clone(),
         })
     }
 
     /// A fresh private in-memory database. Its connections share it through
     /// SQLite's `memdb` file system under a name unique in this process.
-    pub(super) fn memory() -> Self {
+    pub(super) fn memory(clock: SharedClock) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         Self {
@@ -69,6 +73,7 @@ impl Location {
             )),
             memory: true,
             synchronous: Durability::Full,
+            clock,
         }
     }
 

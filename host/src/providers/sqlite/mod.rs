@@ -39,6 +39,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::{Notify, oneshot};
 
+use crate::clock::{self, SharedClock};
 use crate::history::{Event, OrchestratorMessage};
 use crate::providers::notices::FinishNotices;
 use crate::providers::query::{
@@ -63,10 +64,22 @@ pub enum Durability {
 }
 
 /// Settings for [`SqliteHistoryStore::with_options`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SqliteOptions {
     /// Durability of each commit; [`Durability::Full`] unless chosen otherwise.
     pub synchronous: Durability,
+    /// The clock every stored time is read from: the wall clock unless a
+    /// test drives one of its own ([`crate::clock::ManualClock`]).
+    pub clock: SharedClock,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            synchronous: Durability::default(),
+            clock: clock::system(),
+        }
+    }
 }
 
 /// A [`HistoryStore`] in one SQLite database, shareable by several processes.
@@ -95,7 +108,12 @@ impl SqliteHistoryStore {
 
     /// Opens a private in-memory database, gone when the store is dropped; for tests.
     pub async fn new_in_memory() -> Result<Self, StoreError> {
-        Self::open(connect::Location::memory()).await
+        Self::open(connect::Location::memory(clock::system())).await
+    }
+
+    /// [`new_in_memory`](Self::new_in_memory) on `clock`.
+    pub async fn new_in_memory_with_clock(clock: SharedClock) -> Result<Self, StoreError> {
+        Self::open(connect::Location::memory(clock)).await
     }
 
     /// Commits the writes already queued, stops the writer and closes every
@@ -276,6 +294,10 @@ impl HistoryStore for SqliteHistoryStore {
 
     async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
         reads::queue_stats(&self.reader).await
+    }
+
+    fn clock(&self) -> SharedClock {
+        self.reader.location.clock.clone()
     }
 
     async fn next_wake_at_ms(&self) -> Result<Option<u64>, StoreError> {

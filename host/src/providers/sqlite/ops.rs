@@ -17,6 +17,7 @@ use super::codec::{QueueRow, now_i64, plus};
 use super::management;
 use super::orchestrator_queue::{self, LockedRows};
 use super::turn::{self, EncodedTurn, Locked};
+use crate::clock::Clock;
 use crate::providers::query::PurgeOutcome;
 use crate::providers::{NewInstance, StoreError};
 
@@ -210,10 +211,10 @@ impl Op {
 
     /// Runs the op's body on `conn`, inside the batch transaction, leaving
     /// the op (and its reply channel) in place, so a batch can be run again.
-    pub(super) fn run(&self, conn: &Connection) -> Output {
+    pub(super) fn run(&self, conn: &Connection, clock: &dyn Clock) -> Output {
         // Taken per op, not per batch: a lock deadline or a turn's timestamps
         // must not lag behind the clock by however long the batch has run.
-        let now = match now_i64() {
+        let now = match now_i64(clock) {
             Ok(now) => now,
             Err(e) => return Output::Unit(Err(e)),
         };
@@ -311,8 +312,8 @@ impl Op {
     }
 
     /// Runs the op and pairs the result with its reply channel.
-    pub(super) fn execute(self, conn: &Connection) -> Done {
-        let output = self.run(conn);
+    pub(super) fn execute(self, conn: &Connection, clock: &dyn Clock) -> Done {
+        let output = self.run(conn, clock);
         self.finish(output)
     }
 
@@ -464,8 +465,8 @@ pub(super) struct Peek {
 
 impl Peek {
     /// Looks at both queues.
-    pub(super) fn take(conn: &Connection) -> Result<Self, StoreError> {
-        let now = now_i64()?;
+    pub(super) fn take(conn: &Connection, clock: &dyn Clock) -> Result<Self, StoreError> {
+        let now = now_i64(clock)?;
         Ok(Self {
             now,
             orchestrations: orchestrator_queue::earliest_ready(conn, now)?,

@@ -19,7 +19,7 @@ const MAX_READERS: usize = 8;
 /// Reader connections, opened on demand and reused.
 #[derive(Debug)]
 pub(super) struct ReadPool {
-    location: Location,
+    pub(super) location: Location,
     idle: Arc<Mutex<Vec<Connection>>>,
     permits: Arc<Semaphore>,
 }
@@ -136,7 +136,7 @@ pub(super) async fn history(
 /// branch is one indexed lookup, so an idle poll stays cheap however many
 /// instances exist.
 pub(super) async fn next_wake_at_ms(pool: &ReadPool) -> Result<Option<u64>, StoreError> {
-    let now = now_i64()?;
+    let now = now_i64(&*pool.location.clock)?;
     pool.run(move |conn| {
         let at: Option<i64> = conn
             .prepare_cached(
@@ -162,7 +162,7 @@ pub(super) async fn next_wake_at_ms(pool: &ReadPool) -> Result<Option<u64>, Stor
 /// which is small while the runtimes keep up; the metrics sample it
 /// every few seconds.
 pub(super) async fn queue_stats(pool: &ReadPool) -> Result<QueueStats, StoreError> {
-    let now = now_i64()?;
+    let now = now_i64(&*pool.location.clock)?;
     pool.run(move |conn| {
         let count = |sql: &str| -> Result<(u64, Option<u64>), StoreError> {
             let (depth, oldest): (i64, Option<i64>) = conn

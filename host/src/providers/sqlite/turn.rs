@@ -12,9 +12,7 @@ use super::codec::{READ_INSTANCE, db, encode, instance_from_row, new_lock_token,
 use super::ops::{Op, Signals};
 use super::orchestrator_queue::{insert_instance, insert_message};
 use crate::history::ActivityWork;
-use crate::providers::{
-    InstanceRecord, LockedActivity, LockedTurn, StoreError, TurnCommit, now_ms,
-};
+use crate::providers::{InstanceRecord, LockedActivity, LockedTurn, StoreError, TurnCommit};
 
 /// The instance's status, if the turn's lock is still held: `?1` instance,
 /// `?2` lock token, `?3` now. Checked first, so a turn that lost its lock
@@ -234,7 +232,7 @@ pub(super) async fn commit_turn_and_lock(
             queue_id,
             lock_token: lock_token.clone(),
             attempts: 1,
-            visible_at_ms: now_ms(),
+            visible_at_ms: store.reader.location.clock.now_ms(),
             work,
         })
         .collect();

@@ -17,6 +17,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use super::codec::sqlite_error;
 use super::connect::Location;
 use super::ops::{Done, Op, Output, Peek};
+use crate::clock::Clock;
 use crate::providers::StoreError;
 
 /// Most ops committed in one transaction: bounds how long one batch holds the
@@ -147,14 +148,15 @@ impl Writer {
 
     /// Runs `ops` in one transaction and delivers every result.
     fn run_batch(&mut self, ops: Vec<Op>) {
+        let clock = self.location.clock.clone();
         let Some(conn) = self.connection() else {
             return unavailable(ops);
         };
-        let ops: Vec<Op> = skip_idle_fetches(conn, ops).collect();
+        let ops: Vec<Op> = skip_idle_fetches(conn, ops, &*clock).collect();
         if ops.is_empty() {
             return;
         }
-        match try_without_savepoints(conn, &ops) {
+        match try_without_savepoints(conn, &ops, &*clock) {
             Ok(outputs) => {
                 let done = ops.into_iter().zip(outputs).map(|(op, out)| op.finish(out));
                 self.deliver(done.collect());
@@ -175,7 +177,7 @@ impl Writer {
         };
         let mut pending = ops.into_iter();
         let mut done = Vec::with_capacity(pending.len());
-        match try_with_savepoints(conn, &mut pending, &mut done) {
+        match try_with_savepoints(conn, &mut pending, &mut done, &*clock) {
             Ok(()) => self.deliver(done),
             Err(error) => self.fail(pending, done, &error),
         }
@@ -246,11 +248,11 @@ fn unavailable(ops: Vec<Op>) {
 /// Answers, without a transaction, the fetches of a batch made only of
 /// fetches when their queue has nothing to take: idle polls then never take
 /// the write lock that other processes would wait for. Returns the ops left.
-fn skip_idle_fetches(conn: &Connection, ops: Vec<Op>) -> vec::IntoIter<Op> {
+fn skip_idle_fetches(conn: &Connection, ops: Vec<Op>, clock: &dyn Clock) -> vec::IntoIter<Op> {
     if !ops.iter().all(Op::is_fetch) {
         return ops.into_iter();
     }
-    let peek = match Peek::take(conn) {
+    let peek = match Peek::take(conn, clock) {
         Ok(peek) => peek,
         // The transaction will meet the same failure and report it.
         Err(_) => return ops.into_iter(),
@@ -273,14 +275,18 @@ enum Unfinished {
 /// [`Output::is_clean`]), needs no savepoints. Their bookkeeping, and the
 /// copy of every page an op touches that a savepoint keeps, cost a large share
 /// of a batch. On error the transaction may be open.
-fn try_without_savepoints(conn: &Connection, ops: &[Op]) -> Result<Vec<Output>, Unfinished> {
+fn try_without_savepoints(
+    conn: &Connection,
+    ops: &[Op],
+    clock: &dyn Clock,
+) -> Result<Vec<Output>, Unfinished> {
     // IMMEDIATE takes the write lock up front (waiting out other processes
     // for the busy timeout), so no op fails halfway on a lock upgrade, which
     // WAL cannot wait for.
     step(conn, "BEGIN IMMEDIATE").map_err(Unfinished::Failed)?;
     let mut outputs = Vec::with_capacity(ops.len());
     for op in ops {
-        let output = op.run(conn);
+        let output = op.run(conn, clock);
         if !output.is_clean() {
             return Err(Unfinished::Unclean);
         }
@@ -297,6 +303,7 @@ fn try_with_savepoints(
     conn: &Connection,
     pending: &mut vec::IntoIter<Op>,
     done: &mut Vec<Done>,
+    clock: &dyn Clock,
 ) -> Result<(), StoreError> {
     step(conn, "BEGIN IMMEDIATE")?;
     while pending.len() > 0 {
@@ -304,7 +311,7 @@ fn try_with_savepoints(
         // run or still pending when this fails.
         step(conn, "SAVEPOINT op")?;
         let Some(op) = pending.next() else { break };
-        let d = op.execute(conn);
+        let d = op.execute(conn, clock);
         let failed = !d.is_ok();
         done.push(d);
         if failed {

@@ -47,6 +47,10 @@ async fn deterministic(ctx: OrchestrationContext, _input: String) -> Result<Stri
         .schedule_activity("Append", &format!("{guid}|{}", now.as_millis()))
         .await?;
     // WASI's clock inside an orchestration is the context's clock.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "checks that the guest's wall clock is the context's"
+    )]
     let std_now = std::time::SystemTime::now();
     let ctx_now = ctx.utc_now();
     Ok(format!(
