@@ -70,6 +70,7 @@ async fn metrics_count_what_the_runtime_did_and_are_served_over_http() -> anyhow
         "duroxide_store_commit_writes_count",
         "duroxide_queue_depth{queue=\"orchestrator\"}",
         "duroxide_queue_oldest_age_milliseconds{queue=\"activity\"}",
+        "duroxide_pooled_sandboxes_in_use",
     ] {
         assert!(sample(&text, series).is_some(), "{series} missing:\n{text}");
     }

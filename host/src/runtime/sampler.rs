@@ -1,5 +1,6 @@
 //! Samples what the metrics cannot count as it happens: the queues' depth
-//! and the age of their oldest work, every few seconds.
+//! and the age of their oldest work, and the sandbox pool's use, every few
+//! seconds.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         match shared.store.queue_stats().await {
             Ok(stats) => record(&stats, shared.now_ms()),
             Err(e) => tracing::debug!("sampling the queues failed: {e}"),
+        }
+        if let Some(in_use) = crate::sandbox::pooled_sandboxes_in_use() {
+            let in_use = i64::try_from(in_use).unwrap_or(i64::MAX);
+            metrics::global().pooled_sandboxes.set(in_use);
         }
         tokio::select! {
             () = tokio::time::sleep(EVERY) => {}

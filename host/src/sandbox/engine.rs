@@ -54,6 +54,13 @@ pub(crate) fn pooled_engine() -> Result<Engine, String> {
         .clone()
 }
 
+/// How many sandboxes of the pool are in use now (running activities and
+/// parked executions); `None` while the pool is off or not yet built.
+pub(crate) fn pooled_sandboxes_in_use() -> Option<u64> {
+    let engine = POOLED_ENGINE.get()?.as_ref().ok()?;
+    Some(engine.pooling_allocator_metrics()?.component_instances())
+}
+
 /// The pool's size: [`SANDBOX_POOL`], or `$DUROXIDE_SANDBOX_POOL`.
 fn pool_size() -> Result<u32, String> {
     match std::env::var("DUROXIDE_SANDBOX_POOL") {

@@ -23,6 +23,7 @@ pub(crate) mod reaper;
 pub(crate) mod state;
 mod wasi_random;
 
+pub(crate) use engine::pooled_sandboxes_in_use;
 pub use error_code::ErrorCode;
 pub use fault::GuestFault;
 pub(crate) use fault::describe;
