@@ -88,7 +88,7 @@ scenario!(limits_set_on_the_runtime_apply, |cache| async move {
     let output = completed(h.run("fail-101", "CallActivity", "FailsLong|101").await?)?;
     assert_eq!(
         output,
-        "err: activity error is 101 bytes, more than the limit of 100 bytes (max_error_bytes)"
+        "err: [DX004] activity error is 101 bytes, more than the limit of 100 bytes (max_error_bytes)"
     );
     Ok(())
 });
@@ -129,7 +129,7 @@ scenario!(
         )?;
         assert_eq!(
             output,
-            "err: activity error is 200000 bytes, more than the limit of 65536 bytes (max_error_bytes)"
+            "err: [DX004] activity error is 200000 bytes, more than the limit of 65536 bytes (max_error_bytes)"
         );
         let output = completed(h.run("short-fail", "CallActivity", "FailsLong|3").await?)?;
         assert_eq!(output, "err: aaa");

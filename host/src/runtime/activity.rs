@@ -21,6 +21,7 @@ use super::{HOLD_PATIENCE, Shared};
 use crate::history::{ActivityWork, OrchestratorMessage};
 use crate::metrics;
 use crate::providers::{LockedActivity, OrchestrationWork, StoreError};
+use crate::sandbox::ErrorCode;
 use crate::sandbox::SandboxLimits;
 use crate::sandbox::instance::call_activity;
 
@@ -353,7 +354,7 @@ pub(crate) fn completion(
         (_, Err(too_large)) => OrchestratorMessage::ActivityFailed {
             execution_id,
             id,
-            error: too_large.to_string(),
+            error: format!("[{}] {too_large}", ErrorCode::TooLarge),
         },
         (Ok(output), Ok(())) => OrchestratorMessage::ActivityCompleted {
             execution_id,
@@ -523,7 +524,8 @@ pub(crate) fn call(shared: &Shared, work: &ActivityWork) -> Option<Call> {
         match tokio::time::timeout(budget, run).await {
             Ok(result) => result,
             Err(_) => Err(format!(
-                "the activity ran longer than its budget of {} ms (activity_budget)",
+                "[{}] the activity ran longer than its budget of {} ms (activity_budget)",
+                ErrorCode::BudgetExceeded,
                 budget.as_millis()
             )),
         }
