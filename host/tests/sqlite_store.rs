@@ -31,6 +31,8 @@ async fn sqlite_memory() -> Result<(Arc<dyn HistoryStore>, ()), Box<dyn Error>> 
 
 conformance::suite!(file, sqlite_file);
 conformance::suite!(memory, sqlite_memory);
+conformance::fast_path_suite!(file_fast_paths, sqlite_file);
+conformance::fast_path_suite!(memory_fast_paths, sqlite_memory);
 
 async fn open(dir: &TempDir) -> Result<SqliteHistoryStore, StoreError> {
     let path = dir.path().join("store.db");

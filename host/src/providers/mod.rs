@@ -344,6 +344,16 @@ pub struct QueueStats {
 /// Writes are atomic: a turn commit or an activity completion either happens
 /// whole or not at all. Fetches peek-lock: fetched work stays in the store,
 /// invisible to other fetchers until its lock expires.
+///
+/// Some methods are scheduling hints, optional for a provider: the lookahead
+/// of [`fetch_orchestration_batch`](Self::fetch_orchestration_batch), the
+/// locks and hold of
+/// [`commit_turn_and_lock_activities`](Self::commit_turn_and_lock_activities)
+/// and the lock of
+/// [`complete_activity_and_lock`](Self::complete_activity_and_lock). Their
+/// defaults decline them, and the runtime then goes through the queues; the
+/// conformance suite checks them separately, for a provider that implements
+/// them.
 #[async_trait]
 pub trait HistoryStore: Send + Sync + 'static {
     /// Create an instance and enqueue its start message in one transaction.

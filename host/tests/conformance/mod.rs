@@ -10,9 +10,11 @@
 //! declares `mod conformance;` at its root and calls
 //! `conformance::suite!(module_name, factory)`.
 //!
-//! The suite also expects the optional fast paths (locking activities with
-//! a commit, holding an instance, handing over a completion's turn,
-//! lookahead): a provider that keeps the trait's defaults fails those.
+//! The fast paths of the contract (locking activities with a commit,
+//! holding an instance, handing over a completion's turn, lookahead) are
+//! optional for a provider: the trait's defaults decline them, and the
+//! runtime then goes through the queues. [`fast_path_suite!`] stamps their
+//! scenarios for a provider that implements them.
 //!
 //! The helpers are public so that provider-specific test files can reuse them.
 //!
@@ -66,22 +68,12 @@ macro_rules! suite {
                 commit_with_a_wrong_or_expired_token_is_lock_lost,
                 activity_round_trip_enqueues_the_completion,
                 complete_after_lock_loss_is_lock_lost,
-                a_turn_can_lock_the_first_activities_it_schedules_for_its_caller,
-                a_turn_that_lost_its_lock_locks_no_activities,
-                a_turn_can_hold_its_instance_and_commit_the_completion_with_the_next_turn,
-                a_turn_with_a_message_queued_does_not_hold_its_instance,
-                a_held_turn_whose_activity_lost_its_lock_writes_nothing,
-                a_completion_locks_a_free_instance_and_hands_over_its_turn,
-                a_completion_for_a_locked_instance_waits_in_its_queue,
-                a_completion_and_lock_after_lock_loss_writes_nothing,
                 delayed_start_is_invisible_until_due,
                 next_wake_reports_a_future_timer,
                 a_failing_write_fails_alone_in_its_batch,
                 a_turn_that_lost_its_lock_writes_nothing_beside_one_that_commits,
                 a_batch_fetch_locks_distinct_instances_oldest_first,
                 a_write_failing_partway_is_undone_alone,
-                a_fetch_with_lookahead_locks_work_due_soon_until_past_its_time,
-                a_lookahead_fetch_takes_only_messages_due_by_the_turn,
                 a_renewed_activity_lock_outlasts_its_first_length,
                 an_expired_activity_lock_cannot_be_renewed,
                 deferred_activity_work_comes_back_later_without_an_attempt_counted,
@@ -93,6 +85,18 @@ macro_rules! suite {
                 concurrent_turns_of_many_instances_all_commit,
                 no_instance_is_handed_to_two_fetchers_at_once
         );
+    };
+    (@stamp $module:ident, $factory:ident;
+        current: $($current:ident),+) => {
+        mod $module {
+            $(
+                #[tokio::test]
+                async fn $current() -> $crate::conformance::TestResult {
+                    let (store, _keep) = super::$factory().await?;
+                    $crate::conformance::$current(store).await
+                }
+            )+
+        }
     };
     (@stamp $module:ident, $factory:ident;
         current: $($current:ident),+;
@@ -116,3 +120,24 @@ macro_rules! suite {
     };
 }
 pub(crate) use suite;
+
+/// Stamps out, like [`suite!`], the scenarios of the optional fast paths,
+/// for a provider that implements them.
+macro_rules! fast_path_suite {
+    ($module:ident, $factory:ident) => {
+        crate::conformance::suite!(@stamp $module, $factory;
+            current:
+                a_turn_can_lock_the_first_activities_it_schedules_for_its_caller,
+                a_turn_that_lost_its_lock_locks_no_activities,
+                a_turn_can_hold_its_instance_and_commit_the_completion_with_the_next_turn,
+                a_turn_with_a_message_queued_does_not_hold_its_instance,
+                a_held_turn_whose_activity_lost_its_lock_writes_nothing,
+                a_completion_locks_a_free_instance_and_hands_over_its_turn,
+                a_completion_for_a_locked_instance_waits_in_its_queue,
+                a_completion_and_lock_after_lock_loss_writes_nothing,
+                a_fetch_with_lookahead_locks_work_due_soon_until_past_its_time,
+                a_lookahead_fetch_takes_only_messages_due_by_the_turn
+        );
+    };
+}
+pub(crate) use fast_path_suite;
