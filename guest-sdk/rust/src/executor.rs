@@ -5,7 +5,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::bindings::duroxide::orchestration::context as host;
 use crate::bindings::duroxide::orchestration::types::{Manifest, OrchestrationInfo};
-use crate::{OrchestrationContext, Registry};
+use crate::{ActivityContext, OrchestrationContext, Registry};
 
 /// Run orchestration `name` to its end. Each time the future is pending, the
 /// host is told of the tasks it newly waits on (`watch`), and `wait-any`
@@ -57,7 +57,7 @@ pub fn run_orchestration(
 /// Run activity `name` once.
 pub fn run_activity(registry: &Registry, name: &str, input: String) -> Result<String, String> {
     match registry.activities.get(name) {
-        Some(activity) => activity(input),
+        Some(activity) => activity(&ActivityContext::default(), input),
         None => Err(format!("this component has no activity named '{name}'")),
     }
 }

@@ -56,6 +56,7 @@
 //! let receipt = ctx.schedule_activity_with_retry("Charge", &order, &policy).await?;
 //! ```
 
+mod activity_context;
 mod combinators;
 mod context;
 mod executor;
@@ -82,6 +83,7 @@ pub mod bindings {
     });
 }
 
+pub use activity_context::ActivityContext;
 pub use combinators::{Either, join_all, select_all, select2};
 pub use context::{
     ActivityTask, EventTask, LogLevel, OrchestrationContext, SubOrchestrationTask, TimerTask,

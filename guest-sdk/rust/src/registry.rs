@@ -8,8 +8,8 @@ use std::pin::Pin;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::OrchestrationContext;
 use crate::typed::{decode, encode};
+use crate::{ActivityContext, OrchestrationContext};
 
 /// The version an orchestration gets when none is given.
 pub const DEFAULT_VERSION: &str = "1.0.0";
@@ -21,7 +21,7 @@ pub(crate) type OrchestrationFuture = Pin<Box<dyn Future<Output = Result<String,
 pub type OrchestrationFn = Box<dyn Fn(OrchestrationContext, String) -> OrchestrationFuture>;
 
 /// An activity as the registry stores it.
-pub type ActivityFn = Box<dyn Fn(String) -> Result<String, String>>;
+pub type ActivityFn = Box<dyn Fn(&ActivityContext, String) -> Result<String, String>>;
 
 /// The orchestrations and activities of one component, by name.
 #[derive(Default)]
@@ -61,6 +61,16 @@ impl Registry {
     pub fn activity<F>(&mut self, name: &str, f: F) -> &mut Self
     where
         F: Fn(String) -> Result<String, String> + 'static,
+    {
+        self.activity_with_context(name, move |_, input| f(input))
+    }
+
+    /// Register an activity under `name` that takes the call's context: the
+    /// instance, execution, name and attempt it serves, and whether its
+    /// result is still wanted.
+    pub fn activity_with_context<F>(&mut self, name: &str, f: F) -> &mut Self
+    where
+        F: Fn(&ActivityContext, String) -> Result<String, String> + 'static,
     {
         self.activities.insert(name.to_string(), Box::new(f));
         self

@@ -14,16 +14,16 @@ use super::Chain;
 use super::fast_path;
 use super::idle::Idle;
 use super::orchestrator::{self, Carried};
-use super::registry::ActivityHandler;
+use super::registry::{ActivityContext, ActivityHandler};
 use super::slots::{Slots, panic_text};
 use super::unserved::{self, Unserved};
 use super::{HOLD_PATIENCE, Shared};
 use crate::history::{ActivityWork, OrchestratorMessage};
 use crate::metrics;
 use crate::providers::{LockedActivity, OrchestrationWork, StoreError};
-use crate::sandbox::ErrorCode;
 use crate::sandbox::SandboxLimits;
 use crate::sandbox::instance::call_activity;
+use crate::sandbox::{ActivityCall, ActivityInfo, CancelToken, ErrorCode};
 
 /// Most items fetched in one go: a large batch takes a burst of activities
 /// in one commit of the store rather than in several.
@@ -123,6 +123,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut handed_over: mpsc::UnboundedRec
             running.take(handed);
         }
     }
+    // The running calls hear that their results are no longer wanted, so
+    // those that check can end within the grace period.
+    shared.calls.cancel_all();
     // Work handed over from now on is released by the turn that locked it.
     handed_over.close();
     while let Ok(handed) = handed_over.try_recv() {
@@ -222,7 +225,9 @@ impl Running {
             let max_attempts = shared.options.max_activity_attempts;
             if let Some(reason) = exhausted(&item, max_attempts) {
                 finish(&shared, item, std::future::ready(Err(reason)), held).await;
-            } else if let Some(call) = call.or_else(|| self::call(&shared, &item.work)) {
+            } else if let Some(call) =
+                call.or_else(|| self::call(&shared, &item.work, item.attempts))
+            {
                 finish(&shared, item, call, held).await;
             } else {
                 unserved(&shared, item, held).await;
@@ -507,7 +512,7 @@ async fn complete(
 /// failure that says so; a Wasm guest is interrupted by its epoch deadline
 /// then, and anything else (a native closure, a guest blocked in a host
 /// call) when the call is dropped.
-pub(crate) fn call(shared: &Shared, work: &ActivityWork) -> Option<Call> {
+pub(crate) fn call(shared: &Shared, work: &ActivityWork, attempt: u32) -> Option<Call> {
     let handler = match shared.registry.read() {
         Ok(registry) => registry.activity(&work.name)?,
         Err(_) => {
@@ -517,10 +522,27 @@ pub(crate) fn call(shared: &Shared, work: &ActivityWork) -> Option<Call> {
         }
     };
     let limits = shared.options.limits.clone();
-    let (name, input) = (work.name.clone(), work.input.clone());
+    let call = ActivityCall {
+        info: ActivityInfo {
+            instance_id: work.instance.clone(),
+            execution_id: work.execution_id,
+            name: work.name.clone(),
+            attempt,
+        },
+        cancelled: CancelToken::default(),
+    };
+    let registered = (shared.calls).register(
+        &work.instance,
+        work.execution_id,
+        work.id,
+        call.cancelled.clone(),
+    );
+    let input = work.input.clone();
     Some(Box::pin(async move {
+        // Registered while the call runs, dropped or not.
+        let _registered = registered;
         let budget = limits.activity_budget;
-        let run = run_activity(handler, &name, input, &limits);
+        let run = run_activity(handler, call, input, &limits);
         match tokio::time::timeout(budget, run).await {
             Ok(result) => result,
             Err(_) => Err(format!(
@@ -534,16 +556,16 @@ pub(crate) fn call(shared: &Shared, work: &ActivityWork) -> Option<Call> {
 
 async fn run_activity(
     handler: ActivityHandler,
-    name: &str,
+    call: ActivityCall,
     input: String,
     limits: &SandboxLimits,
 ) -> Result<String, String> {
     match handler {
-        ActivityHandler::Wasm(component) => call_activity(&component, name, &input, limits).await,
+        ActivityHandler::Wasm(component) => call_activity(&component, call, &input, limits).await,
         ActivityHandler::Native(f) => {
             // A panic in host code fails this attempt, not the runtime; a
             // call dropped at its budget stops the closure too.
-            let task = tokio::spawn(f(input));
+            let task = tokio::spawn(f(ActivityContext { call }, input));
             let abort = task.abort_handle();
             let _stop = AbortOnDrop(abort);
             match task.await {

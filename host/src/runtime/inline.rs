@@ -59,7 +59,7 @@ pub(crate) async fn run_inline(
         let work = turn.output.activities[0].clone();
         // An activity this runtime lacks is scheduled by the commit and left
         // for a runtime that has it.
-        let Some(mut call) = call(shared, &work) else {
+        let Some(mut call) = call(shared, &work, 1) else {
             turn.execution = Some(execution);
             return None;
         };

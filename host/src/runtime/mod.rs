@@ -4,6 +4,7 @@
 
 mod activity;
 mod cache;
+mod calls;
 pub(crate) mod execution;
 mod fast_path;
 mod idle;
@@ -34,7 +35,7 @@ pub use crate::sandbox::GuestFault;
 use crate::sandbox::{LoadError, LoadedComponent, SandboxLimits, load_component};
 use cache::ExecutionCache;
 use registry::Registry;
-pub use registry::{ActivityFuture, NativeActivity, RegistryError};
+pub use registry::{ActivityContext, ActivityFuture, NativeActivity, RegistryError};
 #[doc(hidden)]
 pub use turn_cost::{TurnCost, measure_activity_cost, measure_turn_cost};
 pub use verify::{ReplayMismatch, verify_replay};
@@ -151,6 +152,9 @@ pub(crate) struct Shared {
     pub(crate) unserved: unserved::Warnings,
     /// The store's clock: every stored time the runtime writes.
     pub(crate) clock: SharedClock,
+    /// The activity calls running here, to tell them when their result is
+    /// no longer wanted.
+    pub(crate) calls: calls::RunningCalls,
 }
 
 impl Shared {
@@ -244,7 +248,22 @@ impl DuroxideRuntime {
         F: Fn(String) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<String, String>> + Send + 'static,
     {
-        let native: NativeActivity = Arc::new(move |input| Box::pin(f(input)));
+        self.register_activity_with_context(name, move |_, input| f(input))
+    }
+
+    /// Register a native activity that takes the call's context: the
+    /// instance, execution, name and attempt it serves, and whether its
+    /// result is still wanted.
+    pub fn register_activity_with_context<F, Fut>(
+        &mut self,
+        name: &str,
+        f: F,
+    ) -> Result<&mut Self, RuntimeError>
+    where
+        F: Fn(ActivityContext, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String, String>> + Send + 'static,
+    {
+        let native: NativeActivity = Arc::new(move |ctx, input| Box::pin(f(ctx, input)));
         self.registry
             .write()
             .map_err(|_| RegistryError::Poisoned)?
@@ -275,6 +294,7 @@ impl DuroxideRuntime {
             handed_over,
             unserved: unserved::Warnings::default(),
             clock: self.store.clock(),
+            calls: calls::RunningCalls::default(),
         });
         let mut dispatchers = vec![
             tokio::spawn(orchestrator::run(shared.clone())),

@@ -627,6 +627,15 @@ async fn commit(
         spent,
     } = turn;
     let instance = &work.instance;
+    // Calls whose results the turn no longer wants: the tasks it cancelled,
+    // or all of the execution's if it ends.
+    let cancelled: Vec<u64> = (output.new_events.iter())
+        .filter_map(|e| match e {
+            Event::TaskCancelled { id } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    let continued = output.continue_as_new.is_some();
     let (status, result) = outcome(shared.now_ms(), instance, &mut output);
     let parks = execution.is_some() && shared.options.execution_cache;
     let end = TurnEnd {
@@ -683,6 +692,8 @@ async fn commit(
     match committed {
         Ok(locked) => {
             count_end(instance, status);
+            let ended = continued || status.is_terminal();
+            (shared.calls).no_longer_wanted(&instance.instance_id, execution_id, &cancelled, ended);
             after_commit(shared, &work, locked, slots, inline).await;
             status_name(status)
         }

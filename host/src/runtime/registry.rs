@@ -9,13 +9,50 @@ use std::sync::Arc;
 use semver::Version;
 
 use super::RuntimeError;
-use crate::sandbox::LoadedComponent;
+use crate::sandbox::{ActivityCall, LoadedComponent};
 
 /// A boxed native activity future.
 pub type ActivityFuture = Pin<Box<dyn Future<Output = Result<String, String>> + Send>>;
 
-/// A native activity: trusted host code, called with the activity's input.
-pub type NativeActivity = Arc<dyn Fn(String) -> ActivityFuture + Send + Sync>;
+/// A native activity: trusted host code, called with the call's context and
+/// the activity's input.
+pub type NativeActivity = Arc<dyn Fn(ActivityContext, String) -> ActivityFuture + Send + Sync>;
+
+/// What a native activity knows of the call it serves, as a Wasm activity
+/// does through its `activity-context` import.
+#[derive(Debug, Clone)]
+pub struct ActivityContext {
+    pub(crate) call: ActivityCall,
+}
+
+impl ActivityContext {
+    /// The instance whose orchestration scheduled the activity.
+    pub fn instance_id(&self) -> &str {
+        &self.call.info.instance_id
+    }
+
+    /// That orchestration's execution.
+    pub fn execution_id(&self) -> u64 {
+        self.call.info.execution_id
+    }
+
+    /// The activity's name.
+    pub fn name(&self) -> &str {
+        &self.call.info.name
+    }
+
+    /// The attempt, from 1.
+    pub fn attempt(&self) -> u32 {
+        self.call.info.attempt
+    }
+
+    /// Whether the result is no longer wanted: the orchestration stopped
+    /// waiting for it, or the runtime is stopping. A long activity checks it
+    /// to stop early; what it returns then is ignored.
+    pub fn is_cancelled(&self) -> bool {
+        self.call.cancelled.is_cancelled()
+    }
+}
 
 /// Where an activity runs.
 #[derive(Clone)]

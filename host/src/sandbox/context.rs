@@ -5,7 +5,7 @@ use std::future::poll_fn;
 use std::time::Instant;
 
 use super::bindings::LogLevel;
-use super::bindings::duroxide::orchestration::{context, types};
+use super::bindings::duroxide::orchestration::{activity_context, context, types};
 use super::fault::GuestFault;
 use super::orchestration_host::{Completion, OrchestrationHost, Outcome};
 use super::state::GuestState;
@@ -53,6 +53,30 @@ impl GuestState {
 }
 
 impl types::Host for GuestState {}
+
+impl activity_context::Host for GuestState {
+    fn info(&mut self) -> wasmtime::Result<activity_context::ActivityInfo> {
+        let call = self
+            .activity
+            .as_ref()
+            .ok_or(GuestFault::NoActivityContext)?;
+        let info = &call.info;
+        Ok(activity_context::ActivityInfo {
+            instance_id: info.instance_id.clone(),
+            execution_id: info.execution_id,
+            name: info.name.clone(),
+            attempt: info.attempt,
+        })
+    }
+
+    fn cancelled(&mut self) -> wasmtime::Result<bool> {
+        let call = self
+            .activity
+            .as_ref()
+            .ok_or(GuestFault::NoActivityContext)?;
+        Ok(call.cancelled.is_cancelled())
+    }
+}
 
 /// The limits on what a guest hands over (names, ids, payloads, delays) are
 /// checked by the host, first thing in each import. The bindings

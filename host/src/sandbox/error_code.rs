@@ -30,11 +30,13 @@ pub enum ErrorCode {
     Exit,
     /// DX010: an activity called the orchestration context.
     NoContext,
+    /// DX011: an orchestration called the activity context.
+    NoActivityContext,
 }
 
 impl ErrorCode {
     /// Every code, in order.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::Nondeterminism,
         ErrorCode::UnknownTask,
         ErrorCode::WaitNeverEnds,
@@ -45,6 +47,7 @@ impl ErrorCode {
         ErrorCode::Trap,
         ErrorCode::Exit,
         ErrorCode::NoContext,
+        ErrorCode::NoActivityContext,
     ];
 
     /// The code as it appears in messages, without brackets: `DX001`.
@@ -60,6 +63,7 @@ impl ErrorCode {
             ErrorCode::Trap => "DX008",
             ErrorCode::Exit => "DX009",
             ErrorCode::NoContext => "DX010",
+            ErrorCode::NoActivityContext => "DX011",
         }
     }
 }

@@ -65,6 +65,9 @@ pub enum GuestFault {
     /// An activity called the orchestration context.
     #[error("[DX010] the orchestration context is not available to activities")]
     NoContext,
+    /// An orchestration called the activity context.
+    #[error("[DX011] the activity context is not available to orchestrations")]
+    NoActivityContext,
     /// The orchestration continued as new: not a failure, the way the guest's
     /// current execution ends.
     #[error("the execution continued as new")]
@@ -103,6 +106,7 @@ impl GuestFault {
             GuestFault::BudgetExceeded(_) => Some(ErrorCode::BudgetExceeded),
             GuestFault::MemoryLimit { .. } => Some(ErrorCode::MemoryLimit),
             GuestFault::NoContext => Some(ErrorCode::NoContext),
+            GuestFault::NoActivityContext => Some(ErrorCode::NoActivityContext),
             GuestFault::ContinuedAsNew | GuestFault::Unlinked => None,
         }
     }

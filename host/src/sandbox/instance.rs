@@ -7,6 +7,7 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::ResourceTable;
 
 use super::SandboxLimits;
+use super::activity_call::ActivityCall;
 use super::bindings::{activities, orchestrator};
 use super::failure::describe_failure;
 use super::fault::GuestFault;
@@ -23,11 +24,12 @@ pub(crate) fn activity_store(
     label: &str,
     limits: &SandboxLimits,
 ) -> Store<GuestState> {
-    configured(engine, activity_state(label, limits))
+    configured(engine, activity_state(label, None, limits))
 }
 
-/// The state of one activity call's sandbox; `label` names it in logs.
-fn activity_state(label: &str, limits: &SandboxLimits) -> GuestState {
+/// The state of one activity call's sandbox (`call`, absent for a manifest
+/// read); `label` names it in logs.
+fn activity_state(label: &str, call: Option<ActivityCall>, limits: &SandboxLimits) -> GuestState {
     let output = OutputSink::new(label, Default::default(), limits.text_limits());
     GuestState {
         wasi: activity_wasi(&output),
@@ -40,6 +42,7 @@ fn activity_state(label: &str, limits: &SandboxLimits) -> GuestState {
         deadline: Instant::now() + limits.activity_budget,
         budget: limits.activity_budget,
         orchestration: None,
+        activity: call,
         random: None,
     }
 }
@@ -67,6 +70,7 @@ pub(crate) fn orchestration_state(
         budget: limits.orchestration_turn_budget,
         random: Some(host.wasi_random()),
         orchestration: Some(host),
+        activity: None,
     }
 }
 
@@ -204,10 +208,12 @@ async fn call_orchestration(
 /// orchestration.
 pub(crate) async fn call_activity(
     component: &LoadedComponent,
-    name: &str,
+    call: ActivityCall,
     input: &str,
     limits: &SandboxLimits,
 ) -> Result<String, String> {
+    let name = call.info.name.clone();
+    let name = name.as_str();
     let Some(shared) = &component.shared.activities else {
         return Err("the component provides no activities".into());
     };
@@ -215,7 +221,8 @@ pub(crate) async fn call_activity(
         .pooled
         .as_ref()
         .and_then(|p| p.activities.as_ref());
-    let (mut store, instantiated) = sandbox(pooled, shared, activity_state(name, limits)).await;
+    let state = activity_state(name, Some(call), limits);
+    let (mut store, instantiated) = sandbox(pooled, shared, state).await;
     match instantiated {
         Ok((instance, indices)) => run_activity(&mut store, indices, &instance, name, input).await,
         Err(error) => Err(describe_failure(&error, &store.data().output)),

@@ -6,6 +6,7 @@
 //! orchestration's context asks of the host is the [`OrchestrationHost`]
 //! trait defined here, which the runtime implements.
 
+mod activity_call;
 mod bindings;
 mod context;
 mod engine;
@@ -23,6 +24,7 @@ pub(crate) mod reaper;
 pub(crate) mod state;
 mod wasi_random;
 
+pub use activity_call::{ActivityCall, ActivityInfo, CancelToken};
 pub(crate) use engine::pooled_sandboxes_in_use;
 pub use error_code::ErrorCode;
 pub use fault::GuestFault;

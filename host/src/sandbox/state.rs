@@ -10,6 +10,7 @@ use wasmtime::{Engine, ResourceLimiter};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::MAX_TABLE_ELEMENTS;
+use super::activity_call::ActivityCall;
 use super::bindings::Workflows;
 use super::fault::GuestFault;
 use super::guest_output::OutputSink;
@@ -64,6 +65,8 @@ pub(crate) struct GuestState {
     pub(crate) budget: Duration,
     /// Present for orchestration instances; activities have no context.
     pub(crate) orchestration: Option<Box<dyn OrchestrationHost>>,
+    /// Present for activity attempts: the call they serve.
+    pub(crate) activity: Option<ActivityCall>,
     /// An orchestration's `wasi:random`; activities use WASI's own.
     pub(crate) random: Option<SeededRandom>,
 }

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use duroxide_guest::{OrchestrationContext, Registry};
+use duroxide_guest::{ActivityContext, OrchestrationContext, Registry};
 
 /// Three activities in sequence, each fed the previous output.
 async fn sequence(ctx: OrchestrationContext, input: String) -> Result<String, String> {
@@ -181,6 +181,46 @@ async fn spin_alone(ctx: OrchestrationContext, input: String) -> Result<String, 
     ctx.schedule_activity("Spin", &input).await
 }
 
+/// Asks the activity `WhoAmI` what it serves.
+async fn ask_who_am_i(ctx: OrchestrationContext, input: String) -> Result<String, String> {
+    ctx.schedule_activity("WhoAmI", &input).await
+}
+
+/// What the call serves: instance, execution, name and attempt.
+fn who_am_i(ctx: &ActivityContext, _input: String) -> Result<String, String> {
+    Ok(format!(
+        "{}|{}|{}|{}",
+        ctx.instance_id(),
+        ctx.execution_id(),
+        ctx.name(),
+        ctx.attempt()
+    ))
+}
+
+/// Races the activity `Patient` against a short timer; once the timer wins,
+/// runs one more activity.
+async fn race_patient(ctx: OrchestrationContext, input: String) -> Result<String, String> {
+    let patient = ctx.schedule_activity("Patient", &input);
+    let timer = ctx.schedule_timer(Duration::from_millis(50));
+    let winner = match duroxide_guest::select2(patient, timer).await {
+        duroxide_guest::Either::Left(result) => format!("patient: {result:?}"),
+        duroxide_guest::Either::Right(()) => "timer".to_string(),
+    };
+    let after = ctx.schedule_activity("Upper", "after").await?;
+    Ok(format!("{winner}, then {after}"))
+}
+
+/// Waits until its result is no longer wanted.
+fn patient(ctx: &ActivityContext, _input: String) -> Result<String, String> {
+    let mut x: u64 = 1;
+    while !ctx.is_cancelled() {
+        for _ in 0..10_000 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    }
+    Ok(format!("stopped early ({})", x % 2))
+}
+
 /// Loops for ever without yielding.
 fn spin(input: String) -> Result<String, String> {
     let mut x: u64 = input.len() as u64;
@@ -224,6 +264,10 @@ fn register(registry: &mut Registry) {
         .orchestration("BigInput", big_input)
         .orchestration("FanOut", fan_out)
         .orchestration("SpinBeside", spin_beside)
+        .orchestration("AskWhoAmI", ask_who_am_i)
+        .orchestration("RacePatient", race_patient)
+        .activity_with_context("WhoAmI", who_am_i)
+        .activity_with_context("Patient", patient)
         .orchestration("SpinAlone", spin_alone)
         .activity("Append", append)
         .activity("Spin", spin)
