@@ -71,7 +71,10 @@ impl TextKind {
 }
 
 /// The size limit of each kind of text, in bytes of UTF-8.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// One set is stored in the store, shared by every client and runtime of
+/// it (see [`settle`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TextLimits {
     /// Largest payload: input, output, event data, custom status.
     pub max_payload_bytes: usize,
@@ -152,6 +155,25 @@ impl TextLimits {
     }
 }
 
+/// What a runtime starting on a store does with the text limits: the
+/// limits it runs under, and whether it writes them to the store.
+///
+/// The store holds one set of limits (`stored`), which every client reads
+/// on each call and every runtime adopts when it starts, so a client and
+/// the runtimes cannot disagree. A runtime whose limits (`configured`)
+/// differ from the defaults was configured on purpose: it writes them,
+/// replacing the stored set, and clients follow at once. A runtime left
+/// at the defaults adopts the stored set, or the defaults when none is
+/// stored. (Runtimes already running keep the limits they started with
+/// until restarted; configure every runtime of a store alike, or set the
+/// limits once with `HistoryStore::set_text_limits`.)
+pub fn settle(stored: Option<TextLimits>, configured: TextLimits) -> (TextLimits, bool) {
+    if configured != TextLimits::default() {
+        return (configured, stored != Some(configured));
+    }
+    (stored.unwrap_or_default(), false)
+}
+
 /// Bytes of a name or id shown in the error that refuses it.
 const PREVIEW_BYTES: usize = 32;
 
@@ -224,6 +246,29 @@ pub fn check_delay(what: &'static str, delay_ms: u64) -> Result<(), DelayOutOfRa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_configured_runtime_writes_its_limits_and_a_default_one_adopts_the_stored() {
+        let small = TextLimits {
+            max_payload_bytes: 10,
+            ..TextLimits::default()
+        };
+        let other = TextLimits {
+            max_name_bytes: 5,
+            ..TextLimits::default()
+        };
+        // Nothing stored: defaults, nothing written.
+        assert_eq!(
+            settle(None, TextLimits::default()),
+            (TextLimits::default(), false)
+        );
+        // Configured: written, whatever was stored, unless it is stored already.
+        assert_eq!(settle(None, small), (small, true));
+        assert_eq!(settle(Some(other), small), (small, true));
+        assert_eq!(settle(Some(small), small), (small, false));
+        // Left at the defaults: the stored set wins.
+        assert_eq!(settle(Some(small), TextLimits::default()), (small, false));
+    }
 
     #[test]
     fn defaults_are_the_documented_ones() {

@@ -293,6 +293,7 @@ async fn a_new_file_gets_the_whole_schema_in_one_migration() -> TestResult {
          parent_id lock_token locked_until custom_status parent_execution_id next_visible_at \
          finished_at",
         "table orchestrator_queue on orchestrator_queue: id instance_id message visible_at attempts",
+        "table settings on settings: name value",
     ];
     // No trigger (writers keep `next_visible_at` current) and no index on
     // the orchestrator queue's visibility (fetches go through the instances).

@@ -81,7 +81,8 @@ impl Harness {
             runtime.load_component_file(path).await?;
         }
         runtime.start().await?;
-        let client = Client::new(store.clone()).with_max_payload_bytes(64 * 1024);
+        // Held to the runtime's 64 KiB payload limit, which the store shares.
+        let client = Client::new(store.clone());
         Ok(Self {
             dir,
             url,

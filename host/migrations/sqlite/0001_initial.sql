@@ -93,3 +93,12 @@ CREATE TABLE activity_queue (
 CREATE INDEX activity_queue_by_visible ON activity_queue (visible_at, id);
 CREATE INDEX activity_queue_by_locked_until ON activity_queue (locked_until)
     WHERE locked_until IS NOT NULL;
+
+-- Settings every client and runtime of the store shares, one row each.
+-- `text_limits`: the size limits of texts (JSON), written by a runtime
+-- configured with its own limits when it starts, or by
+-- `HistoryStore::set_text_limits`; absent, everyone uses the defaults.
+CREATE TABLE settings (
+    name  TEXT NOT NULL PRIMARY KEY,
+    value TEXT NOT NULL
+);

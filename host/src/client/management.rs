@@ -125,7 +125,7 @@ impl Client {
         };
         let mut executions = Vec::new();
         let mut current = None;
-        if record.status != InstanceStatus::Pending {
+        if !record.awaits_start() {
             for execution_id in 1..=record.execution_id {
                 let history = self
                     .store

@@ -5,6 +5,7 @@
 mod details;
 mod health;
 mod management;
+mod typed;
 mod types;
 
 use std::pin::pin;
@@ -20,18 +21,23 @@ pub use details::{
     PendingEvent, PendingSubOrchestration, PendingTimer, pending_work, summarize_execution,
 };
 pub use health::{LONG_RUNNING_AFTER, RECENT_FAILURE_WINDOW, SystemHealth, health_score};
+pub use typed::TypedCompletion;
 pub use types::{ClientError, InstanceInfo, OrchestrationStatus, StartOptions};
 
 use crate::history::{Event, OrchestratorMessage};
 use crate::limits::{TextKind, TextLimits, check_delay};
+pub use crate::providers::SignalOutcome;
 use crate::providers::{HistoryStore, InstanceRecord, NewInstance, StoreError};
 
 /// Controls and inspects orchestrations through a store shared with one or
 /// more runtimes, in this process or others.
+///
+/// What a client sends is held to the text limits stored in the store (see
+/// [`crate::limits::settle`]), read on each call: the same limits the
+/// runtimes run under, never a copy of its own.
 #[derive(Clone)]
 pub struct Client {
     store: Arc<dyn HistoryStore>,
-    limits: TextLimits,
     max_poll_interval: Duration,
 }
 
@@ -44,12 +50,10 @@ const MAX_POLL_INTERVAL: Duration = Duration::from_millis(100);
 const FIRST_POLL_INTERVAL: Duration = Duration::from_millis(2);
 
 impl Client {
-    /// A client over `store`, holding what it sends to the default limits
-    /// of [`crate::limits`] (the runtime's defaults too).
+    /// A client over `store`, holding what it sends to the store's limits.
     pub fn new(store: Arc<dyn HistoryStore>) -> Self {
         Self {
             store,
-            limits: TextLimits::default(),
             max_poll_interval: MAX_POLL_INTERVAL,
         }
     }
@@ -69,18 +73,15 @@ impl Client {
         self
     }
 
-    /// Refuse inputs and event data larger than `bytes` (default 1 MiB; keep
-    /// it equal to the runtimes' limit).
-    pub fn with_max_payload_bytes(mut self, bytes: usize) -> Self {
-        self.limits.max_payload_bytes = bytes;
-        self
-    }
-
-    /// Hold what this client sends to `limits`; keep them equal to the
-    /// runtimes' (`SandboxLimits::text_limits`).
-    pub fn with_limits(mut self, limits: TextLimits) -> Self {
-        self.limits = limits;
-        self
+    /// The text limits this client's next call is held to: those stored in
+    /// the store, or the defaults while none are stored.
+    pub async fn text_limits(&self) -> Result<TextLimits, ClientError> {
+        Ok(self
+            .store
+            .text_limits()
+            .await
+            .map_err(ClientError::Storage)?
+            .unwrap_or_default())
     }
 
     /// Start a new instance of orchestration `name`. Fails with
@@ -95,37 +96,8 @@ impl Client {
         input: &str,
         options: Option<StartOptions>,
     ) -> Result<(), ClientError> {
-        if instance_id.is_empty() || name.is_empty() {
-            return Err(ClientError::InvalidArgument(
-                "instance id and orchestration name must not be empty".into(),
-            ));
-        }
-        self.check(TextKind::InstanceId, "instance id", instance_id)?;
-        self.check(TextKind::Name, "orchestration name", name)?;
-        let options = options.unwrap_or_default();
-        if let Some(version) = &options.version {
-            self.check(TextKind::Name, "orchestration version", version)?;
-            semver::Version::parse(version).map_err(|e| {
-                ClientError::InvalidArgument(format!(
-                    "version '{version}' is not a semantic version: {e}"
-                ))
-            })?;
-        }
-        if let Some(delay_ms) = options.delay_ms {
-            check_delay("start delay", delay_ms)
-                .map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
-        }
-        self.check_payload("orchestration input", input)?;
-        let new = NewInstance {
-            instance_id: instance_id.to_string(),
-            orchestration_name: name.to_string(),
-            version: options.version,
-            input: input.to_string(),
-            parent_instance: None,
-            parent_id: None,
-            parent_execution_id: None,
-            visible_at_ms: self.now_ms().saturating_add(options.delay_ms.unwrap_or(0)),
-        };
+        let limits = self.text_limits().await?;
+        let new = new_instance(self.now_ms(), &limits, instance_id, name, input, options)?;
         self.store.create_instance(new).await.map_err(|e| match e {
             StoreError::InstanceExists(id) => ClientError::InstanceExists(id),
             other => ClientError::Storage(other),
@@ -174,15 +146,59 @@ impl Client {
         name: &str,
         data: &str,
     ) -> Result<(), ClientError> {
-        self.check(TextKind::InstanceId, "instance id", instance_id)?;
-        self.check(TextKind::Name, "event name", name)?;
-        self.check_payload("event data", data)?;
+        let limits = self.text_limits().await?;
+        check(&limits, TextKind::InstanceId, "instance id", instance_id)?;
+        check(&limits, TextKind::Name, "event name", name)?;
+        check_payload(&limits, "event data", data)?;
         self.running(instance_id).await?;
         let message = OrchestratorMessage::ExternalEvent {
             name: name.to_string(),
             data: data.to_string(),
         };
         self.enqueue(instance_id, message).await
+    }
+
+    /// Raise event `event_name` with `event_data` for an instance, starting
+    /// it first with orchestration `name` and `input` if no instance has
+    /// the id: one store write, so concurrent calls on one id start one
+    /// instance and deliver every event. The event reaches a new instance
+    /// after its start (with `options.delay_ms`, when it starts). Fails with
+    /// [`ClientError::InstanceFinished`] if the instance exists and has
+    /// finished, and with [`ClientError::InvalidArgument`] or
+    /// [`ClientError::PayloadTooLarge`] as
+    /// [`start_orchestration`](Self::start_orchestration) and
+    /// [`raise_event`](Self::raise_event) do.
+    pub async fn signal_with_start(
+        &self,
+        instance_id: &str,
+        name: &str,
+        input: &str,
+        options: Option<StartOptions>,
+        event_name: &str,
+        event_data: &str,
+    ) -> Result<SignalOutcome, ClientError> {
+        let limits = self.text_limits().await?;
+        let new = new_instance(self.now_ms(), &limits, instance_id, name, input, options)?;
+        if event_name.is_empty() {
+            return Err(ClientError::InvalidArgument(
+                "event name must not be empty".into(),
+            ));
+        }
+        check(&limits, TextKind::Name, "event name", event_name)?;
+        check_payload(&limits, "event data", event_data)?;
+        let event = OrchestratorMessage::ExternalEvent {
+            name: event_name.to_string(),
+            data: event_data.to_string(),
+        };
+        match self.store.signal_with_start(new, event).await {
+            Ok(outcome) => Ok(outcome),
+            Err(StoreError::InstanceFinished { instance, .. }) => {
+                // The write was refused; the row tells how it finished.
+                let status = self.get_orchestration_status(&instance).await?;
+                Err(ClientError::InstanceFinished { instance, status })
+            }
+            Err(other) => Err(ClientError::Storage(other)),
+        }
     }
 
     /// Cancel an instance. Fails with [`ClientError::InstanceFinished`] if it
@@ -199,8 +215,9 @@ impl Client {
         instance_id: &str,
         reason: &str,
     ) -> Result<(), ClientError> {
-        self.check(TextKind::InstanceId, "instance id", instance_id)?;
-        self.check(TextKind::Error, "cancel reason", reason)?;
+        let limits = self.text_limits().await?;
+        check(&limits, TextKind::InstanceId, "instance id", instance_id)?;
+        check(&limits, TextKind::Error, "cancel reason", reason)?;
         self.running(instance_id).await?;
         let message = OrchestratorMessage::CancelOrchestration {
             reason: reason.to_string(),
@@ -361,23 +378,77 @@ impl Client {
                 other => ClientError::Storage(other),
             })
     }
+}
 
-    fn check_payload(&self, what: &'static str, payload: &str) -> Result<(), ClientError> {
-        self.limits
-            .check(TextKind::Payload, what, payload)
-            .map_err(|e| ClientError::PayloadTooLarge {
-                what: e.what,
-                size: e.size,
-                limit: e.limit,
-            })
+/// The instance a start asks for at `now_ms` (the store clock's time),
+/// refused if an id, name, version, delay or the input is malformed or too
+/// large.
+fn new_instance(
+    now_ms: u64,
+    limits: &TextLimits,
+    instance_id: &str,
+    name: &str,
+    input: &str,
+    options: Option<StartOptions>,
+) -> Result<NewInstance, ClientError> {
+    if instance_id.is_empty() || name.is_empty() {
+        return Err(ClientError::InvalidArgument(
+            "instance id and orchestration name must not be empty".into(),
+        ));
     }
+    check(limits, TextKind::InstanceId, "instance id", instance_id)?;
+    check(limits, TextKind::Name, "orchestration name", name)?;
+    let options = options.unwrap_or_default();
+    if let Some(version) = &options.version {
+        check(limits, TextKind::Name, "orchestration version", version)?;
+        semver::Version::parse(version).map_err(|e| {
+            ClientError::InvalidArgument(format!(
+                "version '{version}' is not a semantic version: {e}"
+            ))
+        })?;
+    }
+    if let Some(delay_ms) = options.delay_ms {
+        check_delay("start delay", delay_ms)
+            .map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
+    }
+    check_payload(limits, "orchestration input", input)?;
+    Ok(NewInstance {
+        instance_id: instance_id.to_string(),
+        orchestration_name: name.to_string(),
+        version: options.version,
+        input: input.to_string(),
+        parent_instance: None,
+        parent_id: None,
+        parent_execution_id: None,
+        visible_at_ms: now_ms.saturating_add(options.delay_ms.unwrap_or(0)),
+    })
+}
 
-    /// Refuse a name, id or reason longer than its limit.
-    fn check(&self, kind: TextKind, what: &'static str, value: &str) -> Result<(), ClientError> {
-        (self.limits)
-            .check(kind, what, value)
-            .map_err(|e| ClientError::InvalidArgument(e.to_string()))
-    }
+/// Refuse a payload larger than its limit.
+fn check_payload(
+    limits: &TextLimits,
+    what: &'static str,
+    payload: &str,
+) -> Result<(), ClientError> {
+    limits
+        .check(TextKind::Payload, what, payload)
+        .map_err(|e| ClientError::PayloadTooLarge {
+            what: e.what,
+            size: e.size,
+            limit: e.limit,
+        })
+}
+
+/// Refuse a name, id or reason longer than its limit.
+fn check(
+    limits: &TextLimits,
+    kind: TextKind,
+    what: &'static str,
+    value: &str,
+) -> Result<(), ClientError> {
+    limits
+        .check(kind, what, value)
+        .map_err(|e| ClientError::InvalidArgument(e.to_string()))
 }
 
 fn status_of(record: InstanceRecord) -> OrchestrationStatus {

@@ -118,6 +118,17 @@ pub enum ClientError {
         /// The limit.
         limit: usize,
     },
+    /// A typed payload did not encode to JSON, or JSON did not decode as
+    /// the type asked for.
+    #[error("{what} is not a {type_name}: {reason}")]
+    Payload {
+        /// Which payload ("output of instance 'x'", say).
+        what: String,
+        /// The Rust type it was to encode from or decode to.
+        type_name: &'static str,
+        /// serde's reason, naming the field and position.
+        reason: String,
+    },
     /// An argument is malformed (an empty instance id, say).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

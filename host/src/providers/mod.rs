@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 
 use crate::clock::SharedClock;
 use crate::history::{ActivityWork, Event, OrchestratorMessage};
+use crate::limits::TextLimits;
 use notices::FinishNotices;
 use query::{CountsQuery, InstanceCounts, InstanceFilter, InstancePage, PurgeFilter, PurgeOutcome};
 
@@ -28,6 +29,14 @@ pub enum StoreError {
     /// No instance has this id.
     #[error("instance '{0}' not found")]
     InstanceNotFound(String),
+    /// The instance has already finished; nothing was written.
+    #[error("instance '{instance}' has already finished ({})", status.as_str())]
+    InstanceFinished {
+        /// The instance.
+        instance: String,
+        /// How it finished.
+        status: InstanceStatus,
+    },
     /// The lock this caller held expired and someone else may have the work now;
     /// nothing was written.
     #[error("lock on {0} was lost; nothing was committed")]
@@ -116,9 +125,12 @@ impl DatabaseError {
 /// Lifecycle state of an instance, as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstanceStatus {
-    /// Created by a client; the runtime has not started it yet.
+    /// Created (by a client, or by a parent's turn); no runtime has taken
+    /// its first turn yet: its start is not due, or no runtime has fetched
+    /// it, or the runtime that did lacked its code and gave it back.
     Pending,
-    /// Started and not finished.
+    /// A runtime took its first turn (the fetch that locks a pending
+    /// instance marks it running), and it has not finished.
     Running,
     /// Finished with an output.
     Completed,
@@ -194,6 +206,20 @@ pub struct InstanceRecord {
     pub finished_at_ms: Option<u64>,
 }
 
+impl InstanceRecord {
+    /// Whether the instance's first execution has not started yet: it is
+    /// pending, or a fetch marked it running but no turn has committed (the
+    /// first turn is under way, or its lock expired before it committed).
+    /// Its next turn starts it.
+    pub fn awaits_start(&self) -> bool {
+        match self.status {
+            InstanceStatus::Pending => true,
+            InstanceStatus::Running => self.history_len == 0,
+            _ => false,
+        }
+    }
+}
+
 /// A new instance, created together with its start message.
 #[derive(Debug, Clone)]
 pub struct NewInstance {
@@ -213,6 +239,17 @@ pub struct NewInstance {
     pub parent_execution_id: Option<u64>,
     /// When the start message becomes visible (delayed starts), ms since the Unix epoch.
     pub visible_at_ms: u64,
+}
+
+/// What [`HistoryStore::signal_with_start`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignalOutcome {
+    /// No instance had the id: it was created, and the event queued after
+    /// its start message.
+    Started,
+    /// The instance existed and had not finished: the event was queued.
+    Signalled,
 }
 
 /// A message taken from the orchestrator queue.
@@ -368,6 +405,28 @@ pub trait HistoryStore: Send + Sync + 'static {
         message: OrchestratorMessage,
         visible_at_ms: u64,
     ) -> Result<(), StoreError>;
+
+    /// Enqueue `event` for the instance `new` names, first creating the
+    /// instance with its start message (as
+    /// [`create_instance`](Self::create_instance) does) if no instance has
+    /// that id: one transaction, so concurrent callers create one instance
+    /// and every event is queued. Fails with
+    /// [`StoreError::InstanceFinished`], writing nothing, if the instance
+    /// exists and has finished.
+    async fn signal_with_start(
+        &self,
+        new: NewInstance,
+        event: OrchestratorMessage,
+    ) -> Result<SignalOutcome, StoreError>;
+
+    /// The text limits stored for every client and runtime of this store
+    /// (see [`crate::limits::settle`]); `None` while none were stored.
+    async fn text_limits(&self) -> Result<Option<TextLimits>, StoreError>;
+
+    /// Store `limits` for every client and runtime of this store, replacing
+    /// those stored. Clients apply them from their next call, runtimes when
+    /// they next start.
+    async fn set_text_limits(&self, limits: TextLimits) -> Result<(), StoreError>;
 
     /// The instance's row, if it exists.
     async fn instance(&self, instance_id: &str) -> Result<Option<InstanceRecord>, StoreError>;
@@ -567,4 +626,39 @@ pub trait HistoryStore: Send + Sync + 'static {
     /// returns how many. Callers loop until a batch comes back short, so no
     /// transaction holds the store long.
     async fn purge_finished(&self, filter: &PurgeFilter, limit: u32) -> Result<u64, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(status: InstanceStatus, history_len: u64) -> InstanceRecord {
+        InstanceRecord {
+            instance_id: "i".into(),
+            orchestration_name: "o".into(),
+            orchestration_version: None,
+            status,
+            output: None,
+            execution_id: 1,
+            history_len,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            parent_instance: None,
+            parent_id: None,
+            parent_execution_id: None,
+            custom_status: None,
+            finished_at_ms: None,
+        }
+    }
+
+    #[test]
+    fn an_instance_awaits_its_start_until_a_turn_commits_history() {
+        assert!(record(InstanceStatus::Pending, 0).awaits_start());
+        // Marked running by the fetch of its first turn, nothing committed.
+        assert!(record(InstanceStatus::Running, 0).awaits_start());
+        assert!(!record(InstanceStatus::Running, 1).awaits_start());
+        // Cancelled before it started: finished, not waiting.
+        assert!(!record(InstanceStatus::Cancelled, 0).awaits_start());
+        assert!(!record(InstanceStatus::Completed, 3).awaits_start());
+    }
 }

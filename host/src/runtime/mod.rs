@@ -61,6 +61,9 @@ pub enum RuntimeError {
     /// `start` was called on a running runtime.
     #[error("the runtime is already running")]
     AlreadyRunning,
+    /// The store failed (reading or writing the shared text limits at start).
+    #[error(transparent)]
+    Store(crate::providers::StoreError),
 }
 
 /// How a runtime behaves. `Default` suits production; tests shorten locks.
@@ -276,6 +279,23 @@ impl DuroxideRuntime {
         if self.running.is_some() {
             return Err(RuntimeError::AlreadyRunning);
         }
+        // The text limits are the store's, shared with every client: a
+        // runtime configured with its own writes them (see `limits::settle`).
+        let stored = self
+            .store
+            .text_limits()
+            .await
+            .map_err(RuntimeError::Store)?;
+        let (text, write) = crate::limits::settle(stored, self.options.limits.text_limits());
+        if write {
+            (self.store.set_text_limits(text).await).map_err(RuntimeError::Store)?;
+        }
+        let mut options = self.options.clone();
+        options.limits.max_payload_bytes = text.max_payload_bytes;
+        options.limits.max_name_bytes = text.max_name_bytes;
+        options.limits.max_instance_id_bytes = text.max_instance_id_bytes;
+        options.limits.max_error_bytes = text.max_error_bytes;
+        options.limits.max_log_line_bytes = text.max_log_line_bytes;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (handed_over, handed_over_rx) = mpsc::unbounded_channel();
         let capacity = if self.options.execution_cache {
@@ -287,7 +307,7 @@ impl DuroxideRuntime {
             store: self.store.clone(),
             registry: self.registry.clone(),
             cache: ExecutionCache::new(capacity, self.options.cache_max_bytes),
-            options: self.options.clone(),
+            options,
             shutdown: shutdown_rx,
             turn_slots: Arc::new(Semaphore::new(self.options.orchestration_workers.max(1))),
             activity_slots: Arc::new(Semaphore::new(self.options.activity_concurrency.max(1))),

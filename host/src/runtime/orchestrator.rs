@@ -253,7 +253,7 @@ async fn cancel_children(
     instance: &InstanceRecord,
     reason: &str,
 ) -> Result<Vec<OutgoingMessage>, StoreError> {
-    if instance.status == InstanceStatus::Pending {
+    if instance.awaits_start() {
         return Ok(Vec::new());
     }
     let history = shared
@@ -419,7 +419,7 @@ async fn start(
         limits: shared.options.limits.clone(),
     };
     count_turn("started");
-    if instance.status == InstanceStatus::Pending {
+    if instance.awaits_start() {
         let name = metrics::Orchestration {
             name: spec.name.clone(),
         };

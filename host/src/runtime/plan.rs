@@ -60,10 +60,9 @@ pub(crate) fn plan(shared: &Shared, work: &OrchestrationWork) -> Plan {
         OrchestratorMessage::CancelOrchestration { reason } => Some(reason.clone()),
         _ => None,
     }) {
-        let event =
-            (instance.status != InstanceStatus::Pending).then(|| Event::OrchestrationCancelled {
-                reason: reason.clone(),
-            });
+        let event = (!instance.awaits_start()).then(|| Event::OrchestrationCancelled {
+            reason: reason.clone(),
+        });
         return Plan::End {
             status: InstanceStatus::Cancelled,
             reason,
@@ -85,7 +84,7 @@ pub(crate) fn plan(shared: &Shared, work: &OrchestrationWork) -> Plan {
                 parent_instance,
                 parent_id,
                 ..
-            } if instance.status == InstanceStatus::Pending => {
+            } if instance.awaits_start() => {
                 return Plan::Start(StartSpec {
                     execution_id: instance.execution_id,
                     name: name.clone(),

@@ -33,12 +33,14 @@ mod activities;
 mod concurrency;
 mod fast_paths;
 mod queues;
+mod signals;
 mod turns;
 
 pub use activities::*;
 pub use concurrency::*;
 pub use fast_paths::*;
 pub use queues::*;
+pub use signals::*;
 pub use turns::*;
 
 /// What every scenario returns.
@@ -79,8 +81,13 @@ macro_rules! suite {
                 deferred_activity_work_comes_back_later_without_an_attempt_counted,
                 a_deferred_instance_comes_back_later_without_an_attempt_counted,
                 attempts_count_every_fetch_until_the_work_is_done,
-                each_execution_keeps_its_own_history;
+                each_execution_keeps_its_own_history,
+                signal_with_start_creates_once_then_queues_and_refuses_a_finished_instance,
+                a_signal_with_start_event_waits_for_a_delayed_start,
+                text_limits_are_stored_once_for_everyone_and_replaced,
+                the_fetch_of_a_first_turn_marks_the_instance_running;
             multi:
+                concurrent_signals_with_start_create_one_instance_and_queue_every_event,
                 concurrent_writes_from_many_tasks_all_land,
                 concurrent_turns_of_many_instances_all_commit,
                 no_instance_is_handed_to_two_fetchers_at_once

@@ -99,10 +99,12 @@ pub async fn commit_with_a_wrong_or_expired_token_is_lock_lost(
 
     assert!(store.read_history("a", 1).await?.is_empty());
     let record = store.instance("a").await?.ok_or("instance missing")?;
+    // Marked running by the fetches, with nothing committed: still to start.
     assert_eq!(
         (record.status, record.history_len),
-        (InstanceStatus::Pending, 0)
+        (InstanceStatus::Running, 0)
     );
+    assert!(record.awaits_start());
     assert!(store.fetch_activity_work(10, LONG_LOCK).await?.is_empty());
     Ok(())
 }

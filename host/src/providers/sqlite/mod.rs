@@ -30,6 +30,8 @@ mod management;
 mod ops;
 mod orchestrator_queue;
 mod reads;
+mod settings;
+mod signal;
 mod turn;
 mod writer;
 
@@ -41,13 +43,14 @@ use tokio::sync::{Notify, oneshot};
 
 use crate::clock::{self, SharedClock};
 use crate::history::{Event, OrchestratorMessage};
+use crate::limits::TextLimits;
 use crate::providers::notices::FinishNotices;
 use crate::providers::query::{
     CountsQuery, InstanceCounts, InstanceFilter, InstancePage, PurgeFilter, PurgeOutcome,
 };
 use crate::providers::{
     HistoryStore, InstanceRecord, LockedActivity, LockedTurn, NewInstance, OrchestrationWork,
-    QueueStats, StoreError, TurnCommit,
+    QueueStats, SignalOutcome, StoreError, TurnCommit,
 };
 use codec::to_i64;
 
@@ -173,6 +176,22 @@ impl HistoryStore for SqliteHistoryStore {
         visible_at_ms: u64,
     ) -> Result<(), StoreError> {
         orchestrator_queue::enqueue_message(self, instance_id, &message, visible_at_ms).await
+    }
+
+    async fn signal_with_start(
+        &self,
+        new: NewInstance,
+        event: OrchestratorMessage,
+    ) -> Result<SignalOutcome, StoreError> {
+        signal::signal_with_start(self, new, &event).await
+    }
+
+    async fn text_limits(&self) -> Result<Option<TextLimits>, StoreError> {
+        settings::text_limits(&self.reader).await
+    }
+
+    async fn set_text_limits(&self, limits: TextLimits) -> Result<(), StoreError> {
+        settings::set_text_limits(self, limits).await
     }
 
     async fn instance(&self, instance_id: &str) -> Result<Option<InstanceRecord>, StoreError> {

@@ -18,8 +18,9 @@ use super::management;
 use super::orchestrator_queue::{self, LockedRows};
 use super::turn::{self, EncodedTurn, Locked};
 use crate::clock::Clock;
+use super::{settings, signal};
 use crate::providers::query::PurgeOutcome;
-use crate::providers::{NewInstance, StoreError};
+use crate::providers::{NewInstance, SignalOutcome, StoreError};
 
 /// Where an op's result goes: the caller awaiting it.
 pub(super) type ReplyTo<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -36,6 +37,18 @@ pub(super) enum Op {
         instance_id: String,
         message: String,
         visible_at: i64,
+        reply: ReplyTo<()>,
+    },
+    /// [`signal::signal_with_start`], event already serialized.
+    SignalWithStart {
+        new: NewInstance,
+        event: String,
+        reply: ReplyTo<SignalOutcome>,
+    },
+    /// [`settings::set_text_limits`], value already serialized.
+    SetSetting {
+        name: &'static str,
+        value: String,
         reply: ReplyTo<()>,
     },
     /// [`orchestrator_queue::fetch`]; the lock token is made by the caller.
@@ -90,6 +103,7 @@ pub(super) enum Op {
         instance_id: String,
         lock_token: String,
         message_ids: Vec<i64>,
+        unstarted: bool,
         until: i64,
         reply: ReplyTo<()>,
     },
@@ -161,7 +175,9 @@ impl Done {
     /// The signals to fire after the commit; none for a failed op.
     pub(super) fn signals(&self) -> Signals {
         match &self.output {
-            Output::Unit(Ok(signals)) | Output::Committed(Ok((signals, _))) => *signals,
+            Output::Unit(Ok(signals))
+            | Output::Committed(Ok((signals, _)))
+            | Output::Signalled(Ok((signals, _))) => *signals,
             // A completion that locked its instance wakes nobody (its caller
             // runs the turn); one that did not queued a message to fetch.
             Output::Continued(Ok(None)) => Signals::ORCHESTRATOR,
@@ -204,7 +220,8 @@ impl Op {
             | Reply::Continued(_)
             | Reply::Committed(_)
             | Reply::Purged(_)
-            | Reply::Count(_) => Output::Unit(Err(StoreError::database("not a fetch"))),
+            | Reply::Count(_)
+            | Reply::Signalled(_) => Output::Unit(Err(StoreError::database("not a fetch"))),
         };
         Done { reply, output }
     }
@@ -233,6 +250,12 @@ impl Op {
                 message,
                 *visible_at,
             )),
+            Op::SignalWithStart { new, event, .. } => {
+                Output::Signalled(signal::signal_with_start_in(conn, new, event, now))
+            }
+            Op::SetSetting { name, value, .. } => {
+                Output::Unit(settings::set_setting_in(conn, name, value))
+            }
             Op::FetchOrchestrations {
                 max,
                 lock_for,
@@ -279,6 +302,7 @@ impl Op {
                 instance_id,
                 lock_token,
                 message_ids,
+                unstarted,
                 until,
                 ..
             } => Output::Unit(orchestrator_queue::defer_in(
@@ -286,6 +310,7 @@ impl Op {
                 instance_id,
                 lock_token,
                 message_ids,
+                *unstarted,
                 *until,
             )),
             Op::RenewActivity { lock, lock_for, .. } => {
@@ -334,7 +359,9 @@ impl Op {
             | Op::ReleaseActivity { reply, .. }
             | Op::DeferOrchestration { reply, .. }
             | Op::RenewActivity { reply, .. }
-            | Op::DeferActivity { reply, .. } => Reply::Unit(reply),
+            | Op::DeferActivity { reply, .. }
+            | Op::SetSetting { reply, .. } => Reply::Unit(reply),
+            Op::SignalWithStart { reply, .. } => Reply::Signalled(reply),
             Op::FetchOrchestrations { reply, .. } => Reply::Orchestrations(reply),
             Op::FetchActivities { reply, .. } => Reply::Activities(reply),
             Op::CompleteActivityAndLock { reply, .. } => Reply::Continued(reply),
@@ -354,6 +381,7 @@ enum Reply {
     Committed(ReplyTo<Locked>),
     Purged(ReplyTo<PurgeOutcome>),
     Count(ReplyTo<u64>),
+    Signalled(ReplyTo<SignalOutcome>),
 }
 
 impl Reply {
@@ -367,6 +395,7 @@ impl Reply {
             Reply::Committed(_) => Output::Committed(Err(error)),
             Reply::Purged(_) => Output::Purged(Err(error)),
             Reply::Count(_) => Output::Count(Err(error)),
+            Reply::Signalled(_) => Output::Signalled(Err(error)),
         }
     }
 
@@ -394,6 +423,9 @@ impl Reply {
             }
             (Reply::Count(reply), Output::Count(result)) => {
                 let _ = reply.send(result.map(|(_, count)| count));
+            }
+            (Reply::Signalled(reply), Output::Signalled(result)) => {
+                let _ = reply.send(result.map(|(_, outcome)| outcome));
             }
             (reply, _) => {
                 let mismatch = reply.error(StoreError::database(
@@ -423,6 +455,8 @@ pub(super) enum Output {
     Purged(Result<(Signals, PurgeOutcome), StoreError>),
     /// How many instances a purge batch deleted.
     Count(Result<(Signals, u64), StoreError>),
+    /// What a signal-with-start did.
+    Signalled(Result<(Signals, SignalOutcome), StoreError>),
 }
 
 impl Output {
@@ -435,6 +469,7 @@ impl Output {
             Output::Committed(r) => r.as_ref().err(),
             Output::Purged(r) => r.as_ref().err(),
             Output::Count(r) => r.as_ref().err(),
+            Output::Signalled(r) => r.as_ref().err(),
         }
     }
 
@@ -448,6 +483,7 @@ impl Output {
             None | Some(
                 StoreError::InstanceExists(_)
                     | StoreError::InstanceNotFound(_)
+                    | StoreError::InstanceFinished { .. }
                     | StoreError::LockLost(_)
             )
         )

@@ -31,9 +31,14 @@ const EARLIEST_READY: &str = "SELECT next_visible_at FROM instances
      ORDER BY next_visible_at LIMIT 1";
 
 /// Locks one instance: `?1` instance, `?2` lock token, `?3` lock deadline.
-/// (The row is read by its own statement: `RETURNING` costs SQLite more.)
-const LOCK_INSTANCE: &str =
-    "UPDATE instances SET lock_token = ?2, locked_until = ?3 WHERE instance_id = ?1";
+/// A pending instance is marked running in the same statement: its first
+/// turn has begun, and clients read so from now on, however long the turn
+/// takes to commit (`InstanceRecord::awaits_start` still tells the turn to
+/// start it). (The row is read by its own statement: `RETURNING` costs
+/// SQLite more.)
+const LOCK_INSTANCE: &str = "UPDATE instances SET lock_token = ?2, locked_until = ?3,
+         status = CASE status WHEN 'Pending' THEN 'Running' ELSE status END
+     WHERE instance_id = ?1";
 
 /// Takes an instance's messages visible by its turn's start: `?1` instance,
 /// `?2` that time.
@@ -452,11 +457,14 @@ pub(super) async fn defer(
     let instance_id = work.instance.instance_id.clone();
     let lock_token = work.lock_token.clone();
     let message_ids = work.messages.iter().map(|m| m.id).collect();
+    // An instance whose first turn never ran is pending again.
+    let unstarted = work.instance.awaits_start();
     store
         .write(|reply| Op::DeferOrchestration {
             instance_id,
             lock_token,
             message_ids,
+            unstarted,
             until,
             reply,
         })
@@ -469,16 +477,19 @@ pub(super) fn defer_in(
     instance_id: &str,
     lock_token: &str,
     message_ids: &[i64],
+    unstarted: bool,
     until: i64,
 ) -> Result<Signals, StoreError> {
     // The lock passes to nobody until `until`: fetches skip the instance and
-    // idle dispatchers wake when it ends.
+    // idle dispatchers wake when it ends. An instance that has not started
+    // goes back to Pending, undoing the mark of the fetch.
     let deferred = conn
         .prepare_cached(
-            "UPDATE instances SET lock_token = NULL, locked_until = ?3
+            "UPDATE instances SET lock_token = NULL, locked_until = ?3,
+                 status = CASE WHEN ?4 AND status = 'Running' THEN 'Pending' ELSE status END
              WHERE instance_id = ?1 AND lock_token = ?2",
         )
-        .and_then(|mut stmt| stmt.execute((instance_id, lock_token, until)))
+        .and_then(|mut stmt| stmt.execute((instance_id, lock_token, until, unstarted)))
         .map_err(db("deferring an instance"))?;
     if deferred == 0 {
         return Ok(Signals::NONE);
