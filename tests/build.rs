@@ -14,6 +14,7 @@ fn main() -> Result<(), duroxide_guest_build::BuildError> {
         "programs",
         "patterns",
         "misbehaving",
+        "typed-payloads",
     ];
     duroxide_guest_build::export(&guests)
 }

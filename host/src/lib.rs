@@ -38,7 +38,8 @@ pub mod sandbox;
 pub use client::{
     Client, ClientError, ExecutionDetails, ExecutionStatus, ExecutionSummary, InstanceDetails,
     InstanceFilter, InstanceInfo, InstancePage, InstanceStatus, InstanceSummary, ListCursor,
-    ListOrder, OrchestrationStatus, PurgeFilter, StartOptions, SystemHealth,
+    ListOrder, OrchestrationStatus, PurgeFilter, SignalOutcome, StartOptions, SystemHealth,
+    TypedCompletion,
 };
 pub use runtime::{DuroxideRuntime, Retention, RuntimeError, RuntimeOptions};
 pub use sandbox::{

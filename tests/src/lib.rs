@@ -35,6 +35,9 @@ pub mod guests {
     pub const PATTERNS: &str = env!("GUEST_PATTERNS");
     /// Guests that exceed limits, misuse the raw contract or exit abruptly.
     pub const MISBEHAVING: &str = env!("GUEST_MISBEHAVING");
+    /// Orchestrations, activities, events, children and continue-as-new on
+    /// serde values.
+    pub const TYPED_PAYLOADS: &str = env!("GUEST_TYPED_PAYLOADS");
 }
 
 /// How long a test waits for an instance before it fails.

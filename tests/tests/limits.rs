@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use duroxide::history::Event;
 use duroxide::limits::MAX_DELAY_MS;
-use duroxide::{ClientError, OrchestrationStatus, StartOptions};
-use duroxide_tests::{Harness, completed, count, failed, guests, options, scenario};
+use duroxide::providers::sqlite::SqliteHistoryStore;
+use duroxide::{Client, ClientError, DuroxideRuntime, OrchestrationStatus, StartOptions};
+use duroxide_tests::{Harness, WAIT_MS, completed, count, failed, guests, options, scenario};
 
 /// After a failure, the same runtime still runs a healthy orchestration.
 async fn still_serving(h: &Harness, id: &str) -> anyhow::Result<()> {
@@ -63,6 +64,63 @@ scenario!(
         let at_limit = completed(h.run("id-at-limit", "LongText", "child-id:256").await?)?;
         assert_eq!(at_limit, "the host accepted a child-id of 256 bytes");
         still_serving(&h, "after-long-names").await
+    }
+);
+
+scenario!(
+    a_client_without_limits_refuses_what_the_runtime_refuses,
+    |cache| async move {
+        let dir = tempfile::tempdir()?;
+        let url = format!("sqlite:{}", dir.path().join("limits.db").display());
+        let store = Arc::new(SqliteHistoryStore::new(&url).await?);
+        let mut opts = options(cache);
+        opts.limits.max_payload_bytes = 1000;
+        let mut runtime = DuroxideRuntime::with_options(store.clone(), opts);
+        runtime.load_component_file(guests::TYPED_PAYLOADS).await?;
+        runtime.start().await?;
+        // Another store object on the same file, as another process has,
+        // and a client given no limit: it reads the runtime's.
+        let other = Arc::new(SqliteHistoryStore::new(&url).await?);
+        let client = Client::new(other);
+        assert_eq!(client.text_limits().await?.max_payload_bytes, 1000);
+        let oversized = "x".repeat(1001);
+        let err = client
+            .start_orchestration("big", "ForwardPadded", &oversized, None)
+            .await
+            .err()
+            .ok_or_else(|| anyhow::anyhow!("the client took 1001 bytes"))?;
+        assert!(
+            matches!(
+                err,
+                ClientError::PayloadTooLarge {
+                    size: 1001,
+                    limit: 1000,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        // The runtime refuses the same text when a guest hands it over.
+        client
+            .start_orchestration("padded", "ForwardPadded", "1001", None)
+            .await?;
+        let error = failed(client.wait_for_completion("padded", Some(WAIT_MS)).await?)?;
+        assert!(
+            error.contains("activity input is 1001 bytes, more than the limit of 1000 bytes"),
+            "{error}"
+        );
+        // At the limit, both take it: 998 bytes, 1000 as a JSON string.
+        client
+            .start_orchestration("at-limit", "ForwardPadded", "998", None)
+            .await?;
+        let output = completed(
+            client
+                .wait_for_completion("at-limit", Some(WAIT_MS))
+                .await?,
+        )?;
+        assert_eq!(output.len(), 1000);
+        runtime.stop().await;
+        Ok(())
     }
 );
 
