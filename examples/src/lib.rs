@@ -6,6 +6,29 @@ pub const HELLO_WORLD_WASM: &str = env!("GUEST_HELLO_WORLD");
 /// The order-processing guest component (ProcessOrder and its activities).
 pub const ORDER_PROCESSING_WASM: &str = env!("GUEST_ORDER_PROCESSING");
 
+/// ProcessOrder's input, as the order-processing guest declares it.
+#[derive(Debug, serde::Serialize)]
+pub struct Order {
+    /// The order's number.
+    pub order_id: u64,
+}
+
+/// The data of the ShippingReady event.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Shipping {
+    /// Who ships it.
+    pub carrier: String,
+}
+
+/// ProcessOrder's output.
+#[derive(Debug, serde::Deserialize)]
+pub struct Completed {
+    /// "completed".
+    pub status: String,
+    /// How it shipped.
+    pub shipping: Shipping,
+}
+
 /// The database the client and runtime examples share.
 pub const DEMO_DB: &str = "sqlite:./duroxide_demo.db";
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use duroxide::providers::sqlite::SqliteHistoryStore;
 use duroxide::{Client, InstanceFilter, InstanceStatus, StartOptions};
-use duroxide_examples::{DEMO_DB, run_suffix};
+use duroxide_examples::{DEMO_DB, Order, Shipping, run_suffix};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -23,10 +23,10 @@ async fn main() -> anyhow::Result<()> {
     );
 
     client
-        .start_orchestration(&order1, "ProcessOrder", r#"{"order_id":123}"#, None)
+        .start_orchestration_typed(&order1, "ProcessOrder", &Order { order_id: 123 }, None)
         .await?;
     client
-        .start_orchestration(&order2, "ProcessOrder", r#"{"order_id":124}"#, None)
+        .start_orchestration_typed(&order2, "ProcessOrder", &Order { order_id: 124 }, None)
         .await?;
     // A delayed start: the runtime picks it up in two seconds.
     let delayed = StartOptions {
@@ -34,19 +34,22 @@ async fn main() -> anyhow::Result<()> {
         ..StartOptions::default()
     };
     client
-        .start_orchestration(
+        .start_orchestration_typed(
             &order3,
             "ProcessOrder",
-            r#"{"order_id":125}"#,
+            &Order { order_id: 125 },
             Some(delayed),
         )
         .await?;
 
+    let ship = |carrier: &str| Shipping {
+        carrier: carrier.into(),
+    };
     client
-        .raise_event(&order1, "ShippingReady", r#"{"carrier":"UPS"}"#)
+        .raise_event_typed(&order1, "ShippingReady", &ship("UPS"))
         .await?;
     client
-        .raise_event(&order3, "ShippingReady", r#"{"carrier":"DHL"}"#)
+        .raise_event_typed(&order3, "ShippingReady", &ship("DHL"))
         .await?;
     client.cancel_orchestration(&order2).await?;
 
@@ -58,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
     // An order nobody ships: it waits for ShippingReady.
     let order4 = format!("order-4-{run}");
     client
-        .start_orchestration(&order4, "ProcessOrder", r#"{"order_id":126}"#, None)
+        .start_orchestration_typed(&order4, "ProcessOrder", &Order { order_id: 126 }, None)
         .await?;
     operator_view(&client, &order4).await?;
 

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use duroxide::providers::sqlite::SqliteHistoryStore;
 use duroxide::{Client, DuroxideRuntime};
-use duroxide_examples::{HELLO_WORLD_WASM, ORDER_PROCESSING_WASM, init_logging, run_suffix};
+use duroxide_examples::{
+    Completed, HELLO_WORLD_WASM, ORDER_PROCESSING_WASM, Order, Shipping, init_logging, run_suffix,
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -30,14 +32,22 @@ async fn main() -> anyhow::Result<()> {
     println!("{hello}: {status}");
 
     let order = format!("order-{run}");
+    // Typed: serde values in and out, JSON on the wire.
     client
-        .start_orchestration(&order, "ProcessOrder", r#"{"order_id":123}"#, None)
+        .start_orchestration_typed(&order, "ProcessOrder", &Order { order_id: 123 }, None)
         .await?;
+    let shipping = Shipping {
+        carrier: "UPS".into(),
+    };
     client
-        .raise_event(&order, "ShippingReady", r#"{"carrier":"UPS"}"#)
+        .raise_event_typed(&order, "ShippingReady", &shipping)
         .await?;
-    let status = client.wait_for_completion(&order, Some(30_000)).await?;
-    println!("{order}: {status}");
+    let done: Completed = client
+        .wait_for_completion_typed(&order, Some(30_000))
+        .await?
+        .into_result()
+        .map_err(anyhow::Error::msg)?;
+    println!("{order}: {} by {}", done.status, done.shipping.carrier);
 
     runtime.stop().await;
     Ok(())
