@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use duroxide::{DuroxideRuntime, OrchestrationStatus};
-use duroxide_tests::{Harness, WAIT_MS, completed, failed, guests, scenario};
+use duroxide_tests::{Harness, WAIT_MS, completed, eventually, failed, guests, scenario};
 
 scenario!(
     an_orchestration_waits_until_a_runtime_has_its_code,
@@ -20,8 +20,13 @@ scenario!(
             .await?;
         // Several deferrals pass; the instance is still waiting, unharmed.
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        let status = h.client.get_orchestration_status("later").await?;
-        assert_eq!(status, OrchestrationStatus::Pending);
+        // Between deferrals it reads Pending: each fetch that marks it
+        // Running is undone when the runtime gives it back.
+        eventually(Duration::from_millis(WAIT_MS), || async {
+            let status = h.client.get_orchestration_status("later").await?;
+            Ok((status == OrchestrationStatus::Pending).then_some(()))
+        })
+        .await?;
         // A deploy brings the code, and the waiting instance runs.
         h.runtime.load_component_file(guests::SCENARIOS).await?;
         let status = h.client.wait_for_completion("later", Some(WAIT_MS)).await?;
