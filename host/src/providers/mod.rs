@@ -440,6 +440,11 @@ pub trait HistoryStore: Send + Sync + 'static {
 
     /// Lock one instance that has visible messages, and return them all.
     /// The lock lasts `lock_for` unless the turn commits or releases it first.
+    /// A `Pending` instance is marked `Running` by the same write (its first
+    /// turn has begun), and returned so; [`InstanceRecord::awaits_start`]
+    /// still tells the turn to start it.
+    /// [`defer_orchestration_work`](Self::defer_orchestration_work) makes it
+    /// `Pending` again.
     async fn fetch_orchestration_work(
         &self,
         lock_for: Duration,
@@ -511,8 +516,9 @@ pub trait HistoryStore: Send + Sync + 'static {
     /// its orchestration): release the lock, uncount the fetch from the
     /// attempts of `work`'s messages, and keep the instance from every fetch
     /// until `until_ms`, so runtimes without the code do not spin on it
-    /// while one with the code takes it after that. A stale lock token
-    /// changes nothing.
+    /// while one with the code takes it after that. An instance whose
+    /// first turn this was ([`InstanceRecord::awaits_start`]) becomes
+    /// `Pending` again. A stale lock token changes nothing.
     async fn defer_orchestration_work(
         &self,
         work: &OrchestrationWork,
