@@ -15,6 +15,8 @@ fn main() -> Result<(), duroxide_guest_build::BuildError> {
         "patterns",
         "misbehaving",
         "typed-payloads",
+        "upgrade-v1",
+        "upgrade-v2",
     ];
     duroxide_guest_build::export(&guests)
 }

@@ -87,6 +87,7 @@ fn commit(
         status,
         output: status.is_terminal().then(|| format!("{status:?}")),
         orchestration_version: Some("1.0.0".to_owned()),
+        component_digest: None,
         custom_status: None,
         completed_activity: None,
     }

@@ -237,6 +237,30 @@ async fn a_file_from_a_newer_build_is_refused_and_its_schema_left_alone() -> Tes
     Ok(())
 }
 
+#[tokio::test]
+async fn a_database_of_another_application_is_refused_and_left_alone() -> TestResult {
+    let dir = TempDir::new()?;
+    let path = dir.path().join("theirs.db");
+    {
+        let conn = rusqlite::Connection::open(&path)?;
+        conn.execute_batch("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);")?;
+    }
+    let error = expect_err(SqliteHistoryStore::new(&format!("sqlite:{}", path.display())).await)?;
+    assert!(
+        matches!(error, StoreError::Foreign(_)),
+        "refused as another application's: {error}"
+    );
+    let conn = rusqlite::Connection::open(&path)?;
+    let tables: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    assert_eq!(
+        (tables, mode.as_str()),
+        (1, "delete"),
+        "the database was changed"
+    );
+    Ok(())
+}
+
 /// Every table with its columns, and every index with its table, columns
 /// and whether it is partial, as `sqlite_master` and the pragmas list them.
 fn schema_of(conn: &rusqlite::Connection) -> Result<Vec<String>, Box<dyn Error>> {
@@ -277,6 +301,7 @@ async fn a_new_file_gets_the_whole_schema_in_one_migration() -> TestResult {
     let expected = [
         "index activity_queue_by_locked_until on activity_queue (partial): locked_until",
         "index activity_queue_by_visible on activity_queue: visible_at id",
+        "index instances_by_component on instances (partial): component_digest",
         "index instances_by_created on instances: created_at instance_id",
         "index instances_by_locked_until on instances (partial): locked_until",
         "index instances_by_name_created on instances: orchestration_name created_at instance_id",
@@ -287,11 +312,12 @@ async fn a_new_file_gets_the_whole_schema_in_one_migration() -> TestResult {
         "index orchestrator_queue_by_instance on orchestrator_queue: instance_id id",
         "table activity_queue on activity_queue: \
          id instance_id message visible_at lock_token locked_until attempts",
+        "table artifacts on artifacts: digest bytes size_bytes manifest label deployed_at",
         "table history on history: instance_id execution_id seq event",
         "table instances on instances: instance_id orchestration_name orchestration_version \
          status output execution_id history_len created_at updated_at parent_instance \
          parent_id lock_token locked_until custom_status parent_execution_id next_visible_at \
-         finished_at",
+         finished_at component_digest",
         "table orchestrator_queue on orchestrator_queue: id instance_id message visible_at attempts",
         "table settings on settings: name value",
     ];

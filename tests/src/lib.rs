@@ -38,6 +38,11 @@ pub mod guests {
     /// Orchestrations, activities, events, children and continue-as-new on
     /// serde values.
     pub const TYPED_PAYLOADS: &str = env!("GUEST_TYPED_PAYLOADS");
+    /// Upgrade, first build.
+    pub const UPGRADE_V1: &str = env!("GUEST_UPGRADE_V1");
+    /// Upgrade, second build: replays the first's histories but those of
+    /// input "extra", and finishes with "v2:".
+    pub const UPGRADE_V2: &str = env!("GUEST_UPGRADE_V2");
 }
 
 /// How long a test waits for an instance before it fails.

@@ -33,7 +33,11 @@ CREATE TABLE instances (
     -- When the instance finished (its status became terminal); NULL while
     -- it runs. Set only by the turn commit that changes the status, so the
     -- common same-status commit writes nothing more.
-    finished_at           INTEGER
+    finished_at           INTEGER,
+    -- The digest of the deployed component (see `artifacts`) the current
+    -- execution started on, set by its first turn: it replays on that
+    -- component. NULL until then, and for components loaded from files.
+    component_digest      TEXT
 );
 
 -- Management queries (list, health, retention) are answered through these
@@ -48,6 +52,10 @@ CREATE INDEX instances_by_parent ON instances (parent_instance)
 -- Retention and recent failures: only finished rows, by status and end time.
 CREATE INDEX instances_finished ON instances (status, finished_at)
     WHERE finished_at IS NOT NULL;
+-- Which unfinished instances are pinned to a component (removing one is
+-- refused while any is).
+CREATE INDEX instances_by_component ON instances (component_digest)
+    WHERE component_digest IS NOT NULL AND finished_at IS NULL;
 -- Only locked rows matter to the wake-up query; keep the index small.
 CREATE INDEX instances_by_locked_until ON instances (locked_until)
     WHERE locked_until IS NOT NULL;
@@ -101,4 +109,16 @@ CREATE INDEX activity_queue_by_locked_until ON activity_queue (locked_until)
 CREATE TABLE settings (
     name  TEXT NOT NULL PRIMARY KEY,
     value TEXT NOT NULL
+);
+
+-- Deployed components, by the SHA-256 of their bytes (lower-case hex). The
+-- manifest (what the component provides) is JSON, recorded when it was
+-- deployed; runtimes load every row and poll for new ones.
+CREATE TABLE artifacts (
+    digest      TEXT    NOT NULL PRIMARY KEY,
+    bytes       BLOB    NOT NULL,
+    size_bytes  INTEGER NOT NULL,
+    manifest    TEXT    NOT NULL,
+    label       TEXT,
+    deployed_at INTEGER NOT NULL
 );

@@ -2,6 +2,7 @@
 //! orchestrations by writing to and reading from the store. It never runs
 //! guest code and never talks to a runtime directly.
 
+mod artifacts;
 mod details;
 mod health;
 mod management;
@@ -13,9 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use crate::providers::InstanceStatus;
+pub use crate::providers::artifacts::{ArtifactManifest, ArtifactSummary};
 pub use crate::providers::query::{
     InstanceFilter, InstancePage, InstanceSummary, ListCursor, ListOrder, PurgeFilter,
 };
+pub use artifacts::Deployed;
 pub use details::{
     ExecutionDetails, ExecutionStatus, ExecutionSummary, InstanceDetails, PendingActivity,
     PendingEvent, PendingSubOrchestration, PendingTimer, pending_work, summarize_execution,
@@ -39,6 +42,8 @@ use crate::providers::{HistoryStore, InstanceRecord, NewInstance, StoreError};
 pub struct Client {
     store: Arc<dyn HistoryStore>,
     max_poll_interval: Duration,
+    /// The deployed components read last (see `artifacts`).
+    deployed: Arc<artifacts::DeployedCache>,
 }
 
 /// The longest pause between polls of [`Client::wait_for_completion`] by
@@ -55,6 +60,7 @@ impl Client {
         Self {
             store,
             max_poll_interval: MAX_POLL_INTERVAL,
+            deployed: Arc::default(),
         }
     }
 
@@ -98,6 +104,7 @@ impl Client {
     ) -> Result<(), ClientError> {
         let limits = self.text_limits().await?;
         let new = new_instance(self.now_ms(), &limits, instance_id, name, input, options)?;
+        self.check_deployed(name, new.version.as_deref()).await?;
         self.store.create_instance(new).await.map_err(|e| match e {
             StoreError::InstanceExists(id) => ClientError::InstanceExists(id),
             other => ClientError::Storage(other),
@@ -179,6 +186,7 @@ impl Client {
     ) -> Result<SignalOutcome, ClientError> {
         let limits = self.text_limits().await?;
         let new = new_instance(self.now_ms(), &limits, instance_id, name, input, options)?;
+        self.check_deployed(name, new.version.as_deref()).await?;
         if event_name.is_empty() {
             return Err(ClientError::InvalidArgument(
                 "event name must not be empty".into(),
@@ -271,6 +279,7 @@ impl Client {
             custom_status: r.custom_status.clone(),
             created_at_ms: r.created_at_ms,
             updated_at_ms: r.updated_at_ms,
+            component_digest: r.component_digest.clone(),
             status: status_of(r),
         }))
     }

@@ -85,6 +85,9 @@ pub struct InstanceInfo {
     pub created_at_ms: u64,
     /// Last change, milliseconds since the Unix epoch.
     pub updated_at_ms: u64,
+    /// Digest of the deployed component its current execution runs on, if
+    /// it is pinned to one.
+    pub component_digest: Option<String>,
 }
 
 /// Errors of the client API.
@@ -144,4 +147,24 @@ pub enum ClientError {
     /// The wait ended before the instance finished.
     #[error("timed out waiting for instance '{0}'")]
     Timeout(String),
+    /// Components are deployed, and none provides the orchestration asked
+    /// for; nothing was started.
+    #[error("no deployed component provides orchestration {orchestration}; deployed: {}", if deployed.is_empty() { "no orchestrations".to_owned() } else { deployed.join(", ") })]
+    NotDeployed {
+        /// The orchestration (and version) asked for.
+        orchestration: String,
+        /// The orchestrations deployed, "name version".
+        deployed: Vec<String>,
+    },
+    /// No deployed component has this digest.
+    #[error("no deployed component has digest {0}")]
+    ComponentNotFound(String),
+    /// Unfinished instances are pinned to the component; it was left alone.
+    #[error("component {digest} is in use by unfinished instances: {}", instances.join(", "))]
+    ComponentInUse {
+        /// The component.
+        digest: String,
+        /// The instances pinned to it (up to 100).
+        instances: Vec<String>,
+    },
 }

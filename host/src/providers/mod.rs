@@ -2,6 +2,7 @@
 //! runtime. Providers (SQLite today) implement it; the client and the runtime
 //! depend on it, never on a provider.
 
+pub mod artifacts;
 pub mod notices;
 pub mod query;
 pub mod retention;
@@ -16,6 +17,7 @@ use tokio::sync::Notify;
 use crate::clock::SharedClock;
 use crate::history::{ActivityWork, Event, OrchestratorMessage};
 use crate::limits::TextLimits;
+use artifacts::{Artifact, ArtifactSummary, NewArtifact, RemoveOutcome};
 use notices::FinishNotices;
 use query::{CountsQuery, InstanceCounts, InstanceFilter, InstancePage, PurgeFilter, PurgeOutcome};
 
@@ -55,6 +57,10 @@ pub enum StoreError {
         /// The newest schema version this build knows.
         known: usize,
     },
+    /// The database belongs to another application: it has tables but no
+    /// duroxide schema version. Nothing was changed.
+    #[error("'{0}' is an SQLite database of another application, not a duroxide store")]
+    Foreign(String),
     /// The database failed; [`DatabaseError::is_retryable`] says whether
     /// trying again can help.
     #[error(transparent)]
@@ -204,6 +210,9 @@ pub struct InstanceRecord {
     pub custom_status: Option<String>,
     /// When it finished, ms since the Unix epoch; `None` while it runs.
     pub finished_at_ms: Option<u64>,
+    /// Digest of the component its current execution started on (set by
+    /// the execution's first turn); it replays on that component.
+    pub component_digest: Option<String>,
 }
 
 impl InstanceRecord {
@@ -328,6 +337,9 @@ pub struct TurnCommit {
     pub output: Option<String>,
     /// Version the instance runs, set by its first turn.
     pub orchestration_version: Option<String>,
+    /// Digest of the component the execution runs on, set by its first
+    /// turn (`None` leaves the recorded one).
+    pub component_digest: Option<String>,
     /// New custom status, when the turn set one (`Some(None)` clears it).
     pub custom_status: Option<Option<String>>,
     /// Activity work the caller locked and ran while it held the instance
@@ -632,6 +644,36 @@ pub trait HistoryStore: Send + Sync + 'static {
     /// returns how many. Callers loop until a batch comes back short, so no
     /// transaction holds the store long.
     async fn purge_finished(&self, filter: &PurgeFilter, limit: u32) -> Result<u64, StoreError>;
+
+    /// Store a component. Storing bytes already stored changes nothing
+    /// (the label and deploy time stay the first ones); either way returns
+    /// the stored summary and whether this call stored it.
+    async fn put_artifact(
+        &self,
+        artifact: NewArtifact,
+    ) -> Result<(ArtifactSummary, bool), StoreError>;
+
+    /// Every stored component, oldest deployment first, without bytes.
+    async fn list_artifacts(&self) -> Result<Vec<ArtifactSummary>, StoreError>;
+
+    /// The component with this digest, with its bytes.
+    async fn artifact(&self, digest: &str) -> Result<Option<Artifact>, StoreError>;
+
+    /// Delete the component with this digest, unless an unfinished instance
+    /// is pinned to it (checked in the same transaction).
+    async fn remove_artifact(&self, digest: &str) -> Result<RemoveOutcome, StoreError>;
+
+    /// Unfinished instances pinned to `digest`, oldest first, up to `limit`.
+    async fn pinned_instances(&self, digest: &str, limit: u32) -> Result<Vec<String>, StoreError>;
+
+    /// Move an unfinished instance pinned to `from` onto `to`. Returns
+    /// whether it moved (false: it finished, or is pinned elsewhere).
+    async fn repin_instance(
+        &self,
+        instance_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<bool, StoreError>;
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 mod activity;
 mod cache;
 mod calls;
+mod deployments;
 pub(crate) mod execution;
 mod fast_path;
 mod idle;
@@ -34,6 +35,7 @@ pub use crate::providers::retention::Retention;
 pub use crate::sandbox::GuestFault;
 use crate::sandbox::{LoadError, LoadedComponent, SandboxLimits, load_component};
 use cache::ExecutionCache;
+pub use deployments::{DEPLOYMENT_POLL, inspect_component};
 use registry::Registry;
 pub use registry::{ActivityContext, ActivityFuture, NativeActivity, RegistryError};
 #[doc(hidden)]
@@ -61,9 +63,10 @@ pub enum RuntimeError {
     /// `start` was called on a running runtime.
     #[error("the runtime is already running")]
     AlreadyRunning,
-    /// The store failed (reading or writing the shared text limits at start).
+    /// The store failed (reading or writing the shared text limits, or
+    /// reading the deployed components, at start).
     #[error(transparent)]
-    Store(crate::providers::StoreError),
+    Store(#[from] crate::providers::StoreError),
 }
 
 /// How a runtime behaves. `Default` suits production; tests shorten locks.
@@ -111,6 +114,11 @@ pub struct RuntimeOptions {
     /// Delete finished instances after a while, swept on a schedule;
     /// `None` (the default) keeps them until purged through the client.
     pub retention: Option<Retention>,
+    /// Serve the components deployed to the store
+    /// (`Client::deploy_component`): load them all on `start`, then look
+    /// for new ones this often ([`DEPLOYMENT_POLL`], half a second, by
+    /// default). `None` serves only the components loaded by hand.
+    pub deployment_poll: Option<Duration>,
 }
 
 impl Default for RuntimeOptions {
@@ -130,6 +138,7 @@ impl Default for RuntimeOptions {
             shutdown_grace: Duration::from_secs(5),
             limits: SandboxLimits::default(),
             retention: None,
+            deployment_poll: Some(DEPLOYMENT_POLL),
         }
     }
 }
@@ -158,6 +167,8 @@ pub(crate) struct Shared {
     /// The activity calls running here, to tell them when their result is
     /// no longer wanted.
     pub(crate) calls: calls::RunningCalls,
+    /// The component each parked execution runs on.
+    pub(crate) parked_on: deployments::ParkedOn,
 }
 
 impl Shared {
@@ -296,6 +307,14 @@ impl DuroxideRuntime {
         options.limits.max_instance_id_bytes = text.max_instance_id_bytes;
         options.limits.max_error_bytes = text.max_error_bytes;
         options.limits.max_log_line_bytes = text.max_log_line_bytes;
+        let mut known = std::collections::HashSet::new();
+        if self.options.deployment_poll.is_some() {
+            self.registry
+                .write()
+                .map_err(|_| RegistryError::Poisoned)?
+                .serves_deployments = true;
+            deployments::sync(&*self.store, &self.registry, &mut known).await?;
+        }
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (handed_over, handed_over_rx) = mpsc::unbounded_channel();
         let capacity = if self.options.execution_cache {
@@ -315,12 +334,16 @@ impl DuroxideRuntime {
             unserved: unserved::Warnings::default(),
             clock: self.store.clock(),
             calls: calls::RunningCalls::default(),
+            parked_on: deployments::ParkedOn::default(),
         });
         let mut dispatchers = vec![
             tokio::spawn(orchestrator::run(shared.clone())),
             tokio::spawn(activity::run(shared.clone(), handed_over_rx)),
             tokio::spawn(sampler::run(shared.clone())),
         ];
+        if let Some(every) = self.options.deployment_poll {
+            dispatchers.push(tokio::spawn(deployments::run(shared.clone(), known, every)));
+        }
         if let Some(retention) = self.options.retention {
             let sweep = crate::providers::retention::run(
                 self.store.clone(),

@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use super::Chain;
 use super::activity::{Handed, Origin};
+use super::deployments::{self, Pin};
 use super::execution::{
     Execution, ExecutionLost, ExecutionSpec, SpentSandbox, TurnInput, TurnReport,
 };
@@ -88,6 +89,8 @@ pub(crate) struct Turn {
     history_len_before: u64,
     /// Version to record, for a new execution.
     version: Option<String>,
+    /// Digest of the component a new execution runs on, to record.
+    digest: Option<String>,
     /// The parked execution, to cache after the commit.
     pub(crate) execution: Option<Execution>,
     /// The sandbox of an execution that ended, to free after the commit.
@@ -101,6 +104,7 @@ impl Turn {
             execution_id: instance.execution_id,
             history_len_before: instance.history_len,
             version: None,
+            digest: None,
             execution: None,
             spent: None,
         }
@@ -347,16 +351,28 @@ fn lookup(
         Err(Lookup::InvalidVersion(reason)) => return Ok(Err(reason)),
         Err(Lookup::NotLoaded(missing)) => missing,
     };
+    Ok(Err(unserved(shared, work, now, &missing)?))
+}
+
+/// Code this runtime lacks (`missing` names it): the work is left to
+/// another runtime, or, once nobody served it within the grace period, the
+/// reason the execution fails.
+fn unserved(
+    shared: &Shared,
+    work: &OrchestrationWork,
+    now: u64,
+    missing: &str,
+) -> Result<String, Skipped> {
     let instance = &work.instance.instance_id;
-    shared.unserved.warn(&missing, instance, now);
+    shared.unserved.warn(missing, instance, now);
     match unserved::decide(
-        &missing,
+        missing,
         waiting_since(work),
         now,
         shared.options.unserved_grace,
     ) {
         Unserved::Defer { until_ms } => Err(Skipped::Deferred(until_ms)),
-        Unserved::Fail { reason } => Ok(Err(reason)),
+        Unserved::Fail { reason } => Ok(reason),
     }
 }
 
@@ -379,6 +395,10 @@ async fn start(
 ) -> Result<Turn, Skipped> {
     let instance = &work.instance;
     let found = lookup(shared, work, now, &spec.name, spec.version.as_deref())?;
+    let digest = found
+        .as_ref()
+        .ok()
+        .and_then(|(_, c)| deployments::pin_of(shared, c));
     let started = |version: String| Event::OrchestrationStarted {
         name: spec.name.clone(),
         version,
@@ -391,12 +411,18 @@ async fn start(
         output,
         execution_id: spec.execution_id,
         history_len_before: 0,
+        digest: version.as_ref().and(digest.clone()),
         version,
         execution: settled.execution,
         spent: settled.spent,
     };
     let (version, component) = match found {
-        Ok(found) => found,
+        Ok(found) => {
+            shared
+                .parked_on
+                .record(&instance.instance_id, &found.1.digest);
+            found
+        }
         Err(error) => {
             let version = spec.version.clone().unwrap_or_default();
             let output = failed_output(vec![started(version)], error);
@@ -450,7 +476,9 @@ async fn resume(
 ) -> Result<Turn, Skipped> {
     let instance = &work.instance;
     let cached = shared.cache.take(&instance.instance_id).filter(|e| {
-        e.execution_id == instance.execution_id && e.history_len == instance.history_len
+        e.execution_id == instance.execution_id
+            && e.history_len == instance.history_len
+            && shared.parked_on.current(instance)
     });
     if let Some(mut execution) = cached {
         count_turn("cached");
@@ -490,11 +518,20 @@ async fn resume(
         );
         return Ok(Turn::of(instance, failed_output(Vec::new(), reason)));
     };
-    // Always the exact version the execution started on.
-    let component = match lookup(shared, work, now, &name, Some(&version))? {
+    // Always the exact version the execution started on, on the component
+    // it is pinned to (see `deployments::pinned`).
+    let found = match deployments::pinned(shared, instance, &name, &version) {
+        Pin::Loaded(component) => Ok((version.clone(), component)),
+        Pin::Missing(missing) => Err(unserved(shared, work, now, &missing)?),
+        Pin::Unpinned => lookup(shared, work, now, &name, Some(&version))?,
+    };
+    let component = match found {
         Ok((_, component)) => component,
         Err(error) => return Ok(Turn::of(instance, failed_output(Vec::new(), error))),
     };
+    shared
+        .parked_on
+        .record(&instance.instance_id, &component.digest);
     let mut replay = Replay::new(
         &instance.instance_id,
         instance.execution_id,
@@ -623,6 +660,7 @@ async fn commit(
         execution_id,
         history_len_before,
         version,
+        digest,
         execution,
         spent,
     } = turn;
@@ -672,6 +710,7 @@ async fn commit(
         status,
         output: result,
         orchestration_version: version,
+        component_digest: digest,
         custom_status: output.custom_status,
         completed_activity: carried.as_ref().map(|c| c.item.clone()),
     };
@@ -691,6 +730,9 @@ async fn commit(
     }
     match committed {
         Ok(locked) => {
+            if status.is_terminal() {
+                shared.parked_on.forget(&instance.instance_id);
+            }
             count_end(instance, status);
             let ended = continued || status.is_terminal();
             (shared.calls).no_longer_wanted(&instance.instance_id, execution_id, &cancelled, ended);

@@ -106,6 +106,13 @@ pub(crate) enum Lookup {
 pub(crate) struct Registry {
     orchestrations: HashMap<String, BTreeMap<Version, Arc<LoadedComponent>>>,
     activities: HashMap<String, ActivityHandler>,
+    /// Every component registered, by digest: instances pinned to one
+    /// replay on it even after a newer one took over its names.
+    by_digest: HashMap<String, Arc<LoadedComponent>>,
+    /// Whether components deployed to the store are registered here.
+    pub(crate) serves_deployments: bool,
+    /// Digests of the components registered from the store's deployments.
+    deployed: std::collections::HashSet<String>,
 }
 
 impl Registry {
@@ -151,7 +158,56 @@ impl Registry {
             self.activities
                 .insert(name.clone(), ActivityHandler::Wasm(component.clone()));
         }
+        self.by_digest
+            .insert(component.digest.clone(), component.clone());
         Ok(())
+    }
+
+    /// Register a component deployed to the store. Deployed later than the
+    /// components already registered, it takes over the orchestration
+    /// versions and activities they share (new instances start on it); the
+    /// earlier ones stay, by digest, for the instances pinned to them.
+    /// Native activities keep their names.
+    pub(crate) fn add_deployed(
+        &mut self,
+        component: &Arc<LoadedComponent>,
+    ) -> Result<(), RuntimeError> {
+        let mut versions = Vec::new();
+        for (name, version) in &component.manifest.orchestrations {
+            let parsed =
+                Version::parse(version).map_err(|source| RegistryError::InvalidVersion {
+                    name: name.clone(),
+                    version: version.clone(),
+                    source,
+                })?;
+            versions.push((name.clone(), parsed));
+        }
+        for (name, version) in versions {
+            self.orchestrations
+                .entry(name)
+                .or_default()
+                .insert(version, component.clone());
+        }
+        for name in &component.manifest.activities {
+            if !matches!(self.activities.get(name), Some(ActivityHandler::Native(_))) {
+                self.activities
+                    .insert(name.clone(), ActivityHandler::Wasm(component.clone()));
+            }
+        }
+        self.by_digest
+            .insert(component.digest.clone(), component.clone());
+        self.deployed.insert(component.digest.clone());
+        Ok(())
+    }
+
+    /// Whether the component with this digest came from a deployment.
+    pub(crate) fn is_deployed(&self, digest: &str) -> bool {
+        self.deployed.contains(digest)
+    }
+
+    /// The registered component with this digest.
+    pub(crate) fn by_digest(&self, digest: &str) -> Option<Arc<LoadedComponent>> {
+        self.by_digest.get(digest).cloned()
     }
 
     /// Register a native activity.

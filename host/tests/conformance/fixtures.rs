@@ -66,6 +66,7 @@ pub fn empty_commit(work: &OrchestrationWork) -> TurnCommit {
         status: InstanceStatus::Running,
         output: None,
         orchestration_version: Some("1.0.0".to_owned()),
+        component_digest: None,
         custom_status: None,
         new_instances: Vec::new(),
         completed_activity: None,

@@ -30,6 +30,7 @@ use std::time::Duration;
 pub mod fixtures;
 
 mod activities;
+mod artifacts;
 mod concurrency;
 mod fast_paths;
 mod queues;
@@ -37,6 +38,7 @@ mod signals;
 mod turns;
 
 pub use activities::*;
+pub use artifacts::*;
 pub use concurrency::*;
 pub use fast_paths::*;
 pub use queues::*;
@@ -85,7 +87,9 @@ macro_rules! suite {
                 signal_with_start_creates_once_then_queues_and_refuses_a_finished_instance,
                 a_signal_with_start_event_waits_for_a_delayed_start,
                 text_limits_are_stored_once_for_everyone_and_replaced,
-                the_fetch_of_a_first_turn_marks_the_instance_running;
+                the_fetch_of_a_first_turn_marks_the_instance_running,
+                an_artifact_is_stored_once_and_listed_oldest_first,
+                a_pinned_artifact_cannot_be_removed_until_its_instances_finish;
             multi:
                 concurrent_signals_with_start_create_one_instance_and_queue_every_event,
                 concurrent_writes_from_many_tasks_all_land,

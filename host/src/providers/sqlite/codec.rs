@@ -21,8 +21,8 @@ use crate::providers::{DatabaseError, InstanceRecord, InstanceStatus, StoreError
 /// reads, in its order.
 pub(super) const READ_INSTANCE: &str = "SELECT instance_id, orchestration_name,
      orchestration_version, status, output, execution_id, history_len, created_at,
-     updated_at, parent_instance, parent_id, parent_execution_id, custom_status, finished_at
-     FROM instances WHERE instance_id = ?1";
+     updated_at, parent_instance, parent_id, parent_execution_id, custom_status, finished_at,
+     component_digest FROM instances WHERE instance_id = ?1";
 
 /// `e`, an SQLite error, as the store's error while doing `context`,
 /// retryable when SQLite was busy or the disk failed.
@@ -144,6 +144,7 @@ pub(super) fn instance_from_row(row: &Row<'_>) -> Result<InstanceRecord, StoreEr
             .transpose()?,
         custom_status: row.get(12).map_err(col)?,
         finished_at_ms: finished_at.map(|t| to_u64(t, "finished_at")).transpose()?,
+        component_digest: row.get(14).map_err(col)?,
     })
 }
 

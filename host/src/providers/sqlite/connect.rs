@@ -81,6 +81,7 @@ impl Location {
     /// database) if needed, switching a file to WAL and applying migrations.
     pub(super) fn open_writer(&self) -> Result<Connection, StoreError> {
         let conn = self.open(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+        self.preflight(&conn)?;
         if !self.memory {
             // WAL is a property of the file: set once here, readers inherit it.
             conn.pragma_update(None, "journal_mode", "WAL")
@@ -104,6 +105,33 @@ impl Location {
     }
 
     /// Opens a connection that only reads.
+    /// Refuses, before anything is written, a file that is not an SQLite
+    /// database, a database of another application (tables, and no schema
+    /// version of ours), and one written by a newer duroxide.
+    fn preflight(&self, conn: &Connection) -> Result<(), StoreError> {
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(self.error("reading the schema version"))?;
+        let tables: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(self.error("reading the schema"))?;
+        let known = MIGRATIONS.len();
+        if usize::try_from(version).is_ok_and(|version| version > known) {
+            return Err(StoreError::SchemaTooNew {
+                found: version,
+                known,
+            });
+        }
+        if version == 0 && tables > 0 {
+            return Err(StoreError::Foreign(self.target.display().to_string()));
+        }
+        Ok(())
+    }
+
     pub(super) fn open_reader(&self) -> Result<Connection, StoreError> {
         self.open(OpenFlags::SQLITE_OPEN_READ_ONLY)
     }

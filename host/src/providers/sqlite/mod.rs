@@ -24,6 +24,7 @@
 //! more than a second statement does, so the store uses neither on hot paths.
 
 mod activity_queue;
+mod artifacts;
 mod codec;
 mod connect;
 mod management;
@@ -44,6 +45,7 @@ use tokio::sync::{Notify, oneshot};
 use crate::clock::{self, SharedClock};
 use crate::history::{Event, OrchestratorMessage};
 use crate::limits::TextLimits;
+use crate::providers::artifacts::{Artifact, ArtifactSummary, NewArtifact, RemoveOutcome};
 use crate::providers::notices::FinishNotices;
 use crate::providers::query::{
     CountsQuery, InstanceCounts, InstanceFilter, InstancePage, PurgeFilter, PurgeOutcome,
@@ -353,5 +355,37 @@ impl HistoryStore for SqliteHistoryStore {
 
     async fn purge_finished(&self, filter: &PurgeFilter, limit: u32) -> Result<u64, StoreError> {
         management::purge_finished(self, filter, limit).await
+    }
+
+    async fn put_artifact(
+        &self,
+        artifact: NewArtifact,
+    ) -> Result<(ArtifactSummary, bool), StoreError> {
+        artifacts::put(self, artifact).await
+    }
+
+    async fn list_artifacts(&self) -> Result<Vec<ArtifactSummary>, StoreError> {
+        artifacts::list(&self.reader).await
+    }
+
+    async fn artifact(&self, digest: &str) -> Result<Option<Artifact>, StoreError> {
+        artifacts::get(&self.reader, digest).await
+    }
+
+    async fn remove_artifact(&self, digest: &str) -> Result<RemoveOutcome, StoreError> {
+        artifacts::remove(self, digest).await
+    }
+
+    async fn pinned_instances(&self, digest: &str, limit: u32) -> Result<Vec<String>, StoreError> {
+        artifacts::pinned(&self.reader, digest, limit).await
+    }
+
+    async fn repin_instance(
+        &self,
+        instance_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<bool, StoreError> {
+        artifacts::repin(self, instance_id, from, to).await
     }
 }

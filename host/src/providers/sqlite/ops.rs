@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use rusqlite::types::Value;
 
 use super::activity_queue::{self, ActivityLock};
+use super::artifacts::{self, ArtifactWrite};
 use super::codec::{QueueRow, now_i64, plus};
 use super::management;
 use super::orchestrator_queue::{self, LockedRows};
@@ -128,6 +129,11 @@ pub(super) enum Op {
     PurgeFinished {
         query: String,
         params: Vec<Value>,
+        reply: ReplyTo<u64>,
+    },
+    /// An artifact write (see [`artifacts::write_in`]): how many rows changed.
+    Artifact {
+        write: ArtifactWrite,
         reply: ReplyTo<u64>,
     },
 }
@@ -325,6 +331,7 @@ impl Op {
             Op::PurgeFinished { query, params, .. } => {
                 Output::Count(management::purge_finished_in(conn, query, params))
             }
+            Op::Artifact { write, .. } => Output::Count(artifacts::write_in(conn, write, now)),
         }
     }
 
@@ -367,7 +374,7 @@ impl Op {
             Op::CompleteActivityAndLock { reply, .. } => Reply::Continued(reply),
             Op::CommitTurn { reply, .. } => Reply::Committed(reply),
             Op::PurgeInstance { reply, .. } => Reply::Purged(reply),
-            Op::PurgeFinished { reply, .. } => Reply::Count(reply),
+            Op::PurgeFinished { reply, .. } | Op::Artifact { reply, .. } => Reply::Count(reply),
         }
     }
 }

@@ -60,6 +60,7 @@ macro_rules! finish_turn {
             $status,
             "output = ?5,
                  orchestration_version = COALESCE(?6, orchestration_version),
+                 component_digest = COALESCE(?13, component_digest),
                  execution_id = ?7, history_len = ?8, updated_at = ?3,
                  custom_status = CASE WHEN ?9 THEN ?10 ELSE custom_status END,
                  next_visible_at = ?11,
@@ -347,6 +348,7 @@ pub(super) fn commit_turn_in(
                 custom_status,
                 next_visible,
                 held_until,
+                &c.component_digest,
             ])
         })
         .map_err(db("updating the instance"))?;

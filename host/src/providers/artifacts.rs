@@ -1,0 +1,100 @@
+//! Deployed components (artifacts) as the store keeps them: the bytes by
+//! content digest, what they provide, an optional label and when they were
+//! deployed. Instances record the digest they started on (see
+//! [`super::InstanceRecord::component_digest`]).
+
+use serde::{Deserialize, Serialize};
+
+/// What a deployed component provides, as recorded when it was deployed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactManifest {
+    /// (name, version) of each orchestration.
+    pub orchestrations: Vec<(String, String)>,
+    /// Activity names.
+    pub activities: Vec<String>,
+}
+
+impl ArtifactManifest {
+    /// Whether it provides orchestration `name`, at `version` if one is given.
+    pub fn provides(&self, name: &str, version: Option<&str>) -> bool {
+        self.orchestrations
+            .iter()
+            .any(|(n, v)| n == name && version.is_none_or(|wanted| same_version(v, wanted)))
+    }
+}
+
+/// Two version texts name the same semantic version (or, when either does
+/// not parse, are equal texts).
+fn same_version(a: &str, b: &str) -> bool {
+    match (semver::Version::parse(a), semver::Version::parse(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// A component to store.
+#[derive(Debug, Clone)]
+pub struct NewArtifact {
+    /// SHA-256 of `bytes`, lower-case hex.
+    pub digest: String,
+    /// The component.
+    pub bytes: Vec<u8>,
+    /// What it provides.
+    pub manifest: ArtifactManifest,
+    /// A name for people ("orders v2"), if given.
+    pub label: Option<String>,
+}
+
+/// A stored component, without its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactSummary {
+    /// SHA-256 of the bytes, lower-case hex.
+    pub digest: String,
+    /// Size of the component in bytes.
+    pub size_bytes: u64,
+    /// What it provides.
+    pub manifest: ArtifactManifest,
+    /// Its label, if it was given one.
+    pub label: Option<String>,
+    /// When it was first deployed, ms since the Unix epoch.
+    pub deployed_at_ms: u64,
+}
+
+/// A stored component with its bytes.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    /// What is known about it.
+    pub summary: ArtifactSummary,
+    /// The component.
+    pub bytes: Vec<u8>,
+}
+
+/// What [`super::HistoryStore::remove_artifact`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RemoveOutcome {
+    /// The artifact is gone.
+    Removed,
+    /// No artifact has this digest.
+    NotFound,
+    /// Unfinished instances are pinned to it (their ids, up to 100); it
+    /// stays.
+    Pinned(Vec<String>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provides_matches_name_and_semantic_version() {
+        let manifest = ArtifactManifest {
+            orchestrations: vec![("Greet".into(), "1.0.0".into())],
+            activities: vec!["Say".into()],
+        };
+        assert!(manifest.provides("Greet", None));
+        assert!(manifest.provides("Greet", Some("1.0.0")));
+        assert!(!manifest.provides("Greet", Some("2.0.0")));
+        assert!(!manifest.provides("Say", None));
+    }
+}

@@ -1,0 +1,180 @@
+//! Components deployed to the store: a runtime loads every one when it
+//! starts and polls for new ones while it runs, and an instance replays on
+//! the component it is pinned to.
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use super::registry::{Registry, RegistryError};
+use super::{Chain, RuntimeError, Shared};
+use crate::providers::artifacts::ArtifactManifest;
+use crate::providers::{HistoryStore, InstanceRecord};
+use crate::sandbox::{ComponentManifest, LoadError, LoadedComponent, load_component};
+
+/// How often a runtime looks for new deployments by default.
+pub const DEPLOYMENT_POLL: Duration = Duration::from_millis(500);
+
+/// Compile and check a component and read what it provides, as
+/// [`crate::Client::deploy_component`] records it. Refuses bytes that are
+/// not a component, a core module, a component that imports what duroxide
+/// does not provide, and one that names nothing. Compiled code goes to the
+/// on-disk cache, so runtimes that load it later do not compile it again.
+pub async fn inspect_component(bytes: &[u8]) -> Result<ArtifactManifest, LoadError> {
+    let loaded = load_component(bytes).await?;
+    Ok(artifact_manifest(&loaded.manifest))
+}
+
+/// A sandbox manifest as the store records it.
+fn artifact_manifest(manifest: &ComponentManifest) -> ArtifactManifest {
+    ArtifactManifest {
+        orchestrations: manifest.orchestrations.clone(),
+        activities: manifest.activities.clone(),
+    }
+}
+
+/// Where a running execution's code comes from.
+pub(crate) enum Pin {
+    /// The instance is pinned to no component (or to one that does not
+    /// provide its orchestration): found by name and version.
+    Unpinned,
+    /// The component it is pinned to.
+    Loaded(Arc<LoadedComponent>),
+    /// It is pinned to a deployed component this runtime has not loaded
+    /// (yet): names what is missing.
+    Missing(String),
+}
+
+/// The component `instance` (running orchestration `name` at `version`)
+/// is pinned to. A runtime that does not serve deployments finds pinned
+/// instances by name and version, as before deployments existed.
+pub(crate) fn pinned(shared: &Shared, instance: &InstanceRecord, name: &str, version: &str) -> Pin {
+    let Some(digest) = &instance.component_digest else {
+        return Pin::Unpinned;
+    };
+    let Ok(registry) = shared.registry.read() else {
+        return Pin::Unpinned;
+    };
+    match registry.by_digest(digest) {
+        Some(component)
+            if component
+                .manifest
+                .orchestrations
+                .iter()
+                .any(|(n, v)| n == name && v == version) =>
+        {
+            Pin::Loaded(component)
+        }
+        Some(_) => Pin::Unpinned,
+        None if registry.serves_deployments => Pin::Missing(format!(
+            "component {} (orchestration '{name}' version {version})",
+            short(digest)
+        )),
+        None => Pin::Unpinned,
+    }
+}
+
+/// Which component each parked execution of this runtime runs on, by
+/// instance: a cached execution is reused only while its instance is still
+/// pinned to that component (an upgrade may have moved it).
+#[derive(Default)]
+pub(crate) struct ParkedOn {
+    digests: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+impl ParkedOn {
+    /// `instance`'s execution now runs on `digest`.
+    pub(crate) fn record(&self, instance: &str, digest: &str) {
+        if let Ok(mut digests) = self.digests.lock() {
+            digests.insert(instance.to_owned(), digest.to_owned());
+        }
+    }
+
+    /// `instance` finished: forget it.
+    pub(crate) fn forget(&self, instance: &str) {
+        if let Ok(mut digests) = self.digests.lock() {
+            digests.remove(instance);
+        }
+    }
+
+    /// Whether a parked execution of `instance` may run its next turn: it
+    /// runs on the component the instance is pinned to (or the instance is
+    /// pinned to none).
+    pub(crate) fn current(&self, instance: &InstanceRecord) -> bool {
+        let Some(pinned) = &instance.component_digest else {
+            return true;
+        };
+        self.digests
+            .lock()
+            .ok()
+            .and_then(|d| d.get(&instance.instance_id).map(|on| on == pinned))
+            .unwrap_or(true)
+    }
+}
+
+/// The digest an execution starting on `component` is pinned to: a
+/// deployed component's; components loaded from files pin nothing (their
+/// instances follow the name and version, as before deployments).
+pub(crate) fn pin_of(shared: &Shared, component: &LoadedComponent) -> Option<String> {
+    let registry = shared.registry.read().ok()?;
+    registry
+        .is_deployed(&component.digest)
+        .then(|| component.digest.clone())
+}
+
+/// The first 12 hex digits of a digest, for messages.
+pub(crate) fn short(digest: &str) -> &str {
+    digest.get(..12).unwrap_or(digest)
+}
+
+/// Load and register every deployed component not in `known`, oldest
+/// deployment first, so the newest serves new instances. A component that
+/// cannot be loaded is logged and skipped (and not tried again).
+pub(crate) async fn sync(
+    store: &dyn HistoryStore,
+    registry: &RwLock<Registry>,
+    known: &mut HashSet<String>,
+) -> Result<usize, RuntimeError> {
+    let mut loaded = 0;
+    for summary in store.list_artifacts().await? {
+        if known.contains(&summary.digest) {
+            continue;
+        }
+        known.insert(summary.digest.clone());
+        let Some(artifact) = store.artifact(&summary.digest).await? else {
+            continue; // removed meanwhile
+        };
+        let component = match load_component(&artifact.bytes).await {
+            Ok(component) => component,
+            Err(e) => {
+                tracing::error!(digest = %summary.digest, "a deployed component cannot be loaded: {e}");
+                continue;
+            }
+        };
+        registry
+            .write()
+            .map_err(|_| RegistryError::Poisoned)?
+            .add_deployed(&component)?;
+        tracing::info!(
+            digest = %summary.digest,
+            label = summary.label.as_deref().unwrap_or(""),
+            "loaded a deployed component"
+        );
+        loaded += 1;
+    }
+    Ok(loaded)
+}
+
+/// Polls for new deployments every `every` until shutdown.
+pub(crate) async fn run(shared: Arc<Shared>, mut known: HashSet<String>, every: Duration) {
+    let mut shutdown = shared.shutdown.clone();
+    while !*shutdown.borrow() {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => break,
+        }
+        if let Err(e) = sync(&*shared.store, &shared.registry, &mut known).await {
+            tracing::warn!("looking for new deployments failed: {}", Chain(&e));
+        }
+    }
+}
