@@ -1,0 +1,52 @@
+//! One module per group of subcommands, and the dispatch.
+
+mod control;
+mod deploy;
+mod inspect;
+mod replay;
+mod worker;
+
+use crate::args::{Cli, Command};
+use crate::exit::Code;
+
+/// Runs the command `cli` names.
+pub async fn run(cli: Cli) -> anyhow::Result<Code> {
+    let (db, json) = (cli.db.as_str(), cli.json);
+    match cli.command {
+        Command::Deploy {
+            file,
+            label,
+            check,
+            upgrade,
+        } => deploy::deploy(db, json, &file, label.as_deref(), check, upgrade).await,
+        Command::Components => deploy::components(db, json).await,
+        Command::Remove { digest } => deploy::remove(db, json, &digest).await,
+        Command::Run { metrics } => worker::run(db, metrics).await,
+        Command::Start {
+            name,
+            id,
+            input,
+            version,
+            delay,
+        } => control::start(db, json, &name, id, &input, version, delay).await,
+        Command::Raise { id, event, data } => control::raise(db, json, &id, &event, &data).await,
+        Command::Cancel { id, reason } => control::cancel(db, json, &id, &reason).await,
+        Command::Status { id } => control::status(db, json, &id).await,
+        Command::Wait { id, timeout } => control::wait(db, json, &id, timeout).await,
+        Command::List {
+            status,
+            name,
+            since,
+            limit,
+        } => inspect::list(db, json, status.as_deref(), name, since, limit).await,
+        Command::Show { id } => inspect::show(db, json, &id).await,
+        Command::History { id, execution } => inspect::history(db, json, &id, execution).await,
+        Command::Health => inspect::health(db, json).await,
+        Command::Purge {
+            before,
+            name,
+            status,
+        } => inspect::purge(db, json, before, name, status.as_deref()).await,
+        Command::Replay { id, component } => replay::replay(db, json, &id, &component).await,
+    }
+}
