@@ -162,3 +162,51 @@ fn replay_finds_where_a_new_build_diverges() {
     let people = store.run(&["replay", "r1", "--component", guests::UPGRADE_V2]);
     assert!(people.stdout.contains("diverges"), "{}", people.stdout);
 }
+
+#[test]
+fn a_worker_serves_metrics_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    let store = Store::new();
+    store.deploy(guests::HELLO_WORLD);
+    let mut child = store
+        .command(&["run", "--metrics", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting the worker: {e}"));
+    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+    let mut lines = BufReader::new(stderr).lines();
+    // The worker prints where it serves before anything else.
+    let addr = loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("the worker ended before serving metrics"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        if let Some(rest) = line.strip_prefix("metrics at http://") {
+            break rest.trim_end_matches("/metrics").to_owned();
+        }
+    };
+    store
+        .run(&["start", "HelloWorld", "--id", "m1", "--input", "\"M\""])
+        .ok();
+    store.json(&["wait", "m1", "--timeout", "30000"]);
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap_or_else(|e| panic!("{e}"));
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut body = String::new();
+    stream
+        .read_to_string(&mut body)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(body.contains("duroxide_orchestrations_started"), "{body}");
+
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let exit = child.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert!(exit.success(), "{rest:?}");
+    assert!(rest.iter().any(|l| l == "stopped"), "{rest:?}");
+}
