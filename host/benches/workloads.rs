@@ -1,5 +1,5 @@
 //! The workload benchmark: `cargo bench -p duroxide --bench workloads [-- <workload>...
-//! [--instances N] [--fan-out N]]`. Runs each workload on a fresh SQLite file
+//! [--instances N] [--fan-out N] [--component FILE]]`. Runs each workload on a fresh SQLite file
 //! with durable commits and a release build of the benchmark guest, and prints
 //! one `workload=<name> key=value ...` line per workload.
 
@@ -29,10 +29,13 @@ const WORKLOADS: [&str; 7] = [
     "long_history",
     "timers",
     "management",
+    "deploy",
 ];
 
 struct Args {
     workloads: Vec<String>,
+    /// More components for the deploy workload (`--component FILE`).
+    components: Vec<std::path::PathBuf>,
     instances: Option<usize>,
     fan_out: usize,
 }
@@ -40,6 +43,7 @@ struct Args {
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
         workloads: Vec::new(),
+        components: Vec::new(),
         instances: None,
         fan_out: 1000,
     };
@@ -49,6 +53,9 @@ fn parse_args() -> anyhow::Result<Args> {
             "--bench" => {}
             "--instances" => args.instances = Some(it.next().context("--instances N")?.parse()?),
             "--fan-out" => args.fan_out = it.next().context("--fan-out N")?.parse()?,
+            "--component" => args
+                .components
+                .push(it.next().context("--component FILE")?.into()),
             w if WORKLOADS.contains(&w) => args.workloads.push(w.to_string()),
             other => bail!("unknown argument {other}; workloads are {WORKLOADS:?}"),
         }
@@ -309,12 +316,25 @@ async fn timers(wasm: &Path, instances: usize) -> anyhow::Result<()> {
 #[path = "management/mod.rs"]
 mod management;
 
+#[path = "deploy/mod.rs"]
+mod deploy;
+
 fn main() -> anyhow::Result<()> {
+    let mut raw = std::env::args().skip(1);
+    if raw.next().as_deref() == Some(deploy::CHILD_FLAG) {
+        let file = raw.next().context("the component to load")?;
+        return deploy::child(Path::new(&file));
+    }
     let args = parse_args()?;
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let built = duroxide_guest_build::build_in(manifest_dir, &["bench-workloads"])
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let wasm = built[0].path.clone();
+    if args.workloads.iter().any(|w| w == "deploy") {
+        let mut files = vec![wasm.clone()];
+        files.extend(args.components.iter().cloned());
+        deploy::run(&files)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -418,9 +418,9 @@ async fn start(
     };
     let (version, component) = match found {
         Ok(found) => {
-            shared
-                .parked_on
-                .record(&instance.instance_id, &found.1.digest);
+            if let Some(digest) = &digest {
+                shared.parked_on.record(&instance.instance_id, digest);
+            }
             found
         }
         Err(error) => {
@@ -529,9 +529,11 @@ async fn resume(
         Ok((_, component)) => component,
         Err(error) => return Ok(Turn::of(instance, failed_output(Vec::new(), error))),
     };
-    shared
-        .parked_on
-        .record(&instance.instance_id, &component.digest);
+    if instance.component_digest.is_some() {
+        shared
+            .parked_on
+            .record(&instance.instance_id, &component.digest);
+    }
     let mut replay = Replay::new(
         &instance.instance_id,
         instance.execution_id,
