@@ -21,7 +21,7 @@ use duroxide::{Client, DuroxideRuntime, LoadedComponent, OrchestrationStatus};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 // turn_cost first: it measures microseconds and wants a quiet machine.
-const WORKLOADS: [&str; 7] = [
+const WORKLOADS: [&str; 8] = [
     "turn_cost",
     "hello_seq5",
     "fan_out_1000",

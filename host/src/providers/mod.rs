@@ -696,6 +696,7 @@ mod tests {
             parent_execution_id: None,
             custom_status: None,
             finished_at_ms: None,
+            component_digest: None,
         }
     }
 

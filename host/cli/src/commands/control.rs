@@ -54,11 +54,7 @@ pub async fn start(
 fn new_id(name: &str) -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
+    hasher.write_u64(duroxide::clock::system_now_ms());
     format!(
         "{}-{:012x}",
         name.to_lowercase(),

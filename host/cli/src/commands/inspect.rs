@@ -1,6 +1,6 @@
 //! `list`, `show`, `history`, `health` and `purge`.
 
-use duroxide::providers::now_ms;
+use duroxide::clock::system_now_ms as now_ms;
 use duroxide::providers::query::{InstanceFilter, PurgeFilter};
 use serde_json::{Value, json};
 

@@ -18,8 +18,8 @@ use super::codec::{QueueRow, now_i64, plus};
 use super::management;
 use super::orchestrator_queue::{self, LockedRows};
 use super::turn::{self, EncodedTurn, Locked};
-use crate::clock::Clock;
 use super::{settings, signal};
+use crate::clock::Clock;
 use crate::providers::query::PurgeOutcome;
 use crate::providers::{NewInstance, SignalOutcome, StoreError};
 
