@@ -155,4 +155,16 @@ pub enum Command {
         #[arg(long)]
         component: PathBuf,
     },
+    /// Create a project: a guest crate and a host example that runs it.
+    New {
+        /// The project's name (lower-case letters, digits and '-').
+        name: String,
+        /// Where to create it (default: ./NAME).
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// The duroxide sources its path dependencies point at (default:
+        /// those this binary was built from).
+        #[arg(long)]
+        duroxide: Option<PathBuf>,
+    },
 }

@@ -3,6 +3,7 @@
 mod control;
 mod deploy;
 mod inspect;
+mod new;
 mod replay;
 mod worker;
 
@@ -48,5 +49,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<Code> {
             status,
         } => inspect::purge(db, json, before, name, status.as_deref()).await,
         Command::Replay { id, component } => replay::replay(db, json, &id, &component).await,
+        Command::New {
+            name,
+            path,
+            duroxide,
+        } => new::new(&name, path, duroxide),
     }
 }

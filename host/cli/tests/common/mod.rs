@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
+#[allow(unused_imports, reason = "each test file uses a different part")]
 pub use duroxide_tests::guests;
 
 /// How long a test waits for a condition before it fails.
