@@ -36,15 +36,22 @@ use crate::providers::{HistoryStore, InstanceRecord, NewInstance, StoreError};
 /// more runtimes, in this process or others.
 ///
 /// What a client sends is held to the text limits stored in the store (see
-/// [`crate::limits::settle`]), read on each call: the same limits the
-/// runtimes run under, never a copy of its own.
+/// [`crate::limits::settle`]): the same limits the runtimes run under,
+/// never a copy of its own. A client reads them at most once a second
+/// ([`LIMITS_FRESH_FOR`]), so a change reaches it within that.
 #[derive(Clone)]
 pub struct Client {
     store: Arc<dyn HistoryStore>,
     max_poll_interval: Duration,
     /// The deployed components read last (see `artifacts`).
     deployed: Arc<artifacts::DeployedCache>,
+    /// The stored text limits read last, and when.
+    limits: Arc<std::sync::Mutex<Option<(Instant, TextLimits)>>>,
 }
+
+/// How long a client uses the text limits it read before reading them
+/// again: a read per call cost a start as much as the start itself.
+pub const LIMITS_FRESH_FOR: Duration = Duration::from_secs(1);
 
 /// The longest pause between polls of [`Client::wait_for_completion`] by
 /// default.
@@ -61,6 +68,7 @@ impl Client {
             store,
             max_poll_interval: MAX_POLL_INTERVAL,
             deployed: Arc::default(),
+            limits: Arc::default(),
         }
     }
 
@@ -82,12 +90,25 @@ impl Client {
     /// The text limits this client's next call is held to: those stored in
     /// the store, or the defaults while none are stored.
     pub async fn text_limits(&self) -> Result<TextLimits, ClientError> {
-        Ok(self
+        let cached = self
+            .limits
+            .lock()
+            .ok()
+            .and_then(|read| *read)
+            .filter(|(at, _)| at.elapsed() < LIMITS_FRESH_FOR);
+        if let Some((_, limits)) = cached {
+            return Ok(limits);
+        }
+        let limits = self
             .store
             .text_limits()
             .await
             .map_err(ClientError::Storage)?
-            .unwrap_or_default())
+            .unwrap_or_default();
+        if let Ok(mut read) = self.limits.lock() {
+            *read = Some((Instant::now(), limits));
+        }
+        Ok(limits)
     }
 
     /// Start a new instance of orchestration `name`. Fails with

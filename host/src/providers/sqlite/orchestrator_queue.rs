@@ -31,14 +31,19 @@ const EARLIEST_READY: &str = "SELECT next_visible_at FROM instances
      ORDER BY next_visible_at LIMIT 1";
 
 /// Locks one instance: `?1` instance, `?2` lock token, `?3` lock deadline.
-/// A pending instance is marked running in the same statement: its first
-/// turn has begun, and clients read so from now on, however long the turn
-/// takes to commit (`InstanceRecord::awaits_start` still tells the turn to
-/// start it). (The row is read by its own statement: `RETURNING` costs
-/// SQLite more.)
-const LOCK_INSTANCE: &str = "UPDATE instances SET lock_token = ?2, locked_until = ?3,
-         status = CASE status WHEN 'Pending' THEN 'Running' ELSE status END
-     WHERE instance_id = ?1";
+/// (The row is read by its own statement: `RETURNING` costs SQLite more.)
+/// The status is left alone: a statement that sets it rewrites every index
+/// holding it, even to the same value, so only a pending instance's fetch
+/// marks it running, by [`MARK_RUNNING`].
+const LOCK_INSTANCE: &str =
+    "UPDATE instances SET lock_token = ?2, locked_until = ?3 WHERE instance_id = ?1";
+
+/// Marks pending instance `?1` running as the fetch of its first turn locks
+/// it: the turn has begun, and clients read so from now on, however long it
+/// takes to commit. (`InstanceRecord::awaits_start` still tells the turn
+/// to start it.)
+const MARK_RUNNING: &str =
+    "UPDATE instances SET status = 'Running' WHERE instance_id = ?1 AND status = 'Pending'";
 
 /// Takes an instance's messages visible by its turn's start: `?1` instance,
 /// `?2` that time.
@@ -351,6 +356,7 @@ pub(super) fn fetch_in(
 /// The statements that read a just-locked instance and take its messages.
 struct TakeWork<'c> {
     read: CachedStatement<'c>,
+    mark: CachedStatement<'c>,
     take: CachedStatement<'c>,
     count: CachedStatement<'c>,
 }
@@ -363,6 +369,7 @@ impl<'c> TakeWork<'c> {
         };
         Ok(Self {
             read: prepare(READ_INSTANCE)?,
+            mark: prepare(MARK_RUNNING)?,
             take: prepare(TAKE_MESSAGES)?,
             count: prepare(COUNT_ATTEMPT)?,
         })
@@ -371,10 +378,16 @@ impl<'c> TakeWork<'c> {
     /// Reads the instance row and takes the messages visible at `ready_at`,
     /// counting an attempt on each.
     fn take(&mut self, id: &str, ready_at: i64) -> Result<LockedRows, StoreError> {
-        let instance = self
+        let mut instance = self
             .read
             .query_row([id], |row| Ok(instance_from_row(row)))
             .map_err(db("locking an instance"))?;
+        if let Ok(record) = &mut instance
+            && record.status == InstanceStatus::Pending
+        {
+            self.mark.execute([id]).map_err(db("locking an instance"))?;
+            record.status = InstanceStatus::Running;
+        }
         let messages = self
             .take
             .query_map((id, ready_at), QueueRow::read)
