@@ -3,14 +3,15 @@
 //! reasons name their cause. Each breach fails only the instance (or the
 //! activity call) that made it; the runtime keeps serving.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use duroxide::history::Event;
 use duroxide::limits::MAX_DELAY_MS;
 use duroxide::providers::sqlite::SqliteHistoryStore;
 use duroxide::{Client, ClientError, DuroxideRuntime, OrchestrationStatus, StartOptions};
-use duroxide_tests::{Harness, WAIT_MS, completed, count, failed, guests, options, scenario};
+use duroxide_tests::{
+    Captured, Harness, WAIT_MS, completed, count, failed, guests, options, scenario,
+};
 
 /// After a failure, the same runtime still runs a healthy orchestration.
 async fn still_serving(h: &Harness, id: &str) -> anyhow::Result<()> {
@@ -380,32 +381,6 @@ async fn raising_an_event_to_a_finished_instance_is_refused() -> anyhow::Result<
         "{raise:?}"
     );
     Ok(())
-}
-
-/// Collects everything the subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut bytes) = self.0.lock() {
-            bytes.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        self.0
-            .lock()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
-    }
 }
 
 /// The only test here that installs a subscriber (it is process-wide).

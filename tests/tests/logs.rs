@@ -1,38 +1,7 @@
 //! Orchestration logs are replay-safe: every line is written once, even when
 //! each turn replays the orchestration from its beginning.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-use duroxide_tests::{Harness, completed, guests};
-
-/// Collects everything the subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut bytes) = self.0.lock() {
-            bytes.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn count(&self, needle: &str) -> usize {
-        let text = self
-            .0
-            .lock()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
-        text.matches(needle).count()
-    }
-}
+use duroxide_tests::{Captured, Harness, completed, guests};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_are_written_once_with_and_without_the_cache() -> anyhow::Result<()> {

@@ -3,38 +3,10 @@
 //! each naming its instance, execution, outcome and duration.
 
 use std::io::{Read, Write};
-use std::sync::{Arc, Mutex};
-
 use std::time::Duration;
 
-use duroxide_tests::{Harness, completed, eventually, guests};
+use duroxide_tests::{Captured, Harness, completed, eventually, guests};
 use tracing_subscriber::fmt::format::FmtSpan;
-
-/// Collects everything the subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut bytes) = self.0.lock() {
-            bytes.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        self.0
-            .lock()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
-    }
-}
 
 /// The value of the sample `name{labels}` in `text`, if present.
 fn sample(text: &str, series: &str) -> Option<f64> {
