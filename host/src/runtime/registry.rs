@@ -91,6 +91,21 @@ pub enum RegistryError {
     Poisoned,
 }
 
+/// The orchestrations `component` provides, each with its version parsed.
+fn versions_of(component: &LoadedComponent) -> Result<Vec<(String, Version)>, RegistryError> {
+    (component.manifest.orchestrations.iter())
+        .map(|(name, version)| {
+            let parsed =
+                Version::parse(version).map_err(|source| RegistryError::InvalidVersion {
+                    name: name.clone(),
+                    version: version.clone(),
+                    source,
+                })?;
+            Ok((name.clone(), parsed))
+        })
+        .collect()
+}
+
 /// Why the registry has no orchestration for a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Lookup {
@@ -122,24 +137,17 @@ impl Registry {
         &mut self,
         component: &Arc<LoadedComponent>,
     ) -> Result<(), RuntimeError> {
-        let mut versions = Vec::new();
-        for (name, version) in &component.manifest.orchestrations {
-            let parsed =
-                Version::parse(version).map_err(|source| RegistryError::InvalidVersion {
-                    name: name.clone(),
-                    version: version.clone(),
-                    source,
-                })?;
-            if let Some(existing) = self.orchestrations.get(name).and_then(|v| v.get(&parsed))
+        let versions = versions_of(component)?;
+        for (name, version) in &versions {
+            if let Some(existing) = self.orchestrations.get(name).and_then(|v| v.get(version))
                 && existing.digest != component.digest
             {
                 return Err(RegistryError::OrchestrationTaken {
                     name: name.clone(),
-                    version: version.clone(),
+                    version: version.to_string(),
                 }
                 .into());
             }
-            versions.push((name.clone(), parsed));
         }
         for name in &component.manifest.activities {
             match self.activities.get(name) {
@@ -172,17 +180,7 @@ impl Registry {
         &mut self,
         component: &Arc<LoadedComponent>,
     ) -> Result<(), RuntimeError> {
-        let mut versions = Vec::new();
-        for (name, version) in &component.manifest.orchestrations {
-            let parsed =
-                Version::parse(version).map_err(|source| RegistryError::InvalidVersion {
-                    name: name.clone(),
-                    version: version.clone(),
-                    source,
-                })?;
-            versions.push((name.clone(), parsed));
-        }
-        for (name, version) in versions {
+        for (name, version) in versions_of(component)? {
             self.orchestrations
                 .entry(name)
                 .or_default()
