@@ -43,7 +43,8 @@ pub use client::{
 };
 pub use runtime::{DuroxideRuntime, Retention, RuntimeError, RuntimeOptions};
 pub use sandbox::{
-    ComponentManifest, ErrorCode, GuestFault, LoadError, LoadedComponent, SandboxLimits,
+    ComponentManifest, ComponentPolicy, ErrorCode, Grants, GuestFault, LoadError, LoadedComponent,
+    SandboxLimits,
 };
 
 #[cfg(test)]

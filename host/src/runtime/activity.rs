@@ -521,7 +521,10 @@ pub(crate) fn call(shared: &Shared, work: &ActivityWork, attempt: u32) -> Option
             ))));
         }
     };
-    let limits = shared.options.limits.clone();
+    let limits = match &handler {
+        ActivityHandler::Wasm(component) => component.policy.limits.clone(),
+        ActivityHandler::Native(_) => shared.options.limits.clone(),
+    };
     let call = ActivityCall {
         info: ActivityInfo {
             instance_id: work.instance.clone(),

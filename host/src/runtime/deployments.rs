@@ -6,11 +6,14 @@ use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use super::component::Component;
 use super::registry::{Registry, RegistryError};
 use super::{Chain, RuntimeError, Shared};
 use crate::providers::artifacts::ArtifactManifest;
 use crate::providers::{HistoryStore, InstanceRecord};
-use crate::sandbox::{ComponentManifest, LoadError, LoadedComponent, load_component};
+use crate::sandbox::{
+    ComponentManifest, ComponentPolicy, LoadError, LoadedComponent, SandboxLimits, load_component,
+};
 
 /// How often a runtime looks for new deployments by default.
 pub const DEPLOYMENT_POLL: Duration = Duration::from_millis(500);
@@ -39,7 +42,7 @@ pub(crate) enum Pin {
     /// provide its orchestration): found by name and version.
     Unpinned,
     /// The component it is pinned to.
-    Loaded(Arc<LoadedComponent>),
+    Loaded(Component),
     /// It is pinned to a deployed component this runtime has not loaded
     /// (yet): names what is missing.
     Missing(String),
@@ -129,11 +132,13 @@ pub(crate) fn short(digest: &str) -> &str {
 
 /// Load and register every deployed component not in `known`, oldest
 /// deployment first, so the newest serves new instances. A component that
-/// cannot be loaded is logged and skipped (and not tried again).
+/// cannot be loaded is logged and skipped (and not tried again). Each runs
+/// under the default policy with `limits`.
 pub(crate) async fn sync(
     store: &dyn HistoryStore,
     registry: &RwLock<Registry>,
     known: &mut HashSet<String>,
+    limits: &SandboxLimits,
 ) -> Result<usize, RuntimeError> {
     let mut loaded = 0;
     for summary in store.list_artifacts().await? {
@@ -145,7 +150,7 @@ pub(crate) async fn sync(
             continue; // removed meanwhile
         };
         let component = match load_component(&artifact.bytes).await {
-            Ok(component) => component,
+            Ok(loaded) => Component::new(loaded, ComponentPolicy::with_limits(limits.clone())),
             Err(e) => {
                 tracing::error!(digest = %summary.digest, "a deployed component cannot be loaded: {e}");
                 continue;
@@ -173,7 +178,14 @@ pub(crate) async fn run(shared: Arc<Shared>, mut known: HashSet<String>, every: 
             _ = tokio::time::sleep(every) => {}
             _ = shutdown.changed() => break,
         }
-        if let Err(e) = sync(&*shared.store, &shared.registry, &mut known).await {
+        if let Err(e) = sync(
+            &*shared.store,
+            &shared.registry,
+            &mut known,
+            &shared.options.limits,
+        )
+        .await
+        {
             tracing::warn!("looking for new deployments failed: {}", Chain(&e));
         }
     }

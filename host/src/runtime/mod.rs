@@ -5,6 +5,7 @@
 mod activity;
 mod cache;
 mod calls;
+mod component;
 mod deployments;
 pub(crate) mod execution;
 mod fast_path;
@@ -33,8 +34,9 @@ use crate::clock::SharedClock;
 use crate::providers::HistoryStore;
 pub use crate::providers::retention::Retention;
 pub use crate::sandbox::GuestFault;
-use crate::sandbox::{LoadError, LoadedComponent, SandboxLimits, load_component};
+use crate::sandbox::{ComponentPolicy, LoadError, LoadedComponent, SandboxLimits, load_component};
 use cache::ExecutionCache;
+use component::Component;
 pub use deployments::{DEPLOYMENT_POLL, inspect_component};
 use registry::Registry;
 pub use registry::{ActivityContext, ActivityFuture, NativeActivity, RegistryError};
@@ -228,10 +230,22 @@ impl DuroxideRuntime {
     }
 
     /// Load a component from a `.wasm` file and register everything its
-    /// manifest names. May be called while running (to deploy new versions).
+    /// manifest names, under the default policy with this runtime's limits.
+    /// May be called while running (to deploy new versions).
     pub async fn load_component_file(
         &mut self,
         path: impl AsRef<Path>,
+    ) -> Result<Arc<LoadedComponent>, RuntimeError> {
+        let policy = ComponentPolicy::with_limits(self.options.limits.clone());
+        self.load_component_file_with_policy(path, policy).await
+    }
+
+    /// Load a component from a `.wasm` file and register everything its
+    /// manifest names, to run under `policy`.
+    pub async fn load_component_file_with_policy(
+        &mut self,
+        path: impl AsRef<Path>,
+        policy: ComponentPolicy,
     ) -> Result<Arc<LoadedComponent>, RuntimeError> {
         let path = path.as_ref();
         let bytes = tokio::fs::read(path)
@@ -240,20 +254,32 @@ impl DuroxideRuntime {
                 path: path.display().to_string(),
                 source,
             })?;
-        self.load_component_bytes(&bytes).await
+        self.load_component_bytes_with_policy(&bytes, policy).await
     }
 
-    /// Load a component from its bytes and register everything its manifest names.
+    /// Load a component from its bytes and register everything its manifest
+    /// names, under the default policy with this runtime's limits.
     pub async fn load_component_bytes(
         &mut self,
         bytes: &[u8],
     ) -> Result<Arc<LoadedComponent>, RuntimeError> {
-        let component = load_component(bytes).await?;
+        let policy = ComponentPolicy::with_limits(self.options.limits.clone());
+        self.load_component_bytes_with_policy(bytes, policy).await
+    }
+
+    /// Load a component from its bytes and register everything its manifest
+    /// names, to run under `policy`.
+    pub async fn load_component_bytes_with_policy(
+        &mut self,
+        bytes: &[u8],
+        policy: ComponentPolicy,
+    ) -> Result<Arc<LoadedComponent>, RuntimeError> {
+        let loaded = load_component(bytes).await?;
         self.registry
             .write()
             .map_err(|_| RegistryError::Poisoned)?
-            .add_component(&component)?;
-        Ok(component)
+            .add_component(&Component::new(loaded.clone(), policy))?;
+        Ok(loaded)
     }
 
     /// Register a native activity: trusted host code run for activity `name`.
@@ -313,7 +339,13 @@ impl DuroxideRuntime {
                 .write()
                 .map_err(|_| RegistryError::Poisoned)?
                 .serves_deployments = true;
-            deployments::sync(&*self.store, &self.registry, &mut known).await?;
+            deployments::sync(
+                &*self.store,
+                &self.registry,
+                &mut known,
+                &self.options.limits,
+            )
+            .await?;
         }
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (handed_over, handed_over_rx) = mpsc::unbounded_channel();

@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use super::Chain;
 use super::activity::{Handed, Origin};
+use super::component::Component;
 use super::deployments::{self, Pin};
 use super::execution::{
     Execution, ExecutionLost, ExecutionSpec, SpentSandbox, TurnInput, TurnReport,
@@ -30,7 +31,6 @@ use crate::providers::{
     InstanceRecord, InstanceStatus, LockedActivity, LockedTurn, OrchestrationWork, OutgoingMessage,
     StoreError, TurnCommit,
 };
-use crate::sandbox::LoadedComponent;
 
 /// Most instances locked by one fetch.
 const FETCH_BATCH: usize = 1024;
@@ -341,7 +341,7 @@ fn lookup(
     now: u64,
     name: &str,
     version: Option<&str>,
-) -> Result<Result<(String, Arc<LoadedComponent>), String>, Skipped> {
+) -> Result<Result<(String, Component), String>, Skipped> {
     let found = match shared.registry.read() {
         Ok(registry) => registry.orchestration(name, version),
         Err(_) => return Err(Skipped::Failed(RegistryError::Poisoned.into())),
@@ -438,11 +438,11 @@ async fn start(
     replay.append(started(version.clone()));
     replay.begin_turn(now, &spec.messages);
     let execution_spec = ExecutionSpec {
-        component,
+        limits: component.policy.limits.clone(),
+        component: component.loaded,
         name: spec.name.clone(),
         version: version.clone(),
         input: spec.input.clone(),
-        limits: shared.options.limits.clone(),
     };
     count_turn("started");
     if instance.awaits_start() {
@@ -542,11 +542,11 @@ async fn resume(
     );
     replay.begin_turn(now, &messages);
     let spec = ExecutionSpec {
-        component,
+        limits: component.policy.limits.clone(),
+        component: component.loaded,
         name,
         version,
         input,
-        limits: shared.options.limits.clone(),
     };
     let (execution, report) = Execution::start(spec, replay, instance.execution_id)
         .await

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use semver::Version;
 
 use super::RuntimeError;
+use super::component::Component;
 use crate::sandbox::{ActivityCall, LoadedComponent};
 
 /// A boxed native activity future.
@@ -57,7 +58,7 @@ impl ActivityContext {
 /// Where an activity runs.
 #[derive(Clone)]
 pub(crate) enum ActivityHandler {
-    Wasm(Arc<LoadedComponent>),
+    Wasm(Component),
     Native(NativeActivity),
 }
 
@@ -119,11 +120,11 @@ pub(crate) enum Lookup {
 /// Orchestrations and activities by name.
 #[derive(Default, Clone)]
 pub(crate) struct Registry {
-    orchestrations: HashMap<String, BTreeMap<Version, Arc<LoadedComponent>>>,
+    orchestrations: HashMap<String, BTreeMap<Version, Component>>,
     activities: HashMap<String, ActivityHandler>,
     /// Every component registered, by digest: instances pinned to one
     /// replay on it even after a newer one took over its names.
-    by_digest: HashMap<String, Arc<LoadedComponent>>,
+    by_digest: HashMap<String, Component>,
     /// Whether components deployed to the store are registered here.
     pub(crate) serves_deployments: bool,
     /// Digests of the components registered from the store's deployments.
@@ -133,10 +134,7 @@ pub(crate) struct Registry {
 impl Registry {
     /// Register everything `component`'s manifest names. Nothing is registered
     /// if any name conflicts with a different component or closure.
-    pub(crate) fn add_component(
-        &mut self,
-        component: &Arc<LoadedComponent>,
-    ) -> Result<(), RuntimeError> {
+    pub(crate) fn add_component(&mut self, component: &Component) -> Result<(), RuntimeError> {
         let versions = versions_of(component)?;
         for (name, version) in &versions {
             if let Some(existing) = self.orchestrations.get(name).and_then(|v| v.get(version))
@@ -176,10 +174,7 @@ impl Registry {
     /// versions and activities they share (new instances start on it); the
     /// earlier ones stay, by digest, for the instances pinned to them.
     /// Native activities keep their names.
-    pub(crate) fn add_deployed(
-        &mut self,
-        component: &Arc<LoadedComponent>,
-    ) -> Result<(), RuntimeError> {
+    pub(crate) fn add_deployed(&mut self, component: &Component) -> Result<(), RuntimeError> {
         for (name, version) in versions_of(component)? {
             self.orchestrations
                 .entry(name)
@@ -204,7 +199,7 @@ impl Registry {
     }
 
     /// The registered component with this digest.
-    pub(crate) fn by_digest(&self, digest: &str) -> Option<Arc<LoadedComponent>> {
+    pub(crate) fn by_digest(&self, digest: &str) -> Option<Component> {
         self.by_digest.get(digest).cloned()
     }
 
@@ -228,7 +223,7 @@ impl Registry {
         &self,
         name: &str,
         version: Option<&str>,
-    ) -> Result<(String, Arc<LoadedComponent>), Lookup> {
+    ) -> Result<(String, Component), Lookup> {
         let wanted = version
             .map(|v| {
                 Version::parse(v).map_err(|e| {

@@ -14,7 +14,7 @@ pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 /// (see [`crate::limits`]) apply to what guests hand the host: a guest that
 /// exceeds one fails its instance, or the activity call, with a reason that
 /// names the limit.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxLimits {
     /// Linear memory one guest instance may grow to.
     pub max_memory_bytes: usize,

@@ -8,6 +8,7 @@
 
 mod activity_call;
 mod bindings;
+mod component_policy;
 mod context;
 mod engine;
 mod error_code;
@@ -25,6 +26,9 @@ pub(crate) mod state;
 mod wasi_random;
 
 pub use activity_call::{ActivityCall, ActivityInfo, CancelToken};
+pub use component_policy::{
+    ComponentPolicy, DEFAULT_MAX_HISTORY_EVENTS, DEFAULT_MEMORY_BUDGET_BYTES, Grants,
+};
 pub(crate) use engine::pooled_sandboxes_in_use;
 pub use error_code::ErrorCode;
 pub use fault::GuestFault;
