@@ -152,3 +152,66 @@ fn start_epoch_ticker(engine: Engine) {
         tracing::error!("cannot start the epoch thread; CPU budgets will not be enforced: {e}");
     }
 }
+
+/// The engine's deterministic settings, one test per rule, on core modules
+/// run directly: what a guest computes must not depend on the machine.
+#[cfg(test)]
+mod determinism {
+    use wasmtime::{Instance, Module, Store};
+
+    use super::shared_engine;
+
+    /// Runs the `run` export of the module `wat`, which returns an `i64`.
+    fn run_i64(wat: &str) -> i64 {
+        let engine = shared_engine().expect("engine");
+        let bytes = wat::parse_str(wat).expect("valid text");
+        let module = Module::new(&engine, bytes).expect("compiles");
+        let mut store = Store::new(&engine, ());
+        store.set_epoch_deadline(u64::MAX / 2);
+        let instance = Instance::new(&mut store, &module, &[]).expect("instantiates");
+        let run = instance
+            .get_typed_func::<(), i64>(&mut store, "run")
+            .expect("exports run");
+        run.call(&mut store, ()).expect("runs")
+    }
+
+    #[test]
+    fn arithmetic_on_nans_yields_the_canonical_nan() {
+        // A NaN with a payload, through an arithmetic instruction: hardware
+        // passes the payload on, so without canonicalisation the bits would
+        // differ between machines (and from the canonical pattern).
+        let bits = run_i64(
+            r#"(module (func (export "run") (result i64)
+                 (i64.reinterpret_f64
+                   (f64.add (f64.const nan:0x4000000000001) (f64.const 1)))))"#,
+        );
+        assert_eq!(bits as u64, 0x7ff8_0000_0000_0000);
+    }
+
+    #[test]
+    fn relaxed_simd_conversions_answer_the_same_everywhere() {
+        // `relaxed_trunc` of a NaN is left to the hardware by the proposal
+        // (x86 answers i32::MIN); deterministic mode answers 0, as the
+        // saturating conversion does, on every machine.
+        let lane = run_i64(
+            r#"(module (func (export "run") (result i64)
+                 (i64.extend_i32_s
+                   (i32x4.extract_lane 0
+                     (i32x4.relaxed_trunc_f32x4_s (v128.const f32x4 nan 0 0 0))))))"#,
+        );
+        assert_eq!(lane, 0);
+    }
+
+    #[test]
+    fn modules_with_shared_memory_are_refused() {
+        // No threads: a guest cannot run code whose interleaving would make
+        // replay differ. Shared memory is what threads need first.
+        let engine = shared_engine().expect("engine");
+        let bytes = wat::parse_str(r#"(module (memory 1 1 shared))"#).expect("valid text");
+        let refused = Module::new(&engine, bytes).expect_err("shared memory is refused");
+        assert!(
+            format!("{refused:#}").contains("threads"),
+            "the refusal names the missing feature: {refused:#}"
+        );
+    }
+}
