@@ -155,6 +155,22 @@ impl TextLimits {
     }
 }
 
+impl TextLimits {
+    /// These limits, each no looser than `outer`'s: a component's own size
+    /// limits may only be stricter than the store's, which every client and
+    /// runtime shares (a looser one would let a guest hand over what a
+    /// client may not, and what the store was configured to refuse).
+    pub fn within(&self, outer: &TextLimits) -> TextLimits {
+        TextLimits {
+            max_payload_bytes: self.max_payload_bytes.min(outer.max_payload_bytes),
+            max_name_bytes: self.max_name_bytes.min(outer.max_name_bytes),
+            max_instance_id_bytes: self.max_instance_id_bytes.min(outer.max_instance_id_bytes),
+            max_error_bytes: self.max_error_bytes.min(outer.max_error_bytes),
+            max_log_line_bytes: self.max_log_line_bytes.min(outer.max_log_line_bytes),
+        }
+    }
+}
+
 /// What a runtime starting on a store does with the text limits: the
 /// limits it runs under, and whether it writes them to the store.
 ///
@@ -268,6 +284,39 @@ mod tests {
         assert_eq!(settle(Some(small), small), (small, false));
         // Left at the defaults: the stored set wins.
         assert_eq!(settle(Some(small), TextLimits::default()), (small, false));
+    }
+
+    #[test]
+    fn a_components_limits_within_the_stores_take_the_stricter_of_each() {
+        let component = TextLimits {
+            max_payload_bytes: 10,
+            max_name_bytes: 1000,
+            max_instance_id_bytes: 3,
+            max_error_bytes: 1 << 30,
+            max_log_line_bytes: 5,
+        };
+        let store = TextLimits::default();
+        let within = component.within(&store);
+        assert_eq!(
+            within,
+            TextLimits {
+                max_payload_bytes: 10,
+                max_name_bytes: 256,
+                max_instance_id_bytes: 3,
+                max_error_bytes: 64 << 10,
+                max_log_line_bytes: 5,
+            }
+        );
+        // Looser than the store: the store's, whatever the component asked.
+        let loose = TextLimits {
+            max_payload_bytes: usize::MAX,
+            max_name_bytes: usize::MAX,
+            max_instance_id_bytes: usize::MAX,
+            max_error_bytes: usize::MAX,
+            max_log_line_bytes: usize::MAX,
+        };
+        assert_eq!(loose.within(&store), store);
+        assert_eq!(store.within(&store), store);
     }
 
     #[test]

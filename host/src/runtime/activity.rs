@@ -19,6 +19,7 @@ use super::slots::{Slots, panic_text};
 use super::unserved::{self, Unserved};
 use super::{HOLD_PATIENCE, Shared};
 use crate::history::{ActivityWork, OrchestratorMessage};
+use crate::limits::{TextKind, TextLimits};
 use crate::metrics;
 use crate::providers::{LockedActivity, OrchestrationWork, StoreError};
 use crate::sandbox::SandboxLimits;
@@ -347,8 +348,6 @@ pub(crate) fn completion(
     work: &ActivityWork,
     result: Result<String, String>,
 ) -> OrchestratorMessage {
-    use crate::limits::TextKind;
-
     let limits = shared.options.limits.text_limits();
     let (execution_id, id) = (work.execution_id, work.id);
     let checked = match &result {
@@ -521,8 +520,9 @@ pub(crate) fn call(shared: &Shared, work: &ActivityWork, attempt: u32) -> Option
             ))));
         }
     };
+    let store_text = shared.options.limits.text_limits();
     let limits = match &handler {
-        ActivityHandler::Wasm(component) => component.policy.limits.clone(),
+        ActivityHandler::Wasm(component) => component.limits(&store_text),
         ActivityHandler::Native(_) => shared.options.limits.clone(),
     };
     let call = ActivityCall {
@@ -544,17 +544,42 @@ pub(crate) fn call(shared: &Shared, work: &ActivityWork, attempt: u32) -> Option
     Some(Box::pin(async move {
         // Registered while the call runs, dropped or not.
         let _registered = registered;
+        // Over its component's limit of activities at once, the call waits
+        // for one of them to end; its budget starts once it runs.
+        let budgets = match &handler {
+            ActivityHandler::Wasm(component) => Some(component.budgets.clone()),
+            ActivityHandler::Native(_) => None,
+        };
+        let _slot = match &budgets {
+            Some(budgets) => Some(budgets.activity().await.ok_or("the runtime is stopping")?),
+            None => None,
+        };
         let budget = limits.activity_budget;
         let run = run_activity(handler, call, input, &limits);
-        match tokio::time::timeout(budget, run).await {
+        let result = match tokio::time::timeout(budget, run).await {
             Ok(result) => result,
             Err(_) => Err(format!(
                 "[{}] the activity ran longer than its budget of {} ms (activity_budget)",
                 ErrorCode::BudgetExceeded,
                 budget.as_millis()
             )),
-        }
+        };
+        sized(result, &limits.text_limits())
     }))
+}
+
+/// `result` if its output or error is within `limits` (the component's,
+/// which may be stricter than the store's that [`completion`] holds every
+/// result to), else a failure naming the limit.
+fn sized(result: Result<String, String>, limits: &TextLimits) -> Result<String, String> {
+    let checked = match &result {
+        Ok(output) => limits.check(TextKind::Payload, "activity output", output),
+        Err(error) => limits.check(TextKind::Error, "activity error", error),
+    };
+    match checked {
+        Ok(()) => result,
+        Err(too_large) => Err(format!("[{}] {too_large}", ErrorCode::TooLarge)),
+    }
 }
 
 async fn run_activity(
@@ -564,7 +589,10 @@ async fn run_activity(
     limits: &SandboxLimits,
 ) -> Result<String, String> {
     match handler {
-        ActivityHandler::Wasm(component) => call_activity(&component, call, &input, limits).await,
+        ActivityHandler::Wasm(component) => {
+            let budget = Some(component.budgets.memory.clone());
+            call_activity(&component, call, &input, limits, budget).await
+        }
         ActivityHandler::Native(f) => {
             // A panic in host code fails this attempt, not the runtime; a
             // call dropped at its budget stops the closure too.
@@ -607,6 +635,27 @@ mod tests {
                 input: String::new(),
             },
         }
+    }
+
+    #[test]
+    fn a_result_over_the_components_limit_fails_naming_it() {
+        let limits = TextLimits {
+            max_payload_bytes: 4,
+            max_error_bytes: 3,
+            ..TextLimits::default()
+        };
+        assert_eq!(sized(Ok("four".into()), &limits), Ok("four".into()));
+        let output = sized(Ok("fives".into()), &limits).unwrap_err();
+        assert!(
+            output.starts_with("[DX004] activity output is 5 bytes"),
+            "{output}"
+        );
+        assert!(output.contains("(max_payload_bytes)"), "{output}");
+        let error = sized(Err("four".into()), &limits).unwrap_err();
+        assert!(
+            error.starts_with("[DX004] activity error is 4 bytes"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! and by the guests' memory, least recently used evicted first. Correctness
 //! never depends on it: a miss replays from history.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
 
 use super::execution::Execution;
+use crate::sandbox::MemoryBudget;
 
 /// Parked executions, at most `capacity` of them holding at most `max_bytes`.
 pub(crate) struct ExecutionCache {
@@ -22,6 +23,41 @@ struct Entries {
     /// Unbounded: `put` evicts by both bounds itself, since the crate's
     /// own bound counts entries only.
     map: LruCache<String, (usize, Execution)>,
+}
+
+impl Entries {
+    /// Evicts the least recently used executions parked on `budget` (one
+    /// component's) while its sandboxes hold more than half of it, so
+    /// parked executions leave its running turns and activities at least
+    /// half of the budget. An evicted execution's memory returns to the
+    /// budget once the reaper frees its sandbox (counted as returned here,
+    /// so no more are evicted than needed). The one parked last stays.
+    fn keep_room(&mut self, budget: &Arc<MemoryBudget>) {
+        let mut returning = 0;
+        if !over_half(budget, returning) {
+            return;
+        }
+        let victims: Vec<String> = (self.map.iter().rev())
+            .filter(|(_, (_, e))| Arc::ptr_eq(e.memory_budget(), budget))
+            .map(|(id, _)| id.clone())
+            .collect();
+        // The most recently used is last: it stays.
+        for id in victims.iter().take(victims.len().saturating_sub(1)) {
+            if !over_half(budget, returning) {
+                break;
+            }
+            if let Some((bytes, _evicted)) = self.map.pop(id) {
+                self.bytes -= bytes;
+                returning += bytes;
+            }
+        }
+    }
+}
+
+/// Whether `budget`'s sandboxes hold more than half of it, once
+/// `returning` bytes are given back.
+fn over_half(budget: &MemoryBudget, returning: usize) -> bool {
+    budget.used().saturating_sub(returning) > budget.limit() / 2
 }
 
 impl ExecutionCache {
@@ -57,6 +93,7 @@ impl ExecutionCache {
             return;
         };
         let bytes = execution.memory_bytes();
+        let budget = execution.memory_budget().clone();
         entries.bytes += bytes;
         // Unbounded, so `push` hands back only an entry it replaced.
         if let Some((_, (old, _))) = entries.map.push(instance, (bytes, execution)) {
@@ -72,6 +109,7 @@ impl ExecutionCache {
             };
             entries.bytes -= bytes;
         }
+        entries.keep_room(&budget);
     }
 
     /// Drop every parked execution.

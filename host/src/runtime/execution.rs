@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
+use super::component::{Budgets, Component};
 use super::linked_replay::{LinkedReplay, Mailbox};
 use super::replay::{Replay, TurnOutput};
 use crate::history::OrchestratorMessage;
@@ -16,7 +17,7 @@ pub(crate) use crate::sandbox::instance::SpentSandbox;
 use crate::sandbox::instance::{orchestration_state, run_orchestration};
 use crate::sandbox::reaper;
 use crate::sandbox::state::GuestState;
-use crate::sandbox::{LoadedComponent, SandboxLimits};
+use crate::sandbox::{MemoryBudget, SandboxLimits};
 
 /// The messages of one turn.
 pub(crate) struct TurnInput {
@@ -36,7 +37,7 @@ pub(crate) enum TurnReport {
 
 /// What an execution runs.
 pub(crate) struct ExecutionSpec {
-    pub(crate) component: Arc<LoadedComponent>,
+    pub(crate) component: Component,
     pub(crate) name: String,
     pub(crate) version: String,
     pub(crate) input: String,
@@ -60,12 +61,24 @@ pub(crate) struct Execution {
     pub(crate) history_len: u64,
     /// Linear memory the guest holds.
     memory_bytes: Arc<AtomicUsize>,
+    /// What its component's sandboxes share: each turn takes one of its
+    /// component's turn slots.
+    budgets: Arc<Budgets>,
+    /// Most history events it may hold (its component's policy).
+    pub(crate) max_history_events: u64,
 }
 
-/// The execution's guest ended without reporting (a host bug or a panic).
+/// The execution's guest ended without reporting its turn.
 #[derive(Debug, thiserror::Error)]
-#[error("the execution ended without reporting its turn")]
-pub(crate) struct ExecutionLost;
+pub(crate) enum ExecutionLost {
+    /// A host bug or a panic.
+    #[error("the execution ended without reporting its turn")]
+    Lost,
+    /// The guest gave its turn back: its component's other sandboxes held
+    /// the memory it needed (the reason says so). It runs again later.
+    #[error("the turn was given back: {0}")]
+    GaveBack(String),
+}
 
 impl Execution {
     /// Start the guest over `replay` (history plus the first turn's events)
@@ -76,12 +89,14 @@ impl Execution {
         execution_id: u64,
     ) -> Result<(Execution, TurnReport), ExecutionLost> {
         if spec.component.shared.orchestrator.is_none() {
-            return Err(ExecutionLost);
+            return Err(ExecutionLost::Lost);
         }
         replay.set_limits(spec.limits.text_limits());
         let mailbox = Arc::new(Mutex::new(Mailbox::default()));
         let host = LinkedReplay::new(replay, mailbox.clone());
-        let state = orchestration_state(Box::new(host), &spec.limits);
+        let budgets = spec.component.budgets.clone();
+        let max_history_events = spec.component.policy.max_history_events;
+        let state = orchestration_state(Box::new(host), &spec.limits, Some(budgets.memory.clone()));
         let memory_bytes = state.limiter.memory_bytes.clone();
         let mut execution = Execution {
             guest: Some(Box::pin(run_guest(spec, state))),
@@ -89,6 +104,8 @@ impl Execution {
             execution_id,
             history_len: 0,
             memory_bytes,
+            budgets,
+            max_history_events,
         };
         let report = execution.run().await?;
         Ok((execution, report))
@@ -99,27 +116,43 @@ impl Execution {
         self.memory_bytes.load(Ordering::Relaxed)
     }
 
+    /// The memory budget of its component, shared with its other sandboxes.
+    pub(crate) fn memory_budget(&self) -> &Arc<MemoryBudget> {
+        &self.budgets.memory
+    }
+
     /// Hand the parked guest a new turn and run it until it parks or ends.
     pub(crate) async fn run_turn(&mut self, input: TurnInput) -> Result<TurnReport, ExecutionLost> {
-        self.mailbox.lock().map_err(|_| ExecutionLost)?.input = Some(input);
+        self.mailbox.lock().map_err(|_| ExecutionLost::Lost)?.input = Some(input);
         self.run().await
     }
 
-    /// Poll the guest until it parks or its call ends.
+    /// Poll the guest until it parks or its call ends, in one of its
+    /// component's turn slots.
     async fn run(&mut self) -> Result<TurnReport, ExecutionLost> {
+        let budgets = self.budgets.clone();
+        let _slot = budgets.turn().await.ok_or(ExecutionLost::Lost)?;
         poll_fn(|cx| {
             let Some(guest) = self.guest.as_mut() else {
-                return Poll::Ready(Err(ExecutionLost));
+                return Poll::Ready(Err(ExecutionLost::Lost));
             };
             if let Poll::Ready(end) = guest.as_mut().poll(cx) {
                 self.guest = None;
-                let spent = end.ok_or(ExecutionLost)?;
+                let gave_back = self
+                    .mailbox
+                    .lock()
+                    .ok()
+                    .and_then(|mut m| m.gave_back.take());
+                if let Some(reason) = gave_back {
+                    return Poll::Ready(Err(ExecutionLost::GaveBack(reason)));
+                }
+                let spent = end.ok_or(ExecutionLost::Lost)?;
                 let output = match self.mailbox.lock() {
                     Ok(mut mailbox) => mailbox.parked.take(),
                     Err(_) => None,
                 };
                 return Poll::Ready(Ok(TurnReport::Finished(
-                    output.ok_or(ExecutionLost)?,
+                    output.ok_or(ExecutionLost::Lost)?,
                     spent,
                 )));
             }
@@ -127,7 +160,7 @@ impl Execution {
                 Ok(mut mailbox) => mailbox.parked.take().map_or(Poll::Pending, |output| {
                     Poll::Ready(Ok(TurnReport::Parked(output)))
                 }),
-                Err(_) => Poll::Ready(Err(ExecutionLost)),
+                Err(_) => Poll::Ready(Err(ExecutionLost::Lost)),
             }
         })
         .await

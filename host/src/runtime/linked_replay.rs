@@ -18,6 +18,9 @@ pub(crate) struct Mailbox {
     pub(crate) input: Option<TurnInput>,
     /// The results of a turn the guest ended by parking, or of its last.
     pub(crate) parked: Option<TurnOutput>,
+    /// Why the guest gave its turn back, to run again later (see
+    /// `OrchestrationHost::give_back`).
+    pub(crate) gave_back: Option<String>,
 }
 
 /// One execution's replay, linked to the turns that run its guest.
@@ -161,5 +164,11 @@ impl OrchestrationHost for LinkedReplay {
 
     fn is_replaying(&self) -> bool {
         self.replay.is_replaying()
+    }
+
+    fn give_back(&mut self, reason: String) {
+        if let Ok(mut mailbox) = self.mailbox.lock() {
+            mailbox.gave_back = Some(reason);
+        }
     }
 }

@@ -9,6 +9,7 @@ mod component;
 mod deployments;
 pub(crate) mod execution;
 mod fast_path;
+mod history_limit;
 mod idle;
 mod inline;
 mod linked_replay;
@@ -230,14 +231,15 @@ impl DuroxideRuntime {
     }
 
     /// Load a component from a `.wasm` file and register everything its
-    /// manifest names, under the default policy with this runtime's limits.
-    /// May be called while running (to deploy new versions).
+    /// manifest names, under the default policy with this runtime's limits
+    /// (its sizes of texts the store's). May be called while running (to
+    /// deploy new versions).
     pub async fn load_component_file(
         &mut self,
         path: impl AsRef<Path>,
     ) -> Result<Arc<LoadedComponent>, RuntimeError> {
-        let policy = ComponentPolicy::with_limits(self.options.limits.clone());
-        self.load_component_file_with_policy(path, policy).await
+        let bytes = read_component(path.as_ref()).await?;
+        self.register(&bytes, None).await
     }
 
     /// Load a component from a `.wasm` file and register everything its
@@ -247,14 +249,8 @@ impl DuroxideRuntime {
         path: impl AsRef<Path>,
         policy: ComponentPolicy,
     ) -> Result<Arc<LoadedComponent>, RuntimeError> {
-        let path = path.as_ref();
-        let bytes = tokio::fs::read(path)
-            .await
-            .map_err(|source| RuntimeError::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
-        self.load_component_bytes_with_policy(&bytes, policy).await
+        let bytes = read_component(path.as_ref()).await?;
+        self.register(&bytes, Some(policy)).await
     }
 
     /// Load a component from its bytes and register everything its manifest
@@ -263,8 +259,7 @@ impl DuroxideRuntime {
         &mut self,
         bytes: &[u8],
     ) -> Result<Arc<LoadedComponent>, RuntimeError> {
-        let policy = ComponentPolicy::with_limits(self.options.limits.clone());
-        self.load_component_bytes_with_policy(bytes, policy).await
+        self.register(bytes, None).await
     }
 
     /// Load a component from its bytes and register everything its manifest
@@ -274,11 +269,24 @@ impl DuroxideRuntime {
         bytes: &[u8],
         policy: ComponentPolicy,
     ) -> Result<Arc<LoadedComponent>, RuntimeError> {
+        self.register(bytes, Some(policy)).await
+    }
+
+    /// Load `bytes` and register them under `policy`, or (`None`) the
+    /// default policy with this runtime's limits.
+    async fn register(
+        &mut self,
+        bytes: &[u8],
+        policy: Option<ComponentPolicy>,
+    ) -> Result<Arc<LoadedComponent>, RuntimeError> {
         let loaded = load_component(bytes).await?;
+        let given = policy.is_some();
+        let policy =
+            policy.unwrap_or_else(|| ComponentPolicy::with_limits(self.options.limits.clone()));
         self.registry
             .write()
             .map_err(|_| RegistryError::Poisoned)?
-            .add_component(&Component::new(loaded.clone(), policy))?;
+            .add_component(&Component::registered(loaded.clone(), policy, given))?;
         Ok(loaded)
     }
 
@@ -417,6 +425,16 @@ impl DuroxideRuntime {
     pub fn cached_executions(&self) -> usize {
         self.running.as_ref().map_or(0, |r| r.shared.cache.len())
     }
+}
+
+/// The bytes of the component file at `path`.
+async fn read_component(path: &Path) -> Result<Vec<u8>, RuntimeError> {
+    tokio::fs::read(path)
+        .await
+        .map_err(|source| RuntimeError::Io {
+            path: path.display().to_string(),
+            source,
+        })
 }
 
 impl Drop for DuroxideRuntime {

@@ -17,6 +17,7 @@ use super::execution::{
     Execution, ExecutionLost, ExecutionSpec, SpentSandbox, TurnInput, TurnReport,
 };
 use super::fast_path::{Step, TurnEnd, next_step};
+use super::history_limit;
 use super::idle::Idle;
 use super::inline::{Inline, run_inline};
 use super::plan::{Plan, StartSpec, plan, running_children};
@@ -95,6 +96,8 @@ pub(crate) struct Turn {
     pub(crate) execution: Option<Execution>,
     /// The sandbox of an execution that ended, to free after the commit.
     spent: Option<SpentSandbox>,
+    /// Most history events the execution may hold (its component's policy).
+    max_history_events: u64,
 }
 
 impl Turn {
@@ -107,6 +110,7 @@ impl Turn {
             digest: None,
             execution: None,
             spent: None,
+            max_history_events: u64::MAX,
         }
     }
 
@@ -301,6 +305,23 @@ enum TurnError {
     Registry(#[from] RegistryError),
 }
 
+/// How long a turn given back for want of memory waits before it runs
+/// again: long enough for the component's activities to make progress.
+const GIVEN_BACK_FOR: Duration = Duration::from_millis(100);
+
+/// Why a turn whose execution was `lost` did not run: given back for want
+/// of its component's memory, it runs again shortly (no attempt counted);
+/// anything else is retried as a failure.
+fn not_run(shared: &Shared, lost: ExecutionLost) -> Skipped {
+    match lost {
+        ExecutionLost::GaveBack(reason) => {
+            tracing::debug!("the turn was given back: {reason}");
+            Skipped::Deferred(shared.now_ms() + GIVEN_BACK_FOR.as_millis() as u64)
+        }
+        lost => Skipped::Failed(lost.into()),
+    }
+}
+
 /// Gives back work whose turn did not run, with the `carried` completion.
 async fn skip(
     shared: &Shared,
@@ -407,6 +428,8 @@ async fn start(
         parent_id: spec.parent_id,
         started_at_ms: now,
     };
+    let max_history_events =
+        (found.as_ref()).map_or(u64::MAX, |(_, c)| c.policy.max_history_events);
     let new_execution = |output: TurnOutput, version: Option<String>, settled: Settled| Turn {
         output,
         execution_id: spec.execution_id,
@@ -415,6 +438,7 @@ async fn start(
         version,
         execution: settled.execution,
         spent: settled.spent,
+        max_history_events,
     };
     let (version, component) = match found {
         Ok(found) => {
@@ -438,8 +462,8 @@ async fn start(
     replay.append(started(version.clone()));
     replay.begin_turn(now, &spec.messages);
     let execution_spec = ExecutionSpec {
-        limits: component.policy.limits.clone(),
-        component: component.loaded,
+        limits: component.limits(&shared.options.limits.text_limits()),
+        component,
         name: spec.name.clone(),
         version: version.clone(),
         input: spec.input.clone(),
@@ -457,6 +481,7 @@ async fn start(
                 let (output, settled) = settle(report, execution);
                 new_execution(output, Some(version), settled)
             }
+            Err(e @ ExecutionLost::GaveBack(_)) => return Err(not_run(shared, e)),
             Err(e) => new_execution(
                 failed_output(Vec::new(), e.to_string()),
                 None,
@@ -482,15 +507,16 @@ async fn resume(
     });
     if let Some(mut execution) = cached {
         count_turn("cached");
+        let max_history_events = execution.max_history_events;
         let report = execution
             .run_turn(TurnInput {
                 now_ms: now,
                 messages,
             })
             .await
-            .map_err(|e| Skipped::Failed(e.into()))?;
+            .map_err(|e| not_run(shared, e))?;
         let (output, settled) = settle(report, execution);
-        return Ok(settled.into_turn(instance, output));
+        return Ok(settled.into_turn(instance, output, max_history_events));
     }
     count_turn("replayed");
     let read = (shared.store)
@@ -541,18 +567,19 @@ async fn resume(
         shared.options.limits.max_payload_bytes,
     );
     replay.begin_turn(now, &messages);
+    let max_history_events = component.policy.max_history_events;
     let spec = ExecutionSpec {
-        limits: component.policy.limits.clone(),
-        component: component.loaded,
+        limits: component.limits(&shared.options.limits.text_limits()),
+        component,
         name,
         version,
         input,
     };
     let (execution, report) = Execution::start(spec, replay, instance.execution_id)
         .await
-        .map_err(|e| Skipped::Failed(e.into()))?;
+        .map_err(|e| not_run(shared, e))?;
     let (output, settled) = settle(report, execution);
-    Ok(settled.into_turn(instance, output))
+    Ok(settled.into_turn(instance, output, max_history_events))
 }
 
 /// A turn that fails the execution with `error` after `events`.
@@ -577,10 +604,16 @@ pub(crate) struct Settled {
 }
 
 impl Settled {
-    fn into_turn(self, instance: &InstanceRecord, output: TurnOutput) -> Turn {
+    fn into_turn(
+        self,
+        instance: &InstanceRecord,
+        output: TurnOutput,
+        max_history_events: u64,
+    ) -> Turn {
         Turn {
             execution: self.execution,
             spent: self.spent,
+            max_history_events,
             ..Turn::of(instance, output)
         }
     }
@@ -663,9 +696,19 @@ async fn commit(
         history_len_before,
         version,
         digest,
-        execution,
+        mut execution,
         spent,
+        max_history_events,
     } = turn;
+    let mut inline = inline;
+    let appended = output.new_events.len();
+    if let Err(fault) = history_limit::check(history_len_before, appended, max_history_events) {
+        // The turn's events and work are dropped: the execution fails with
+        // the reason instead, its guest (and any inline call) stopped.
+        output = failed_output(Vec::new(), fault.to_string());
+        execution = None;
+        inline = None;
+    }
     let instance = &work.instance;
     // Calls whose results the turn no longer wants: the tasks it cancelled,
     // or all of the execution's if it ends.

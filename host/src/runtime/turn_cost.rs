@@ -4,10 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::component::Component;
 use super::execution::{Execution, ExecutionSpec, TurnInput, TurnReport};
 use super::replay::Replay;
 use crate::clock::system_now_ms;
 use crate::history::{Event, OrchestratorMessage};
+use crate::sandbox::ComponentPolicy;
 use crate::sandbox::instance::call_activity;
 use crate::sandbox::{ActivityCall, ActivityInfo, CancelToken, LoadedComponent, SandboxLimits};
 
@@ -40,8 +42,10 @@ pub async fn measure_turn_cost(
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.clone())
         .ok_or_else(|| format!("no orchestration {name}"))?;
+    // One registration for all the executions measured, as a runtime has.
+    let registered = Component::new(component.clone(), ComponentPolicy::default());
     let spec = || ExecutionSpec {
-        component: component.clone(),
+        component: registered.clone(),
         name: name.to_string(),
         version: version.clone(),
         input: input.to_string(),
@@ -112,7 +116,7 @@ pub async fn measure_activity_cost(
     let mut samples = Vec::with_capacity(calls);
     for _ in 0..calls {
         let started = Instant::now();
-        call_activity(component, bench_call(name), input, &limits).await?;
+        call_activity(component, bench_call(name), input, &limits, None).await?;
         samples.push(started.elapsed());
     }
     Ok(median(samples))

@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
+use super::component::Component;
 use super::execution::{Execution, ExecutionSpec, TurnReport};
 use super::replay::Replay;
 use crate::history::Event;
-use crate::sandbox::{LoadedComponent, SandboxLimits, describe};
+use crate::sandbox::{ComponentPolicy, LoadedComponent, SandboxLimits, describe};
 
 /// How a replay differed from its history.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,8 +70,9 @@ pub async fn verify_replay(
         .filter(|e| !e.is_decision() && e.is_terminal())
         .cloned();
     let replay = Replay::new(instance_id, execution_id, history, limits.max_payload_bytes);
+    let policy = ComponentPolicy::with_limits(limits.clone());
     let spec = ExecutionSpec {
-        component: component.clone(),
+        component: Component::new(component.clone(), policy),
         name,
         version,
         input,

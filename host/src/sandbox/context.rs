@@ -47,7 +47,7 @@ impl GuestState {
             }
             host.end_turn()?;
             poll_fn(|cx| host.poll_next_turn(cx)).await?;
-            self.deadline = Instant::now() + self.budget;
+            self.cpu.start_turn(Instant::now());
         }
     }
 }

@@ -32,11 +32,16 @@ pub enum ErrorCode {
     NoContext,
     /// DX011: an orchestration called the activity context.
     NoActivityContext,
+    /// DX012: the guest tried to grow its memory past its component's
+    /// memory budget (all its sandboxes together).
+    MemoryBudget,
+    /// DX013: the execution's history would grow past its limit.
+    HistoryLimit,
 }
 
 impl ErrorCode {
     /// Every code, in order.
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::Nondeterminism,
         ErrorCode::UnknownTask,
         ErrorCode::WaitNeverEnds,
@@ -48,6 +53,8 @@ impl ErrorCode {
         ErrorCode::Exit,
         ErrorCode::NoContext,
         ErrorCode::NoActivityContext,
+        ErrorCode::MemoryBudget,
+        ErrorCode::HistoryLimit,
     ];
 
     /// The code as it appears in messages, without brackets: `DX001`.
@@ -64,6 +71,8 @@ impl ErrorCode {
             ErrorCode::Exit => "DX009",
             ErrorCode::NoContext => "DX010",
             ErrorCode::NoActivityContext => "DX011",
+            ErrorCode::MemoryBudget => "DX012",
+            ErrorCode::HistoryLimit => "DX013",
         }
     }
 }

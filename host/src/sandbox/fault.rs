@@ -49,18 +49,48 @@ pub enum GuestFault {
     /// A delay the guest asked for is out of range.
     #[error("[DX005] {0}")]
     DelayOutOfRange(DelayOutOfRange),
-    /// The guest ran longer than its CPU budget without yielding.
-    #[error("[DX006] the guest ran longer than its budget of {0} ms")]
-    BudgetExceeded(u128),
+    /// The guest used more than its CPU budget in one turn or attempt.
+    #[error("[DX006] the guest used more than its CPU budget of {budget_ms} ms ({setting})")]
+    BudgetExceeded {
+        /// The budget, in milliseconds.
+        budget_ms: u128,
+        /// The setting that holds it.
+        setting: &'static str,
+    },
     /// The guest tried to grow its memory past the limit.
     #[error(
-        "[DX007] the guest tried to grow its memory to {desired} bytes, more than the limit of {limit} bytes"
+        "[DX007] the guest tried to grow its memory to {desired} bytes, more than the limit of {limit} bytes (max_memory_bytes)"
     )]
     MemoryLimit {
         /// The size it asked for.
         desired: usize,
         /// The limit.
         limit: usize,
+    },
+    /// The guest tried to grow its memory past what its component's
+    /// sandboxes may hold together.
+    #[error(
+        "[DX012] the component's sandboxes hold {held} bytes and one asked for {asked} more, more than its memory budget of {limit} bytes (memory_budget_bytes)"
+    )]
+    MemoryBudget {
+        /// What the component's sandboxes held.
+        held: usize,
+        /// What the guest's own sandbox held of it.
+        own: usize,
+        /// What the guest asked for on top.
+        asked: usize,
+        /// The budget.
+        limit: usize,
+    },
+    /// The execution's history would grow past its limit.
+    #[error(
+        "[DX013] the execution would hold {events} history events, more than the limit of {limit} (max_history_events)"
+    )]
+    HistoryLimit {
+        /// The events it would hold.
+        events: u64,
+        /// The limit.
+        limit: u64,
     },
     /// An activity called the orchestration context.
     #[error("[DX010] the orchestration context is not available to activities")]
@@ -103,11 +133,27 @@ impl GuestFault {
             }
             GuestFault::TooLarge(_) => Some(ErrorCode::TooLarge),
             GuestFault::DelayOutOfRange(_) => Some(ErrorCode::DelayOutOfRange),
-            GuestFault::BudgetExceeded(_) => Some(ErrorCode::BudgetExceeded),
+            GuestFault::BudgetExceeded { .. } => Some(ErrorCode::BudgetExceeded),
             GuestFault::MemoryLimit { .. } => Some(ErrorCode::MemoryLimit),
+            GuestFault::MemoryBudget { .. } => Some(ErrorCode::MemoryBudget),
+            GuestFault::HistoryLimit { .. } => Some(ErrorCode::HistoryLimit),
             GuestFault::NoContext => Some(ErrorCode::NoContext),
             GuestFault::NoActivityContext => Some(ErrorCode::NoActivityContext),
             GuestFault::ContinuedAsNew | GuestFault::Unlinked => None,
+        }
+    }
+
+    /// Whether the fault is no failure of the guest's own but a shortage
+    /// its component's other sandboxes cause: it ran out of its component's
+    /// memory budget while it would fit the budget alone. An orchestration
+    /// turn that meets it is given back, to run again once there is room;
+    /// a guest that alone would hold more than the budget fails.
+    pub fn waits_for_room(&self) -> bool {
+        match self {
+            GuestFault::MemoryBudget {
+                own, asked, limit, ..
+            } => own.saturating_add(*asked) <= *limit,
+            _ => false,
         }
     }
 
@@ -188,10 +234,23 @@ mod tests {
             }),
             too_large,
             delay,
-            Some(GuestFault::BudgetExceeded(10)),
+            Some(GuestFault::BudgetExceeded {
+                budget_ms: 10,
+                setting: "activity_cpu_budget",
+            }),
             Some(GuestFault::MemoryLimit {
                 desired: 2,
                 limit: 1,
+            }),
+            Some(GuestFault::MemoryBudget {
+                held: 1,
+                own: 1,
+                asked: 2,
+                limit: 2,
+            }),
+            Some(GuestFault::HistoryLimit {
+                events: 3,
+                limit: 2,
             }),
             Some(GuestFault::NoContext),
         ];

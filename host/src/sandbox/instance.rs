@@ -1,6 +1,6 @@
 //! Creating guest stores and calling into guests.
 
-use std::time::Instant;
+use std::sync::Arc;
 
 use wasmtime::component::{Instance, InstancePre};
 use wasmtime::{Engine, Store, UpdateDeadline};
@@ -9,10 +9,12 @@ use wasmtime_wasi::ResourceTable;
 use super::SandboxLimits;
 use super::activity_call::ActivityCall;
 use super::bindings::{activities, orchestrator};
+use super::cpu::CpuMeter;
 use super::failure::describe_failure;
 use super::fault::GuestFault;
 use super::guest_output::OutputSink;
 use super::loader::LoadedComponent;
+use super::memory_budget::MemoryBudget;
 use super::orchestration_host::OrchestrationHost;
 use super::policy::{activity_wasi, orchestration_wasi};
 use super::reaper;
@@ -24,23 +26,24 @@ pub(crate) fn activity_store(
     label: &str,
     limits: &SandboxLimits,
 ) -> Store<GuestState> {
-    configured(engine, activity_state(label, None, limits))
+    configured(engine, activity_state(label, None, limits, None))
 }
 
 /// The state of one activity call's sandbox (`call`, absent for a manifest
-/// read); `label` names it in logs.
-fn activity_state(label: &str, call: Option<ActivityCall>, limits: &SandboxLimits) -> GuestState {
+/// read), its memory reserved from `budget`; `label` names it in logs.
+fn activity_state(
+    label: &str,
+    call: Option<ActivityCall>,
+    limits: &SandboxLimits,
+    budget: Option<Arc<MemoryBudget>>,
+) -> GuestState {
     let output = OutputSink::new(label, Default::default(), limits.text_limits());
     GuestState {
         wasi: activity_wasi(&output),
         table: ResourceTable::new(),
-        limiter: GuestLimiter {
-            max_memory_bytes: limits.max_memory_bytes,
-            memory_bytes: Default::default(),
-        },
+        limiter: GuestLimiter::new(limits.max_memory_bytes, budget),
         output,
-        deadline: Instant::now() + limits.activity_budget,
-        budget: limits.activity_budget,
+        cpu: CpuMeter::new(limits.activity_cpu_budget, "activity_cpu_budget"),
         orchestration: None,
         activity: call,
         random: None,
@@ -48,10 +51,11 @@ fn activity_state(label: &str, call: Option<ActivityCall>, limits: &SandboxLimit
 }
 
 /// The state of one orchestration execution's sandbox, its context served
-/// by `host`.
+/// by `host`, its memory reserved from `budget`.
 pub(crate) fn orchestration_state(
     host: Box<dyn OrchestrationHost>,
     limits: &SandboxLimits,
+    budget: Option<Arc<MemoryBudget>>,
 ) -> GuestState {
     let output = OutputSink::new(
         host.instance_id(),
@@ -61,13 +65,12 @@ pub(crate) fn orchestration_state(
     GuestState {
         wasi: orchestration_wasi(host.clock(), &output),
         table: ResourceTable::new(),
-        limiter: GuestLimiter {
-            max_memory_bytes: limits.max_memory_bytes,
-            memory_bytes: Default::default(),
-        },
+        limiter: GuestLimiter::new(limits.max_memory_bytes, budget),
         output,
-        deadline: Instant::now() + limits.orchestration_turn_budget,
-        budget: limits.orchestration_turn_budget,
+        cpu: CpuMeter::new(
+            limits.orchestration_turn_budget,
+            "orchestration_turn_budget",
+        ),
         random: Some(host.wasi_random()),
         orchestration: Some(host),
         activity: None,
@@ -111,6 +114,14 @@ pub(crate) async fn run_orchestration(
     let reason = match &result {
         Err(error) => match error.downcast_ref::<GuestFault>() {
             Some(GuestFault::Unlinked) => return None,
+            Some(fault) if fault.waits_for_room() => {
+                // Replay has no side effects: the turn runs again later.
+                state
+                    .orchestration
+                    .as_deref_mut()?
+                    .give_back(fault.to_string());
+                return None;
+            }
             // The execution ended by continuing as new: nothing failed.
             Some(GuestFault::ContinuedAsNew) => None,
             _ => Some(describe_failure(error, &state.output)),
@@ -177,14 +188,13 @@ async fn sandbox<'a, I>(
 fn configured(engine: &Engine, state: GuestState) -> Store<GuestState> {
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
-    // Every epoch tick, check the budget; yield to other tasks while within it.
+    // Every epoch tick while the guest runs Wasm: charge its CPU budget,
+    // and yield to other tasks while within it.
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|ctx| {
-        let state = ctx.data();
-        if Instant::now() > state.deadline {
-            return Err(GuestFault::BudgetExceeded(state.budget.as_millis()).into());
-        }
-        Ok(UpdateDeadline::Yield(1))
+    store.epoch_deadline_callback(|mut ctx| {
+        let cpu = &mut ctx.data_mut().cpu;
+        cpu.charge(std::time::Instant::now())?;
+        Ok(UpdateDeadline::YieldCustom(1, cpu.yield_now()))
     });
     store
 }
@@ -203,14 +213,15 @@ async fn call_orchestration(
     guest.call_run(&mut *store, name, version, input).await
 }
 
-/// Run one activity attempt in a fresh sandbox: one from the pool when it has
-/// room, else a newly mapped one. `Err` is the failure reason handed to the
-/// orchestration.
+/// Run one activity attempt in a fresh sandbox, its memory reserved from
+/// `budget`: one from the pool when it has room, else a newly mapped one.
+/// `Err` is the failure reason handed to the orchestration.
 pub(crate) async fn call_activity(
     component: &LoadedComponent,
     call: ActivityCall,
     input: &str,
     limits: &SandboxLimits,
+    budget: Option<Arc<MemoryBudget>>,
 ) -> Result<String, String> {
     let name = call.info.name.clone();
     let name = name.as_str();
@@ -221,12 +232,38 @@ pub(crate) async fn call_activity(
         .pooled
         .as_ref()
         .and_then(|p| p.activities.as_ref());
-    let state = activity_state(name, Some(call), limits);
-    let (mut store, instantiated) = sandbox(pooled, shared, state).await;
+    let mut state = activity_state(name, Some(call), limits, budget);
+    // An activity whose component's other sandboxes hold the memory it
+    // needs to start waits for room: none of its code has run yet. (Its
+    // wall-clock budget bounds the wait.) Past its start, a shortage fails
+    // the attempt, naming the budget.
+    let (mut store, instantiated) = loop {
+        let (store, instantiated) = sandbox(pooled, shared, state).await;
+        match &instantiated {
+            Err(error) if waits_for_room(error) => {
+                state = store.into_data();
+                state.limiter.release();
+                tokio::time::sleep(ROOM_POLL).await;
+            }
+            _ => break (store, instantiated),
+        }
+    };
     match instantiated {
         Ok((instance, indices)) => run_activity(&mut store, indices, &instance, name, input).await,
         Err(error) => Err(describe_failure(&error, &store.data().output)),
     }
+}
+
+/// How often an activity waiting for room in its component's memory
+/// budget tries to start again.
+const ROOM_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Whether `error` is a shortage of the component's memory that other
+/// sandboxes cause (see [`GuestFault::waits_for_room`]).
+fn waits_for_room(error: &wasmtime::Error) -> bool {
+    error
+        .downcast_ref::<GuestFault>()
+        .is_some_and(GuestFault::waits_for_room)
 }
 
 /// Calls activity `name` of an instantiated component.

@@ -10,19 +10,35 @@ use crate::limits::TextLimits;
 /// `table.grow`, and usually traps).
 pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
-/// The limits one runtime applies to the guests it runs. The size limits
-/// (see [`crate::limits`]) apply to what guests hand the host: a guest that
-/// exceeds one fails its instance, or the activity call, with a reason that
-/// names the limit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The limits of each sandbox of a component (or, as
+/// `RuntimeOptions::limits`, of the components a runtime loads without a
+/// policy). The size limits (see [`crate::limits`]) apply to what guests
+/// hand the host: a guest that exceeds one fails its instance, or the
+/// activity call, with a reason that names the limit. A component's size
+/// limits can only be stricter than the store's (see
+/// [`TextLimits::within`]).
+///
+/// In a policy file the durations are whole milliseconds, with `_ms` after
+/// their names (`orchestration_turn_budget_ms = 2000`); a field left out
+/// keeps its default, and an unknown one is refused.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SandboxLimits {
     /// Linear memory one guest instance may grow to.
     pub max_memory_bytes: usize,
-    /// Wall-clock CPU budget of one orchestration turn; a guest that runs
-    /// longer without yielding fails its instance.
+    /// CPU one orchestration turn may use: the time its guest spends
+    /// running Wasm, counted at each epoch tick (10 ms). A turn that uses
+    /// more fails its instance.
+    #[serde(rename = "orchestration_turn_budget_ms", with = "millis")]
     pub orchestration_turn_budget: Duration,
-    /// Budget of one activity attempt.
+    /// Wall-clock time one activity attempt may take, waiting included;
+    /// past it the attempt fails.
+    #[serde(rename = "activity_budget_ms", with = "millis")]
     pub activity_budget: Duration,
+    /// CPU one activity attempt may use, counted as for a turn; past it
+    /// the attempt fails.
+    #[serde(rename = "activity_cpu_budget_ms", with = "millis")]
+    pub activity_cpu_budget: Duration,
     /// Largest input, output, event payload or custom status.
     pub max_payload_bytes: usize,
     /// Longest orchestration, activity or event name, or version, a guest
@@ -43,6 +59,7 @@ impl Default for SandboxLimits {
             max_memory_bytes: 256 << 20,
             orchestration_turn_budget: Duration::from_secs(10),
             activity_budget: Duration::from_secs(300),
+            activity_cpu_budget: Duration::from_secs(60),
             max_payload_bytes: text.max_payload_bytes,
             max_name_bytes: text.max_name_bytes,
             max_instance_id_bytes: text.max_instance_id_bytes,
@@ -53,6 +70,25 @@ impl Default for SandboxLimits {
 }
 
 impl SandboxLimits {
+    /// These limits with size limits of texts no looser than `store`'s:
+    /// what a component's sandboxes run under in a store that holds
+    /// `store` (see [`TextLimits::within`]).
+    pub fn within(&self, store: &TextLimits) -> SandboxLimits {
+        self.with_text_limits(&self.text_limits().within(store))
+    }
+
+    /// These limits with the size limits of texts `text`.
+    pub fn with_text_limits(&self, text: &TextLimits) -> SandboxLimits {
+        SandboxLimits {
+            max_payload_bytes: text.max_payload_bytes,
+            max_name_bytes: text.max_name_bytes,
+            max_instance_id_bytes: text.max_instance_id_bytes,
+            max_error_bytes: text.max_error_bytes,
+            max_log_line_bytes: text.max_log_line_bytes,
+            ..self.clone()
+        }
+    }
+
     /// The size limits of texts, as the checks in [`crate::limits`] take
     /// them (and as a [`crate::Client`] may be given them).
     pub fn text_limits(&self) -> TextLimits {
@@ -66,6 +102,21 @@ impl SandboxLimits {
     }
 }
 
+/// Durations as whole milliseconds, for policy files.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +126,46 @@ mod tests {
         assert_eq!(
             SandboxLimits::default().text_limits(),
             TextLimits::default()
+        );
+    }
+
+    #[test]
+    fn within_the_store_only_the_text_limits_change() {
+        let limits = SandboxLimits {
+            max_memory_bytes: 7,
+            max_payload_bytes: 100,
+            max_error_bytes: 10,
+            ..SandboxLimits::default()
+        };
+        let store = TextLimits {
+            max_payload_bytes: 50,
+            max_error_bytes: 20,
+            ..TextLimits::default()
+        };
+        let within = limits.within(&store);
+        assert_eq!(within.max_memory_bytes, 7);
+        assert_eq!(within.max_payload_bytes, 50);
+        assert_eq!(within.max_error_bytes, 10);
+        assert_eq!(within.text_limits(), limits.text_limits().within(&store));
+    }
+
+    #[test]
+    fn a_policy_file_names_durations_in_milliseconds_and_refuses_unknown_fields() {
+        let limits: SandboxLimits =
+            serde_json::from_str(r#"{"orchestration_turn_budget_ms": 250, "max_memory_bytes": 1}"#)
+                .unwrap();
+        assert_eq!(limits.orchestration_turn_budget, Duration::from_millis(250));
+        assert_eq!(limits.max_memory_bytes, 1);
+        assert_eq!(
+            limits.activity_budget,
+            SandboxLimits::default().activity_budget
+        );
+        let text = serde_json::to_string(&SandboxLimits::default()).unwrap();
+        assert!(text.contains(r#""activity_cpu_budget_ms":60000"#), "{text}");
+        let unknown = serde_json::from_str::<SandboxLimits>(r#"{"max_memory": 1}"#).unwrap_err();
+        assert!(
+            unknown.to_string().contains("unknown field `max_memory`"),
+            "{unknown}"
         );
     }
 

@@ -10,6 +10,7 @@ mod activity_call;
 mod bindings;
 mod component_policy;
 mod context;
+mod cpu;
 mod engine;
 mod error_code;
 mod failure;
@@ -19,6 +20,7 @@ pub(crate) mod instance;
 mod keystream;
 mod limits;
 mod loader;
+mod memory_budget;
 mod orchestration_host;
 mod policy;
 pub(crate) mod reaper;
@@ -27,7 +29,8 @@ mod wasi_random;
 
 pub use activity_call::{ActivityCall, ActivityInfo, CancelToken};
 pub use component_policy::{
-    ComponentPolicy, DEFAULT_MAX_HISTORY_EVENTS, DEFAULT_MEMORY_BUDGET_BYTES, Grants,
+    ComponentPolicy, DEFAULT_MAX_CONCURRENT_ACTIVITIES, DEFAULT_MAX_CONCURRENT_EXECUTIONS,
+    DEFAULT_MAX_HISTORY_EVENTS, DEFAULT_MEMORY_BUDGET_BYTES, Grants,
 };
 pub(crate) use engine::pooled_sandboxes_in_use;
 pub use error_code::ErrorCode;
@@ -36,6 +39,7 @@ pub(crate) use fault::describe;
 pub(crate) use keystream::Keystream;
 pub use limits::{DEFAULT_MAX_PAYLOAD_BYTES, MAX_TABLE_ELEMENTS, SandboxLimits};
 pub use loader::{ComponentManifest, LoadError, LoadedComponent, load_component};
+pub use memory_budget::MemoryBudget;
 pub(crate) use orchestration_host::{Completion, OrchestrationHost, Outcome};
 pub(crate) use policy::TurnClock;
 pub(crate) use wasi_random::SeededRandom;

@@ -132,4 +132,9 @@ pub(crate) trait OrchestrationHost: Send {
 
     /// Whether the guest is re-executing code that ran in an earlier turn.
     fn is_replaying(&self) -> bool;
+
+    /// The turn could not run for want of memory its component's other
+    /// sandboxes hold (`reason` says so): give it back, to run again once
+    /// there is room.
+    fn give_back(&mut self, reason: String);
 }

@@ -3,7 +3,6 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
 
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter};
@@ -12,22 +11,59 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::MAX_TABLE_ELEMENTS;
 use super::activity_call::ActivityCall;
 use super::bindings::Workflows;
+use super::cpu::CpuMeter;
 use super::fault::GuestFault;
 use super::guest_output::OutputSink;
+use super::memory_budget::MemoryBudget;
 use super::orchestration_host::OrchestrationHost;
 use super::wasi_random::{DeterministicRandom, RandomView, SeededRandom};
 
-/// Caps a guest's memory; growing past the cap traps with a typed fault.
+/// Caps a guest's memory, and reserves it from its component's budget;
+/// growing past either traps with a typed fault. What it reserved is given
+/// back when the sandbox is freed (its store dropped).
 pub(crate) struct GuestLimiter {
     pub(crate) max_memory_bytes: usize,
     /// Linear memory the guest holds now, read by the execution cache.
     pub(crate) memory_bytes: Arc<AtomicUsize>,
+    /// The budget of the guest's component, shared by all its sandboxes.
+    pub(crate) budget: Option<Arc<MemoryBudget>>,
+    /// What this guest reserved from `budget`.
+    reserved: usize,
+}
+
+impl GuestLimiter {
+    /// A limiter capping a guest at `max_memory_bytes`, within `budget`.
+    pub(crate) fn new(max_memory_bytes: usize, budget: Option<Arc<MemoryBudget>>) -> Self {
+        Self {
+            max_memory_bytes,
+            memory_bytes: Arc::default(),
+            budget,
+            reserved: 0,
+        }
+    }
+}
+
+impl GuestLimiter {
+    /// Gives back all it reserved: its sandbox's memory is gone.
+    pub(crate) fn release(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.release(self.reserved);
+        }
+        self.reserved = 0;
+        self.memory_bytes.store(0, Ordering::Relaxed);
+    }
+}
+
+impl Drop for GuestLimiter {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 impl ResourceLimiter for GuestLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
@@ -38,7 +74,12 @@ impl ResourceLimiter for GuestLimiter {
             }
             .into());
         }
-        self.memory_bytes.store(desired, Ordering::Relaxed);
+        let grown = desired.saturating_sub(current);
+        if let Some(budget) = &self.budget {
+            budget.reserve(grown, self.reserved)?;
+        }
+        self.reserved += grown;
+        self.memory_bytes.store(self.reserved, Ordering::Relaxed);
         Ok(true)
     }
 
@@ -59,10 +100,8 @@ pub(crate) struct GuestState {
     pub(crate) table: ResourceTable,
     pub(crate) limiter: GuestLimiter,
     pub(crate) output: OutputSink,
-    /// Time by which the current turn or call must end or park.
-    pub(crate) deadline: Instant,
-    /// CPU budget of one turn or call.
-    pub(crate) budget: Duration,
+    /// The CPU the current turn or call has used of its budget.
+    pub(crate) cpu: CpuMeter,
     /// Present for orchestration instances; activities have no context.
     pub(crate) orchestration: Option<Box<dyn OrchestrationHost>>,
     /// Present for activity attempts: the call they serve.
