@@ -36,10 +36,10 @@ pub mod runtime;
 pub mod sandbox;
 
 pub use client::{
-    ArtifactManifest, ArtifactSummary, Client, ClientError, Deployed, ExecutionDetails,
-    ExecutionStatus, ExecutionSummary, InstanceDetails, InstanceFilter, InstanceInfo, InstancePage,
-    InstanceStatus, InstanceSummary, ListCursor, ListOrder, OrchestrationStatus, PurgeFilter,
-    SignalOutcome, StartOptions, SystemHealth, TypedCompletion,
+    ArtifactManifest, ArtifactPolicy, ArtifactSummary, Client, ClientError, Deployed,
+    ExecutionDetails, ExecutionStatus, ExecutionSummary, InstanceDetails, InstanceFilter,
+    InstanceInfo, InstancePage, InstanceStatus, InstanceSummary, ListCursor, ListOrder,
+    OrchestrationStatus, PurgeFilter, SignalOutcome, StartOptions, SystemHealth, TypedCompletion,
 };
 pub use runtime::{DuroxideRuntime, Retention, RuntimeError, RuntimeOptions};
 pub use sandbox::{

@@ -312,7 +312,7 @@ async fn a_new_file_gets_the_whole_schema_in_one_migration() -> TestResult {
         "index orchestrator_queue_by_instance on orchestrator_queue: instance_id id",
         "table activity_queue on activity_queue: \
          id instance_id message visible_at lock_token locked_until attempts",
-        "table artifacts on artifacts: digest bytes size_bytes manifest label deployed_at",
+        "table artifacts on artifacts: digest bytes size_bytes manifest label deployed_at policy",
         "table history on history: instance_id execution_id seq event",
         "table instances on instances: instance_id orchestration_name orchestration_version \
          status output execution_id history_len created_at updated_at parent_instance \

@@ -36,6 +36,11 @@ pub enum Command {
         /// A name for people, shown by `components`.
         #[arg(long)]
         label: Option<String>,
+        /// The policy the component runs under: a TOML (`*.toml`) or JSON
+        /// file of `ComponentPolicy` fields (see the README's "Policies and
+        /// limits"); fields left out keep their defaults.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
         /// Replay every running instance of its orchestrations against it and
         /// report which replay cleanly; deploys nothing.
         #[arg(long, conflicts_with = "upgrade")]

@@ -6,6 +6,7 @@ mod args;
 mod commands;
 mod exit;
 mod output;
+mod policy;
 mod store;
 
 use std::process::ExitCode;

@@ -120,5 +120,8 @@ CREATE TABLE artifacts (
     size_bytes  INTEGER NOT NULL,
     manifest    TEXT    NOT NULL,
     label       TEXT,
-    deployed_at INTEGER NOT NULL
+    deployed_at INTEGER NOT NULL,
+    -- The policy it runs under (JSON, see `ArtifactPolicy`); NULL runs it
+    -- under each runtime's default policy.
+    policy      TEXT
 );

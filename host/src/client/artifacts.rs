@@ -10,7 +10,9 @@ use sha2::{Digest, Sha256};
 
 use super::{Client, ClientError};
 use crate::limits::TextKind;
-use crate::providers::artifacts::{ArtifactManifest, ArtifactSummary, NewArtifact, RemoveOutcome};
+use crate::providers::artifacts::{
+    ArtifactManifest, ArtifactPolicy, ArtifactSummary, NewArtifact, RemoveOutcome,
+};
 
 /// How long a client trusts the list of deployed components it read when a
 /// start finds its orchestration in it (a start it refuses reads it again).
@@ -31,6 +33,8 @@ pub struct Deployed {
     pub deployed_at_ms: u64,
     /// False when the same bytes were deployed already (nothing changed).
     pub newly_deployed: bool,
+    /// The policy it runs under, if it was deployed with one.
+    pub policy: Option<ArtifactPolicy>,
 }
 
 /// The deployed components a client read last, and when.
@@ -43,13 +47,30 @@ impl Client {
     /// Deploy a component: store its bytes under their SHA-256 digest with
     /// `manifest` (what it provides, from
     /// `duroxide::runtime::inspect_component`) and an optional `label`.
-    /// Runtimes serving deployments load it within a second. Deploying the
-    /// same bytes again changes nothing and returns the same digest.
+    /// Runtimes serving deployments load it within a second, under their
+    /// default policy. Deploying the same bytes again changes nothing and
+    /// returns the same digest.
     pub async fn deploy_component(
         &self,
         bytes: &[u8],
         manifest: ArtifactManifest,
         label: Option<&str>,
+    ) -> Result<Deployed, ClientError> {
+        self.deploy_component_with_policy(bytes, manifest, label, None)
+            .await
+    }
+
+    /// Deploy a component as [`deploy_component`](Self::deploy_component)
+    /// does, to run under `policy` (from `duroxide::runtime::stored_policy`)
+    /// wherever it is loaded. Deploying the same bytes again with the same
+    /// policy changes nothing; with another, it is refused with
+    /// [`ClientError::PolicyDiffers`].
+    pub async fn deploy_component_with_policy(
+        &self,
+        bytes: &[u8],
+        manifest: ArtifactManifest,
+        label: Option<&str>,
+        policy: Option<ArtifactPolicy>,
     ) -> Result<Deployed, ClientError> {
         if manifest.orchestrations.is_empty() && manifest.activities.is_empty() {
             return Err(ClientError::InvalidArgument(
@@ -70,10 +91,14 @@ impl Client {
                 bytes: bytes.to_vec(),
                 manifest,
                 label: label.map(str::to_owned),
+                policy: policy.clone(),
             })
             .await
             .map_err(ClientError::Storage)?;
         self.forget_deployed();
+        if !newly_deployed && summary.policy != policy {
+            return Err(ClientError::PolicyDiffers(summary.digest));
+        }
         Ok(Deployed {
             digest: summary.digest,
             manifest: summary.manifest,
@@ -81,6 +106,7 @@ impl Client {
             size_bytes: summary.size_bytes,
             deployed_at_ms: summary.deployed_at_ms,
             newly_deployed,
+            policy: summary.policy,
         })
     }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use crate::providers::InstanceStatus;
-pub use crate::providers::artifacts::{ArtifactManifest, ArtifactSummary};
+pub use crate::providers::artifacts::{ArtifactManifest, ArtifactPolicy, ArtifactSummary};
 pub use crate::providers::query::{
     InstanceFilter, InstancePage, InstanceSummary, ListCursor, ListOrder, PurgeFilter,
 };

@@ -159,6 +159,12 @@ pub enum ClientError {
     /// No deployed component has this digest.
     #[error("no deployed component has digest {0}")]
     ComponentNotFound(String),
+    /// The component is deployed already, under another policy: a deployed
+    /// component keeps the policy it was first deployed with.
+    #[error(
+        "component {0} is deployed already with another policy; a component keeps the policy it was first deployed with (remove it and deploy again to change it)"
+    )]
+    PolicyDiffers(String),
     /// Unfinished instances are pinned to the component; it was left alone.
     #[error("component {digest} is in use by unfinished instances: {}", instances.join(", "))]
     ComponentInUse {

@@ -32,6 +32,26 @@ fn same_version(a: &str, b: &str) -> bool {
     }
 }
 
+/// The policy a deployed component runs under, as the store keeps it: a
+/// JSON document in the shape of `duroxide::ComponentPolicy`, written by
+/// `duroxide::runtime::stored_policy` and read by the runtimes that load
+/// the component. The store and the client never look inside.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ArtifactPolicy(String);
+
+impl ArtifactPolicy {
+    /// A policy document as a store read it (or a runtime wrote it).
+    pub fn from_json(json: String) -> Self {
+        Self(json)
+    }
+
+    /// The document.
+    pub fn json(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A component to store.
 #[derive(Debug, Clone)]
 pub struct NewArtifact {
@@ -43,6 +63,9 @@ pub struct NewArtifact {
     pub manifest: ArtifactManifest,
     /// A name for people ("orders v2"), if given.
     pub label: Option<String>,
+    /// The policy it runs under; `None` runs it under each runtime's
+    /// default policy.
+    pub policy: Option<ArtifactPolicy>,
 }
 
 /// A stored component, without its bytes.
@@ -58,6 +81,8 @@ pub struct ArtifactSummary {
     pub label: Option<String>,
     /// When it was first deployed, ms since the Unix epoch.
     pub deployed_at_ms: u64,
+    /// The policy it was deployed with, if any.
+    pub policy: Option<ArtifactPolicy>,
 }
 
 /// A stored component with its bytes.

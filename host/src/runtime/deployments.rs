@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::component::Component;
 use super::registry::{Registry, RegistryError};
 use super::{Chain, RuntimeError, Shared};
-use crate::providers::artifacts::ArtifactManifest;
+use crate::providers::artifacts::{ArtifactManifest, ArtifactPolicy};
 use crate::providers::{HistoryStore, InstanceRecord};
 use crate::sandbox::{
     ComponentManifest, ComponentPolicy, LoadError, LoadedComponent, SandboxLimits, load_component,
@@ -26,6 +26,24 @@ pub const DEPLOYMENT_POLL: Duration = Duration::from_millis(500);
 pub async fn inspect_component(bytes: &[u8]) -> Result<ArtifactManifest, LoadError> {
     let loaded = load_component(bytes).await?;
     Ok(artifact_manifest(&loaded.manifest))
+}
+
+/// `policy` as the store keeps it with a deployed component, for
+/// [`crate::Client::deploy_component_with_policy`].
+pub fn stored_policy(policy: &ComponentPolicy) -> Result<ArtifactPolicy, serde_json::Error> {
+    serde_json::to_string(policy).map(ArtifactPolicy::from_json)
+}
+
+/// The policy a deployed component was stored with, or (`given` false) the
+/// default policy with `limits` when it was deployed without one.
+fn deployed_policy(
+    stored: Option<&ArtifactPolicy>,
+    limits: &SandboxLimits,
+) -> Result<(ComponentPolicy, bool), serde_json::Error> {
+    match stored {
+        Some(stored) => Ok((serde_json::from_str(stored.json())?, true)),
+        None => Ok((ComponentPolicy::with_limits(limits.clone()), false)),
+    }
 }
 
 /// A sandbox manifest as the store records it.
@@ -132,8 +150,10 @@ pub(crate) fn short(digest: &str) -> &str {
 
 /// Load and register every deployed component not in `known`, oldest
 /// deployment first, so the newest serves new instances. A component that
-/// cannot be loaded is logged and skipped (and not tried again). Each runs
-/// under the default policy with `limits`.
+/// cannot be loaded, or whose policy cannot be read, is logged and skipped
+/// (and not tried again): it never runs under a policy other than its own.
+/// One deployed without a policy runs under the default policy with
+/// `limits`.
 pub(crate) async fn sync(
     store: &dyn HistoryStore,
     registry: &RwLock<Registry>,
@@ -149,8 +169,15 @@ pub(crate) async fn sync(
         let Some(artifact) = store.artifact(&summary.digest).await? else {
             continue; // removed meanwhile
         };
+        let (policy, given) = match deployed_policy(artifact.summary.policy.as_ref(), limits) {
+            Ok(policy) => policy,
+            Err(e) => {
+                tracing::error!(digest = %summary.digest, "a deployed component's policy cannot be read: {e}");
+                continue;
+            }
+        };
         let component = match load_component(&artifact.bytes).await {
-            Ok(loaded) => Component::new(loaded, ComponentPolicy::with_limits(limits.clone())),
+            Ok(loaded) => Component::registered(loaded, policy, given),
             Err(e) => {
                 tracing::error!(digest = %summary.digest, "a deployed component cannot be loaded: {e}");
                 continue;
@@ -188,5 +215,29 @@ pub(crate) async fn run(shared: Arc<Shared>, mut known: HashSet<String>, every: 
         {
             tracing::warn!("looking for new deployments failed: {}", Chain(&e));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_policy_reads_back_as_given_and_none_is_the_default() {
+        let policy = ComponentPolicy {
+            max_history_events: 12,
+            ..ComponentPolicy::default()
+        };
+        let stored = stored_policy(&policy).unwrap();
+        let limits = SandboxLimits::default();
+        assert_eq!(
+            deployed_policy(Some(&stored), &limits).unwrap(),
+            (policy, true)
+        );
+        let (default, given) = deployed_policy(None, &limits).unwrap();
+        assert!(!given);
+        assert_eq!(default, ComponentPolicy::with_limits(limits));
+        let broken = ArtifactPolicy::from_json("{\"max_history\": 1}".into());
+        assert!(deployed_policy(Some(&broken), &SandboxLimits::default()).is_err());
     }
 }

@@ -38,7 +38,7 @@ pub use crate::sandbox::GuestFault;
 use crate::sandbox::{ComponentPolicy, LoadError, LoadedComponent, SandboxLimits, load_component};
 use cache::ExecutionCache;
 use component::Component;
-pub use deployments::{DEPLOYMENT_POLL, inspect_component};
+pub use deployments::{DEPLOYMENT_POLL, inspect_component, stored_policy};
 use registry::Registry;
 pub use registry::{ActivityContext, ActivityFuture, NativeActivity, RegistryError};
 #[doc(hidden)]

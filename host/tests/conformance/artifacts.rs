@@ -2,7 +2,9 @@
 //! by an instance's first turn, removable only while nothing unfinished is
 //! pinned, and repinned one instance at a time.
 
-use duroxide::providers::artifacts::{ArtifactManifest, NewArtifact, RemoveOutcome};
+use duroxide::providers::artifacts::{
+    ArtifactManifest, ArtifactPolicy, NewArtifact, RemoveOutcome,
+};
 
 use super::fixtures::*;
 
@@ -16,6 +18,7 @@ fn artifact(digest: &str, bytes: &[u8], label: Option<&str>) -> NewArtifact {
             activities: vec!["say_hello".to_owned()],
         },
         label: label.map(str::to_owned),
+        policy: None,
     }
 }
 
@@ -42,6 +45,28 @@ pub async fn an_artifact_is_stored_once_and_listed_oldest_first(
     assert_eq!(fetched.bytes, b"two!");
     assert!(fetched.summary.manifest.provides("greet", Some("1.0.0")));
     assert!(store.artifact("cc").await?.is_none());
+    Ok(())
+}
+
+pub async fn an_artifact_keeps_the_policy_it_was_first_stored_with(
+    store: Arc<dyn HistoryStore>,
+) -> TestResult {
+    let policy = ArtifactPolicy::from_json(r#"{"max_history_events":7}"#.to_owned());
+    let mut with = artifact("aa", b"one", None);
+    with.policy = Some(policy.clone());
+    let (stored, _) = store.put_artifact(with).await?;
+    assert_eq!(stored.policy.as_ref(), Some(&policy));
+    // The same bytes again change nothing, their policy included.
+    let (again, inserted) = store.put_artifact(artifact("aa", b"one", None)).await?;
+    assert!(!inserted);
+    assert_eq!(again.policy.as_ref(), Some(&policy));
+    let fetched = store.artifact("aa").await?.ok_or("aa is stored")?;
+    assert_eq!(fetched.summary.policy, Some(policy));
+    let (without, _) = store.put_artifact(artifact("bb", b"two", None)).await?;
+    assert_eq!(without.policy, None);
+    let listed = store.list_artifacts().await?;
+    assert_eq!(listed.len(), 2);
+    assert!(listed[0].policy.is_some() && listed[1].policy.is_none());
     Ok(())
 }
 

@@ -89,6 +89,7 @@ macro_rules! suite {
                 text_limits_are_stored_once_for_everyone_and_replaced,
                 the_fetch_of_a_first_turn_marks_the_instance_running,
                 an_artifact_is_stored_once_and_listed_oldest_first,
+                an_artifact_keeps_the_policy_it_was_first_stored_with,
                 a_pinned_artifact_cannot_be_removed_until_its_instances_finish;
             multi:
                 concurrent_signals_with_start_create_one_instance_and_queue_every_event,

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use duroxide::providers::query::InstanceFilter;
-use duroxide::runtime::{ReplayMismatch, inspect_component, verify_replay};
+use duroxide::runtime::{ReplayMismatch, inspect_component, stored_policy, verify_replay};
 use duroxide::sandbox::load_component;
 use duroxide::{ArtifactManifest, Client, ClientError, InstanceStatus, SandboxLimits};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -62,15 +62,37 @@ pub async fn read_component(file: &Path) -> anyhow::Result<(Vec<u8>, ArtifactMan
     Ok((bytes, manifest))
 }
 
+/// What `duroxide deploy` deploys.
+pub struct What<'a> {
+    /// The component file.
+    pub file: &'a Path,
+    /// Its label, if given.
+    pub label: Option<&'a str>,
+    /// Its policy file, if given.
+    pub policy: Option<&'a Path>,
+}
+
 /// `duroxide deploy`.
 pub async fn deploy(
     db: &str,
     json_out: bool,
-    file: &Path,
-    label: Option<&str>,
+    what: What<'_>,
     check: bool,
     upgrade: bool,
 ) -> anyhow::Result<Code> {
+    let What {
+        file,
+        label,
+        policy,
+    } = what;
+    // The policy is read first: a bad one is refused before anything else.
+    let policy = match policy {
+        Some(path) => {
+            let policy = crate::policy::read(path).await?;
+            Some(stored_policy(&policy).map_err(|e| fail(Code::Failure, e.to_string()))?)
+        }
+        None => None,
+    };
     let (bytes, manifest) = read_component(file).await?;
     let store = store::open(db, !check).await?;
     let client = Client::new(store);
@@ -79,7 +101,7 @@ pub async fn deploy(
         return Ok(print_report(&report, None, json_out));
     }
     let deployed = client
-        .deploy_component(&bytes, manifest.clone(), label)
+        .deploy_component_with_policy(&bytes, manifest.clone(), label, policy)
         .await?;
     let report = if upgrade {
         Some(check_instances(&client, &bytes, &manifest, Some(&deployed.digest), json_out).await?)
@@ -91,6 +113,7 @@ pub async fn deploy(
         "label": deployed.label,
         "size_bytes": deployed.size_bytes,
         "newly_deployed": deployed.newly_deployed,
+        "policy": deployed.policy.as_ref().and_then(|p| serde_json::from_str::<Value>(p.json()).ok()),
         "orchestrations": deployed.manifest.orchestrations.iter()
             .map(|(n, v)| json!({"name": n, "version": v})).collect::<Vec<_>>(),
         "activities": deployed.manifest.activities,

@@ -17,9 +17,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<Code> {
         Command::Deploy {
             file,
             label,
+            policy,
             check,
             upgrade,
-        } => deploy::deploy(db, json, &file, label.as_deref(), check, upgrade).await,
+        } => {
+            let what = deploy::What {
+                file: &file,
+                label: label.as_deref(),
+                policy: policy.as_deref(),
+            };
+            deploy::deploy(db, json, what, check, upgrade).await
+        }
         Command::Components => deploy::components(db, json).await,
         Command::Remove { digest } => deploy::remove(db, json, &digest).await,
         Command::Run { metrics } => worker::run(db, metrics).await,

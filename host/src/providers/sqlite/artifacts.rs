@@ -9,11 +9,11 @@ use super::ops::{Op, Signals};
 use super::reads::ReadPool;
 use crate::providers::StoreError;
 use crate::providers::artifacts::{
-    Artifact, ArtifactManifest, ArtifactSummary, NewArtifact, RemoveOutcome,
+    Artifact, ArtifactManifest, ArtifactPolicy, ArtifactSummary, NewArtifact, RemoveOutcome,
 };
 
 /// The columns [`summary_from_row`] reads, in its order.
-const SUMMARY_COLUMNS: &str = "digest, size_bytes, manifest, label, deployed_at";
+const SUMMARY_COLUMNS: &str = "digest, size_bytes, manifest, label, deployed_at, policy";
 
 /// Most pinned instances a refused removal names.
 const NAMED_PINNED: u32 = 100;
@@ -44,8 +44,8 @@ pub(super) fn write_in(
     let changed = match write {
         ArtifactWrite::Put { artifact, manifest } => conn
             .prepare_cached(
-                "INSERT INTO artifacts (digest, bytes, size_bytes, manifest, label, deployed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (digest) DO NOTHING",
+                "INSERT INTO artifacts (digest, bytes, size_bytes, manifest, label, deployed_at, policy)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (digest) DO NOTHING",
             )
             .and_then(|mut stmt| {
                 stmt.execute(rusqlite::params![
@@ -55,6 +55,7 @@ pub(super) fn write_in(
                     manifest,
                     &artifact.label,
                     now,
+                    artifact.policy.as_ref().map(ArtifactPolicy::json),
                 ])
             })
             .map_err(db("storing the artifact"))?,
@@ -92,6 +93,7 @@ fn summary_from_row(row: &Row<'_>) -> Result<ArtifactSummary, StoreError> {
         manifest,
         label: row.get(3).map_err(col)?,
         deployed_at_ms: to_u64(row.get(4).map_err(col)?, "deployed_at")?,
+        policy: (row.get::<_, Option<String>>(5).map_err(col)?).map(ArtifactPolicy::from_json),
     })
 }
 
@@ -161,7 +163,7 @@ pub(super) async fn get(pool: &ReadPool, digest: &str) -> Result<Option<Artifact
             stmt.query_row([&digest], |row| {
                 Ok(summary_from_row(row).and_then(|summary| {
                     let bytes: Vec<u8> = row
-                        .get(5)
+                        .get(6)
                         .map_err(|e| StoreError::Corrupt(format!("artifact bytes: {e}")))?;
                     Ok(Artifact { summary, bytes })
                 }))
