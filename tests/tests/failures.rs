@@ -37,7 +37,12 @@ scenario!(looping_guest_is_stopped, |cache| async move {
     // Others are served while the loop runs out its budget.
     still_serving(&h, "during-spin").await?;
     let error = failed(h.client.wait_for_completion("spins", Some(WAIT_MS)).await?)?;
-    assert!(error.contains("longer than its budget"), "{error}");
+    assert!(
+        error.contains(
+            "[DX006] the guest used more than its CPU budget of 2000 ms (orchestration_turn_budget)"
+        ),
+        "{error}"
+    );
     Ok(())
 });
 

@@ -200,6 +200,132 @@ fn exits_activity(_input: String) -> Result<String, String> {
     std::process::exit(3)
 }
 
+/// Spins forever in its second turn, after one activity: the budget is
+/// per turn, not per execution.
+async fn spins_after_activity(ctx: OrchestrationContext, input: String) -> Result<String, String> {
+    ctx.schedule_activity("Noop", &input).await?;
+    Ok(spin(input.len() as u64).to_string())
+}
+
+/// Spins until 2^64 steps have passed: for ever, in practice.
+fn spin(seed: u64) -> u64 {
+    let mut x = seed;
+    loop {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        if x == 42 {
+            return x;
+        }
+    }
+}
+
+/// Traps (an unreachable instruction) in its second turn, after one
+/// activity.
+async fn traps_after_activity(ctx: OrchestrationContext, input: String) -> Result<String, String> {
+    ctx.schedule_activity("Noop", &input).await?;
+    std::process::abort()
+}
+
+/// Sets a custom status of `input` bytes, then completes.
+async fn big_status(ctx: OrchestrationContext, input: String) -> Result<String, String> {
+    let size: usize = input.parse().map_err(|e| format!("bad size: {e}"))?;
+    ctx.set_custom_status(Some(&"s".repeat(size)));
+    Ok("status set".into())
+}
+
+/// Grows its memory 1 MiB at a time, writing every page (so the host's
+/// memory really holds it), until the host refuses.
+async fn hoards(_ctx: OrchestrationContext, _input: String) -> Result<String, String> {
+    Ok(hoard(usize::MAX).to_string())
+}
+
+/// Writes `mib` MiB of fresh memory, a page at a time; returns a byte of it.
+fn hoard(mib: usize) -> u8 {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    for i in 0..mib {
+        let mut block = vec![0u8; 1 << 20];
+        for page in block.chunks_mut(4096) {
+            page[0] = i as u8 | 1;
+        }
+        hoard.push(std::hint::black_box(block));
+    }
+    hoard.last().map_or(0, |b| b[0])
+}
+
+/// Runs `n` activities `Hog` ("n:mib") at once and reports, one line per
+/// outcome, how many ended each way: "ok" or the error's code.
+async fn fan_out_hogs(ctx: OrchestrationContext, input: String) -> Result<String, String> {
+    let (n, mib) = input.split_once(':').ok_or("expected n:mib")?;
+    let n: usize = n.parse().map_err(|e| format!("bad n: {e}"))?;
+    let calls = (0..n).map(|_| ctx.schedule_activity("Hog", mib)).collect();
+    let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+    for result in duroxide_guest::join_all(calls).await {
+        let kind = match result {
+            Ok(_) => "ok".to_owned(),
+            Err(error) => error.get(..7).unwrap_or(&error).to_owned(),
+        };
+        *outcomes.entry(kind).or_default() += 1;
+    }
+    Ok(format!("{outcomes:?}"))
+}
+
+/// Runs `input` sequential `Noop` activities, each adding events to its
+/// history.
+async fn many_events(ctx: OrchestrationContext, input: String) -> Result<String, String> {
+    let n: usize = input.parse().map_err(|e| format!("bad n: {e}"))?;
+    for i in 0..n {
+        ctx.schedule_activity("Noop", &i.to_string()).await?;
+    }
+    Ok(format!("{n} activities"))
+}
+
+/// Runs `n` activities `Hold` ("n:ms") at once; returns when all ended.
+async fn fan_out_holds(ctx: OrchestrationContext, input: String) -> Result<String, String> {
+    let (n, ms) = input.split_once(':').ok_or("expected n:ms")?;
+    let n: usize = n.parse().map_err(|e| format!("bad n: {e}"))?;
+    let calls = (0..n).map(|_| ctx.schedule_activity("Hold", ms)).collect();
+    let ok = (duroxide_guest::join_all(calls).await.iter())
+        .filter(|r| r.is_ok())
+        .count();
+    Ok(format!("{ok} of {n} held"))
+}
+
+/// Returns its input.
+fn noop(input: String) -> Result<String, String> {
+    Ok(input)
+}
+
+/// Spins for ever.
+fn spin_activity(input: String) -> Result<String, String> {
+    Ok(spin(input.len() as u64).to_string())
+}
+
+/// Writes `input` MiB of memory, holds it for a second, and returns.
+fn hog(input: String) -> Result<String, String> {
+    let mib: usize = input.parse().map_err(|e| format!("bad size: {e}"))?;
+    let byte = hoard(mib);
+    std::thread::sleep(Duration::from_secs(1));
+    Ok(format!("held {mib} MiB ({byte})"))
+}
+
+/// Sleeps `input` milliseconds: a call that holds its slot without using
+/// the CPU.
+fn hold(input: String) -> Result<String, String> {
+    let ms: u64 = input.parse().map_err(|e| format!("bad ms: {e}"))?;
+    std::thread::sleep(Duration::from_millis(ms));
+    Ok("held".into())
+}
+
+/// Returns an output of `input` bytes.
+fn big_output(input: String) -> Result<String, String> {
+    let size: usize = input.parse().map_err(|e| format!("bad size: {e}"))?;
+    Ok("o".repeat(size))
+}
+
+/// Recurses until the stack runs out.
+fn overflow_activity(input: String) -> Result<String, String> {
+    Ok(deep_buffers(input.len() as u64 + 1).to_string())
+}
+
 fn register(registry: &mut Registry) {
     registry
         .orchestration("LongText", long_text)
@@ -219,6 +345,19 @@ fn register(registry: &mut Registry) {
         .orchestration("OverflowsStack", overflows_stack)
         .orchestration("OverflowsCallStack", overflows_call_stack)
         .orchestration("OverflowsStackStores", overflows_stack_stores)
+        .orchestration("SpinsAfterActivity", spins_after_activity)
+        .orchestration("TrapsAfterActivity", traps_after_activity)
+        .orchestration("BigStatus", big_status)
+        .orchestration("Hoards", hoards)
+        .orchestration("FanOutHogs", fan_out_hogs)
+        .orchestration("FanOutHolds", fan_out_holds)
+        .orchestration("ManyEvents", many_events)
+        .activity("Noop", noop)
+        .activity("SpinActivity", spin_activity)
+        .activity("Hog", hog)
+        .activity("Hold", hold)
+        .activity("BigOutput", big_output)
+        .activity("OverflowActivity", overflow_activity)
         .activity("FailsLong", fails_long)
         .activity("ExitsActivity", exits_activity);
 }
