@@ -13,6 +13,17 @@ const RULES: &[(&str, &[&str])] = &[
     ("history.rs", &["sandbox", "runtime", "client", "providers"]),
     ("limits.rs", &["sandbox", "runtime", "client", "providers"]),
     ("clock.rs", &["sandbox", "runtime", "client", "providers"]),
+    (
+        "tenant.rs",
+        &[
+            "sandbox",
+            "runtime",
+            "client",
+            "providers",
+            "history",
+            "limits",
+        ],
+    ),
 ];
 
 /// Files that may read the wall clock directly: the clock itself, and the

@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod providers;
 pub mod runtime;
 pub mod sandbox;
+pub mod tenant;
 
 pub use client::{
     ArtifactManifest, ArtifactPolicy, ArtifactSummary, Client, ClientError, Deployed,
@@ -46,6 +47,7 @@ pub use sandbox::{
     ComponentManifest, ComponentPolicy, ErrorCode, Grants, GuestFault, LoadError, LoadedComponent,
     SandboxLimits,
 };
+pub use tenant::{Tenant, TenantError};
 
 #[cfg(test)]
 mod layer_rules;
