@@ -483,6 +483,7 @@ async fn counts_come_from_the_instance_rows() -> TestResult {
     // r1 is long-running (created before r2); f failed recently.
     let counts = store
         .instance_counts(CountsQuery {
+            tenant: None,
             long_running_before_ms: created("r2"),
             recent_since_ms: failed_at,
         })
@@ -502,6 +503,7 @@ async fn counts_come_from_the_instance_rows() -> TestResult {
     assert_eq!(counts.total(), 8);
     let later = store
         .instance_counts(CountsQuery {
+            tenant: None,
             long_running_before_ms: 0,
             recent_since_ms: failed_at + 1,
         })
@@ -574,6 +576,7 @@ async fn a_bulk_purge_takes_only_finished_instances_that_match() -> TestResult {
     let cutoff = now_ms() + 1;
     // Nothing finished before the epoch.
     let none = PurgeFilter {
+        tenant: None,
         finished_before_ms: 0,
         orchestration_name: None,
         status: None,
@@ -582,6 +585,7 @@ async fn a_bulk_purge_takes_only_finished_instances_that_match() -> TestResult {
 
     // Failed Orders only: f.
     let failed_orders = PurgeFilter {
+        tenant: None,
         finished_before_ms: cutoff,
         orchestration_name: Some("Order".into()),
         status: Some(vec![InstanceStatus::Failed, InstanceStatus::Running]),
@@ -591,6 +595,7 @@ async fn a_bulk_purge_takes_only_finished_instances_that_match() -> TestResult {
 
     // The rest of the finished ones, one per batch.
     let all = PurgeFilter {
+        tenant: None,
         finished_before_ms: cutoff,
         orchestration_name: None,
         status: None,

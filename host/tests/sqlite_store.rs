@@ -302,19 +302,20 @@ async fn a_new_file_gets_the_whole_schema_in_one_migration() -> TestResult {
         "index activity_queue_by_locked_until on activity_queue (partial): locked_until",
         "index activity_queue_by_visible on activity_queue: visible_at id",
         "index instances_by_component on instances (partial): component_digest",
-        "index instances_by_created on instances: created_at instance_id",
+        "index instances_by_created on instances: tenant created_at instance_id",
         "index instances_by_locked_until on instances (partial): locked_until",
-        "index instances_by_name_created on instances: orchestration_name created_at instance_id",
-        "index instances_by_next_visible on instances (partial): next_visible_at locked_until",
+        "index instances_by_name_created on instances: tenant orchestration_name created_at instance_id",
+        "index instances_by_next_visible on instances (partial): tenant next_visible_at locked_until",
         "index instances_by_parent on instances (partial): parent_instance",
-        "index instances_by_status_created on instances: status created_at instance_id",
+        "index instances_by_status_created on instances: tenant status created_at instance_id",
         "index instances_finished on instances (partial): status finished_at",
         "index orchestrator_queue_by_instance on orchestrator_queue: instance_id id",
         "table activity_queue on activity_queue: \
          id instance_id message visible_at lock_token locked_until attempts",
-        "table artifacts on artifacts: digest bytes size_bytes manifest label deployed_at policy",
+        "table artifacts on artifacts: tenant digest bytes size_bytes manifest label deployed_at \
+         policy",
         "table history on history: instance_id execution_id seq event",
-        "table instances on instances: instance_id orchestration_name orchestration_version \
+        "table instances on instances: instance_id tenant orchestration_name orchestration_version \
          status output execution_id history_len created_at updated_at parent_instance \
          parent_id lock_token locked_until custom_status parent_execution_id next_visible_at \
          finished_at component_digest",

@@ -267,6 +267,7 @@ duroxide_tests::scenario!(operator_view, |cache| async move {
     );
     let purged = c
         .purge_finished(PurgeFilter {
+            tenant: None,
             finished_before_ms: now_ms() + 1,
             orchestration_name: None,
             status: None,
@@ -401,6 +402,7 @@ async fn purging_under_load_loses_nothing_of_the_running_instances() -> anyhow::
     let purged = h
         .client
         .purge_finished(PurgeFilter {
+            tenant: None,
             finished_before_ms: 1_000,
             orchestration_name: Some("Sequence".into()),
             status: None,

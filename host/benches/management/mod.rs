@@ -296,6 +296,7 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
     let started = Instant::now();
     let purged = client
         .purge_finished(PurgeFilter {
+            tenant: None,
             finished_before_ms: now_ms() + 1,
             orchestration_name: None,
             status: None,

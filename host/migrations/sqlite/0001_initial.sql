@@ -4,7 +4,13 @@
 -- One row per instance, kept current by every turn commit so management
 -- queries never read histories. The row also carries the instance lock.
 CREATE TABLE instances (
+    -- The store key: the bare id in the default tenant, `@{tenant}/{id}`
+    -- in any other (see the `tenant` module).
     instance_id           TEXT    NOT NULL PRIMARY KEY,
+    -- The tenant owning the instance, as its key names it (a bare key is
+    -- the default tenant's); management queries and the fair fetch filter
+    -- by it.
+    tenant                TEXT    NOT NULL DEFAULT 'default',
     orchestration_name    TEXT    NOT NULL,
     orchestration_version TEXT,
     status                TEXT    NOT NULL,
@@ -41,12 +47,13 @@ CREATE TABLE instances (
 );
 
 -- Management queries (list, health, retention) are answered through these
--- indexes, never by reading histories. Listing: newest or oldest first,
--- optionally by status or name, with (created_at, instance_id) as the
--- keyset cursor, so a page deep into a large result starts with a seek.
-CREATE INDEX instances_by_created ON instances (created_at, instance_id);
-CREATE INDEX instances_by_status_created ON instances (status, created_at, instance_id);
-CREATE INDEX instances_by_name_created ON instances (orchestration_name, created_at, instance_id);
+-- indexes, never by reading histories. Listing: within a tenant, newest or
+-- oldest first, optionally by status or name, with (created_at,
+-- instance_id) as the keyset cursor, so a page deep into a large result
+-- starts with a seek.
+CREATE INDEX instances_by_created ON instances (tenant, created_at, instance_id);
+CREATE INDEX instances_by_status_created ON instances (tenant, status, created_at, instance_id);
+CREATE INDEX instances_by_name_created ON instances (tenant, orchestration_name, created_at, instance_id);
 CREATE INDEX instances_by_parent ON instances (parent_instance)
     WHERE parent_instance IS NOT NULL;
 -- Retention and recent failures: only finished rows, by status and end time.
@@ -59,8 +66,10 @@ CREATE INDEX instances_by_component ON instances (component_digest)
 -- Only locked rows matter to the wake-up query; keep the index small.
 CREATE INDEX instances_by_locked_until ON instances (locked_until)
     WHERE locked_until IS NOT NULL;
--- With the lock deadline, so locked instances are skipped within the index.
-CREATE INDEX instances_by_next_visible ON instances (next_visible_at, locked_until)
+-- By tenant, so a fetch finds the tenants with queued work by a few seeks
+-- and takes each one's earliest ready instances in turn (fair dispatch);
+-- with the lock deadline, so locked instances are skipped within the index.
+CREATE INDEX instances_by_next_visible ON instances (tenant, next_visible_at, locked_until)
     WHERE next_visible_at IS NOT NULL;
 
 -- Append-only; the key is the replay order. A row holds one turn's events
@@ -111,11 +120,13 @@ CREATE TABLE settings (
     value TEXT NOT NULL
 );
 
--- Deployed components, by the SHA-256 of their bytes (lower-case hex). The
--- manifest (what the component provides) is JSON, recorded when it was
+-- Deployed components, by tenant and the SHA-256 of their bytes
+-- (lower-case hex): names resolve within the tenant that deployed them.
+-- The manifest (what the component provides) is JSON, recorded when it was
 -- deployed; runtimes load every row and poll for new ones.
 CREATE TABLE artifacts (
-    digest      TEXT    NOT NULL PRIMARY KEY,
+    tenant      TEXT    NOT NULL,
+    digest      TEXT    NOT NULL,
     bytes       BLOB    NOT NULL,
     size_bytes  INTEGER NOT NULL,
     manifest    TEXT    NOT NULL,
@@ -123,5 +134,6 @@ CREATE TABLE artifacts (
     deployed_at INTEGER NOT NULL,
     -- The policy it runs under (JSON, see `ArtifactPolicy`); NULL runs it
     -- under each runtime's default policy.
-    policy      TEXT
+    policy      TEXT,
+    PRIMARY KEY (tenant, digest)
 );

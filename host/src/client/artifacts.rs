@@ -87,6 +87,7 @@ impl Client {
         let (summary, newly_deployed) = self
             .store
             .put_artifact(NewArtifact {
+                tenant: self.tenant.name().to_owned(),
                 digest,
                 bytes: bytes.to_vec(),
                 manifest,
@@ -110,17 +111,18 @@ impl Client {
         })
     }
 
-    /// Every deployed component, oldest deployment first.
+    /// Every component deployed to this client's tenant, oldest deployment
+    /// first.
     pub async fn list_components(&self) -> Result<Vec<ArtifactSummary>, ClientError> {
         self.store
-            .list_artifacts()
+            .list_artifacts(Some(self.tenant.name()))
             .await
             .map_err(ClientError::Storage)
     }
 
     /// The bytes of the deployed component `digest`.
     pub async fn component_bytes(&self, digest: &str) -> Result<Vec<u8>, ClientError> {
-        match self.store.artifact(digest).await {
+        match self.store.artifact(self.tenant.name(), digest).await {
             Ok(Some(artifact)) => Ok(artifact.bytes),
             Ok(None) => Err(ClientError::ComponentNotFound(digest.to_owned())),
             Err(e) => Err(ClientError::Storage(e)),
@@ -133,7 +135,7 @@ impl Client {
     pub async fn remove_component(&self, digest: &str) -> Result<(), ClientError> {
         let outcome = self
             .store
-            .remove_artifact(digest)
+            .remove_artifact(self.tenant.name(), digest)
             .await
             .map_err(ClientError::Storage)?;
         self.forget_deployed();
@@ -142,7 +144,7 @@ impl Client {
             RemoveOutcome::NotFound => Err(ClientError::ComponentNotFound(digest.to_owned())),
             RemoveOutcome::Pinned(instances) => Err(ClientError::ComponentInUse {
                 digest: digest.to_owned(),
-                instances,
+                instances: instances.iter().map(|key| self.unkey(key)).collect(),
             }),
         }
     }
@@ -154,10 +156,12 @@ impl Client {
         digest: &str,
         limit: u32,
     ) -> Result<Vec<String>, ClientError> {
-        self.store
-            .pinned_instances(digest, limit)
+        let keys = self
+            .store
+            .pinned_instances(self.tenant.name(), digest, limit)
             .await
-            .map_err(ClientError::Storage)
+            .map_err(ClientError::Storage)?;
+        Ok(keys.iter().map(|key| self.unkey(key)).collect())
     }
 
     /// Move unfinished instance `instance_id` from component `from` to
@@ -171,7 +175,7 @@ impl Client {
         to: &str,
     ) -> Result<bool, ClientError> {
         self.store
-            .repin_instance(instance_id, from, to)
+            .repin_instance(&self.key(instance_id)?, from, to)
             .await
             .map_err(ClientError::Storage)
     }

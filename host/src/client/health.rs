@@ -36,9 +36,10 @@ pub struct SystemHealth {
 }
 
 /// The thresholds of a health reading taken at `now_ms`.
-pub(super) fn counts_query(now_ms: u64) -> CountsQuery {
+pub(super) fn counts_query(now_ms: u64, tenant: &str) -> CountsQuery {
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     CountsQuery {
+        tenant: Some(tenant.to_owned()),
         long_running_before_ms: now_ms.saturating_sub(ms(LONG_RUNNING_AFTER)),
         recent_since_ms: now_ms.saturating_sub(ms(RECENT_FAILURE_WINDOW)),
     }
@@ -98,10 +99,10 @@ mod tests {
 
     #[test]
     fn thresholds_count_back_from_now() {
-        let q = counts_query(100 * 3600 * 1000);
+        let q = counts_query(100 * 3600 * 1000, "default");
         assert_eq!(q.long_running_before_ms, 76 * 3600 * 1000);
         assert_eq!(q.recent_since_ms, 99 * 3600 * 1000);
-        assert_eq!(counts_query(5).recent_since_ms, 0);
+        assert_eq!(counts_query(5, "default").recent_since_ms, 0);
     }
 
     #[test]

@@ -21,19 +21,37 @@ impl Client {
         &self,
         filter: Option<InstanceFilter>,
     ) -> Result<InstancePage, ClientError> {
-        let filter = filter.unwrap_or_default();
+        let mut filter = filter.unwrap_or_default();
         if filter.limit == Some(0) {
             return Err(ClientError::InvalidArgument(
                 "a listing limit must be at least 1".into(),
             ));
         }
-        self.store
+        // Within this client's tenant, whatever the filter said.
+        filter.tenant = Some(self.tenant.name().to_owned());
+        if let Some(parent) = &filter.parent_instance {
+            filter.parent_instance = Some(self.key(parent)?);
+        }
+        if let Some(cursor) = &mut filter.after {
+            cursor.instance_id = self.key(&cursor.instance_id)?;
+        }
+        let mut page = self
+            .store
             .list_instances(&filter)
             .await
-            .map_err(ClientError::Storage)
+            .map_err(ClientError::Storage)?;
+        for summary in &mut page.instances {
+            summary.instance_id = self.unkey(&summary.instance_id);
+            summary.parent_instance = summary.parent_instance.as_deref().map(|p| self.unkey(p));
+        }
+        if let Some(cursor) = &mut page.next {
+            cursor.instance_id = self.unkey(&cursor.instance_id);
+        }
+        Ok(page)
     }
 
-    /// Every instance of orchestration `name`, newest first.
+    /// Every instance of orchestration `name` (in this client's tenant),
+    /// newest first.
     pub async fn find_instances_by_orchestration(
         &self,
         name: &str,
@@ -78,17 +96,22 @@ impl Client {
         &self,
         instance_ids: &[String],
     ) -> Result<Vec<(String, OrchestrationStatus)>, ClientError> {
+        let keys = instance_ids
+            .iter()
+            .map(|id| self.key(id))
+            .collect::<Result<Vec<_>, _>>()?;
         let rows = self
             .store
-            .instances_by_id(instance_ids)
+            .instances_by_id(&keys)
             .await
             .map_err(ClientError::Storage)?;
         let mut rows = rows.into_iter().peekable();
         Ok(instance_ids
             .iter()
-            .map(|id| {
+            .zip(&keys)
+            .map(|(id, key)| {
                 // Rows come in the order of the ids, missing ones skipped.
-                let status = match rows.next_if(|r| &r.instance_id == id) {
+                let status = match rows.next_if(|r| &r.instance_id == key) {
                     Some(row) => status_of(row),
                     None => OrchestrationStatus::NotFound,
                 };
@@ -98,11 +121,12 @@ impl Client {
     }
 
     /// Instance counts by state, long-running instances and recent
-    /// failures, and a health score, from aggregate queries.
+    /// failures, and a health score, from aggregate queries over this
+    /// client's tenant.
     pub async fn get_system_health(&self) -> Result<SystemHealth, ClientError> {
         let counts = self
             .store
-            .instance_counts(counts_query(self.now_ms()))
+            .instance_counts(counts_query(self.now_ms(), self.tenant.name()))
             .await
             .map_err(ClientError::Storage)?;
         Ok(SystemHealth::from_counts(&counts))
@@ -115,23 +139,20 @@ impl Client {
         &self,
         instance_id: &str,
     ) -> Result<Option<InstanceDetails>, ClientError> {
-        let Some(record) = self
-            .store
-            .instance(instance_id)
-            .await
-            .map_err(ClientError::Storage)?
-        else {
+        let Some(record) = self.record(instance_id).await? else {
             return Ok(None);
         };
+        let key = self.key(instance_id)?;
         let mut executions = Vec::new();
         let mut current = None;
         if !record.awaits_start() {
             for execution_id in 1..=record.execution_id {
-                let history = self
+                let mut history = self
                     .store
-                    .read_history(instance_id, execution_id)
+                    .read_history(&key, execution_id)
                     .await
                     .map_err(ClientError::Storage)?;
+                self.unkey_events(&mut history);
                 let last = execution_id == record.execution_id;
                 executions.push(summarize_execution(
                     execution_id,
@@ -161,7 +182,7 @@ impl Client {
     pub async fn purge_instance(&self, instance_id: &str) -> Result<(), ClientError> {
         match self
             .store
-            .purge_instance(instance_id)
+            .purge_instance(&self.key(instance_id)?)
             .await
             .map_err(ClientError::Storage)?
         {
@@ -205,8 +226,11 @@ impl Client {
     /// [`purge_instance`](Self::purge_instance) does, in transactions of at
     /// most [`retention::PURGE_BATCH`] instances so the runtime's commits
     /// go on between them; returns how many. Running instances are never
-    /// selected.
-    pub async fn purge_finished(&self, filter: PurgeFilter) -> Result<u64, ClientError> {
+    /// selected, nor other tenants' ([`PurgeFilter::tenant`] is set to this
+    /// client's).
+    pub async fn purge_finished(&self, mut filter: PurgeFilter) -> Result<u64, ClientError> {
+        // Within this client's tenant, whatever the filter said.
+        filter.tenant = Some(self.tenant.name().to_owned());
         retention::purge_all(self.store.as_ref(), &filter)
             .await
             .map_err(ClientError::Storage)

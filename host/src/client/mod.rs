@@ -31,9 +31,15 @@ use crate::history::{Event, OrchestratorMessage};
 use crate::limits::{TextKind, TextLimits, check_delay};
 pub use crate::providers::SignalOutcome;
 use crate::providers::{HistoryStore, InstanceRecord, NewInstance, StoreError};
+use crate::tenant::Tenant;
 
 /// Controls and inspects orchestrations through a store shared with one or
 /// more runtimes, in this process or others.
+///
+/// A client works within one tenant ([`Client::for_tenant`]; the default
+/// tenant for [`Client::new`]): the ids it takes and returns are that
+/// tenant's, and another tenant's instances, components and histories are
+/// invisible to it, exactly as if they did not exist.
 ///
 /// What a client sends is held to the text limits stored in the store (see
 /// [`crate::limits::settle`]): the same limits the runtimes run under,
@@ -47,6 +53,8 @@ pub struct Client {
     deployed: Arc<artifacts::DeployedCache>,
     /// The stored text limits read last, and when.
     limits: Arc<std::sync::Mutex<Option<(Instant, TextLimits)>>>,
+    /// The tenant every call works within.
+    tenant: Tenant,
 }
 
 /// How long a client uses the text limits it read before reading them
@@ -69,7 +77,63 @@ impl Client {
             max_poll_interval: MAX_POLL_INTERVAL,
             deployed: Arc::default(),
             limits: Arc::default(),
+            tenant: Tenant::default(),
         }
+    }
+
+    /// A client over `store` for tenant `tenant`, refused with
+    /// [`ClientError::InvalidArgument`] unless the name follows the rules
+    /// of [`crate::tenant`].
+    pub fn for_tenant(store: Arc<dyn HistoryStore>, tenant: &str) -> Result<Self, ClientError> {
+        let tenant =
+            Tenant::new(tenant).map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
+        Ok(Self::new(store).with_tenant(tenant))
+    }
+
+    /// This client, working within `tenant` instead.
+    pub fn with_tenant(mut self, tenant: Tenant) -> Self {
+        if tenant != self.tenant {
+            // What was read of the deployed components was the other tenant's.
+            self.deployed = Arc::default();
+        }
+        self.tenant = tenant;
+        self
+    }
+
+    /// The tenant this client works within.
+    pub fn tenant(&self) -> &Tenant {
+        &self.tenant
+    }
+
+    /// The store key of this tenant's instance `instance_id`; an id that is
+    /// empty or starts with `@` is refused.
+    fn key(&self, instance_id: &str) -> Result<String, ClientError> {
+        self.tenant
+            .key(instance_id)
+            .map_err(|e| ClientError::InvalidArgument(e.to_string()))
+    }
+
+    /// The id a store key of this tenant's has for the caller.
+    fn unkey(&self, key: &str) -> String {
+        self.tenant.id_of(key).unwrap_or(key).to_owned()
+    }
+
+    /// This tenant's row of `instance_id`, `None` when it has none.
+    async fn record(&self, instance_id: &str) -> Result<Option<InstanceRecord>, ClientError> {
+        let key = self.key(instance_id)?;
+        let record = self
+            .store
+            .instance(&key)
+            .await
+            .map_err(ClientError::Storage)?;
+        Ok(record.map(|r| self.unkey_record(r)))
+    }
+
+    /// `record` with the ids it holds as this tenant's caller knows them.
+    fn unkey_record(&self, mut record: InstanceRecord) -> InstanceRecord {
+        record.instance_id = self.unkey(&record.instance_id);
+        record.parent_instance = record.parent_instance.map(|p| self.unkey(&p));
+        record
     }
 
     /// The store clock's time: the client stamps what it enqueues with it.
@@ -124,10 +188,11 @@ impl Client {
         options: Option<StartOptions>,
     ) -> Result<(), ClientError> {
         let limits = self.text_limits().await?;
-        let new = new_instance(self.now_ms(), &limits, instance_id, name, input, options)?;
+        let mut new = new_instance(self.now_ms(), &limits, instance_id, name, input, options)?;
+        new.instance_id = self.key(instance_id)?;
         self.check_deployed(name, new.version.as_deref()).await?;
         self.store.create_instance(new).await.map_err(|e| match e {
-            StoreError::InstanceExists(id) => ClientError::InstanceExists(id),
+            StoreError::InstanceExists(_) => ClientError::InstanceExists(instance_id.to_owned()),
             other => ClientError::Storage(other),
         })
     }
@@ -206,7 +271,8 @@ impl Client {
         event_data: &str,
     ) -> Result<SignalOutcome, ClientError> {
         let limits = self.text_limits().await?;
-        let new = new_instance(self.now_ms(), &limits, instance_id, name, input, options)?;
+        let mut new = new_instance(self.now_ms(), &limits, instance_id, name, input, options)?;
+        new.instance_id = self.key(instance_id)?;
         self.check_deployed(name, new.version.as_deref()).await?;
         if event_name.is_empty() {
             return Err(ClientError::InvalidArgument(
@@ -221,10 +287,13 @@ impl Client {
         };
         match self.store.signal_with_start(new, event).await {
             Ok(outcome) => Ok(outcome),
-            Err(StoreError::InstanceFinished { instance, .. }) => {
+            Err(StoreError::InstanceFinished { .. }) => {
                 // The write was refused; the row tells how it finished.
-                let status = self.get_orchestration_status(&instance).await?;
-                Err(ClientError::InstanceFinished { instance, status })
+                let status = self.get_orchestration_status(instance_id).await?;
+                Err(ClientError::InstanceFinished {
+                    instance: instance_id.to_owned(),
+                    status,
+                })
             }
             Err(other) => Err(ClientError::Storage(other)),
         }
@@ -271,11 +340,7 @@ impl Client {
         &self,
         instance_id: &str,
     ) -> Result<OrchestrationStatus, ClientError> {
-        let record = self
-            .store
-            .instance(instance_id)
-            .await
-            .map_err(ClientError::Storage)?;
+        let record = self.record(instance_id).await?;
         Ok(record.map_or(OrchestrationStatus::NotFound, status_of))
     }
 
@@ -285,11 +350,7 @@ impl Client {
         &self,
         instance_id: &str,
     ) -> Result<Option<InstanceInfo>, ClientError> {
-        let record = self
-            .store
-            .instance(instance_id)
-            .await
-            .map_err(ClientError::Storage)?;
+        let record = self.record(instance_id).await?;
         Ok(record.map(|r| InstanceInfo {
             instance_id: r.instance_id.clone(),
             orchestration_name: r.orchestration_name.clone(),
@@ -311,10 +372,8 @@ impl Client {
         &self,
         instance_id: &str,
     ) -> Result<Option<String>, ClientError> {
-        self.store
-            .instance(instance_id)
-            .await
-            .map_err(ClientError::Storage)?
+        self.record(instance_id)
+            .await?
             .map(|record| record.custom_status)
             .ok_or_else(|| ClientError::InstanceNotFound(instance_id.into()))
     }
@@ -333,10 +392,11 @@ impl Client {
         timeout_ms: Option<u64>,
     ) -> Result<OrchestrationStatus, ClientError> {
         let deadline = timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms));
+        let key = self.key(instance_id)?;
         let watch = self
             .store
             .finish_notices()
-            .map(|notices| notices.subscribe(instance_id));
+            .map(|notices| notices.subscribe(&key));
         let mut interval = FIRST_POLL_INTERVAL;
         loop {
             // Armed before the status is read: an end committed after the
@@ -381,18 +441,38 @@ impl Client {
         let execution_id = match execution_id {
             Some(id) => id,
             None => {
-                self.store
-                    .instance(instance_id)
-                    .await
-                    .map_err(ClientError::Storage)?
+                self.record(instance_id)
+                    .await?
                     .ok_or_else(|| ClientError::InstanceNotFound(instance_id.into()))?
                     .execution_id
             }
         };
-        self.store
-            .read_history(instance_id, execution_id)
+        let key = self.key(instance_id)?;
+        let mut history = self
+            .store
+            .read_history(&key, execution_id)
             .await
-            .map_err(ClientError::Storage)
+            .map_err(ClientError::Storage)?;
+        self.unkey_events(&mut history);
+        Ok(history)
+    }
+
+    /// The parent instance the start events of `events` name, as this
+    /// tenant's caller knows it. (History names children and detached
+    /// starts as the tenant does already.)
+    pub(super) fn unkey_events(&self, events: &mut [Event]) {
+        if self.tenant.is_default() {
+            return;
+        }
+        for event in events {
+            if let Event::OrchestrationStarted {
+                parent_instance: Some(id),
+                ..
+            } = event
+            {
+                *id = self.unkey(id);
+            }
+        }
     }
 
     async fn enqueue(
@@ -400,11 +480,14 @@ impl Client {
         instance_id: &str,
         message: OrchestratorMessage,
     ) -> Result<(), ClientError> {
+        let key = self.key(instance_id)?;
         self.store
-            .enqueue_message(instance_id, message, self.now_ms())
+            .enqueue_message(&key, message, self.now_ms())
             .await
             .map_err(|e| match e {
-                StoreError::InstanceNotFound(id) => ClientError::InstanceNotFound(id),
+                StoreError::InstanceNotFound(_) => {
+                    ClientError::InstanceNotFound(instance_id.to_owned())
+                }
                 other => ClientError::Storage(other),
             })
     }

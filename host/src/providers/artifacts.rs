@@ -55,6 +55,8 @@ impl ArtifactPolicy {
 /// A component to store.
 #[derive(Debug, Clone)]
 pub struct NewArtifact {
+    /// The tenant deploying it: its names resolve within this tenant.
+    pub tenant: String,
     /// SHA-256 of `bytes`, lower-case hex.
     pub digest: String,
     /// The component.
@@ -71,6 +73,9 @@ pub struct NewArtifact {
 /// A stored component, without its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArtifactSummary {
+    /// The tenant it was deployed to.
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
     /// SHA-256 of the bytes, lower-case hex.
     pub digest: String,
     /// Size of the component in bytes.
@@ -83,6 +88,11 @@ pub struct ArtifactSummary {
     pub deployed_at_ms: u64,
     /// The policy it was deployed with, if any.
     pub policy: Option<ArtifactPolicy>,
+}
+
+/// The tenant of a summary written before summaries named one.
+fn default_tenant() -> String {
+    crate::tenant::Tenant::DEFAULT.to_owned()
 }
 
 /// A stored component with its bytes.
@@ -100,7 +110,7 @@ pub struct Artifact {
 pub enum RemoveOutcome {
     /// The artifact is gone.
     Removed,
-    /// No artifact has this digest.
+    /// The tenant has no artifact with this digest.
     NotFound,
     /// Unfinished instances are pinned to it (their ids, up to 100); it
     /// stays.

@@ -391,7 +391,16 @@ pub struct QueueStats {
 /// The storage contract shared by [`crate::Client`] and [`crate::DuroxideRuntime`].
 ///
 /// Writes are atomic: a turn commit or an activity completion either happens
-/// whole or not at all. Fetches peek-lock: fetched work stays in the store,
+/// whole or not at all.
+///
+/// Tenants: an instance's key names its tenant ([`crate::tenant`]: bare ids
+/// are the default tenant's, `@{tenant}/{id}` another's), and a store
+/// records the tenant [`crate::tenant::tenant_of_key`] gives when it creates
+/// the instance. Management queries filter by it when asked
+/// ([`InstanceFilter::tenant`] and the like), artifacts belong to one, and
+/// the orchestrator fetches share their slots fairly between the tenants
+/// with ready work (see
+/// [`fetch_orchestration_batch`](Self::fetch_orchestration_batch)). Fetches peek-lock: fetched work stays in the store,
 /// invisible to other fetchers until its lock expires.
 ///
 /// Some methods are scheduling hints, optional for a provider: the lookahead
@@ -462,10 +471,16 @@ pub trait HistoryStore: Send + Sync + 'static {
         lock_for: Duration,
     ) -> Result<Option<OrchestrationWork>, StoreError>;
 
-    /// Lock up to `max` instances that have visible messages, oldest work
-    /// first, each with all its visible messages, as
-    /// [`HistoryStore::fetch_orchestration_work`] does for one. A dispatcher
-    /// running many turns at once fills its free slots with one call.
+    /// Lock up to `max` instances that have visible messages, each with all
+    /// its visible messages, as [`HistoryStore::fetch_orchestration_work`]
+    /// does for one. A dispatcher running many turns at once fills its free
+    /// slots with one call.
+    ///
+    /// Fair between tenants: the tenants with ready instances take turns
+    /// (one instance from each, then a second from each, ...), each giving
+    /// its oldest work first, and successive fetches start the round with
+    /// the tenant after the one served last. So a tenant's single instance
+    /// waits a few fetches behind another tenant's backlog, however long.
     ///
     /// A store may also lock instances whose earliest message becomes visible
     /// within `lookahead` (a timer about to fire), so a burst of them is
@@ -645,29 +660,47 @@ pub trait HistoryStore: Send + Sync + 'static {
     /// transaction holds the store long.
     async fn purge_finished(&self, filter: &PurgeFilter, limit: u32) -> Result<u64, StoreError>;
 
-    /// Store a component. Storing bytes already stored changes nothing
-    /// (the label and deploy time stay the first ones); either way returns
-    /// the stored summary and whether this call stored it.
+    /// Store a component for its tenant ([`NewArtifact::tenant`]). Storing
+    /// bytes the tenant stored already changes nothing (the label and deploy
+    /// time stay the first ones); either way returns the stored summary and
+    /// whether this call stored it. Each tenant has its own artifacts: the
+    /// same bytes deployed by two tenants are two artifacts.
     async fn put_artifact(
         &self,
         artifact: NewArtifact,
     ) -> Result<(ArtifactSummary, bool), StoreError>;
 
-    /// Every stored component, oldest deployment first, without bytes.
-    async fn list_artifacts(&self) -> Result<Vec<ArtifactSummary>, StoreError>;
+    /// The stored components of `tenant`, or of every tenant when `None`
+    /// (runtimes load them all), oldest deployment first, without bytes.
+    async fn list_artifacts(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<Vec<ArtifactSummary>, StoreError>;
 
-    /// The component with this digest, with its bytes.
-    async fn artifact(&self, digest: &str) -> Result<Option<Artifact>, StoreError>;
+    /// `tenant`'s component with this digest, with its bytes.
+    async fn artifact(&self, tenant: &str, digest: &str) -> Result<Option<Artifact>, StoreError>;
 
-    /// Delete the component with this digest, unless an unfinished instance
-    /// is pinned to it (checked in the same transaction).
-    async fn remove_artifact(&self, digest: &str) -> Result<RemoveOutcome, StoreError>;
+    /// Delete `tenant`'s component with this digest, unless an unfinished
+    /// instance of the tenant is pinned to it (checked in the same
+    /// transaction).
+    async fn remove_artifact(
+        &self,
+        tenant: &str,
+        digest: &str,
+    ) -> Result<RemoveOutcome, StoreError>;
 
-    /// Unfinished instances pinned to `digest`, oldest first, up to `limit`.
-    async fn pinned_instances(&self, digest: &str, limit: u32) -> Result<Vec<String>, StoreError>;
+    /// Unfinished instances of `tenant` pinned to `digest`, oldest first, up
+    /// to `limit`.
+    async fn pinned_instances(
+        &self,
+        tenant: &str,
+        digest: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
 
-    /// Move an unfinished instance pinned to `from` onto `to`. Returns
-    /// whether it moved (false: it finished, or is pinned elsewhere).
+    /// Move an unfinished instance pinned to `from` onto `to`, which must be
+    /// an artifact of the instance's own tenant. Returns whether it moved
+    /// (false: it finished, is pinned elsewhere, or its tenant has no `to`).
     async fn repin_instance(
         &self,
         instance_id: &str,

@@ -14,6 +14,10 @@ use super::InstanceStatus;
 /// [`HistoryStore::list_instances`]: super::HistoryStore::list_instances
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InstanceFilter {
+    /// Only instances of this tenant; every tenant's when `None` (a
+    /// [`crate::Client`] always sets its own). The store's listing indexes
+    /// begin with the tenant, so a listing of every tenant is not indexed.
+    pub tenant: Option<String>,
     /// Only instances in one of these states; `None` (or empty) for any.
     pub status: Option<Vec<InstanceStatus>>,
     /// Only instances of this orchestration.
@@ -107,8 +111,10 @@ impl InstanceSummary {
 /// The thresholds of [`HistoryStore::instance_counts`].
 ///
 /// [`HistoryStore::instance_counts`]: super::HistoryStore::instance_counts
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CountsQuery {
+    /// Count only this tenant's instances; every tenant's when `None`.
+    pub tenant: Option<String>,
     /// A running instance created before this time counts as long-running.
     pub long_running_before_ms: u64,
     /// A failure at or after this time counts as recent.
@@ -146,6 +152,9 @@ impl InstanceCounts {
 /// [`HistoryStore::purge_finished`]: super::HistoryStore::purge_finished
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PurgeFilter {
+    /// Only instances of this tenant; every tenant's when `None` (the
+    /// runtime's retention).
+    pub tenant: Option<String>,
     /// Only instances that finished before this time, ms since the Unix epoch.
     pub finished_before_ms: u64,
     /// Only instances of this orchestration.

@@ -43,6 +43,7 @@ pub async fn purge_all(store: &dyn HistoryStore, filter: &PurgeFilter) -> Result
 pub fn due(retention: &Retention, now_ms: u64) -> PurgeFilter {
     let keep = u64::try_from(retention.keep_finished_for.as_millis()).unwrap_or(u64::MAX);
     PurgeFilter {
+        tenant: None,
         finished_before_ms: now_ms.saturating_sub(keep),
         orchestration_name: None,
         status: None,

@@ -25,6 +25,7 @@ use crate::providers::{LockedActivity, OrchestrationWork, StoreError};
 use crate::sandbox::SandboxLimits;
 use crate::sandbox::instance::call_activity;
 use crate::sandbox::{ActivityCall, ActivityInfo, CancelToken, ErrorCode};
+use crate::tenant::{split_key, tenant_of_key};
 
 /// Most items fetched in one go: a large batch takes a burst of activities
 /// in one commit of the store rather than in several.
@@ -513,7 +514,7 @@ async fn complete(
 /// call) when the call is dropped.
 pub(crate) fn call(shared: &Shared, work: &ActivityWork, attempt: u32) -> Option<Call> {
     let handler = match shared.registry.read() {
-        Ok(registry) => registry.activity(&work.name)?,
+        Ok(registry) => registry.activity(tenant_of_key(&work.instance), &work.name)?,
         Err(_) => {
             return Some(Box::pin(std::future::ready(Err(
                 "registry lock poisoned".into()
@@ -525,9 +526,12 @@ pub(crate) fn call(shared: &Shared, work: &ActivityWork, attempt: u32) -> Option
         ActivityHandler::Wasm(component) => component.limits(&store_text),
         ActivityHandler::Native(_) => shared.options.limits.clone(),
     };
+    // The guest sees the id its tenant's clients use, not the store key.
+    let (tenant, instance_id) = split_key(&work.instance);
+    let tenant = tenant.to_owned();
     let call = ActivityCall {
         info: ActivityInfo {
-            instance_id: work.instance.clone(),
+            instance_id: instance_id.to_owned(),
             execution_id: work.execution_id,
             name: work.name.clone(),
             attempt,
@@ -555,7 +559,7 @@ pub(crate) fn call(shared: &Shared, work: &ActivityWork, attempt: u32) -> Option
             None => None,
         };
         let budget = limits.activity_budget;
-        let run = run_activity(handler, call, input, &limits);
+        let run = run_activity(handler, call, tenant, input, &limits);
         let result = match tokio::time::timeout(budget, run).await {
             Ok(result) => result,
             Err(_) => Err(format!(
@@ -585,6 +589,7 @@ fn sized(result: Result<String, String>, limits: &TextLimits) -> Result<String, 
 async fn run_activity(
     handler: ActivityHandler,
     call: ActivityCall,
+    tenant: String,
     input: String,
     limits: &SandboxLimits,
 ) -> Result<String, String> {
@@ -596,7 +601,7 @@ async fn run_activity(
         ActivityHandler::Native(f) => {
             // A panic in host code fails this attempt, not the runtime; a
             // call dropped at its budget stops the closure too.
-            let task = tokio::spawn(f(ActivityContext { call }, input));
+            let task = tokio::spawn(f(ActivityContext { call, tenant }, input));
             let abort = task.abort_handle();
             let _stop = AbortOnDrop(abort);
             match task.await {

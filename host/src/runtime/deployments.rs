@@ -148,25 +148,25 @@ pub(crate) fn short(digest: &str) -> &str {
     digest.get(..12).unwrap_or(digest)
 }
 
-/// Load and register every deployed component not in `known`, oldest
-/// deployment first, so the newest serves new instances. A component that
-/// cannot be loaded, or whose policy cannot be read, is logged and skipped
-/// (and not tried again): it never runs under a policy other than its own.
-/// One deployed without a policy runs under the default policy with
-/// `limits`.
+/// Load and register every deployed component (of every tenant) not in
+/// `known`, oldest deployment first, so the newest serves new instances. A
+/// component that cannot be loaded, or whose policy cannot be read, is
+/// logged and skipped (and not tried again): it never runs under a policy
+/// other than its own. One deployed without a policy runs under the default
+/// policy with `limits`.
 pub(crate) async fn sync(
     store: &dyn HistoryStore,
     registry: &RwLock<Registry>,
-    known: &mut HashSet<String>,
+    known: &mut HashSet<(String, String)>,
     limits: &SandboxLimits,
 ) -> Result<usize, RuntimeError> {
     let mut loaded = 0;
-    for summary in store.list_artifacts().await? {
-        if known.contains(&summary.digest) {
+    for summary in store.list_artifacts(None).await? {
+        let deployment = (summary.tenant.clone(), summary.digest.clone());
+        if !known.insert(deployment) {
             continue;
         }
-        known.insert(summary.digest.clone());
-        let Some(artifact) = store.artifact(&summary.digest).await? else {
+        let Some(artifact) = store.artifact(&summary.tenant, &summary.digest).await? else {
             continue; // removed meanwhile
         };
         let (policy, given) = match deployed_policy(artifact.summary.policy.as_ref(), limits) {
@@ -186,8 +186,9 @@ pub(crate) async fn sync(
         registry
             .write()
             .map_err(|_| RegistryError::Poisoned)?
-            .add_deployed(&component)?;
+            .add_deployed(&summary.tenant, &component)?;
         tracing::info!(
+            tenant = %summary.tenant,
             digest = %summary.digest,
             label = summary.label.as_deref().unwrap_or(""),
             "loaded a deployed component"
@@ -198,7 +199,11 @@ pub(crate) async fn sync(
 }
 
 /// Polls for new deployments every `every` until shutdown.
-pub(crate) async fn run(shared: Arc<Shared>, mut known: HashSet<String>, every: Duration) {
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    mut known: HashSet<(String, String)>,
+    every: Duration,
+) {
     let mut shutdown = shared.shutdown.clone();
     while !*shutdown.borrow() {
         tokio::select! {

@@ -36,6 +36,7 @@ use crate::providers::HistoryStore;
 pub use crate::providers::retention::Retention;
 pub use crate::sandbox::GuestFault;
 use crate::sandbox::{ComponentPolicy, LoadError, LoadedComponent, SandboxLimits, load_component};
+use crate::tenant::Tenant;
 use cache::ExecutionCache;
 use component::Component;
 pub use deployments::{DEPLOYMENT_POLL, inspect_component, stored_policy};
@@ -231,15 +232,15 @@ impl DuroxideRuntime {
     }
 
     /// Load a component from a `.wasm` file and register everything its
-    /// manifest names, under the default policy with this runtime's limits
-    /// (its sizes of texts the store's). May be called while running (to
-    /// deploy new versions).
+    /// manifest names for the default tenant, under the default policy with
+    /// this runtime's limits (its sizes of texts the store's). May be called
+    /// while running (to deploy new versions).
     pub async fn load_component_file(
         &mut self,
         path: impl AsRef<Path>,
     ) -> Result<Arc<LoadedComponent>, RuntimeError> {
         let bytes = read_component(path.as_ref()).await?;
-        self.register(&bytes, None).await
+        self.register(&Tenant::default(), &bytes, None).await
     }
 
     /// Load a component from a `.wasm` file and register everything its
@@ -250,7 +251,8 @@ impl DuroxideRuntime {
         policy: ComponentPolicy,
     ) -> Result<Arc<LoadedComponent>, RuntimeError> {
         let bytes = read_component(path.as_ref()).await?;
-        self.register(&bytes, Some(policy)).await
+        self.register(&Tenant::default(), &bytes, Some(policy))
+            .await
     }
 
     /// Load a component from its bytes and register everything its manifest
@@ -259,7 +261,7 @@ impl DuroxideRuntime {
         &mut self,
         bytes: &[u8],
     ) -> Result<Arc<LoadedComponent>, RuntimeError> {
-        self.register(bytes, None).await
+        self.register(&Tenant::default(), bytes, None).await
     }
 
     /// Load a component from its bytes and register everything its manifest
@@ -269,13 +271,38 @@ impl DuroxideRuntime {
         bytes: &[u8],
         policy: ComponentPolicy,
     ) -> Result<Arc<LoadedComponent>, RuntimeError> {
-        self.register(bytes, Some(policy)).await
+        self.register(&Tenant::default(), bytes, Some(policy)).await
     }
 
-    /// Load `bytes` and register them under `policy`, or (`None`) the
-    /// default policy with this runtime's limits.
+    /// Load a component from a `.wasm` file and register everything its
+    /// manifest names for `tenant`, under the default policy: only that
+    /// tenant's instances resolve names to it.
+    pub async fn load_component_file_for(
+        &mut self,
+        tenant: &Tenant,
+        path: impl AsRef<Path>,
+    ) -> Result<Arc<LoadedComponent>, RuntimeError> {
+        let bytes = read_component(path.as_ref()).await?;
+        self.register(tenant, &bytes, None).await
+    }
+
+    /// Load a component from its bytes and register everything its manifest
+    /// names for `tenant`, to run under `policy` (the default policy with
+    /// this runtime's limits when `None`).
+    pub async fn load_component_bytes_for(
+        &mut self,
+        tenant: &Tenant,
+        bytes: &[u8],
+        policy: Option<ComponentPolicy>,
+    ) -> Result<Arc<LoadedComponent>, RuntimeError> {
+        self.register(tenant, bytes, policy).await
+    }
+
+    /// Load `bytes` and register them for `tenant` under `policy`, or
+    /// (`None`) the default policy with this runtime's limits.
     async fn register(
         &mut self,
+        tenant: &Tenant,
         bytes: &[u8],
         policy: Option<ComponentPolicy>,
     ) -> Result<Arc<LoadedComponent>, RuntimeError> {
@@ -286,11 +313,16 @@ impl DuroxideRuntime {
         self.registry
             .write()
             .map_err(|_| RegistryError::Poisoned)?
-            .add_component(&Component::registered(loaded.clone(), policy, given))?;
+            .add_component(
+                tenant.name(),
+                &Component::registered(loaded.clone(), policy, given),
+            )?;
         Ok(loaded)
     }
 
-    /// Register a native activity: trusted host code run for activity `name`.
+    /// Register a native activity: trusted host code run for activity
+    /// `name`, for the instances of every tenant (its context names the
+    /// tenant of each call).
     pub fn register_activity<F, Fut>(&mut self, name: &str, f: F) -> Result<&mut Self, RuntimeError>
     where
         F: Fn(String) -> Fut + Send + Sync + 'static,

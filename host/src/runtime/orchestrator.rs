@@ -32,6 +32,7 @@ use crate::providers::{
     InstanceRecord, InstanceStatus, LockedActivity, LockedTurn, OrchestrationWork, OutgoingMessage,
     StoreError, TurnCommit,
 };
+use crate::tenant::{child_key, split_key, tenant_of_key};
 
 /// Most instances locked by one fetch.
 const FETCH_BATCH: usize = 1024;
@@ -268,12 +269,16 @@ async fn cancel_children(
         .store
         .read_history(&instance.instance_id, instance.execution_id)
         .await?;
+    // History names children as their tenant sees them; a refused id
+    // started no child.
+    let parent = split_key(&instance.instance_id).1;
     Ok(running_children(&history)
         .into_iter()
+        .filter_map(|child| child_key(&instance.instance_id, &child).ok())
         .map(|child| OutgoingMessage {
             instance_id: child,
             message: OrchestratorMessage::CancelOrchestration {
-                reason: format!("parent '{}' was cancelled: {reason}", instance.instance_id),
+                reason: format!("parent '{parent}' was cancelled: {reason}"),
             },
             visible_at_ms: shared.now_ms(),
         })
@@ -364,7 +369,9 @@ fn lookup(
     version: Option<&str>,
 ) -> Result<Result<(String, Component), String>, Skipped> {
     let found = match shared.registry.read() {
-        Ok(registry) => registry.orchestration(name, version),
+        Ok(registry) => {
+            registry.orchestration(tenant_of_key(&work.instance.instance_id), name, version)
+        }
         Err(_) => return Err(Skipped::Failed(RegistryError::Poisoned.into())),
     };
     let missing = match found {

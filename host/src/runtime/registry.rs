@@ -1,5 +1,8 @@
 //! What a runtime can run: orchestrations by name and version, activities by
 //! name, each backed by a Wasm component or (activities only) a native closure.
+//! Components belong to a tenant, and an instance's names resolve within its
+//! tenant's components; native activities are the host's own (trusted) code
+//! and serve every tenant.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -24,12 +27,19 @@ pub type NativeActivity = Arc<dyn Fn(ActivityContext, String) -> ActivityFuture 
 #[derive(Debug, Clone)]
 pub struct ActivityContext {
     pub(crate) call: ActivityCall,
+    pub(crate) tenant: String,
 }
 
 impl ActivityContext {
-    /// The instance whose orchestration scheduled the activity.
+    /// The instance whose orchestration scheduled the activity, as its
+    /// tenant's clients name it.
     pub fn instance_id(&self) -> &str {
         &self.call.info.instance_id
+    }
+
+    /// The tenant of that instance: a native activity serves every tenant.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
     }
 
     /// That orchestration's execution.
@@ -84,7 +94,8 @@ pub enum RegistryError {
         /// The version.
         version: String,
     },
-    /// Another component or closure registered this activity already.
+    /// Another component (of the same tenant) or a native closure
+    /// registered this activity already.
     #[error("activity '{0}' is already registered")]
     ActivityTaken(String),
     /// A thread panicked while it changed the registry.
@@ -117,11 +128,16 @@ pub(crate) enum Lookup {
     InvalidVersion(String),
 }
 
-/// Orchestrations and activities by name.
+/// What one tenant's components register, by name.
+type ByName<T> = HashMap<String, T>;
+
+/// Orchestrations and activities by tenant and name.
 #[derive(Default, Clone)]
 pub(crate) struct Registry {
-    orchestrations: HashMap<String, BTreeMap<Version, Component>>,
-    activities: HashMap<String, ActivityHandler>,
+    orchestrations: HashMap<String, ByName<BTreeMap<Version, Component>>>,
+    activities: HashMap<String, ByName<ActivityHandler>>,
+    /// Native activities, which serve every tenant.
+    natives: ByName<NativeActivity>,
     /// Every component registered, by digest: instances pinned to one
     /// replay on it even after a newer one took over its names.
     by_digest: HashMap<String, Component>,
@@ -132,12 +148,19 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    /// Register everything `component`'s manifest names. Nothing is registered
-    /// if any name conflicts with a different component or closure.
-    pub(crate) fn add_component(&mut self, component: &Component) -> Result<(), RuntimeError> {
+    /// Register everything `component`'s manifest names, for `tenant`.
+    /// Nothing is registered if any name conflicts with a different
+    /// component of the tenant or a native closure.
+    pub(crate) fn add_component(
+        &mut self,
+        tenant: &str,
+        component: &Component,
+    ) -> Result<(), RuntimeError> {
         let versions = versions_of(component)?;
+        let orchestrations = self.orchestrations.entry(tenant.to_owned()).or_default();
+        let activities = self.activities.entry(tenant.to_owned()).or_default();
         for (name, version) in &versions {
-            if let Some(existing) = self.orchestrations.get(name).and_then(|v| v.get(version))
+            if let Some(existing) = orchestrations.get(name).and_then(|v| v.get(version))
                 && existing.digest != component.digest
             {
                 return Err(RegistryError::OrchestrationTaken {
@@ -148,43 +171,51 @@ impl Registry {
             }
         }
         for name in &component.manifest.activities {
-            match self.activities.get(name) {
+            if self.natives.contains_key(name) {
+                return Err(RegistryError::ActivityTaken(name.clone()).into());
+            }
+            match activities.get(name) {
                 Some(ActivityHandler::Wasm(existing)) if existing.digest == component.digest => {}
                 Some(_) => return Err(RegistryError::ActivityTaken(name.clone()).into()),
                 None => {}
             }
         }
         for (name, version) in versions {
-            self.orchestrations
+            orchestrations
                 .entry(name)
                 .or_default()
                 .insert(version, component.clone());
         }
         for name in &component.manifest.activities {
-            self.activities
-                .insert(name.clone(), ActivityHandler::Wasm(component.clone()));
+            activities.insert(name.clone(), ActivityHandler::Wasm(component.clone()));
         }
         self.by_digest
             .insert(component.digest.clone(), component.clone());
         Ok(())
     }
 
-    /// Register a component deployed to the store. Deployed later than the
-    /// components already registered, it takes over the orchestration
-    /// versions and activities they share (new instances start on it); the
-    /// earlier ones stay, by digest, for the instances pinned to them.
-    /// Native activities keep their names.
-    pub(crate) fn add_deployed(&mut self, component: &Component) -> Result<(), RuntimeError> {
-        for (name, version) in versions_of(component)? {
-            self.orchestrations
+    /// Register a component deployed to the store by `tenant`. Deployed
+    /// later than the tenant's components already registered, it takes over
+    /// the orchestration versions and activities they share (new instances
+    /// start on it); the earlier ones stay, by digest, for the instances
+    /// pinned to them. Native activities keep their names.
+    pub(crate) fn add_deployed(
+        &mut self,
+        tenant: &str,
+        component: &Component,
+    ) -> Result<(), RuntimeError> {
+        let versions = versions_of(component)?;
+        let orchestrations = self.orchestrations.entry(tenant.to_owned()).or_default();
+        for (name, version) in versions {
+            orchestrations
                 .entry(name)
                 .or_default()
                 .insert(version, component.clone());
         }
+        let activities = self.activities.entry(tenant.to_owned()).or_default();
         for name in &component.manifest.activities {
-            if !matches!(self.activities.get(name), Some(ActivityHandler::Native(_))) {
-                self.activities
-                    .insert(name.clone(), ActivityHandler::Wasm(component.clone()));
+            if !self.natives.contains_key(name) {
+                activities.insert(name.clone(), ActivityHandler::Wasm(component.clone()));
             }
         }
         self.by_digest
@@ -203,24 +234,29 @@ impl Registry {
         self.by_digest.get(digest).cloned()
     }
 
-    /// Register a native activity.
+    /// Register a native activity, for every tenant.
     pub(crate) fn add_native_activity(
         &mut self,
         name: &str,
         f: NativeActivity,
     ) -> Result<(), RuntimeError> {
-        if self.activities.contains_key(name) {
+        let taken = self.natives.contains_key(name)
+            || self
+                .activities
+                .values()
+                .any(|names| names.contains_key(name));
+        if taken {
             return Err(RegistryError::ActivityTaken(name.to_string()).into());
         }
-        self.activities
-            .insert(name.to_string(), ActivityHandler::Native(f));
+        self.natives.insert(name.to_string(), f);
         Ok(())
     }
 
-    /// The component for orchestration `name` at `version`, or at the latest
-    /// version when none is asked for. Returns the version chosen.
+    /// `tenant`'s component for orchestration `name` at `version`, or at
+    /// the latest version when none is asked for. Returns the version chosen.
     pub(crate) fn orchestration(
         &self,
+        tenant: &str,
         name: &str,
         version: Option<&str>,
     ) -> Result<(String, Component), Lookup> {
@@ -231,7 +267,7 @@ impl Registry {
                 })
             })
             .transpose()?;
-        let versions = self.orchestrations.get(name);
+        let versions = self.orchestrations.get(tenant).and_then(|o| o.get(name));
         let found = match &wanted {
             None => versions.and_then(|v| v.iter().next_back()),
             Some(wanted) => versions.and_then(|v| v.get_key_value(wanted)),
@@ -246,8 +282,12 @@ impl Registry {
             })
     }
 
-    /// The handler of activity `name`.
-    pub(crate) fn activity(&self, name: &str) -> Option<ActivityHandler> {
-        self.activities.get(name).cloned()
+    /// The handler of activity `name` for an instance of `tenant`: a native
+    /// activity, or one of the tenant's components.
+    pub(crate) fn activity(&self, tenant: &str, name: &str) -> Option<ActivityHandler> {
+        if let Some(native) = self.natives.get(name) {
+            return Some(ActivityHandler::Native(native.clone()));
+        }
+        self.activities.get(tenant)?.get(name).cloned()
     }
 }

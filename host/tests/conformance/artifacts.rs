@@ -9,8 +9,9 @@ use duroxide::providers::artifacts::{
 use super::fixtures::*;
 
 /// An artifact of `bytes` (the digest need not be a real hash here).
-fn artifact(digest: &str, bytes: &[u8], label: Option<&str>) -> NewArtifact {
+pub(super) fn artifact(digest: &str, bytes: &[u8], label: Option<&str>) -> NewArtifact {
     NewArtifact {
+        tenant: "default".to_owned(),
         digest: digest.to_owned(),
         bytes: bytes.to_vec(),
         manifest: ArtifactManifest {
@@ -38,13 +39,16 @@ pub async fn an_artifact_is_stored_once_and_listed_oldest_first(
     assert!(!stored);
     assert_eq!(again, first);
     store.put_artifact(artifact("bb", b"two!", None)).await?;
-    let listed = store.list_artifacts().await?;
+    let listed = store.list_artifacts(Some("default")).await?;
     let digests: Vec<&str> = listed.iter().map(|a| a.digest.as_str()).collect();
     assert_eq!(digests, ["aa", "bb"]);
-    let fetched = store.artifact("bb").await?.ok_or("bb is stored")?;
+    let fetched = store
+        .artifact("default", "bb")
+        .await?
+        .ok_or("bb is stored")?;
     assert_eq!(fetched.bytes, b"two!");
     assert!(fetched.summary.manifest.provides("greet", Some("1.0.0")));
-    assert!(store.artifact("cc").await?.is_none());
+    assert!(store.artifact("default", "cc").await?.is_none());
     Ok(())
 }
 
@@ -60,11 +64,11 @@ pub async fn an_artifact_keeps_the_policy_it_was_first_stored_with(
     let (again, inserted) = store.put_artifact(artifact("aa", b"one", None)).await?;
     assert!(!inserted);
     assert_eq!(again.policy.as_ref(), Some(&policy));
-    let fetched = store.artifact("aa").await?.ok_or("aa is stored")?;
+    let fetched = store.artifact("default", "aa").await?.ok_or("aa is stored")?;
     assert_eq!(fetched.summary.policy, Some(policy));
     let (without, _) = store.put_artifact(artifact("bb", b"two", None)).await?;
     assert_eq!(without.policy, None);
-    let listed = store.list_artifacts().await?;
+    let listed = store.list_artifacts(Some("default")).await?;
     assert_eq!(listed.len(), 2);
     assert!(listed[0].policy.is_some() && listed[1].policy.is_none());
     Ok(())
@@ -85,19 +89,30 @@ pub async fn a_pinned_artifact_cannot_be_removed_until_its_instances_finish(
     store.commit_turn(commit).await?;
     let row = store.instance("i1").await?.ok_or("i1 exists")?;
     assert_eq!(row.component_digest.as_deref(), Some("aa"));
-    assert_eq!(store.pinned_instances("aa", 10).await?, ["i1"]);
+    assert_eq!(store.pinned_instances("default", "aa", 10).await?, ["i1"]);
     assert_eq!(
-        store.remove_artifact("aa").await?,
+        store.remove_artifact("default", "aa").await?,
         RemoveOutcome::Pinned(vec!["i1".to_owned()])
     );
-    assert!(store.artifact("aa").await?.is_some());
-    assert_eq!(store.remove_artifact("zz").await?, RemoveOutcome::NotFound);
+    assert!(store.artifact("default", "aa").await?.is_some());
+    assert_eq!(
+        store.remove_artifact("default", "zz").await?,
+        RemoveOutcome::NotFound
+    );
     // Repinned from the wrong digest: nothing moves.
     assert!(!store.repin_instance("i1", "bb", "aa").await?);
     assert!(store.repin_instance("i1", "aa", "bb").await?);
-    assert!(store.pinned_instances("aa", 10).await?.is_empty());
-    assert_eq!(store.remove_artifact("aa").await?, RemoveOutcome::Removed);
-    assert!(store.artifact("aa").await?.is_none());
+    assert!(
+        store
+            .pinned_instances("default", "aa", 10)
+            .await?
+            .is_empty()
+    );
+    assert_eq!(
+        store.remove_artifact("default", "aa").await?,
+        RemoveOutcome::Removed
+    );
+    assert!(store.artifact("default", "aa").await?.is_none());
     let row = store.instance("i1").await?.ok_or("i1 exists")?;
     assert_eq!(row.component_digest.as_deref(), Some("bb"));
     Ok(())

@@ -2,7 +2,8 @@
 //! against `dyn HistoryStore`: queue semantics, peek-locks with expiry and
 //! takeover, instance exclusivity, atomic turn commits, delayed visibility,
 //! attempt counts, renewal and deferral, held turns, hand-over of a
-//! completion's turn, lookahead fetches and per-execution histories.
+//! completion's turn, lookahead fetches, per-execution histories, and
+//! tenants (filtered management queries, artifacts, fair fetches).
 //!
 //! Each scenario is one `pub async fn` taking a fresh, empty store.
 //! [`suite!`] stamps out one `#[tokio::test]` per scenario for a provider's
@@ -35,6 +36,7 @@ mod concurrency;
 mod fast_paths;
 mod queues;
 mod signals;
+mod tenants;
 mod turns;
 
 pub use activities::*;
@@ -43,6 +45,7 @@ pub use concurrency::*;
 pub use fast_paths::*;
 pub use queues::*;
 pub use signals::*;
+pub use tenants::*;
 pub use turns::*;
 
 /// What every scenario returns.
@@ -90,7 +93,11 @@ macro_rules! suite {
                 the_fetch_of_a_first_turn_marks_the_instance_running,
                 an_artifact_is_stored_once_and_listed_oldest_first,
                 an_artifact_keeps_the_policy_it_was_first_stored_with,
-                a_pinned_artifact_cannot_be_removed_until_its_instances_finish;
+                a_pinned_artifact_cannot_be_removed_until_its_instances_finish,
+                management_queries_see_only_the_tenant_asked_for,
+                a_fetch_takes_turns_between_tenants,
+                single_slot_fetches_rotate_through_the_tenants,
+                artifacts_belong_to_their_tenant;
             multi:
                 concurrent_signals_with_start_create_one_instance_and_queue_every_event,
                 concurrent_writes_from_many_tasks_all_land,

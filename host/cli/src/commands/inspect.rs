@@ -254,6 +254,7 @@ pub async fn purge(
     let status = status.map(state).transpose()?;
     let (client, _store) = store::client(db).await?;
     let filter = PurgeFilter {
+        tenant: None,
         finished_before_ms: now_ms()
             .saturating_sub(before.unwrap_or(0))
             .saturating_add(1),

@@ -60,13 +60,13 @@ async fn shutdown_signal() -> anyhow::Result<()> {
 
 /// How many components a store holds.
 trait CountComponents {
-    /// The number of deployed components.
+    /// The number of deployed components, of every tenant.
     async fn list_components_count(&self) -> anyhow::Result<usize>;
 }
 
 impl CountComponents for duroxide::providers::sqlite::SqliteHistoryStore {
     async fn list_components_count(&self) -> anyhow::Result<usize> {
         use duroxide::providers::HistoryStore;
-        Ok(self.list_artifacts().await?.len())
+        Ok(self.list_artifacts(None).await?.len())
     }
 }

@@ -13,7 +13,7 @@ use crate::providers::artifacts::{
 };
 
 /// The columns [`summary_from_row`] reads, in its order.
-const SUMMARY_COLUMNS: &str = "digest, size_bytes, manifest, label, deployed_at, policy";
+const SUMMARY_COLUMNS: &str = "digest, size_bytes, manifest, label, deployed_at, policy, tenant";
 
 /// Most pinned instances a refused removal names.
 const NAMED_PINNED: u32 = 100;
@@ -25,8 +25,9 @@ pub(super) enum ArtifactWrite {
         artifact: Box<NewArtifact>,
         manifest: String,
     },
-    /// Delete unless an unfinished instance is pinned; counts 1 if deleted.
-    Remove { digest: String },
+    /// Delete unless an unfinished instance of the tenant is pinned; counts
+    /// 1 if deleted.
+    Remove { tenant: String, digest: String },
     /// Repin one unfinished instance; counts 1 if it moved.
     Repin {
         instance_id: String,
@@ -44,8 +45,9 @@ pub(super) fn write_in(
     let changed = match write {
         ArtifactWrite::Put { artifact, manifest } => conn
             .prepare_cached(
-                "INSERT INTO artifacts (digest, bytes, size_bytes, manifest, label, deployed_at, policy)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (digest) DO NOTHING",
+                "INSERT INTO artifacts (digest, bytes, size_bytes, manifest, label, deployed_at,
+                     policy, tenant)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (tenant, digest) DO NOTHING",
             )
             .and_then(|mut stmt| {
                 stmt.execute(rusqlite::params![
@@ -56,24 +58,29 @@ pub(super) fn write_in(
                     &artifact.label,
                     now,
                     artifact.policy.as_ref().map(ArtifactPolicy::json),
+                    &artifact.tenant,
                 ])
             })
             .map_err(db("storing the artifact"))?,
-        ArtifactWrite::Remove { digest } => conn
+        ArtifactWrite::Remove { tenant, digest } => conn
             .prepare_cached(
-                "DELETE FROM artifacts WHERE digest = ?1 AND NOT EXISTS
-                 (SELECT 1 FROM instances WHERE component_digest = ?1 AND finished_at IS NULL)",
+                "DELETE FROM artifacts WHERE digest = ?1 AND tenant = ?2 AND NOT EXISTS
+                 (SELECT 1 FROM instances WHERE component_digest = ?1 AND finished_at IS NULL
+                  AND tenant = ?2)",
             )
-            .and_then(|mut stmt| stmt.execute([digest]))
+            .and_then(|mut stmt| stmt.execute([digest, tenant]))
             .map_err(db("removing the artifact"))?,
         ArtifactWrite::Repin {
             instance_id,
             from,
             to,
         } => conn
+            // Only onto a component of the instance's own tenant.
             .prepare_cached(
                 "UPDATE instances SET component_digest = ?3
-                 WHERE instance_id = ?1 AND component_digest = ?2 AND finished_at IS NULL",
+                 WHERE instance_id = ?1 AND component_digest = ?2 AND finished_at IS NULL
+                 AND EXISTS (SELECT 1 FROM artifacts a
+                             WHERE a.tenant = instances.tenant AND a.digest = ?3)",
             )
             .and_then(|mut stmt| stmt.execute([instance_id, from, to]))
             .map_err(db("repinning the instance"))?,
@@ -94,6 +101,7 @@ fn summary_from_row(row: &Row<'_>) -> Result<ArtifactSummary, StoreError> {
         label: row.get(3).map_err(col)?,
         deployed_at_ms: to_u64(row.get(4).map_err(col)?, "deployed_at")?,
         policy: (row.get::<_, Option<String>>(5).map_err(col)?).map(ArtifactPolicy::from_json),
+        tenant: row.get(6).map_err(col)?,
     })
 }
 
@@ -105,28 +113,35 @@ pub(super) async fn put(
     let manifest = serde_json::to_string(&artifact.manifest)
         .map_err(|e| StoreError::database(format!("encoding the manifest: {e}")))?;
     let digest = artifact.digest.clone();
+    let tenant = artifact.tenant.clone();
     let write = ArtifactWrite::Put {
         artifact: Box::new(artifact),
         manifest,
     };
     let inserted = store.write(|reply| Op::Artifact { write, reply }).await? == 1;
-    let summary = summary(&store.reader, &digest).await?.ok_or_else(|| {
-        StoreError::database(format!(
-            "artifact {digest} vanished right after it was stored"
-        ))
-    })?;
+    let summary = summary(&store.reader, &tenant, &digest)
+        .await?
+        .ok_or_else(|| {
+            StoreError::database(format!(
+                "artifact {digest} vanished right after it was stored"
+            ))
+        })?;
     Ok((summary, inserted))
 }
 
-/// The summary of one artifact.
-async fn summary(pool: &ReadPool, digest: &str) -> Result<Option<ArtifactSummary>, StoreError> {
-    let digest = digest.to_owned();
+/// The summary of one of `tenant`'s artifacts.
+async fn summary(
+    pool: &ReadPool,
+    tenant: &str,
+    digest: &str,
+) -> Result<Option<ArtifactSummary>, StoreError> {
+    let (tenant, digest) = (tenant.to_owned(), digest.to_owned());
     pool.run(move |conn| {
         conn.prepare_cached(&format!(
-            "SELECT {SUMMARY_COLUMNS} FROM artifacts WHERE digest = ?1"
+            "SELECT {SUMMARY_COLUMNS} FROM artifacts WHERE tenant = ?1 AND digest = ?2"
         ))
         .and_then(|mut stmt| {
-            stmt.query_row([&digest], |row| Ok(summary_from_row(row)))
+            stmt.query_row([&tenant, &digest], |row| Ok(summary_from_row(row)))
                 .optional()
         })
         .map_err(db("reading the artifact"))?
@@ -136,15 +151,20 @@ async fn summary(pool: &ReadPool, digest: &str) -> Result<Option<ArtifactSummary
 }
 
 /// [`crate::providers::HistoryStore::list_artifacts`].
-pub(super) async fn list(pool: &ReadPool) -> Result<Vec<ArtifactSummary>, StoreError> {
-    pool.run(|conn| {
+pub(super) async fn list(
+    pool: &ReadPool,
+    tenant: Option<&str>,
+) -> Result<Vec<ArtifactSummary>, StoreError> {
+    let tenant = tenant.map(str::to_owned);
+    pool.run(move |conn| {
         let mut stmt = conn
             .prepare_cached(&format!(
-                "SELECT {SUMMARY_COLUMNS} FROM artifacts ORDER BY deployed_at, digest"
+                "SELECT {SUMMARY_COLUMNS} FROM artifacts WHERE ?1 IS NULL OR tenant = ?1
+                 ORDER BY deployed_at, tenant, digest"
             ))
             .map_err(db("listing artifacts"))?;
         let rows = stmt
-            .query_map([], |row| Ok(summary_from_row(row)))
+            .query_map([&tenant], |row| Ok(summary_from_row(row)))
             .map_err(db("listing artifacts"))?;
         rows.map(|row| row.map_err(db("listing artifacts"))?)
             .collect()
@@ -153,17 +173,21 @@ pub(super) async fn list(pool: &ReadPool) -> Result<Vec<ArtifactSummary>, StoreE
 }
 
 /// [`crate::providers::HistoryStore::artifact`].
-pub(super) async fn get(pool: &ReadPool, digest: &str) -> Result<Option<Artifact>, StoreError> {
-    let digest = digest.to_owned();
+pub(super) async fn get(
+    pool: &ReadPool,
+    tenant: &str,
+    digest: &str,
+) -> Result<Option<Artifact>, StoreError> {
+    let (tenant, digest) = (tenant.to_owned(), digest.to_owned());
     pool.run(move |conn| {
         conn.prepare_cached(&format!(
-            "SELECT {SUMMARY_COLUMNS}, bytes FROM artifacts WHERE digest = ?1"
+            "SELECT {SUMMARY_COLUMNS}, bytes FROM artifacts WHERE tenant = ?1 AND digest = ?2"
         ))
         .and_then(|mut stmt| {
-            stmt.query_row([&digest], |row| {
+            stmt.query_row([&tenant, &digest], |row| {
                 Ok(summary_from_row(row).and_then(|summary| {
                     let bytes: Vec<u8> = row
-                        .get(6)
+                        .get(7)
                         .map_err(|e| StoreError::Corrupt(format!("artifact bytes: {e}")))?;
                     Ok(Artifact { summary, bytes })
                 }))
@@ -179,41 +203,45 @@ pub(super) async fn get(pool: &ReadPool, digest: &str) -> Result<Option<Artifact
 /// [`crate::providers::HistoryStore::remove_artifact`].
 pub(super) async fn remove(
     store: &SqliteHistoryStore,
+    tenant: &str,
     digest: &str,
 ) -> Result<RemoveOutcome, StoreError> {
     let write = ArtifactWrite::Remove {
+        tenant: tenant.to_owned(),
         digest: digest.to_owned(),
     };
     if store.write(|reply| Op::Artifact { write, reply }).await? == 1 {
         return Ok(RemoveOutcome::Removed);
     }
-    if summary(&store.reader, digest).await?.is_none() {
+    if summary(&store.reader, tenant, digest).await?.is_none() {
         return Ok(RemoveOutcome::NotFound);
     }
     Ok(RemoveOutcome::Pinned(
-        pinned(&store.reader, digest, NAMED_PINNED).await?,
+        pinned(&store.reader, tenant, digest, NAMED_PINNED).await?,
     ))
 }
 
 /// [`crate::providers::HistoryStore::pinned_instances`].
 pub(super) async fn pinned(
     pool: &ReadPool,
+    tenant: &str,
     digest: &str,
     limit: u32,
 ) -> Result<Vec<String>, StoreError> {
-    let digest = digest.to_owned();
+    let (tenant, digest) = (tenant.to_owned(), digest.to_owned());
     pool.run(move |conn| {
         let mut stmt = conn
             .prepare_cached(
                 "SELECT instance_id FROM instances
-                 WHERE component_digest = ?1 AND finished_at IS NULL
+                 WHERE component_digest = ?1 AND finished_at IS NULL AND tenant = ?3
                  ORDER BY created_at, instance_id LIMIT ?2 + 0",
             )
             .map_err(db("listing pinned instances"))?;
         let rows = stmt
-            .query_map(rusqlite::params![&digest, i64::from(limit)], |row| {
-                row.get(0)
-            })
+            .query_map(
+                rusqlite::params![&digest, i64::from(limit), &tenant],
+                |row| row.get(0),
+            )
             .map_err(db("listing pinned instances"))?;
         rows.collect::<Result<Vec<String>, _>>()
             .map_err(db("listing pinned instances"))

@@ -44,6 +44,13 @@ struct Query {
 fn list_query(filter: &InstanceFilter) -> Result<Query, StoreError> {
     let mut common = String::new();
     let mut common_params = Vec::new();
+    // The tenant comes first: every listing index begins with it. (Placed
+    // after the status test below, it is still an equality on the index's
+    // first column.)
+    if let Some(tenant) = &filter.tenant {
+        common.push_str(" AND tenant = ?");
+        common_params.push(Value::Text(tenant.clone()));
+    }
     if let Some(name) = &filter.orchestration_name {
         common.push_str(" AND orchestration_name = ?");
         common_params.push(Value::Text(name.clone()));
@@ -191,6 +198,29 @@ pub(super) async fn instances_by_id(
     .await
 }
 
+/// The counts of every tenant's instances: `?1` long-running before, `?2`
+/// recent since.
+const COUNTS_OF_ALL: &str = "SELECT
+     (SELECT COUNT(*) FROM instances WHERE status = 'Pending'),
+     (SELECT COUNT(*) FROM instances WHERE status = 'Running'),
+     (SELECT COUNT(*) FROM instances WHERE status = 'Completed'),
+     (SELECT COUNT(*) FROM instances WHERE status = 'Failed'),
+     (SELECT COUNT(*) FROM instances WHERE status = 'Cancelled'),
+     (SELECT COUNT(*) FROM instances WHERE status = 'Running' AND created_at < ?1),
+     (SELECT COUNT(*) FROM instances WHERE status = 'Failed' AND finished_at >= ?2)";
+
+/// [`COUNTS_OF_ALL`] for tenant `?3`.
+const COUNTS_OF_TENANT: &str = "SELECT
+     (SELECT COUNT(*) FROM instances WHERE tenant = ?3 AND status = 'Pending'),
+     (SELECT COUNT(*) FROM instances WHERE tenant = ?3 AND status = 'Running'),
+     (SELECT COUNT(*) FROM instances WHERE tenant = ?3 AND status = 'Completed'),
+     (SELECT COUNT(*) FROM instances WHERE tenant = ?3 AND status = 'Failed'),
+     (SELECT COUNT(*) FROM instances WHERE tenant = ?3 AND status = 'Cancelled'),
+     (SELECT COUNT(*) FROM instances
+      WHERE tenant = ?3 AND status = 'Running' AND created_at < ?1),
+     (SELECT COUNT(*) FROM instances
+      WHERE tenant = ?3 AND status = 'Failed' AND finished_at >= ?2)";
+
 /// How many instances are in each state: counts of index ranges, in one
 /// statement.
 pub(super) async fn instance_counts(
@@ -199,22 +229,22 @@ pub(super) async fn instance_counts(
 ) -> Result<InstanceCounts, StoreError> {
     let long_before = to_i64(query.long_running_before_ms, "long_running_before_ms")?;
     let recent = to_i64(query.recent_since_ms, "recent_since_ms")?;
+    // One statement per shape, so each is planned with the index that fits:
+    // `(tenant, status, created_at, ...)` for one tenant.
+    let (sql, tenant) = match query.tenant {
+        Some(tenant) => (COUNTS_OF_TENANT, tenant),
+        None => (COUNTS_OF_ALL, String::new()),
+    };
     pool.run(move |conn| {
         let counts: [i64; 7] = conn
-            .prepare_cached(
-                "SELECT
-                     (SELECT COUNT(*) FROM instances WHERE status = 'Pending'),
-                     (SELECT COUNT(*) FROM instances WHERE status = 'Running'),
-                     (SELECT COUNT(*) FROM instances WHERE status = 'Completed'),
-                     (SELECT COUNT(*) FROM instances WHERE status = 'Failed'),
-                     (SELECT COUNT(*) FROM instances WHERE status = 'Cancelled'),
-                     (SELECT COUNT(*) FROM instances
-                      WHERE status = 'Running' AND created_at < ?1),
-                     (SELECT COUNT(*) FROM instances
-                      WHERE status = 'Failed' AND finished_at >= ?2)",
-            )
+            .prepare_cached(sql)
             .and_then(|mut stmt| {
-                stmt.query_row((long_before, recent), |r| {
+                let params: &[&dyn rusqlite::ToSql] = if sql == COUNTS_OF_ALL {
+                    &[&long_before, &recent]
+                } else {
+                    &[&long_before, &recent, &tenant]
+                };
+                stmt.query_row(params, |r| {
                     Ok([
                         r.get(0)?,
                         r.get(1)?,
@@ -334,6 +364,10 @@ fn purge_selection(filter: &PurgeFilter, limit: u32) -> Result<Query, StoreError
         sql.push_str(" AND orchestration_name = ?");
         params.push(Value::Text(name.clone()));
     }
+    if let Some(tenant) = &filter.tenant {
+        sql.push_str(" AND tenant = ?");
+        params.push(Value::Text(tenant.clone()));
+    }
     sql.push_str(" LIMIT ?");
     params.push(Value::Integer(i64::from(limit)));
     Ok(Query { sql, params })
@@ -448,6 +482,7 @@ mod tests {
     #[test]
     fn a_purge_selects_only_terminal_states() {
         let filter = PurgeFilter {
+            tenant: None,
             finished_before_ms: 100,
             orchestration_name: None,
             status: Some(vec![InstanceStatus::Running, InstanceStatus::Failed]),

@@ -27,6 +27,7 @@ mod activity_queue;
 mod artifacts;
 mod codec;
 mod connect;
+mod fair;
 mod management;
 mod ops;
 mod orchestrator_queue;
@@ -97,6 +98,9 @@ pub struct SqliteHistoryStore {
     activity_signal: Arc<Notify>,
     /// Waiters for instances that this store object's commits finish.
     finished: Arc<FinishNotices>,
+    /// The tenant this store object's last fetch took work of last: fetches
+    /// rotate through the tenants with work from there (see `fair`).
+    rotation: fair::Rotation,
 }
 
 impl SqliteHistoryStore {
@@ -161,6 +165,7 @@ impl SqliteHistoryStore {
             orchestrator_signal,
             activity_signal,
             finished: Arc::default(),
+            rotation: fair::Rotation::default(),
         })
     }
 }
@@ -364,20 +369,32 @@ impl HistoryStore for SqliteHistoryStore {
         artifacts::put(self, artifact).await
     }
 
-    async fn list_artifacts(&self) -> Result<Vec<ArtifactSummary>, StoreError> {
-        artifacts::list(&self.reader).await
+    async fn list_artifacts(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<Vec<ArtifactSummary>, StoreError> {
+        artifacts::list(&self.reader, tenant).await
     }
 
-    async fn artifact(&self, digest: &str) -> Result<Option<Artifact>, StoreError> {
-        artifacts::get(&self.reader, digest).await
+    async fn artifact(&self, tenant: &str, digest: &str) -> Result<Option<Artifact>, StoreError> {
+        artifacts::get(&self.reader, tenant, digest).await
     }
 
-    async fn remove_artifact(&self, digest: &str) -> Result<RemoveOutcome, StoreError> {
-        artifacts::remove(self, digest).await
+    async fn remove_artifact(
+        &self,
+        tenant: &str,
+        digest: &str,
+    ) -> Result<RemoveOutcome, StoreError> {
+        artifacts::remove(self, tenant, digest).await
     }
 
-    async fn pinned_instances(&self, digest: &str, limit: u32) -> Result<Vec<String>, StoreError> {
-        artifacts::pinned(&self.reader, digest, limit).await
+    async fn pinned_instances(
+        &self,
+        tenant: &str,
+        digest: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        artifacts::pinned(&self.reader, tenant, digest, limit).await
     }
 
     async fn repin_instance(

@@ -15,6 +15,7 @@ use rusqlite::types::Value;
 use super::activity_queue::{self, ActivityLock};
 use super::artifacts::{self, ArtifactWrite};
 use super::codec::{QueueRow, now_i64, plus};
+use super::fair::Rotation;
 use super::management;
 use super::orchestrator_queue::{self, LockedRows};
 use super::turn::{self, EncodedTurn, Locked};
@@ -58,6 +59,8 @@ pub(super) enum Op {
         lock_for: Duration,
         lookahead: Duration,
         lock_token: String,
+        /// The store's rotation through the tenants with work.
+        rotation: Rotation,
         reply: ReplyTo<Vec<LockedRows>>,
     },
     /// [`turn::commit_turn`]. Boxed: a turn is large and would bloat every
@@ -267,9 +270,10 @@ impl Op {
                 lock_for,
                 lookahead,
                 lock_token,
+                rotation,
                 ..
             } => Output::Orchestrations(orchestrator_queue::fetch_in(
-                conn, *max, *lock_for, *lookahead, lock_token, now,
+                conn, rotation, *max, *lock_for, *lookahead, lock_token, now,
             )),
             Op::CommitTurn { turn, .. } => Output::Committed(turn::commit_turn_in(conn, turn, now)),
             Op::ReleaseOrchestration {

@@ -3,32 +3,20 @@
 
 use std::time::Duration;
 
-use rusqlite::{CachedStatement, Connection, OptionalExtension};
+use rusqlite::{CachedStatement, Connection};
 
 use super::SqliteHistoryStore;
 use super::codec::{
     QueueRow, READ_INSTANCE, attempts, db, decode, encode, instance_from_row, is_unique_violation,
     new_lock_token, plus, to_i64, to_u64,
 };
+use super::fair::{self, Rotation};
 use super::ops::{Op, Signals};
 use crate::history::OrchestratorMessage;
 use crate::providers::{
     InstanceRecord, InstanceStatus, NewInstance, OrchestrationWork, QueuedMessage, StoreError,
 };
-
-/// Unlocked instances (at `?3`, now) whose earliest message is visible by
-/// `?1` (now plus the lookahead), the earliest first, at most `?2`, with that
-/// time. Walks `instances_by_next_visible`, which only instances with queued
-/// messages are in.
-const CANDIDATES: &str = "SELECT instance_id, next_visible_at FROM instances
-     WHERE next_visible_at <= ?1 AND (locked_until IS NULL OR locked_until <= ?3)
-     ORDER BY next_visible_at LIMIT ?2 + 0";
-
-/// The earliest time a message of an unlocked instance (at `?1`) becomes
-/// visible, through the same index.
-const EARLIEST_READY: &str = "SELECT next_visible_at FROM instances
-     WHERE next_visible_at IS NOT NULL AND (locked_until IS NULL OR locked_until <= ?1)
-     ORDER BY next_visible_at LIMIT 1";
+use crate::tenant::tenant_of_key;
 
 /// Locks one instance: `?1` instance, `?2` lock token, `?3` lock deadline.
 /// (The row is read by its own statement: `RETURNING` costs SQLite more.)
@@ -152,8 +140,8 @@ pub(super) fn insert_instance(
         .prepare_cached(
             "INSERT INTO instances (instance_id, orchestration_name, status, execution_id,
                  history_len, created_at, updated_at, parent_instance, parent_id,
-                 parent_execution_id)
-             VALUES (?1, ?2, ?3, 1, 0, ?4, ?4, ?5, ?6, ?7)",
+                 parent_execution_id, tenant)
+             VALUES (?1, ?2, ?3, 1, 0, ?4, ?4, ?5, ?6, ?7, ?8)",
         )
         .and_then(|mut stmt| {
             stmt.execute((
@@ -164,6 +152,7 @@ pub(super) fn insert_instance(
                 &new.parent_instance,
                 parent_id,
                 parent_execution_id,
+                tenant_of_key(&new.instance_id),
             ))
         });
     match inserted {
@@ -253,9 +242,7 @@ pub(super) fn enqueue_message_in(
 /// When the earliest message of an unlocked instance (at `now`) becomes
 /// visible, if any instance has one.
 pub(super) fn earliest_ready(conn: &Connection, now: i64) -> Result<Option<i64>, StoreError> {
-    conn.prepare_cached(EARLIEST_READY)
-        .and_then(|mut stmt| stmt.query_row([now], |row| row.get(0)).optional())
-        .map_err(db("looking for orchestration work"))
+    fair::earliest_unlocked(conn, now, i64::MIN)
 }
 
 /// An instance locked by a fetch, with its messages not yet decoded.
@@ -271,7 +258,8 @@ pub(super) struct LockedRows {
 }
 
 /// Locks up to `max` unlocked instances whose messages become visible
-/// earliest, within `lookahead`, and takes the messages visible when each
+/// earliest, within `lookahead`, the tenants with such work taking turns
+/// (see `fair`), and takes the messages visible when each
 /// turn may start. Each is decoded after the commit (and off the writer): a
 /// corrupt row then fails only its instance, which stays locked until
 /// expiry, instead of blocking every fetch.
@@ -291,6 +279,7 @@ pub(super) async fn fetch(
             lock_for,
             lookahead,
             lock_token: lock_token.clone(),
+            rotation: store.rotation.clone(),
             reply,
         })
         .await?;
@@ -332,13 +321,14 @@ pub(super) fn decode_work(
 /// Op body of [`fetch`], inside the writer's batch transaction.
 pub(super) fn fetch_in(
     conn: &Connection,
+    rotation: &Rotation,
     max: usize,
     lock_for: Duration,
     lookahead: Duration,
     lock_token: &str,
     now: i64,
 ) -> Result<Vec<LockedRows>, StoreError> {
-    let candidates = candidates(conn, max, now, plus(now, lookahead))?;
+    let candidates = fair::candidates(conn, rotation, max, now, plus(now, lookahead))?;
     let mut lock = conn
         .prepare_cached(LOCK_INSTANCE)
         .map_err(db("locking an instance"))?;
@@ -402,23 +392,6 @@ impl<'c> TakeWork<'c> {
             ready_at,
         })
     }
-}
-
-/// Up to `max` instances unlocked at `now` whose earliest message is visible
-/// by `by`, earliest first, with that time.
-fn candidates(
-    conn: &Connection,
-    max: usize,
-    now: i64,
-    by: i64,
-) -> Result<Vec<(String, i64)>, StoreError> {
-    let max = i64::try_from(max).unwrap_or(i64::MAX);
-    conn.prepare_cached(CANDIDATES)
-        .and_then(|mut stmt| {
-            stmt.query_map((by, max, now), |row| Ok((row.get(0)?, row.get(1)?)))?
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .map_err(db("looking for orchestration work"))
 }
 
 /// Gives the instance back without committing; a stale token changes nothing.

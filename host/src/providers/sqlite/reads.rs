@@ -8,6 +8,7 @@ use tokio::sync::Semaphore;
 
 use super::codec::{READ_INSTANCE, db, instance_from_row, now_i64, to_i64, to_u64};
 use super::connect::Location;
+use super::fair;
 use crate::history::Event;
 use crate::providers::{InstanceRecord, QueueStats, StoreError};
 
@@ -138,19 +139,18 @@ pub(super) async fn history(
 pub(super) async fn next_wake_at_ms(pool: &ReadPool) -> Result<Option<u64>, StoreError> {
     let now = now_i64(&*pool.location.clock)?;
     pool.run(move |conn| {
+        // The instances' part tenant by tenant: their index begins with it.
+        let message_at = fair::earliest_unlocked(conn, now, now)?;
         let at: Option<i64> = conn
             .prepare_cached(
                 "SELECT MIN(t) FROM (
-                     SELECT next_visible_at AS t FROM (
-                         SELECT next_visible_at FROM instances
-                         WHERE next_visible_at > ?1 AND (locked_until IS NULL OR locked_until <= ?1)
-                         ORDER BY next_visible_at LIMIT 1)
+                     SELECT ?2 AS t
                      UNION ALL SELECT MIN(visible_at) FROM activity_queue WHERE visible_at > ?1
                      UNION ALL SELECT MIN(locked_until) FROM activity_queue WHERE locked_until > ?1
                      UNION ALL SELECT MIN(locked_until) FROM instances WHERE locked_until > ?1
                  )",
             )
-            .and_then(|mut stmt| stmt.query_row([now], |r| r.get(0)).optional())
+            .and_then(|mut stmt| stmt.query_row((now, message_at), |r| r.get(0)).optional())
             .map_err(db("computing the next wake-up"))?
             .flatten();
         at.map(|t| to_u64(t, "wake-up time")).transpose()

@@ -5,6 +5,7 @@
 use super::index::HistoryIndex;
 use crate::history::{ActivityWork, Event, OrchestratorMessage};
 use crate::providers::{InstanceStart, InstanceStatus, NewInstance, OutgoingMessage};
+use crate::tenant::{child_key, split_key};
 
 /// What a turn produced, ready to commit.
 #[derive(Debug, Default)]
@@ -75,6 +76,24 @@ impl Effects {
                 instance_id,
                 input,
             } => {
+                // The child belongs to the parent's tenant: an id that could
+                // name another tenant's instance is refused, and the child
+                // task fails, as it does when the id is taken.
+                let key = match child_key(by.instance_id, instance_id) {
+                    Ok(key) => key,
+                    Err(refused) => {
+                        self.messages.push(OutgoingMessage {
+                            instance_id: by.instance_id.to_string(),
+                            message: OrchestratorMessage::SubOrchestrationFailed {
+                                execution_id: by.execution_id,
+                                id: *id,
+                                error: format!("cannot start child: {refused}"),
+                            },
+                            visible_at_ms: by.now_ms,
+                        });
+                        return;
+                    }
+                };
                 let taken = OrchestratorMessage::SubOrchestrationFailed {
                     execution_id: by.execution_id,
                     id: *id,
@@ -82,7 +101,7 @@ impl Effects {
                 };
                 self.new_instances.push(InstanceStart {
                     instance: NewInstance {
-                        instance_id: instance_id.clone(),
+                        instance_id: key,
                         orchestration_name: name.clone(),
                         version: version.clone(),
                         input: input.clone(),
@@ -104,29 +123,44 @@ impl Effects {
                 instance_id,
                 input,
                 ..
-            } => self.new_instances.push(InstanceStart {
-                instance: NewInstance {
-                    instance_id: instance_id.clone(),
-                    orchestration_name: name.clone(),
-                    version: version.clone(),
-                    input: input.clone(),
-                    parent_instance: None,
-                    parent_id: None,
-                    parent_execution_id: None,
-                    visible_at_ms: by.now_ms,
-                },
-                if_exists: None,
-            }),
+            } => {
+                // Within the parent's tenant, as for a child; like a start
+                // on a taken id, a refused one starts nothing.
+                let key = match child_key(by.instance_id, instance_id) {
+                    Ok(key) => key,
+                    Err(refused) => {
+                        tracing::warn!(
+                            instance = by.instance_id,
+                            "a detached start was refused: {refused}"
+                        );
+                        return;
+                    }
+                };
+                self.new_instances.push(InstanceStart {
+                    instance: NewInstance {
+                        instance_id: key,
+                        orchestration_name: name.clone(),
+                        version: version.clone(),
+                        input: input.clone(),
+                        parent_instance: None,
+                        parent_id: None,
+                        parent_execution_id: None,
+                        visible_at_ms: by.now_ms,
+                    },
+                    if_exists: None,
+                })
+            }
             Event::TaskCancelled { id } => {
                 if let Some(child) = index.child_instance(*id)
                     && !index.is_completed(*id)
+                    && let Ok(child) = child_key(by.instance_id, child)
                 {
                     self.messages.push(OutgoingMessage {
-                        instance_id: child.to_string(),
+                        instance_id: child,
                         message: OrchestratorMessage::CancelOrchestration {
                             reason: format!(
                                 "the parent '{}' stopped waiting for it",
-                                by.instance_id
+                                split_key(by.instance_id).1
                             ),
                         },
                         visible_at_ms: by.now_ms,

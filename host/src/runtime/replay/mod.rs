@@ -18,6 +18,7 @@ use crate::history::{Event, OrchestratorMessage};
 use crate::limits::{TextKind, TextLimits, check_delay};
 use crate::providers::InstanceStatus;
 use crate::sandbox::{Completion, GuestFault, Outcome, SeededRandom, TurnClock};
+use crate::tenant::split_key;
 pub(crate) use effects::TurnOutput;
 use effects::{Decider, Effects};
 use index::{HistoryIndex, Task};
@@ -301,9 +302,13 @@ impl Replay {
         self.check_payload("child input", &input)?;
         let id = self.next_task_id();
         // Derived ids name the execution too: after continue-as-new the same
-        // task id starts a different child.
-        let instance_id = instance_id
-            .unwrap_or_else(|| format!("{}::{}::{id}", self.instance_id, self.execution_id));
+        // task id starts a different child. History holds ids as the
+        // tenant's clients see them; the child's key (its tenant's) is
+        // made when the start is committed (see `effects`).
+        let instance_id = instance_id.unwrap_or_else(|| {
+            let parent = split_key(&self.instance_id).1;
+            format!("{parent}::{}::{id}", self.execution_id)
+        });
         self.decide(Event::SubOrchestrationScheduled {
             id,
             name,
