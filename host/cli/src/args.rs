@@ -18,6 +18,16 @@ pub struct Cli {
         default_value = "./duroxide.db"
     )]
     pub db: String,
+    /// The tenant (namespace) whose components and instances the command
+    /// sees: 1 to 63 characters of a-z, 0-9 and '-', not starting with '-'.
+    /// `run` serves every tenant.
+    #[arg(
+        long,
+        global = true,
+        env = "DUROXIDE_TENANT",
+        default_value = duroxide::Tenant::DEFAULT
+    )]
+    pub tenant: duroxide::Tenant,
     /// Print JSON for scripts instead of tables.
     #[arg(long, global = true)]
     pub json: bool,

@@ -1,10 +1,10 @@
 //! Opening the store named by `--db`.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use duroxide::Client;
 use duroxide::providers::sqlite::SqliteHistoryStore;
+use duroxide::{Client, Tenant};
 
 use crate::exit::{Code, fail};
 
@@ -38,10 +38,25 @@ pub async fn open(db: &str, create: bool) -> anyhow::Result<Arc<SqliteHistorySto
     Ok(Arc::new(store))
 }
 
-/// A client on the store.
+/// The tenant `--tenant` names, set once before the command runs: every
+/// command works within it, as `--db` names the store.
+static TENANT: OnceLock<Tenant> = OnceLock::new();
+
+/// Work within `tenant` from now on (called once, at start).
+pub fn set_tenant(tenant: Tenant) {
+    let _ = TENANT.set(tenant);
+}
+
+/// A client on `store`, for the tenant `--tenant` named.
+pub fn client_of(store: Arc<SqliteHistoryStore>) -> Client {
+    let tenant = TENANT.get().cloned().unwrap_or_default();
+    Client::new(store).with_tenant(tenant)
+}
+
+/// A client on the store, for the tenant `--tenant` named.
 pub async fn client(db: &str) -> anyhow::Result<(Client, Arc<SqliteHistoryStore>)> {
     let store = open(db, false).await?;
-    Ok((Client::new(store.clone()), store))
+    Ok((client_of(store.clone()), store))
 }
 
 /// The full digest of the deployed component `prefix` names uniquely.

@@ -95,7 +95,7 @@ pub async fn deploy(
     };
     let (bytes, manifest) = read_component(file).await?;
     let store = store::open(db, !check).await?;
-    let client = Client::new(store);
+    let client = store::client_of(store);
     if check {
         let report = check_instances(&client, &bytes, &manifest, None, json_out).await?;
         return Ok(print_report(&report, None, json_out));

@@ -12,6 +12,7 @@ use crate::exit::Code;
 
 /// Runs the command `cli` names.
 pub async fn run(cli: Cli) -> anyhow::Result<Code> {
+    crate::store::set_tenant(cli.tenant);
     let (db, json) = (cli.db.as_str(), cli.json);
     match cli.command {
         Command::Deploy {

@@ -77,7 +77,9 @@ impl Store {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_duroxide"));
         command.arg("--db").arg(&self.db).args(args);
-        command.env_remove("DUROXIDE_DB");
+        command
+            .env_remove("DUROXIDE_DB")
+            .env_remove("DUROXIDE_TENANT");
         command
     }
 
@@ -88,6 +90,7 @@ impl Store {
             .arg(db)
             .args(args)
             .env_remove("DUROXIDE_DB")
+            .env_remove("DUROXIDE_TENANT")
             .output()
             .unwrap_or_else(|e| panic!("running duroxide {args:?}: {e}"));
         Run::of(output)
