@@ -287,4 +287,76 @@ mod tests {
         effects.drop_decisions();
         assert!(effects.take(Vec::new(), false).new_instances.is_empty());
     }
+
+    #[test]
+    fn children_and_detached_starts_stay_in_the_parents_tenant() {
+        let by = Decider {
+            instance_id: "@b/parent",
+            execution_id: 1,
+            now_ms: 7_000,
+        };
+        let index = HistoryIndex::new(vec![child(1)]);
+        let mut effects = Effects::default();
+        effects.decide(&child(2), &by, &index);
+        effects.decide(
+            &Event::OrchestrationStartedDetached {
+                id: 3,
+                name: "n".into(),
+                version: None,
+                instance_id: "victim".into(),
+                input: "x".into(),
+            },
+            &by,
+            &index,
+        );
+        effects.decide(&Event::TaskCancelled { id: 1 }, &by, &index);
+        let out = effects.take(Vec::new(), false);
+        let keys: Vec<&str> = (out.new_instances.iter())
+            .map(|s| s.instance.instance_id.as_str())
+            .collect();
+        assert_eq!(keys, ["@b/child-2", "@b/victim"]);
+        assert_eq!(out.messages[0].instance_id, "@b/child-1");
+    }
+
+    #[test]
+    fn a_key_shaped_child_id_fails_the_child_task_and_starts_nothing() {
+        for parent in ["parent", "@b/parent"] {
+            let by = Decider {
+                instance_id: parent,
+                execution_id: 2,
+                now_ms: 7_000,
+            };
+            let index = HistoryIndex::new(Vec::new());
+            let mut effects = Effects::default();
+            let mut hostile = child(4);
+            if let Event::SubOrchestrationScheduled { instance_id, .. } = &mut hostile {
+                *instance_id = "@a/victim".into();
+            }
+            effects.decide(&hostile, &by, &index);
+            effects.decide(
+                &Event::OrchestrationStartedDetached {
+                    id: 5,
+                    name: "n".into(),
+                    version: None,
+                    instance_id: "@a/victim".into(),
+                    input: "x".into(),
+                },
+                &by,
+                &index,
+            );
+            let out = effects.take(Vec::new(), false);
+            assert!(out.new_instances.is_empty(), "{parent}");
+            assert_eq!(out.messages.len(), 1);
+            assert_eq!(out.messages[0].instance_id, parent);
+            assert!(
+                matches!(
+                    &out.messages[0].message,
+                    OrchestratorMessage::SubOrchestrationFailed { execution_id: 2, id: 4, error }
+                        if error.contains("'@a/victim'") && error.contains("'@'")
+                ),
+                "{:?}",
+                out.messages[0].message
+            );
+        }
+    }
 }
