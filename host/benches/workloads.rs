@@ -1,5 +1,5 @@
 //! The workload benchmark: `cargo bench -p duroxide --bench workloads [-- <workload>...
-//! [--instances N] [--fan-out N] [--component FILE]]`. Runs each workload on a fresh SQLite file
+//! [--instances N] [--fan-out N] [--workers N] [--component FILE]]`. Runs each workload on a fresh SQLite file
 //! with durable commits and a release build of the benchmark guest, and prints
 //! one `workload=<name> key=value ...` line per workload.
 
@@ -21,7 +21,7 @@ use duroxide::{Client, DuroxideRuntime, LoadedComponent, OrchestrationStatus};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 // turn_cost first: it measures microseconds and wants a quiet machine.
-const WORKLOADS: [&str; 8] = [
+const WORKLOADS: [&str; 9] = [
     "turn_cost",
     "hello_seq5",
     "fan_out_1000",
@@ -30,6 +30,7 @@ const WORKLOADS: [&str; 8] = [
     "timers",
     "management",
     "deploy",
+    "fairness",
 ];
 
 struct Args {
@@ -38,6 +39,9 @@ struct Args {
     components: Vec<std::path::PathBuf>,
     instances: Option<usize>,
     fan_out: usize,
+    /// Orchestration turns side by side in the fairness workload
+    /// (`--workers N`; the runtime's default when absent).
+    workers: Option<usize>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -46,6 +50,7 @@ fn parse_args() -> anyhow::Result<Args> {
         components: Vec::new(),
         instances: None,
         fan_out: 1000,
+        workers: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -53,6 +58,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--bench" => {}
             "--instances" => args.instances = Some(it.next().context("--instances N")?.parse()?),
             "--fan-out" => args.fan_out = it.next().context("--fan-out N")?.parse()?,
+            "--workers" => args.workers = Some(it.next().context("--workers N")?.parse()?),
             "--component" => args
                 .components
                 .push(it.next().context("--component FILE")?.into()),
@@ -319,6 +325,9 @@ mod management;
 #[path = "deploy/mod.rs"]
 mod deploy;
 
+#[path = "fairness/mod.rs"]
+mod fairness;
+
 fn main() -> anyhow::Result<()> {
     let mut raw = std::env::args().skip(1);
     if raw.next().as_deref() == Some(deploy::CHILD_FLAG) {
@@ -348,6 +357,10 @@ fn main() -> anyhow::Result<()> {
                 "turn_cost" => turn_cost(&wasm).await?,
                 "timers" => timers(&wasm, args.instances.unwrap_or(1000)).await?,
                 "management" => management::run(args.instances.unwrap_or(100_000)).await?,
+                "fairness" => {
+                    let n = args.instances.unwrap_or(10_000);
+                    fairness::run(&wasm, n, args.workers, percentile).await?
+                }
                 _ => {}
             }
         }
