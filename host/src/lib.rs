@@ -44,8 +44,8 @@ pub use client::{
 };
 pub use runtime::{DuroxideRuntime, Retention, RuntimeError, RuntimeOptions};
 pub use sandbox::{
-    ComponentManifest, ComponentPolicy, ErrorCode, Grants, GuestFault, LoadError, LoadedComponent,
-    SandboxLimits,
+    ComponentManifest, ComponentPolicy, DirMode, ErrorCode, GrantError, Grants, GuestFault,
+    HttpGrant, LoadError, LoadedComponent, SandboxLimits,
 };
 pub use tenant::{Tenant, TenantError};
 

@@ -596,7 +596,8 @@ async fn run_activity(
     match handler {
         ActivityHandler::Wasm(component) => {
             let budget = Some(component.budgets.memory.clone());
-            call_activity(&component, call, &input, limits, budget).await
+            let grants = &component.policy.grants;
+            call_activity(&component, call, &input, limits, budget, grants).await
         }
         ActivityHandler::Native(f) => {
             // A panic in host code fails this attempt, not the runtime; a

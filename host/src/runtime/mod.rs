@@ -61,6 +61,9 @@ pub enum RuntimeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The component's grants break a rule (see [`crate::Grants`]).
+    #[error("the component's grants were refused")]
+    Grants(#[from] crate::sandbox::GrantError),
     /// A name conflicts with one already registered, or is malformed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
@@ -265,7 +268,9 @@ impl DuroxideRuntime {
     }
 
     /// Load a component from its bytes and register everything its manifest
-    /// names, to run under `policy`.
+    /// names, to run under `policy`. Its grants are checked first (and their
+    /// directories canonicalised); its activities reach only what they
+    /// grant, its orchestrations nothing.
     pub async fn load_component_bytes_with_policy(
         &mut self,
         bytes: &[u8],
@@ -306,6 +311,13 @@ impl DuroxideRuntime {
         bytes: &[u8],
         policy: Option<ComponentPolicy>,
     ) -> Result<Arc<LoadedComponent>, RuntimeError> {
+        let policy = match policy {
+            Some(mut policy) => {
+                policy.grants = std::mem::take(&mut policy.grants).validated()?;
+                Some(policy)
+            }
+            None => None,
+        };
         let loaded = load_component(bytes).await?;
         let given = policy.is_some();
         let policy =

@@ -116,7 +116,15 @@ pub async fn measure_activity_cost(
     let mut samples = Vec::with_capacity(calls);
     for _ in 0..calls {
         let started = Instant::now();
-        call_activity(component, bench_call(name), input, &limits, None).await?;
+        call_activity(
+            component,
+            bench_call(name),
+            input,
+            &limits,
+            None,
+            &Default::default(),
+        )
+        .await?;
         samples.push(started.elapsed());
     }
     Ok(median(samples))

@@ -2,19 +2,7 @@
 //! budgets of all its instances together, and what its activities may reach.
 
 use super::SandboxLimits;
-
-/// What the outside world an activity component's sandboxes may reach. None
-/// by default; orchestration components never get any.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Grants {}
-
-impl Grants {
-    /// Whether nothing is granted.
-    pub fn is_empty(&self) -> bool {
-        true
-    }
-}
+use super::grants::Grants;
 
 /// The policy a component runs under, given when it is loaded or deployed.
 /// The defaults suit untrusted code (the README's "Policies and limits"

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use wasmtime::component::{Instance, InstancePre};
 use wasmtime::{Engine, Store, UpdateDeadline};
-use wasmtime_wasi::ResourceTable;
+use wasmtime_wasi::{ResourceTable, WasiCtx};
+use wasmtime_wasi_http::WasiHttpCtx;
 
 use super::SandboxLimits;
 use super::activity_call::ActivityCall;
@@ -12,11 +13,13 @@ use super::bindings::{activities, orchestrator};
 use super::cpu::CpuMeter;
 use super::failure::describe_failure;
 use super::fault::GuestFault;
+use super::grants::{Grants, HttpGrant};
 use super::guest_output::OutputSink;
+use super::http_grant::GrantedHttp;
 use super::loader::LoadedComponent;
 use super::memory_budget::MemoryBudget;
 use super::orchestration_host::OrchestrationHost;
-use super::policy::{activity_wasi, orchestration_wasi};
+use super::policy::{activity_wasi, orchestration_wasi, ungranted};
 use super::reaper;
 use super::state::{GuestLimiter, GuestState};
 
@@ -26,20 +29,27 @@ pub(crate) fn activity_store(
     label: &str,
     limits: &SandboxLimits,
 ) -> Store<GuestState> {
-    configured(engine, activity_state(label, None, limits, None))
+    let output = OutputSink::new(label, Default::default(), limits.text_limits());
+    let wasi = ungranted(&output).build();
+    configured(
+        engine,
+        activity_state(output, wasi, None, None, limits, None),
+    )
 }
 
 /// The state of one activity call's sandbox (`call`, absent for a manifest
-/// read), its memory reserved from `budget`; `label` names it in logs.
+/// read), writing to `output`, reaching what `wasi` and `http` grant, its
+/// memory reserved from `budget`.
 fn activity_state(
-    label: &str,
+    output: OutputSink,
+    wasi: WasiCtx,
+    http: Option<&HttpGrant>,
     call: Option<ActivityCall>,
     limits: &SandboxLimits,
     budget: Option<Arc<MemoryBudget>>,
 ) -> GuestState {
-    let output = OutputSink::new(label, Default::default(), limits.text_limits());
     GuestState {
-        wasi: activity_wasi(&output),
+        wasi,
         table: ResourceTable::new(),
         limiter: GuestLimiter::new(limits.max_memory_bytes, budget),
         output,
@@ -47,6 +57,8 @@ fn activity_state(
         orchestration: None,
         activity: call,
         random: None,
+        http: WasiHttpCtx::new(),
+        http_grant: GrantedHttp::new(http),
     }
 }
 
@@ -74,6 +86,9 @@ pub(crate) fn orchestration_state(
         random: Some(host.wasi_random()),
         orchestration: Some(host),
         activity: None,
+        // Orchestrations are not linked to `wasi:http`; nothing is granted.
+        http: WasiHttpCtx::new(),
+        http_grant: GrantedHttp::default(),
     }
 }
 
@@ -214,7 +229,8 @@ async fn call_orchestration(
 }
 
 /// Run one activity attempt in a fresh sandbox, its memory reserved from
-/// `budget`: one from the pool when it has room, else a newly mapped one.
+/// `budget`, reaching what `grants` allow: one from the pool when it has
+/// room, else a newly mapped one.
 /// `Err` is the failure reason handed to the orchestration.
 pub(crate) async fn call_activity(
     component: &LoadedComponent,
@@ -222,6 +238,7 @@ pub(crate) async fn call_activity(
     input: &str,
     limits: &SandboxLimits,
     budget: Option<Arc<MemoryBudget>>,
+    grants: &Grants,
 ) -> Result<String, String> {
     let name = call.info.name.clone();
     let name = name.as_str();
@@ -232,7 +249,10 @@ pub(crate) async fn call_activity(
         .pooled
         .as_ref()
         .and_then(|p| p.activities.as_ref());
-    let mut state = activity_state(name, Some(call), limits, budget);
+    let output = OutputSink::new(name, Default::default(), limits.text_limits());
+    let wasi = activity_wasi(&output, grants)?;
+    let http = grants.http.as_ref();
+    let mut state = activity_state(output, wasi, http, Some(call), limits, budget);
     // An activity whose component's other sandboxes hold the memory it
     // needs to start waits for room: none of its code has run yet. (Its
     // wall-clock budget bounds the wait.) Past its start, a shortage fails

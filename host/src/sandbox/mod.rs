@@ -15,7 +15,9 @@ mod engine;
 mod error_code;
 mod failure;
 mod fault;
+mod grants;
 mod guest_output;
+mod http_grant;
 pub(crate) mod instance;
 mod keystream;
 mod limits;
@@ -30,12 +32,16 @@ mod wasi_random;
 pub use activity_call::{ActivityCall, ActivityInfo, CancelToken};
 pub use component_policy::{
     ComponentPolicy, DEFAULT_MAX_CONCURRENT_ACTIVITIES, DEFAULT_MAX_CONCURRENT_EXECUTIONS,
-    DEFAULT_MAX_HISTORY_EVENTS, DEFAULT_MEMORY_BUDGET_BYTES, Grants,
+    DEFAULT_MAX_HISTORY_EVENTS, DEFAULT_MEMORY_BUDGET_BYTES,
 };
 pub(crate) use engine::pooled_sandboxes_in_use;
 pub use error_code::ErrorCode;
 pub use fault::GuestFault;
 pub(crate) use fault::describe;
+pub use grants::{
+    DEFAULT_HTTP_MAX_RESPONSE_BYTES, DEFAULT_HTTP_TIMEOUT, DirGrant, DirMode, EnvGrant, GrantError,
+    Grants, HttpGrant,
+};
 pub(crate) use keystream::Keystream;
 pub use limits::{DEFAULT_MAX_PAYLOAD_BYTES, MAX_TABLE_ELEMENTS, SandboxLimits};
 pub use loader::{ComponentManifest, LoadError, LoadedComponent, load_component};

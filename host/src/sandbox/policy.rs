@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
-use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx};
+use wasmtime_wasi::{FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder};
 
+use super::grants::{DirMode, Grants};
 use super::guest_output::{OutputSink, Stream};
 
 /// Interfaces any guest may import: the contract, and the WASI a standard
@@ -21,9 +22,9 @@ const COMMON_IMPORTS: &[&str] = &[
     "wasi:filesystem/",
 ];
 
-/// Further interfaces an activity-only component may import. Network access
-/// is still denied unless granted to the component.
-const ACTIVITY_IMPORTS: &[&str] = &["wasi:sockets/"];
+/// Further interfaces an activity-only component may import. Sockets are
+/// always denied; HTTP reaches only the hosts granted to the component.
+const ACTIVITY_IMPORTS: &[&str] = &["wasi:sockets/", "wasi:http/"];
 
 /// The first import of `component` that a guest of its kind may not have.
 pub(crate) fn forbidden_import(
@@ -95,16 +96,49 @@ pub(crate) fn orchestration_wasi(clock: TurnClock, output: &OutputSink) -> WasiC
         .build()
 }
 
-/// WASI for an activity: real clocks and randomness, output to the log; no
-/// environment, arguments, directories or network until granted.
-pub(crate) fn activity_wasi(output: &OutputSink) -> WasiCtx {
-    WasiCtx::builder()
+/// WASI for an activity: real clocks and randomness, output to the log, the
+/// directories and environment variables of `grants` (validated when the
+/// component was loaded); no arguments, and no sockets (outbound HTTP goes
+/// through `wasi:http`, see `http_grant`). A granted directory that can no
+/// longer be opened fails the attempt rather than running it without.
+pub(crate) fn activity_wasi(output: &OutputSink, grants: &Grants) -> Result<WasiCtx, String> {
+    let mut builder = ungranted(output);
+    for dir in &grants.dirs {
+        let perms = match dir.mode {
+            DirMode::ReadOnly => FsPerms::ReadOnly,
+            DirMode::ReadWrite => FsPerms::ReadWrite,
+        };
+        builder
+            .preopened_dir(&dir.host, &dir.guest, perms)
+            .map_err(|e| {
+                format!(
+                    "cannot open granted directory {}: {e:#}",
+                    dir.host.display()
+                )
+            })?;
+    }
+    for var in &grants.env {
+        let value = match &var.value {
+            Some(value) => Some(value.clone()),
+            None => std::env::var(&var.name).ok(),
+        };
+        if let Some(value) = value {
+            builder.env(&var.name, &value);
+        }
+    }
+    Ok(builder.build())
+}
+
+/// WASI for an activity with nothing granted (see `activity_wasi`).
+pub(crate) fn ungranted(output: &OutputSink) -> WasiCtxBuilder {
+    let mut builder = WasiCtx::builder();
+    builder
         .stdout(output.stream(Stream::Stdout))
         .stderr(output.stream(Stream::Stderr))
         .allow_ip_name_lookup(false)
         .allow_tcp(false)
-        .allow_udp(false)
-        .build()
+        .allow_udp(false);
+    builder
 }
 
 #[cfg(test)]

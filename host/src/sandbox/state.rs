@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::MAX_TABLE_ELEMENTS;
 use super::activity_call::ActivityCall;
@@ -14,6 +15,7 @@ use super::bindings::Workflows;
 use super::cpu::CpuMeter;
 use super::fault::GuestFault;
 use super::guest_output::OutputSink;
+use super::http_grant::GrantedHttp;
 use super::memory_budget::MemoryBudget;
 use super::orchestration_host::OrchestrationHost;
 use super::wasi_random::{DeterministicRandom, RandomView, SeededRandom};
@@ -108,6 +110,10 @@ pub(crate) struct GuestState {
     pub(crate) activity: Option<ActivityCall>,
     /// An orchestration's `wasi:random`; activities use WASI's own.
     pub(crate) random: Option<SeededRandom>,
+    /// An activity's `wasi:http` state (orchestrations are not linked to it).
+    pub(crate) http: WasiHttpCtx,
+    /// Which outbound requests an activity may make: none unless granted.
+    pub(crate) http_grant: GrantedHttp,
 }
 
 impl wasmtime_wasi_io::IoView for GuestState {
@@ -125,12 +131,22 @@ impl WasiView for GuestState {
     }
 }
 
+impl WasiHttpView for GuestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_grant,
+        }
+    }
+}
+
 /// Linkers for the two kinds of guest instance.
 pub(crate) struct Linkers {
     /// Orchestrations: deterministic WASI without sockets, plus the context.
     pub(crate) orchestration: Linker<GuestState>,
-    /// Activities: WASI (network access is denied by the context unless
-    /// granted), plus a context whose calls trap.
+    /// Activities: WASI and `wasi:http` (reaching only what the component
+    /// was granted), plus a context whose calls trap.
     pub(crate) activity: Linker<GuestState>,
 }
 
@@ -162,6 +178,7 @@ fn build_linkers(engine: &Engine) -> wasmtime::Result<Linkers> {
     Workflows::add_to_linker::<_, HasSelf<_>>(&mut orchestration, |s| s)?;
     let mut activity = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut activity)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut activity)?;
     Workflows::add_to_linker::<_, HasSelf<_>>(&mut activity, |s| s)?;
     Ok(Linkers {
         orchestration,
