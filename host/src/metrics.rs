@@ -37,6 +37,14 @@ pub(crate) struct Queue {
     pub(crate) queue: &'static str,
 }
 
+/// How an activity attempt ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ActivityOutcome {
+    /// `ok`, `error`, `cancelled` (its result was no longer wanted),
+    /// `stopped` (the runtime stopped) or `abandoned` (its lock was lost).
+    pub(crate) outcome: &'static str,
+}
+
 /// Every metric this process keeps.
 pub(crate) struct Metrics {
     registry: Registry,
@@ -54,6 +62,8 @@ pub(crate) struct Metrics {
     pub(crate) turn_seconds: Histogram,
     /// Time of an activity call.
     pub(crate) activity_seconds: Histogram,
+    /// Activity attempts, by how they ended.
+    pub(crate) activity_attempts: Family<ActivityOutcome, Counter>,
     /// Messages or work items visible now, by queue (sampled).
     pub(crate) queue_depth: Family<Queue, Gauge>,
     /// Age of the oldest visible message, by queue, in ms (sampled).
@@ -79,6 +89,7 @@ impl Metrics {
             turns: Family::default(),
             turn_seconds: latency(),
             activity_seconds: latency(),
+            activity_attempts: Family::default(),
             queue_depth: Family::default(),
             queue_oldest_ms: Family::default(),
             commit_seconds: Histogram::new(exponential_buckets(1e-4, 2.0, 15)),
@@ -121,6 +132,11 @@ impl Metrics {
             "activity_duration_seconds",
             "Time of an activity call",
             m.activity_seconds.clone(),
+        );
+        r.register(
+            "activity_attempts",
+            "Activity attempts, by how they ended",
+            m.activity_attempts.clone(),
         );
         r.register(
             "queue_depth",

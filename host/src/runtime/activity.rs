@@ -24,7 +24,9 @@ use crate::metrics;
 use crate::providers::{LockedActivity, OrchestrationWork, StoreError};
 use crate::sandbox::SandboxLimits;
 use crate::sandbox::instance::call_activity;
-use crate::sandbox::{ActivityCall, ActivityInfo, CancelToken, ErrorCode};
+use crate::sandbox::{
+    ActivityCall, ActivityInfo, CancelReason, CancelToken, ErrorCode, GuestFault,
+};
 use crate::tenant::{split_key, tenant_of_key};
 
 /// Most items fetched in one go: a large batch takes a burst of activities
@@ -67,7 +69,16 @@ pub(crate) struct Handed {
 
 /// An activity call that owns everything it needs, so it may go on in
 /// another task than the one that started it.
-pub(crate) type Call = Pin<Box<dyn Future<Output = Result<String, String>> + Send>>;
+pub(crate) type Call = Pin<Box<dyn Future<Output = Ended> + Send>>;
+
+/// How an activity call ended.
+#[derive(Debug, Clone)]
+pub(crate) enum Ended {
+    /// It returned: its output, or the failure handed to the orchestration.
+    Returned(Result<String, String>),
+    /// It was stopped because its result was no longer wanted.
+    Cancelled(CancelReason),
+}
 
 /// The dispatcher loop: runs what turns hand over, and fetches the rest.
 /// In-flight activities are awaited on shutdown for the grace period, then
@@ -226,7 +237,7 @@ impl Running {
             let queue_id = item.queue_id;
             let max_attempts = shared.options.max_activity_attempts;
             if let Some(reason) = exhausted(&item, max_attempts) {
-                finish(&shared, item, std::future::ready(Err(reason)), held).await;
+                finish(&shared, item, failed(reason), held).await;
             } else if let Some(call) =
                 call.or_else(|| self::call(&shared, &item.work, item.attempts))
             {
@@ -274,10 +285,13 @@ async fn unserved(shared: &Shared, item: LockedActivity, held: Option<Orchestrat
                 tracing::warn!("deferring activity work failed: {}", Chain(&e));
             }
         }
-        Unserved::Fail { reason } => {
-            finish(shared, item, std::future::ready(Err(reason)), None).await
-        }
+        Unserved::Fail { reason } => finish(shared, item, failed(reason), None).await,
     }
+}
+
+/// A call that ends at once, failing for `reason`.
+fn failed(reason: String) -> std::future::Ready<Ended> {
+    std::future::ready(Ended::Returned(Err(reason)))
 }
 
 /// Awaits `run`, the call of `item`, and completes it: by running the next
@@ -286,7 +300,7 @@ async fn unserved(shared: &Shared, item: LockedActivity, held: Option<Orchestrat
 pub(crate) async fn finish(
     shared: &Shared,
     item: LockedActivity,
-    run: impl Future<Output = Result<String, String>>,
+    run: impl Future<Output = Ended>,
     held: Option<OrchestrationWork>,
 ) {
     let held_since = Instant::now();
@@ -302,6 +316,10 @@ pub(crate) async fn finish(
             orchestrator::release(shared, &held).await;
         }
         return;
+    };
+    let result = match result {
+        Ended::Returned(result) => result,
+        Ended::Cancelled(reason) => return cancelled(shared, item, reason, held).await,
     };
     let completion = completion(shared, &item.work, result);
     if let Some(held) = held {
@@ -338,6 +356,46 @@ pub(crate) async fn finish(
             );
         }
         Err(e) => tracing::error!("completing the activity failed: {}", Chain(&e)),
+    }
+}
+
+/// Records an attempt stopped because its result was no longer wanted.
+/// Its orchestration stopped waiting for it: the work is completed with a
+/// failure naming the cancellation, which the orchestration drops as it
+/// drops any completion of a task it cancelled (or of an execution that
+/// ended). The runtime is stopping: the work goes back to the queue for
+/// another attempt, as at any stop.
+async fn cancelled(
+    shared: &Shared,
+    item: LockedActivity,
+    reason: CancelReason,
+    held: Option<OrchestrationWork>,
+) {
+    let work = &item.work;
+    if reason == CancelReason::Stopping {
+        tracing::info!(
+            instance = %work.instance,
+            activity = %work.name,
+            "the activity was stopped with the runtime; its work goes back to the queue"
+        );
+        return release(shared, Inflight { item, held }).await;
+    }
+    tracing::info!(
+        instance = %work.instance,
+        activity = %work.name,
+        "the activity was cancelled: its result is no longer wanted"
+    );
+    if let Some(held) = held {
+        orchestrator::release(shared, &held).await;
+    }
+    let completion = OrchestratorMessage::ActivityFailed {
+        execution_id: work.execution_id,
+        id: work.id,
+        error: GuestFault::Cancelled.to_string(),
+    };
+    match shared.store.complete_activity(&item, completion).await {
+        Ok(()) | Err(StoreError::LockLost(_)) => {}
+        Err(e) => tracing::warn!("recording the cancelled activity failed: {}", Chain(&e)),
     }
 }
 
@@ -395,28 +453,37 @@ pub(crate) async fn timed<T: Outcome>(run: impl Future<Output = T>) -> T {
     let started = Instant::now();
     let result = run.await;
     let elapsed = started.elapsed();
-    metrics::global()
-        .activity_seconds
-        .observe(metrics::seconds(elapsed));
+    let m = metrics::global();
+    m.activity_seconds.observe(metrics::seconds(elapsed));
+    let outcome = metrics::ActivityOutcome {
+        outcome: result.outcome(),
+    };
+    m.activity_attempts.get_or_create(&outcome).inc();
     let span = tracing::Span::current();
-    span.record("outcome", result.outcome());
+    span.record("outcome", outcome.outcome);
     span.record("duration_ms", elapsed.as_millis() as u64);
     result
 }
 
-/// How an activity call ended, for its span.
+/// How an activity call ended, for its span and metrics.
 pub(crate) trait Outcome {
-    /// `ok`, `error`, or `abandoned` (its lock was lost).
+    /// `ok`, `error`, `cancelled` (its result was no longer wanted),
+    /// `stopped` (the runtime stopped) or `abandoned` (its lock was lost).
     fn outcome(&self) -> &'static str;
 }
 
-impl Outcome for Result<String, String> {
+impl Outcome for Ended {
     fn outcome(&self) -> &'static str {
-        if self.is_ok() { "ok" } else { "error" }
+        match self {
+            Ended::Returned(Ok(_)) => "ok",
+            Ended::Returned(Err(_)) => "error",
+            Ended::Cancelled(CancelReason::NotWanted) => "cancelled",
+            Ended::Cancelled(_) => "stopped",
+        }
     }
 }
 
-impl Outcome for Option<Result<String, String>> {
+impl Outcome for Option<Ended> {
     fn outcome(&self) -> &'static str {
         self.as_ref().map_or("abandoned", Outcome::outcome)
     }
@@ -516,9 +583,7 @@ pub(crate) fn call(shared: &Shared, work: &ActivityWork, attempt: u32) -> Option
     let handler = match shared.registry.read() {
         Ok(registry) => registry.activity(tenant_of_key(&work.instance), &work.name)?,
         Err(_) => {
-            return Some(Box::pin(std::future::ready(Err(
-                "registry lock poisoned".into()
-            ))));
+            return Some(Box::pin(failed("registry lock poisoned".into())));
         }
     };
     let store_text = shared.options.limits.text_limits();
@@ -529,6 +594,7 @@ pub(crate) fn call(shared: &Shared, work: &ActivityWork, attempt: u32) -> Option
     // The guest sees the id its tenant's clients use, not the store key.
     let (tenant, instance_id) = split_key(&work.instance);
     let tenant = tenant.to_owned();
+    let token = CancelToken::default();
     let call = ActivityCall {
         info: ActivityInfo {
             instance_id: instance_id.to_owned(),
@@ -536,7 +602,7 @@ pub(crate) fn call(shared: &Shared, work: &ActivityWork, attempt: u32) -> Option
             name: work.name.clone(),
             attempt,
         },
-        cancelled: CancelToken::default(),
+        cancelled: token.clone(),
     };
     let registered = (shared.calls).register(
         &work.instance,
@@ -554,21 +620,39 @@ pub(crate) fn call(shared: &Shared, work: &ActivityWork, attempt: u32) -> Option
             ActivityHandler::Wasm(component) => Some(component.budgets.clone()),
             ActivityHandler::Native(_) => None,
         };
+        // A call no longer wanted stops waiting; with no slot to come (the
+        // runtime is stopping) its work goes back to the queue.
         let _slot = match &budgets {
-            Some(budgets) => Some(budgets.activity().await.ok_or("the runtime is stopping")?),
+            Some(budgets) => tokio::select! {
+                biased;
+                reason = token.cancelled() => return Ended::Cancelled(reason),
+                slot = budgets.activity() => match slot {
+                    Some(slot) => Some(slot),
+                    None => return Ended::Cancelled(CancelReason::Stopping),
+                },
+            },
             None => None,
         };
         let budget = limits.activity_budget;
-        let run = run_activity(handler, call, tenant, input, &limits);
-        let result = match tokio::time::timeout(budget, run).await {
-            Ok(result) => result,
-            Err(_) => Err(format!(
-                "[{}] the activity ran longer than its budget of {} ms (activity_budget)",
-                ErrorCode::BudgetExceeded,
-                budget.as_millis()
-            )),
-        };
-        sized(result, &limits.text_limits())
+        let run = tokio::time::timeout(budget, run_activity(handler, call, tenant, input, &limits));
+        // A cancel drops the call: a guest blocked in a host call (a sleep,
+        // an HTTP request) or a native closure stops at once. A Wasm guest
+        // that is running stops at its next epoch tick (see `sandbox`) with
+        // a failure, which is the cancel's too; an output that made it is
+        // kept (at a stop, it is still wanted).
+        tokio::select! {
+            biased;
+            reason = token.cancelled() => Ended::Cancelled(reason),
+            result = run => match (result, token.reason()) {
+                (Ok(Err(_)), Some(reason)) => Ended::Cancelled(reason),
+                (Ok(result), _) => Ended::Returned(sized(result, &limits.text_limits())),
+                (Err(_), _) => Ended::Returned(Err(format!(
+                    "[{}] the activity ran longer than its budget of {} ms (activity_budget)",
+                    ErrorCode::BudgetExceeded,
+                    budget.as_millis()
+                ))),
+            },
+        }
     }))
 }
 

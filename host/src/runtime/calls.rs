@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::sandbox::CancelToken;
+use crate::sandbox::{CancelReason, CancelToken};
 
 /// An instance and execution.
 type Execution = (String, u64);
@@ -90,7 +90,7 @@ impl RunningCalls {
             calls
                 .values()
                 .flat_map(HashMap::values)
-                .for_each(CancelToken::cancel);
+                .for_each(|token| token.cancel_for(CancelReason::Stopping));
         }
     }
 }

@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use super::Chain;
 use super::Shared;
-use super::activity::{Call, activity_span, call, completion, timed};
+use super::activity::{Call, Ended, activity_span, call, completion, timed};
 use super::execution::TurnInput;
 use super::fast_path::{Step, next_step};
 use super::orchestrator::{Turn, settle};
@@ -68,7 +68,14 @@ pub(crate) async fn run_inline(
             .instrument(span)
             .await
         {
-            Ok(result) => result,
+            Ok(Ended::Returned(result)) => result,
+            // Stopped with the runtime: the commit schedules the work, and
+            // the dispatcher puts it back in the queue (see `activity`).
+            Ok(ended @ Ended::Cancelled(_)) => {
+                turn.execution = Some(execution);
+                let call = Box::pin(std::future::ready(ended));
+                return Some(Inline { call, slot });
+            }
             Err(_) => {
                 turn.execution = Some(execution);
                 return Some(Inline { call, slot });
@@ -92,7 +99,7 @@ pub(crate) async fn run_inline(
                     Chain(&e)
                 );
                 return Some(Inline {
-                    call: Box::pin(std::future::ready(result)),
+                    call: Box::pin(std::future::ready(Ended::Returned(result))),
                     slot,
                 });
             }

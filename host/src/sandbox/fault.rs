@@ -102,6 +102,11 @@ pub enum GuestFault {
     /// current execution ends.
     #[error("the execution continued as new")]
     ContinuedAsNew,
+    /// The activity's result was no longer wanted (its orchestration
+    /// stopped waiting for it, or the runtime is stopping), so its sandbox
+    /// was stopped: not the guest's failure.
+    #[error("the activity was cancelled: its result is no longer wanted")]
+    Cancelled,
     /// The mailbox between the guest and its turns is unusable (a panic
     /// while it was held).
     #[error("the execution lost its link to the dispatcher")]
@@ -139,7 +144,7 @@ impl GuestFault {
             GuestFault::HistoryLimit { .. } => Some(ErrorCode::HistoryLimit),
             GuestFault::NoContext => Some(ErrorCode::NoContext),
             GuestFault::NoActivityContext => Some(ErrorCode::NoActivityContext),
-            GuestFault::ContinuedAsNew | GuestFault::Unlinked => None,
+            GuestFault::ContinuedAsNew | GuestFault::Unlinked | GuestFault::Cancelled => None,
         }
     }
 

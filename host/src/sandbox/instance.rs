@@ -207,11 +207,23 @@ fn configured(engine: &Engine, state: GuestState) -> Store<GuestState> {
     // and yield to other tasks while within it.
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|mut ctx| {
+        if cancelled(ctx.data()) {
+            return Err(GuestFault::Cancelled.into());
+        }
         let cpu = &mut ctx.data_mut().cpu;
         cpu.charge(std::time::Instant::now())?;
         Ok(UpdateDeadline::YieldCustom(1, cpu.yield_now()))
     });
     store
+}
+
+/// Whether the store serves an activity call whose result is no longer
+/// wanted: its guest is stopped at the next epoch tick.
+fn cancelled(state: &GuestState) -> bool {
+    state
+        .activity
+        .as_ref()
+        .is_some_and(|call| call.cancelled.is_cancelled())
 }
 
 /// Run an orchestration from its beginning in `instance`. The call returns when

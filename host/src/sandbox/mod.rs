@@ -29,7 +29,7 @@ pub(crate) mod reaper;
 pub(crate) mod state;
 mod wasi_random;
 
-pub use activity_call::{ActivityCall, ActivityInfo, CancelToken};
+pub use activity_call::{ActivityCall, ActivityInfo, CancelReason, CancelToken};
 pub use component_policy::{
     ComponentPolicy, DEFAULT_MAX_CONCURRENT_ACTIVITIES, DEFAULT_MAX_CONCURRENT_EXECUTIONS,
     DEFAULT_MAX_HISTORY_EVENTS, DEFAULT_MEMORY_BUDGET_BYTES,

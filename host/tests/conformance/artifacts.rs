@@ -64,7 +64,10 @@ pub async fn an_artifact_keeps_the_policy_it_was_first_stored_with(
     let (again, inserted) = store.put_artifact(artifact("aa", b"one", None)).await?;
     assert!(!inserted);
     assert_eq!(again.policy.as_ref(), Some(&policy));
-    let fetched = store.artifact("default", "aa").await?.ok_or("aa is stored")?;
+    let fetched = store
+        .artifact("default", "aa")
+        .await?
+        .ok_or("aa is stored")?;
     assert_eq!(fetched.summary.policy, Some(policy));
     let (without, _) = store.put_artifact(artifact("bb", b"two", None)).await?;
     assert_eq!(without.policy, None);
