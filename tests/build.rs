@@ -17,6 +17,8 @@ fn main() -> Result<(), duroxide_guest_build::BuildError> {
         "typed-payloads",
         "upgrade-v1",
         "upgrade-v2",
+        "capabilities",
+        "grant-orchestrations",
     ];
     duroxide_guest_build::export(&guests)
 }

@@ -43,6 +43,12 @@ pub mod guests {
     /// Upgrade, second build: replays the first's histories but those of
     /// input "extra", and finishes with "v2:".
     pub const UPGRADE_V2: &str = env!("GUEST_UPGRADE_V2");
+    /// Activities that reach for files, environment variables, sockets and
+    /// HTTP hosts, and activities that never end (busy or blocked).
+    pub const CAPABILITIES: &str = env!("GUEST_CAPABILITIES");
+    /// Races and calls of activities by name, an orchestration that looks
+    /// for files and variables itself, and Echo and ReadFileHere.
+    pub const GRANT_ORCHESTRATIONS: &str = env!("GUEST_GRANT_ORCHESTRATIONS");
 }
 
 /// How long a test waits for an instance before it fails.
