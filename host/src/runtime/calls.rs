@@ -4,6 +4,7 @@
 //! is stopping.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::sandbox::{CancelReason, CancelToken};
@@ -15,6 +16,10 @@ type Execution = (String, u64);
 #[derive(Default)]
 pub(crate) struct RunningCalls {
     calls: Arc<Mutex<HashMap<Execution, HashMap<u64, CancelToken>>>>,
+    /// Set by [`RunningCalls::cancel_all`]: a call registered later (its
+    /// task was spawned before the stop but first ran after it) is told at
+    /// once.
+    stopping: AtomicBool,
 }
 
 /// Keeps a call registered; dropping it (the call ended) forgets it.
@@ -50,6 +55,10 @@ impl RunningCalls {
     ) -> Registered {
         let key = (instance.to_string(), execution);
         if let Ok(mut calls) = self.calls.lock() {
+            // Read under the lock, which `cancel_all` holds while it sets it.
+            if self.stopping.load(Ordering::Relaxed) {
+                token.cancel_for(CancelReason::Stopping);
+            }
             calls.entry(key.clone()).or_default().insert(task, token);
         }
         Registered {
@@ -87,6 +96,7 @@ impl RunningCalls {
     /// Every running call's result is no longer wanted: the runtime stops.
     pub(crate) fn cancel_all(&self) {
         if let Ok(calls) = self.calls.lock() {
+            self.stopping.store(true, Ordering::Relaxed);
             calls
                 .values()
                 .flat_map(HashMap::values)
@@ -116,6 +126,10 @@ mod tests {
         assert!(a1.is_cancelled() && !b1.is_cancelled());
         calls.cancel_all();
         assert!(b1.is_cancelled());
+        // A call that registers after the stop hears it at once.
+        let late = CancelToken::default();
+        let _late = calls.register("c", 1, 1, late.clone());
+        assert_eq!(late.reason(), Some(CancelReason::Stopping));
     }
 
     #[test]
