@@ -91,7 +91,9 @@ impl WasiHttpHooks for GrantedHttp {
         drop(fut);
         let allowed = self.0.clone();
         if let Err(reason) = check(allowed.as_deref(), request.uri()) {
-            tracing::warn!(uri = %request.uri(), "an activity's HTTP request was refused: {reason}");
+            // The reason names the origin; the path and query may hold
+            // secrets, so they stay out of the log.
+            tracing::warn!("an activity's HTTP request was refused: {reason}");
             return Box::new(std::future::ready(Err(HttpError::HttpRequestDenied)));
         }
         let Some(allowed) = allowed else {
