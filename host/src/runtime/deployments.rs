@@ -34,14 +34,22 @@ pub fn stored_policy(policy: &ComponentPolicy) -> Result<ArtifactPolicy, serde_j
     serde_json::to_string(policy).map(ArtifactPolicy::from_json)
 }
 
-/// The policy a deployed component was stored with, or (`given` false) the
-/// default policy with `limits` when it was deployed without one.
+/// The policy a deployed component was stored with, its grants checked
+/// here as at a load (directories must exist on this host), or (`given`
+/// false) the default policy with `limits` when it was deployed without one.
 fn deployed_policy(
     stored: Option<&ArtifactPolicy>,
     limits: &SandboxLimits,
-) -> Result<(ComponentPolicy, bool), serde_json::Error> {
+) -> Result<(ComponentPolicy, bool), String> {
     match stored {
-        Some(stored) => Ok((serde_json::from_str(stored.json())?, true)),
+        Some(stored) => {
+            let mut policy: ComponentPolicy =
+                serde_json::from_str(stored.json()).map_err(|e| e.to_string())?;
+            policy.grants = std::mem::take(&mut policy.grants)
+                .validated()
+                .map_err(|e| e.to_string())?;
+            Ok((policy, true))
+        }
         None => Ok((ComponentPolicy::with_limits(limits.clone()), false)),
     }
 }

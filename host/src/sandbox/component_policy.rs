@@ -26,10 +26,8 @@ pub struct ComponentPolicy {
     pub max_concurrent_executions: usize,
     /// Most of its activities running at once.
     pub max_concurrent_activities: usize,
-    /// What its activities may reach.
-    // TODO(grants): serialize once `Grants` derives serde; until then a
-    // policy file cannot grant anything, and a stored policy grants nothing.
-    #[serde(skip)]
+    /// What its activities may reach (see [`Grants`] for its shape).
+    #[serde(skip_serializing_if = "Grants::is_empty")]
     pub grants: Grants,
 }
 
@@ -71,6 +69,28 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::sandbox::{DirMode, HttpGrant};
+
+    #[test]
+    fn a_policy_file_carries_grants() {
+        let policy: ComponentPolicy = serde_json::from_str(
+            r#"{"grants": {"dirs": [{"host": "/srv", "guest": "/srv"}],
+                           "http": {"allow": ["https://api.example.com"]}}}"#,
+        )
+        .unwrap();
+        let expected = Grants::none()
+            .dir("/srv", "/srv", DirMode::ReadOnly)
+            .http(HttpGrant::allow(["https://api.example.com"]));
+        assert_eq!(policy.grants, expected);
+        let text = serde_json::to_string(&policy).unwrap();
+        assert_eq!(
+            serde_json::from_str::<ComponentPolicy>(&text).unwrap(),
+            policy
+        );
+        // A policy without grants writes none.
+        let plain = serde_json::to_string(&ComponentPolicy::default()).unwrap();
+        assert!(!plain.contains("grants"), "{plain}");
+    }
 
     #[test]
     fn a_partial_policy_keeps_the_defaults_of_what_it_leaves_out() {
