@@ -4,6 +4,8 @@
 
 pub mod artifacts;
 pub mod notices;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod query;
 pub mod retention;
 pub mod sqlite;
