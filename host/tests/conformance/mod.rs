@@ -26,7 +26,10 @@
 //! in another crate would be the reason to move it behind a feature.
 
 use std::error::Error;
+use std::sync::Arc;
 use std::time::Duration;
+
+use duroxide::providers::HistoryStore;
 
 pub mod fixtures;
 
@@ -48,6 +51,31 @@ pub use signals::*;
 pub use tenants::*;
 pub use turns::*;
 
+/// What a provider's factory makes: a store and what to keep until the
+/// test ends, or (`Option`) nothing when the provider's server is not
+/// there, which skips the scenario. Only a factory that reports why it
+/// skips, and fails instead when its server is required, returns `None`.
+pub trait Provided {
+    /// What the test keeps until it ends.
+    type Keep;
+    /// The store and what to keep, if there is a store.
+    fn provided(self) -> Option<(Arc<dyn HistoryStore>, Self::Keep)>;
+}
+
+impl<G> Provided for (Arc<dyn HistoryStore>, G) {
+    type Keep = G;
+    fn provided(self) -> Option<(Arc<dyn HistoryStore>, G)> {
+        Some(self)
+    }
+}
+
+impl<G> Provided for Option<(Arc<dyn HistoryStore>, G)> {
+    type Keep = G;
+    fn provided(self) -> Option<(Arc<dyn HistoryStore>, G)> {
+        self
+    }
+}
+
 /// What every scenario returns.
 pub type TestResult = Result<(), Box<dyn Error>>;
 
@@ -60,7 +88,9 @@ pub const SHORT_LOCK: Duration = Duration::from_millis(100);
 /// scenario, each on a fresh store from `$factory`: the name of an async fn
 /// beside the call, returning `Result<(Arc<dyn HistoryStore>, G), Box<dyn
 /// Error>>`, where `G` (a temporary directory, a database to drop) is kept
-/// until the test ends. Scenarios that spread work over tasks run on a
+/// until the test ends, or `Result<Option<(...)>, ...>` for a provider whose
+/// server may be missing: `None` passes the test without running it (the
+/// factory says why, see [`Provided`]). Scenarios that spread work over tasks run on a
 /// multi-thread runtime; the others on a current-thread one, where `join!`
 /// queues every write of a group before the store serves the first.
 macro_rules! suite {
@@ -111,7 +141,11 @@ macro_rules! suite {
             $(
                 #[tokio::test]
                 async fn $current() -> $crate::conformance::TestResult {
-                    let (store, _keep) = super::$factory().await?;
+                    let Some((store, _keep)) = $crate::conformance::Provided::provided(
+                        super::$factory().await?,
+                    ) else {
+                        return Ok(());
+                    };
                     $crate::conformance::$current(store).await
                 }
             )+
@@ -124,14 +158,22 @@ macro_rules! suite {
             $(
                 #[tokio::test]
                 async fn $current() -> $crate::conformance::TestResult {
-                    let (store, _keep) = super::$factory().await?;
+                    let Some((store, _keep)) = $crate::conformance::Provided::provided(
+                        super::$factory().await?,
+                    ) else {
+                        return Ok(());
+                    };
                     $crate::conformance::$current(store).await
                 }
             )+
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $multi() -> $crate::conformance::TestResult {
-                    let (store, _keep) = super::$factory().await?;
+                    let Some((store, _keep)) = $crate::conformance::Provided::provided(
+                        super::$factory().await?,
+                    ) else {
+                        return Ok(());
+                    };
                     $crate::conformance::$multi(store).await
                 }
             )+
