@@ -29,8 +29,15 @@ pub struct Completed {
     pub shipping: Shipping,
 }
 
-/// The database the client and runtime examples share.
+/// The database the client and runtime examples share, unless
+/// `DUROXIDE_DB` names another.
 pub const DEMO_DB: &str = "sqlite:./duroxide_demo.db";
+
+/// The store URL an example uses: `DUROXIDE_DB` if set (an SQLite path or
+/// URL, or `postgres://…` with the `postgres` feature), else `default`.
+pub fn store_url(default: &str) -> String {
+    std::env::var("DUROXIDE_DB").unwrap_or_else(|_| default.to_owned())
+}
 
 /// Log to stderr; `RUST_LOG` overrides the default `info`.
 pub fn init_logging() {

@@ -17,6 +17,19 @@ fn postgres_runs_skipped_without_the_postgres_feature() {
     );
 }
 
+/// Without the feature, a PostgreSQL URL is refused with a message that
+/// says how to get one.
+#[cfg(not(feature = "postgres"))]
+#[tokio::test]
+async fn a_postgres_url_without_the_feature_says_what_is_missing() {
+    let error = match duroxide::providers::open("postgres://me:secret@db/x").await {
+        Ok(_) => panic!("a PostgreSQL store opened without the feature"),
+        Err(e) => e.to_string(),
+    };
+    assert!(error.contains("`postgres` feature"), "{error}");
+    assert!(!error.contains("secret"), "{error}");
+}
+
 #[cfg(feature = "postgres")]
 mod conformance;
 #[cfg(feature = "postgres")]
@@ -214,6 +227,36 @@ mod pg {
             .downcast::<StoreError>()
             .map_err(|e| format!("not a store error: {e}"))?;
         assert!(matches!(*error, StoreError::Foreign(_)), "{error:?}");
+        Ok(())
+    }
+
+    /// `providers::open` picks the store a URL names: PostgreSQL for a
+    /// `postgres://` URL (here with the schema on its search path), SQLite
+    /// for the rest.
+    #[tokio::test]
+    async fn open_picks_the_store_a_url_names() -> TestResult {
+        let dir = tempfile::TempDir::new()?;
+        let sqlite = format!("sqlite:{}", dir.path().join("a.db").display());
+        let store = duroxide::providers::open(&sqlite).await?;
+        store.create_instance(new_instance("a", now_ms())).await?;
+        assert!(dir.path().join("a.db").exists());
+
+        let Some(schema) = schema().await? else {
+            return Ok(());
+        };
+        schema
+            .execute(&format!("CREATE SCHEMA {}", schema.name))
+            .await?;
+        let separator = if url().contains('?') { '&' } else { '?' };
+        let pg = format!("{}{separator}options[search_path]={}", url(), schema.name);
+        let store = duroxide::providers::open(&pg).await?;
+        store.create_instance(new_instance("b", now_ms())).await?;
+        assert_eq!(
+            schema
+                .count("SELECT COUNT(*) FROM instances WHERE instance_id = 'b'")
+                .await?,
+            1
+        );
         Ok(())
     }
 

@@ -4,16 +4,15 @@
 //! system's health, and purges. A runtime (`runtime_usage`) must be running,
 //! in another process, for the orchestrations to progress.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use duroxide::providers::sqlite::SqliteHistoryStore;
 use duroxide::{Client, InstanceFilter, InstanceStatus, StartOptions};
-use duroxide_examples::{DEMO_DB, Order, Shipping, run_suffix};
+use duroxide_examples::{DEMO_DB, Order, Shipping, run_suffix, store_url};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let store = Arc::new(SqliteHistoryStore::new(DEMO_DB).await?);
+    let url = store_url(DEMO_DB);
+    let store = duroxide::providers::open(&url).await?;
     let client = Client::new(store);
     let run = run_suffix();
     let (order1, order2, order3) = (

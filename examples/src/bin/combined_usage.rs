@@ -1,9 +1,6 @@
 //! Runtime and client in one process on an embedded SQLite file: loads the
 //! example guest components, runs HelloWorld and ProcessOrder to completion.
 
-use std::sync::Arc;
-
-use duroxide::providers::sqlite::SqliteHistoryStore;
 use duroxide::{Client, DuroxideRuntime};
 use duroxide_examples::{
     Completed, HELLO_WORLD_WASM, ORDER_PROCESSING_WASM, Order, Shipping, init_logging, run_suffix,
@@ -12,7 +9,9 @@ use duroxide_examples::{
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     init_logging();
-    let store = Arc::new(SqliteHistoryStore::new("sqlite:./combined_demo.db").await?);
+    let store =
+        duroxide::providers::open(&duroxide_examples::store_url("sqlite:./combined_demo.db"))
+            .await?;
 
     let mut runtime = DuroxideRuntime::new(store.clone());
     for wasm in [HELLO_WORLD_WASM, ORDER_PROCESSING_WASM] {

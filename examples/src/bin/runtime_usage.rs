@@ -1,16 +1,16 @@
 //! The execution side alone: a runtime on the demo database that runs the
 //! example components until Ctrl-C. Start `client_usage` in another terminal.
 
-use std::sync::Arc;
-
 use duroxide::DuroxideRuntime;
-use duroxide::providers::sqlite::SqliteHistoryStore;
-use duroxide_examples::{DEMO_DB, HELLO_WORLD_WASM, ORDER_PROCESSING_WASM, init_logging};
+use duroxide_examples::{
+    DEMO_DB, HELLO_WORLD_WASM, ORDER_PROCESSING_WASM, init_logging, store_url,
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     init_logging();
-    let store = Arc::new(SqliteHistoryStore::new(DEMO_DB).await?);
+    let url = store_url(DEMO_DB);
+    let store = duroxide::providers::open(&url).await?;
     let mut runtime = DuroxideRuntime::new(store);
     runtime.load_component_file(HELLO_WORLD_WASM).await?;
     runtime.load_component_file(ORDER_PROCESSING_WASM).await?;
@@ -20,7 +20,7 @@ async fn main() -> anyhow::Result<()> {
         Ok("logged".to_string())
     })?;
     runtime.start().await?;
-    println!("runtime started on {DEMO_DB}; Ctrl-C stops it");
+    println!("runtime started on {url}; Ctrl-C stops it");
 
     tokio::signal::ctrl_c().await?;
     runtime.stop().await;

@@ -10,7 +10,8 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "duroxide", version, about)]
 pub struct Cli {
-    /// The store: a path or an `sqlite:` URL.
+    /// The store: a path, an `sqlite:` URL, or a `postgres://` URL (with
+    /// the `postgres` feature).
     #[arg(
         long,
         global = true,

@@ -3,13 +3,17 @@
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use duroxide::providers::sqlite::SqliteHistoryStore;
+use duroxide::providers::{self, HistoryStore};
 use duroxide::{Client, Tenant};
 
 use crate::exit::{Code, fail};
 
-/// The file a `--db` value names, if it names one.
+/// The file a `--db` value names, if it names one (a PostgreSQL URL names
+/// none).
 fn file_of(db: &str) -> Option<&str> {
+    if providers::is_postgres_url(db) {
+        return None;
+    }
     let path = db
         .strip_prefix("sqlite://")
         .or_else(|| db.strip_prefix("sqlite:"))
@@ -18,9 +22,10 @@ fn file_of(db: &str) -> Option<&str> {
     (path != ":memory:" && !path.is_empty()).then_some(path)
 }
 
-/// Opens the store. Only commands that set one up (`deploy`, `run`)
-/// create a missing file; the others refuse it, writing nothing.
-pub async fn open(db: &str, create: bool) -> anyhow::Result<Arc<SqliteHistoryStore>> {
+/// Opens the store `db` names (an SQLite file or URL, or a `postgres://`
+/// URL). Only commands that set one up (`deploy`, `run`) create a missing
+/// file; the others refuse it, writing nothing.
+pub async fn open(db: &str, create: bool) -> anyhow::Result<Arc<dyn HistoryStore>> {
     if !create
         && let Some(file) = file_of(db)
         && !Path::new(file).exists()
@@ -32,10 +37,23 @@ pub async fn open(db: &str, create: bool) -> anyhow::Result<Arc<SqliteHistorySto
             ),
         ));
     }
-    let store = SqliteHistoryStore::new(db)
+    providers::open(db)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot open the store '{db}': {e}"))?;
-    Ok(Arc::new(store))
+        .map_err(|e| anyhow::anyhow!("cannot open the store '{}': {e}", shown(db)))
+}
+
+/// `db` as messages show it: without the password of a URL.
+pub fn shown(db: &str) -> String {
+    match db.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((credentials, host)) if credentials.contains(':') => {
+                let user = credentials.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}:***@{host}")
+            }
+            _ => db.to_owned(),
+        },
+        None => db.to_owned(),
+    }
 }
 
 /// The tenant `--tenant` names, set once before the command runs: every
@@ -48,13 +66,13 @@ pub fn set_tenant(tenant: Tenant) {
 }
 
 /// A client on `store`, for the tenant `--tenant` named.
-pub fn client_of(store: Arc<SqliteHistoryStore>) -> Client {
+pub fn client_of(store: Arc<dyn HistoryStore>) -> Client {
     let tenant = TENANT.get().cloned().unwrap_or_default();
     Client::new(store).with_tenant(tenant)
 }
 
 /// A client on the store, for the tenant `--tenant` named.
-pub async fn client(db: &str) -> anyhow::Result<(Client, Arc<SqliteHistoryStore>)> {
+pub async fn client(db: &str) -> anyhow::Result<(Client, Arc<dyn HistoryStore>)> {
     let store = open(db, false).await?;
     Ok((client_of(store.clone()), store))
 }

@@ -1,6 +1,7 @@
 //! The `HistoryStore` contract: the only channel between the client and the
-//! runtime. Providers (SQLite today) implement it; the client and the runtime
-//! depend on it, never on a provider.
+//! runtime. Providers (SQLite, and PostgreSQL with the `postgres` feature)
+//! implement it; the client and the runtime depend on it, never on a
+//! provider. [`open`] picks the provider a URL names.
 
 pub mod artifacts;
 pub mod notices;
@@ -22,6 +23,30 @@ use crate::limits::TextLimits;
 use artifacts::{Artifact, ArtifactSummary, NewArtifact, RemoveOutcome};
 use notices::FinishNotices;
 use query::{CountsQuery, InstanceCounts, InstanceFilter, InstancePage, PurgeFilter, PurgeOutcome};
+
+/// Opens the store `url` names, creating and migrating it if needed:
+/// `postgres://…` or `postgresql://…` a PostgreSQL database (with the
+/// `postgres` feature), anything else an SQLite file (`sqlite:./file.db`,
+/// `sqlite:///abs/file.db`, `sqlite::memory:` or a bare path).
+pub async fn open(url: &str) -> Result<Arc<dyn HistoryStore>, StoreError> {
+    if is_postgres_url(url) {
+        #[cfg(feature = "postgres")]
+        return Ok(Arc::new(postgres::PostgresHistoryStore::new(url).await?));
+        #[cfg(not(feature = "postgres"))]
+        return Err(StoreError::database(format!(
+            "'{}' names a PostgreSQL store, and this build has no PostgreSQL support: \
+             build duroxide with the `postgres` feature",
+            url.split('@').next_back().unwrap_or(url)
+        )));
+    }
+    Ok(Arc::new(sqlite::SqliteHistoryStore::new(url).await?))
+}
+
+/// Whether `url` names a PostgreSQL database (`postgres://` or
+/// `postgresql://`) rather than an SQLite file.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
 
 /// Errors a store reports.
 #[derive(Debug, thiserror::Error)]

@@ -26,11 +26,12 @@ pub async fn run(db: &str, metrics: Option<SocketAddr>) -> anyhow::Result<Code> 
         }
         None => None,
     };
-    let components = store.list_components_count().await?;
+    let components = store.list_artifacts(None).await?.len();
     let mut runtime = DuroxideRuntime::new(store);
     runtime.start().await?;
     eprintln!(
-        "worker running on {db} with {components} deployed component(s); new deployments are picked up as they come. Ctrl-C stops it."
+        "worker running on {} with {components} deployed component(s); new deployments are picked up as they come. Ctrl-C stops it.",
+        store::shown(db)
     );
     shutdown_signal().await?;
     eprintln!("stopping: finishing the turns in progress");
@@ -55,18 +56,5 @@ async fn shutdown_signal() -> anyhow::Result<()> {
     {
         tokio::signal::ctrl_c().await?;
         Ok(())
-    }
-}
-
-/// How many components a store holds.
-trait CountComponents {
-    /// The number of deployed components, of every tenant.
-    async fn list_components_count(&self) -> anyhow::Result<usize>;
-}
-
-impl CountComponents for duroxide::providers::sqlite::SqliteHistoryStore {
-    async fn list_components_count(&self) -> anyhow::Result<usize> {
-        use duroxide::providers::HistoryStore;
-        Ok(self.list_artifacts(None).await?.len())
     }
 }

@@ -42,11 +42,6 @@ fn migrator() -> Migrator {
     )
 }
 
-/// Whether `url` names a PostgreSQL database.
-pub fn is_postgres_url(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
-}
-
 /// A schema name quoted as an SQL identifier.
 pub(super) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -160,6 +155,5 @@ mod tests {
         );
         assert_eq!(redacted("postgres://me@db/x"), "postgres://me@db/x");
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
-        assert!(is_postgres_url("postgresql://h/db") && !is_postgres_url("sqlite:x.db"));
     }
 }

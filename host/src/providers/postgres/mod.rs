@@ -56,7 +56,6 @@ use crate::providers::{
     HistoryStore, InstanceRecord, LockedActivity, LockedTurn, NewInstance, OrchestrationWork,
     QueueStats, SignalOutcome, StoreError, TurnCommit,
 };
-pub use connect::is_postgres_url;
 
 /// Settings for [`PostgresHistoryStore::with_options`].
 #[derive(Debug, Clone)]
