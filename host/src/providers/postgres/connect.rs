@@ -77,6 +77,10 @@ pub(super) async fn open(url: &str, options: &PostgresOptions) -> Result<Opened,
     }
     let pool = PgPoolOptions::new()
         .max_connections(options.max_connections.max(1))
+        // No ping before each use: it is a round trip of its own, doubling
+        // the cost of every write. A connection found dead fails that one
+        // call with a retryable error, and the pool drops it.
+        .test_before_acquire(false)
         .connect_with(connect)
         .await
         .map_err(|e| pg_error(format!("connecting to '{}'", redacted(url)), e))?;
