@@ -1,5 +1,6 @@
-//! Runtime and client in one process on an embedded SQLite file: loads the
-//! example guest components, runs HelloWorld and ProcessOrder to completion.
+//! Runtime and client in one process on an embedded SQLite file (or the
+//! store `DUROXIDE_DB` names): loads the example guest components, runs
+//! HelloWorld and ProcessOrder to completion.
 
 use duroxide::{Client, DuroxideRuntime};
 use duroxide_examples::{

@@ -84,9 +84,10 @@ pub enum StoreError {
         /// The newest schema version this build knows.
         known: usize,
     },
-    /// The database belongs to another application: it has tables but no
+    /// The database (an SQLite file, a PostgreSQL schema: named in the
+    /// message) belongs to another application: it has tables but no
     /// duroxide schema version. Nothing was changed.
-    #[error("'{0}' is an SQLite database of another application, not a duroxide store")]
+    #[error("{0} belongs to another application, not a duroxide store")]
     Foreign(String),
     /// The database failed; [`DatabaseError::is_retryable`] says whether
     /// trying again can help.

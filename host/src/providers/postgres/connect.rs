@@ -104,7 +104,7 @@ pub(super) async fn open(url: &str, options: &PostgresOptions) -> Result<Opened,
 }
 
 /// Refuses, before anything is written, a schema written by a newer
-/// duroxide and one of another application (tables of ours' names and no
+/// duroxide, and one of another application (a table named as ours, and no
 /// migration record).
 async fn preflight(pool: &PgPool, schema: &str) -> Result<(), StoreError> {
     let (recorded, foreign): (bool, bool) = sqlx_core::query_as::query_as(

@@ -127,7 +127,10 @@ impl Location {
             });
         }
         if version == 0 && tables > 0 {
-            return Err(StoreError::Foreign(self.target.display().to_string()));
+            return Err(StoreError::Foreign(format!(
+                "SQLite database '{}'",
+                self.target.display()
+            )));
         }
         Ok(())
     }
