@@ -71,15 +71,17 @@ pub async fn a_renewed_activity_lock_outlasts_its_first_length(
     store: Arc<dyn HistoryStore>,
 ) -> TestResult {
     let store = &*store;
+    // Long enough that a renewal a quarter of the way in is never late, even
+    // on a loaded machine.
+    let lock = SHORT_LOCK * 4;
     with_activities(store, &[1]).await?;
-    let [locked] =
-        <[LockedActivity; 1]>::try_from(store.fetch_activity_work(10, SHORT_LOCK).await?)
-            .map_err(|v| format!("expected one item, got {v:?}"))?;
-    // Renewed twice across three lock lengths: nobody else takes it, and it
-    // still completes.
-    for _ in 0..3 {
-        tokio::time::sleep(SHORT_LOCK / 2).await;
-        store.renew_activity_lock(&locked, SHORT_LOCK).await?;
+    let [locked] = <[LockedActivity; 1]>::try_from(store.fetch_activity_work(10, lock).await?)
+        .map_err(|v| format!("expected one item, got {v:?}"))?;
+    // Renewed every quarter lock, for one and a half lock lengths: nobody
+    // else takes it, and it still completes.
+    for _ in 0..6 {
+        tokio::time::sleep(lock / 4).await;
+        store.renew_activity_lock(&locked, lock).await?;
         assert!(store.fetch_activity_work(10, LONG_LOCK).await?.is_empty());
     }
     store.complete_activity(&locked, completed(1)).await?;
