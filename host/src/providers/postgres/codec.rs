@@ -43,6 +43,14 @@ pub(super) fn pg_error(context: impl Into<String>, e: sqlx_core::Error) -> Store
         E::Io(_) | E::PoolTimedOut | E::WorkerCrashed | E::Protocol(_) => true,
         _ => false,
     };
+    let mut context = context.into();
+    if matches!(e, E::PoolTimedOut) {
+        // The pool retried connecting until its timeout and kept no cause.
+        context.push_str(
+            ": no connection within the connect timeout (the server is down or unreachable, \
+             or every connection is busy)",
+        );
+    }
     StoreError::Database(DatabaseError::caused_by(context, e, retryable))
 }
 
@@ -168,6 +176,12 @@ mod tests {
         }
         let timeout = pg_error("fetching", sqlx_core::Error::PoolTimedOut);
         assert!(timeout.is_retryable());
+        assert!(
+            timeout
+                .to_string()
+                .contains("fetching: no connection within"),
+            "{timeout}"
+        );
         let closed = pg_error("fetching", sqlx_core::Error::PoolClosed);
         assert!(!closed.is_retryable());
     }

@@ -67,9 +67,15 @@ pub struct PostgresOptions {
     /// The schema holding the store's tables, created if missing; `None`
     /// uses the first schema of the connection's search path (`public`
     /// unless the URL says otherwise, e.g. `?options[search_path]=mine`).
+    /// The URL parameter `?schema=mine` sets it too, and wins.
     pub schema: Option<String>,
     /// Most connections the pool opens (the notice listener takes one more).
     pub max_connections: u32,
+    /// How long a call waits for a connection (when the server does not
+    /// answer, or every connection is busy) before it fails with a
+    /// retryable error. Opening fails at once on a refused connection.
+    /// The URL parameter `?connect_timeout=SECONDS` sets it too, and wins.
+    pub connect_timeout: Duration,
 }
 
 impl Default for PostgresOptions {
@@ -78,6 +84,7 @@ impl Default for PostgresOptions {
             clock: clock::system(),
             schema: None,
             max_connections: 16,
+            connect_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -103,7 +110,10 @@ pub struct PostgresHistoryStore {
 
 impl PostgresHistoryStore {
     /// Opens the database at `url` (`postgres://user@host:port/db`),
-    /// migrating it if needed.
+    /// migrating it if needed. Besides the driver's parameters, the URL may
+    /// carry `schema=NAME` and `connect_timeout=SECONDS` (see
+    /// [`PostgresOptions`]). A server that refuses the connection fails at
+    /// once, with a retryable error naming the URL and the cause.
     pub async fn new(url: &str) -> Result<Self, StoreError> {
         Self::with_options(url, PostgresOptions::default()).await
     }

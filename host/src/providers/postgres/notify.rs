@@ -61,9 +61,25 @@ impl Drop for Listener {
     }
 }
 
+/// Longest wait between two attempts to reconnect the listener.
+const MAX_RECONNECT_BACKOFF: Duration = Duration::from_secs(5);
+
+/// A listener on `channel`, connected through `pool`. It does not reconnect
+/// by itself: the listening task does, so it knows when notices may have
+/// been lost.
+async fn subscribe(pool: &PgPool, channel: &str) -> Result<PgListener, sqlx_core::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.eager_reconnect(false);
+    listener.listen(channel).await?;
+    Ok(listener)
+}
+
 impl Listener {
     /// Listens on `channel` and wakes `orchestrator` or `activity` for every
-    /// notice not tagged `tag`.
+    /// notice not tagged `tag`. A lost connection is reconnected with
+    /// backoff; both are woken when it is lost and when it is back, since
+    /// notices sent meanwhile are lost, and the dispatchers' polls find the
+    /// work in between.
     pub(super) async fn start(
         pool: &PgPool,
         channel: &str,
@@ -71,16 +87,40 @@ impl Listener {
         orchestrator: Arc<Notify>,
         activity: Arc<Notify>,
     ) -> Result<Self, StoreError> {
-        let mut listener = PgListener::connect_with(pool)
+        let first = subscribe(pool, channel)
             .await
             .map_err(db("connecting the notice listener"))?;
-        listener
-            .listen(channel)
-            .await
-            .map_err(db("listening for notices"))?;
+        let (pool, channel) = (pool.clone(), channel.to_owned());
+        let wake = {
+            let (orchestrator, activity) = (Arc::clone(&orchestrator), Arc::clone(&activity));
+            move || {
+                orchestrator.notify_one();
+                activity.notify_one();
+            }
+        };
         let task = tokio::spawn(async move {
+            let mut listener = Some(first);
+            let mut backoff = Duration::from_millis(100);
             loop {
-                match listener.try_recv().await {
+                let Some(active) = listener.as_mut() else {
+                    match subscribe(&pool, &channel).await {
+                        Ok(again) => {
+                            tracing::info!("the PostgreSQL notice listener reconnected");
+                            listener = Some(again);
+                            backoff = Duration::from_millis(100);
+                            wake();
+                        }
+                        // The store was closed: give the connection back.
+                        Err(sqlx_core::Error::PoolClosed) => return,
+                        Err(e) => {
+                            tracing::debug!("reconnecting the notice listener failed: {e}");
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(MAX_RECONNECT_BACKOFF);
+                        }
+                    }
+                    continue;
+                };
+                match active.try_recv().await {
                     Ok(Some(notice)) => {
                         let (kind, from) = notice.payload().split_once(':').unwrap_or(("", ""));
                         if from == tag {
@@ -92,19 +132,17 @@ impl Listener {
                             _ => {}
                         }
                     }
-                    // The connection dropped; the next call reconnects.
-                    // Notices sent meanwhile are lost: look for work now.
-                    Ok(None) => {
-                        orchestrator.notify_one();
-                        activity.notify_one();
-                    }
-                    // The store was closed: give the connection back.
                     Err(sqlx_core::Error::PoolClosed) => return,
-                    Err(e) => {
-                        tracing::warn!("the PostgreSQL notice listener failed: {e}");
-                        orchestrator.notify_one();
-                        activity.notify_one();
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    lost => {
+                        let why = lost
+                            .err()
+                            .map_or_else(|| "the connection closed".to_owned(), |e| e.to_string());
+                        tracing::warn!(
+                            "the PostgreSQL notice listener lost its connection ({why}); \
+                             the dispatchers poll until it reconnects"
+                        );
+                        listener = None;
+                        wake();
                     }
                 }
             }
