@@ -14,6 +14,7 @@ use super::Chain;
 use super::fast_path;
 use super::idle::Idle;
 use super::orchestrator::{self, Carried};
+use super::outage::Outage;
 use super::registry::{ActivityContext, ActivityHandler};
 use super::slots::{Slots, panic_text};
 use super::unserved::{self, Unserved};
@@ -87,6 +88,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut handed_over: mpsc::UnboundedRec
     let signal = shared.store.activity_signal();
     let mut shutdown = shared.shutdown.clone();
     let mut idle = Idle::new(shared.options.max_poll_interval, Duration::ZERO);
+    let mut outage = Outage::new("fetching activity work");
     let mut running = Running {
         slots: Slots::sharing(shared.activity_slots.clone()),
         inflight: Arc::default(),
@@ -118,14 +120,26 @@ pub(crate) async fn run(shared: Arc<Shared>, mut handed_over: mpsc::UnboundedRec
             .await;
         match fetched {
             Ok(items) if !items.is_empty() => {
+                outage.ended();
                 idle.reset();
                 for (item, slot) in items.into_iter().zip(free.drain(..)) {
                     running.start(item, slot);
                 }
                 continue;
             }
-            Ok(_) => {}
-            Err(e) => tracing::error!("fetching activity work failed: {}", Chain(&e)),
+            Ok(_) => outage.ended(),
+            Err(e) => {
+                // The reserved slots go back while the store is away.
+                drop(free);
+                let handed = tokio::select! {
+                    handed = handed_over.recv() => handed,
+                    () = outage.failed(&e, &signal, &mut shutdown) => None,
+                };
+                if let Some(handed) = handed {
+                    running.take(handed);
+                }
+                continue;
+            }
         }
         let handed = tokio::select! {
             handed = handed_over.recv() => handed,

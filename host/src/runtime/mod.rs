@@ -14,6 +14,7 @@ mod idle;
 mod inline;
 mod linked_replay;
 mod orchestrator;
+mod outage;
 mod plan;
 mod registry;
 pub(crate) mod replay;

@@ -20,6 +20,7 @@ use super::fast_path::{Step, TurnEnd, next_step};
 use super::history_limit;
 use super::idle::Idle;
 use super::inline::{Inline, run_inline};
+use super::outage::Outage;
 use super::plan::{Plan, StartSpec, plan, running_children};
 use super::registry::{Lookup, RegistryError};
 use super::replay::{Replay, TurnOutput};
@@ -48,6 +49,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let signal = shared.store.orchestrator_signal();
     let mut shutdown = shared.shutdown.clone();
     let mut idle = Idle::new(shared.options.max_poll_interval, LOOKAHEAD);
+    let mut outage = Outage::new("fetching orchestration work");
     let mut slots = Slots::sharing(shared.turn_slots.clone());
     while !*shutdown.borrow() {
         let free = slots.free(FETCH_BATCH);
@@ -61,6 +63,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             .await
         {
             Ok(works) if !works.is_empty() => {
+                outage.ended();
                 idle.reset();
                 for work in works {
                     let shared = shared.clone();
@@ -72,11 +75,11 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                     }
                 }
             }
-            Ok(_) => idle.wait(&*shared.store, &signal, &mut shutdown).await,
-            Err(e) => {
-                tracing::error!("fetching orchestration work failed: {}", Chain(&e));
+            Ok(_) => {
+                outage.ended();
                 idle.wait(&*shared.store, &signal, &mut shutdown).await;
             }
+            Err(e) => outage.failed(&e, &signal, &mut shutdown).await,
         }
     }
     while slots.join_next().await.is_some() {}
