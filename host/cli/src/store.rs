@@ -37,9 +37,11 @@ pub async fn open(db: &str, create: bool) -> anyhow::Result<Arc<dyn HistoryStore
             ),
         ));
     }
-    providers::open(db)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot open the store '{}': {e}", shown(db)))
+    // The store's error as the cause, so the message shows its causes too
+    // (a refused connection, say).
+    providers::open(db).await.map_err(|e| {
+        anyhow::Error::new(e).context(format!("cannot open the store '{}'", shown(db)))
+    })
 }
 
 /// `db` as messages show it: without the password of a URL.

@@ -151,6 +151,11 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// A worker started by the caller (`duroxide run` with pipes for output).
+    pub fn from_child(child: Child) -> Self {
+        Self { child: Some(child) }
+    }
+
     /// Sends SIGTERM and waits for the worker to exit; returns its run.
     pub fn stop(mut self) -> Run {
         let Some(child) = self.child.take() else {
