@@ -69,6 +69,21 @@ fn outline(history: &[Event]) -> Vec<String> {
         .collect()
 }
 
+/// The outline of a finished `Sequence` of `input`.
+fn sequence(input: &str) -> Vec<String> {
+    let upper = input.to_uppercase();
+    vec![
+        format!("start Sequence {input}"),
+        format!("#1 Append {input}:a"),
+        format!("#1 -> {input}:a!"),
+        format!("#2 Append {input}:a!:b"),
+        format!("#2 -> {input}:a!:b!"),
+        format!("#3 Upper {input}:a!:b!"),
+        format!("#3 -> {upper}:A!:B!"),
+        format!("done {upper}:A!:B!"),
+    ]
+}
+
 /// The instances of one run: id, orchestration, input, and the outline of
 /// the history it must end with (so a duplicated or missing event fails).
 fn workload(n: usize) -> Vec<(String, &'static str, String, Vec<String>)> {
@@ -88,17 +103,8 @@ fn workload(n: usize) -> Vec<(String, &'static str, String, Vec<String>)> {
                 ];
                 (id, "ActivityTimerActivity", "1500".to_owned(), expected)
             } else {
-                let expected = vec![
-                    format!("start Sequence s{i}"),
-                    format!("#1 Append s{i}:a"),
-                    format!("#1 -> s{i}:a!"),
-                    format!("#2 Append s{i}:a!:b"),
-                    format!("#2 -> s{i}:a!:b!"),
-                    format!("#3 Upper s{i}:a!:b!"),
-                    format!("#3 -> S{i}:A!:B!"),
-                    format!("done S{i}:A!:B!"),
-                ];
-                (id, "Sequence", format!("s{i}"), expected)
+                let input = format!("s{i}");
+                (id, "Sequence", input.clone(), sequence(&input))
             }
         })
         .collect()
@@ -216,7 +222,7 @@ async fn a_server_that_is_down_gives_clear_errors_and_nothing_is_lost() -> anyho
 /// would and once as an operator would, and starts it again: every instance
 /// completes with the right output and history, the dispatchers retried
 /// with backoff meanwhile (a handful of log lines, not one per poll), and
-/// both stores' notice listeners reconnected.
+/// every store object's notice listener reconnected and hears notices again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_goes_away_mid_run_loses_and_repeats_nothing() -> anyhow::Result<()> {
     let _serial = SERIAL.lock().await;
@@ -229,10 +235,13 @@ async fn a_server_that_goes_away_mid_run_loses_and_repeats_nothing() -> anyhow::
     let store = providers::open(&url).await?;
     let client_store: Arc<dyn HistoryStore> = providers::open(&url).await?;
     let client = Client::new(client_store);
+    // A store object nobody else waits on, whose wake-ups the test watches.
+    let watcher: Arc<dyn HistoryStore> = providers::open(&url).await?;
+    let woken = watcher.orchestrator_signal();
     let mut runtime = DuroxideRuntime::with_options(store, options(true));
     runtime.load_component_file(guests::SCENARIOS).await?;
     runtime.start().await?;
-    assert_eq!(listeners(&server)?, 2, "one listener per store object");
+    assert_eq!(listeners(&server)?, 3, "one listener per store object");
 
     let finished = || async {
         let health = client.get_system_health().await?;
@@ -277,15 +286,30 @@ async fn a_server_that_goes_away_mid_run_loses_and_repeats_nothing() -> anyhow::
         );
         // Both stores listen again, and everything finishes.
         eventually(Duration::from_secs(30), || async {
-            Ok((listeners(&server)? == 2).then_some(()))
+            Ok((listeners(&server)? == 3).then_some(()))
         })
         .await?;
         check_all(&client, &work).await?;
+        // The watcher hears another store's write after its listener came
+        // back (the wake-up of the reconnection itself consumed first).
+        let _ = tokio::time::timeout(Duration::from_millis(100), woken.notified()).await;
+        client
+            .start_orchestration(&format!("{mode}-heard"), "Sequence", "h", None)
+            .await?;
+        tokio::time::timeout(Duration::from_secs(10), woken.notified())
+            .await
+            .map_err(|_| anyhow::anyhow!("no notice reached the watcher after the outage"))?;
         all.extend(work);
+        all.push((
+            format!("{mode}-heard"),
+            "Sequence",
+            "h".to_owned(),
+            sequence("h"),
+        ));
     }
     // The second outage left the first batch as it was, and the counts agree.
     check_all(&client, &all).await?;
-    assert_eq!(finished().await?, 600);
+    assert_eq!(finished().await?, 602);
 
     // A start after the outages wakes the runtime through its listener.
     let late = workload(401).split_off(400);
@@ -296,7 +320,7 @@ async fn a_server_that_goes_away_mid_run_loses_and_repeats_nothing() -> anyhow::
     let health = client.get_system_health().await?;
     assert_eq!(
         (health.completed_instances, health.failed_instances),
-        (601, 0)
+        (603, 0)
     );
     assert!(matches!(
         client.get_orchestration_status("fast-i0").await?,
