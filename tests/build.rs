@@ -1,5 +1,9 @@
 //! Builds every guest component the tests use and exposes each path as an
-//! environment variable `GUEST_<NAME>` for `env!`.
+//! environment variable for `env!`: `GUEST_<NAME>` for Rust guests,
+//! `GUEST_PY_<NAME>` and `GUEST_JS_<NAME>` for the Python and JavaScript
+//! ones (whose build tools it installs into the target directory).
+
+use duroxide_guest_build::{Language, export_guests};
 
 fn main() -> Result<(), duroxide_guest_build::BuildError> {
     let guests = [
@@ -19,6 +23,9 @@ fn main() -> Result<(), duroxide_guest_build::BuildError> {
         "upgrade-v2",
         "capabilities",
         "grant-orchestrations",
+        "conformance",
     ];
-    duroxide_guest_build::export(&guests)
+    duroxide_guest_build::export(&guests)?;
+    export_guests(Language::Python, &["guests-py/conformance"])?;
+    export_guests(Language::JavaScript, &["guests-js/conformance"])
 }

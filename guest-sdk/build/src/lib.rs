@@ -16,7 +16,11 @@
 //! settings (small code, fast to compile for the host) are passed to the
 //! nested build, so the workspace needs no profile of its own.
 
+mod languages;
 mod metadata;
+pub mod tools;
+
+pub use languages::{Language, build_guest, export_guests};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,0 +1,187 @@
+//! Guests written in Python and JavaScript, built with the SDKs under
+//! `guest-sdk/` and the pinned tools of [`crate::tools`].
+//!
+//! A guest is a directory. A Python guest holds `app.py`, which imports
+//! `duroxide` and ends with `from duroxide.exports import Orchestrator,
+//! Activities, Component`. A JavaScript guest holds `app.js`, which imports
+//! `./duroxide.js` (the build puts the SDK there) and ends with
+//! `export { orchestrator, activities, component } from './duroxide.js'`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::metadata::Workspace;
+use crate::tools::{componentize_js, componentize_py, run};
+use crate::{BuildError, BuiltGuest};
+
+/// The WIT world every guest targets: orchestrations and activities.
+const WORLD: &str = "workflows";
+
+/// A guest language other than Rust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Language {
+    /// `app.py`, built with componentize-py.
+    Python,
+    /// `app.js`, built with componentize-js.
+    JavaScript,
+}
+
+impl Language {
+    /// The prefix of the environment variable [`crate::export_guests`] sets.
+    fn env_prefix(self) -> &'static str {
+        match self {
+            Language::Python => "GUEST_PY_",
+            Language::JavaScript => "GUEST_JS_",
+        }
+    }
+
+    /// The guest's entry file.
+    fn entry(self) -> &'static str {
+        match self {
+            Language::Python => "app.py",
+            Language::JavaScript => "app.js",
+        }
+    }
+}
+
+/// Build the guest in `dir` into `<target>/guests-<lang>/<name>.wasm` of
+/// the workspace holding the crate at `crate_dir`, `name` being the guest
+/// directory's name. The SDK and the WIT contract are the workspace's.
+pub fn build_guest(
+    crate_dir: &Path,
+    language: Language,
+    dir: &Path,
+) -> Result<BuiltGuest, BuildError> {
+    build_with(&Workspace::of(crate_dir)?, language, dir)
+}
+
+fn build_with(
+    workspace: &Workspace,
+    language: Language,
+    dir: &Path,
+) -> Result<BuiltGuest, BuildError> {
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| BuildError::Failed(format!("{} has no name", dir.display())))?
+        .to_string();
+    let entry = dir.join(language.entry());
+    if !entry.exists() {
+        return Err(BuildError::Failed(format!(
+            "{} is missing",
+            entry.display()
+        )));
+    }
+    let tools = workspace.target_directory.join("tools");
+    let wit = workspace.root.join("wit");
+    let sdk = workspace.root.join("guest-sdk");
+    let out_dir = workspace.target_directory.join(match language {
+        Language::Python => "guests-py",
+        Language::JavaScript => "guests-js",
+    });
+    mkdir(&out_dir)?;
+    let out = out_dir.join(format!("{}.wasm", name.replace('-', "_")));
+    match language {
+        Language::Python => {
+            let exe = componentize_py(&tools)?;
+            run(
+                Command::new(exe)
+                    .arg("-d")
+                    .arg(&wit)
+                    .args(["-w", WORLD, "componentize", "--stub-wasi", "-p"])
+                    .arg(dir)
+                    .arg("-p")
+                    .arg(sdk.join("python"))
+                    .arg("app")
+                    .arg("-o")
+                    .arg(&out),
+                &format!("componentize-py on {}", dir.display()),
+            )?;
+        }
+        Language::JavaScript => {
+            let runner = componentize_js(&tools, &sdk.join("js").join("tools"))?;
+            // The app and the SDK side by side, so `./duroxide.js` resolves.
+            let stage = out_dir.join(&name);
+            mkdir(&stage)?;
+            copy_js(dir, &stage)?;
+            copy_file(
+                &sdk.join("js").join("duroxide.js"),
+                &stage.join("duroxide.js"),
+            )?;
+            run(
+                Command::new("node")
+                    .arg(runner.join("componentize.mjs"))
+                    .arg(stage.join("app.js"))
+                    .arg(&wit)
+                    .arg(WORLD)
+                    .arg(&out),
+                &format!("componentize-js on {}", dir.display()),
+            )?;
+        }
+    }
+    Ok(BuiltGuest {
+        package: name,
+        path: out,
+    })
+}
+
+/// Build the guests in `dirs` (relative to the calling crate) and export
+/// each path to the crate as `GUEST_PY_<NAME>` or `GUEST_JS_<NAME>`. Call
+/// from a build script; it runs again when a guest, the SDK or the WIT
+/// contract changes.
+pub fn export_guests(language: Language, dirs: &[&str]) -> Result<(), BuildError> {
+    let manifest_dir = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").ok_or(BuildError::Env("CARGO_MANIFEST_DIR"))?,
+    );
+    let workspace = Workspace::of(&manifest_dir)?;
+    for dir in dirs {
+        let dir = manifest_dir.join(dir);
+        let guest = build_with(&workspace, language, &dir)?;
+        println!("cargo:rerun-if-changed={}", dir.display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.root.join("wit").display()
+        );
+        let sdk = workspace.root.join("guest-sdk");
+        match language {
+            Language::Python => println!("cargo:rerun-if-changed={}", sdk.join("python").display()),
+            Language::JavaScript => println!("cargo:rerun-if-changed={}", sdk.join("js").display()),
+        }
+        println!(
+            "cargo:rustc-env={}{}={}",
+            language.env_prefix(),
+            guest.const_name(),
+            guest.path.display()
+        );
+    }
+    Ok(())
+}
+
+fn mkdir(dir: &Path) -> Result<(), BuildError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| BuildError::Failed(format!("cannot create {}: {e}", dir.display())))
+}
+
+fn copy_file(from: &Path, to: &Path) -> Result<(), BuildError> {
+    std::fs::copy(from, to).map(drop).map_err(|e| {
+        BuildError::Failed(format!(
+            "cannot copy {} to {}: {e}",
+            from.display(),
+            to.display()
+        ))
+    })
+}
+
+/// Copies the `.js` files of `from` into `to`.
+fn copy_js(from: &Path, to: &Path) -> Result<(), BuildError> {
+    let entries = std::fs::read_dir(from)
+        .map_err(|e| BuildError::Failed(format!("cannot read {}: {e}", from.display())))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "js") {
+            copy_file(&path, &to.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,72 @@
+"""The component's entry points. An app module imports these three names
+(`from duroxide.exports import Orchestrator, Activities, Component`), which
+is where the build looks for them."""
+
+import sys
+
+from componentize_py_types import Err
+from wit_world import exports
+from wit_world.imports import types
+
+from . import _json, _registry
+from ._context import OrchestrationContext
+from ._guard import activity_streams, orchestration_guard
+
+
+def _failure(error):
+    """What a raised exception fails its instance or activity with: the
+    language-level error's type and message."""
+    return f"{type(error).__name__}: {error}"
+
+
+def _seal_imports():
+    """Every module the guest can use was loaded when the component was
+    built (it has no file system to load more from at run time): with no
+    path to search, a later import of anything else raises
+    `ModuleNotFoundError` naming the module instead of trapping."""
+    sys.path[:] = []
+    sys.path_importer_cache.clear()
+
+
+class Orchestrator(exports.Orchestrator):
+    """Runs a registered orchestration from its beginning."""
+
+    def run(self, name, version, input):
+        _seal_imports()
+        fn = _registry.orchestrations.get((name, version))
+        if fn is None:
+            raise Err(f"this component has no orchestration named '{name}' at version {version}")
+        ctx = OrchestrationContext()
+        try:
+            with orchestration_guard(ctx.log):
+                value = _json.decode(input, f"the input of orchestration {name}")
+                output = fn(ctx, value)
+                return _json.encode(output, f"the output of orchestration {name}")
+        except Exception as e:  # noqa: BLE001 - every guest error fails the instance
+            raise Err(_failure(e)) from None
+
+
+class Activities(exports.Activities):
+    """Runs a registered activity once."""
+
+    def run(self, name, input):
+        _seal_imports()
+        fn = _registry.activities.get(name)
+        if fn is None:
+            raise Err(f"this component has no activity named '{name}'")
+        try:
+            with activity_streams():
+                value = _json.decode(input, f"the input of activity {name}")
+                return _json.encode(fn(value), f"the output of activity {name}")
+        except Exception as e:  # noqa: BLE001 - every guest error fails the attempt
+            raise Err(_failure(e)) from None
+
+
+class Component(exports.Component):
+    """Describes the registered orchestrations and activities."""
+
+    def describe(self):
+        return types.Manifest(
+            [types.OrchestrationInfo(n, v) for (n, v) in sorted(_registry.orchestrations)],
+            sorted(_registry.activities),
+        )

@@ -1,0 +1,92 @@
+// The conformance orchestrations in JavaScript: the same names, inputs and
+// outputs as the Rust and Python guests (tests/tests/languages.rs).
+import { orchestration, activity, ActivityError, SubOrchestrationError } from './duroxide.js';
+
+orchestration('Hello', (ctx, name) => ctx.callActivity('Greet', name));
+
+orchestration('Sequence', (ctx, n) => {
+  const out = [];
+  for (let i = 0; i < n; i++) out.push(ctx.callActivity('Double', i));
+  return out;
+});
+
+orchestration('FanOut', (ctx, n) =>
+  ctx.whenAll(Array.from({ length: n }, (_, i) => ctx.scheduleActivity('Double', i))).reduce((a, b) => a + b, 0));
+
+orchestration('ErrorHandled', (ctx, message) => {
+  try {
+    ctx.callActivity('Fail', message);
+    return 'not failed';
+  } catch (e) {
+    if (!(e instanceof ActivityError)) throw e;
+    return `handled: ${e.message}`;
+  }
+});
+
+orchestration('TimerRace', (ctx, seconds) => {
+  const winner = ctx.whenAny([ctx.event('go'), ctx.timer(seconds)]);
+  return winner.kind === 'event' ? `event:${winner.result()}` : 'timer';
+});
+
+orchestration('BufferedEvents', (ctx) => [ctx.waitForEvent('a'), ctx.waitForEvent('b')]);
+
+orchestration('Child', (ctx, n) => {
+  if (n < 0) throw new RangeError(`negative input ${n}`);
+  return n * 10;
+});
+
+orchestration('Parent', (ctx, n) => {
+  const ok = ctx.callSubOrchestration('Child', n);
+  try {
+    ctx.callSubOrchestration('Child', -n);
+    return [ok, 'no failure'];
+  } catch (e) {
+    if (!(e instanceof SubOrchestrationError)) throw e;
+    return [ok, `failed: ${e.message}`];
+  }
+});
+
+orchestration('Detached', (ctx, instanceId) => {
+  ctx.startOrchestration('Hello', instanceId, 'detached');
+  return 'started';
+});
+
+orchestration('Generations', (ctx, generation) => {
+  if (generation < 3) ctx.continueAsNew(generation + 1);
+  return `${ctx.waitForEvent('done')} at ${generation}`;
+});
+
+orchestration('Status', (ctx) => {
+  ctx.setCustomStatus('step1');
+  ctx.waitForEvent('next');
+  ctx.setCustomStatus({ step: 2 });
+  return 'ok';
+});
+
+orchestration('Deterministic', (ctx) => {
+  const values = [ctx.nowMs(), ctx.newGuid(), ctx.randomU64().toString()];
+  ctx.setCustomStatus(values);
+  ctx.waitForEvent('again');
+  return values;
+});
+
+orchestration('EchoPayload', (ctx, payload) => ctx.callActivity('Echo', payload));
+
+orchestration('WaitForever', (ctx) => ctx.waitForEvent('never'));
+
+// Bad guests: each fails its instance with a reason naming the JS error.
+orchestration('Raises', () => {
+  throw new TypeError('missing-key');
+});
+orchestration('ReadsClock', () => Date.now());
+orchestration('ReadsRandom', () => Math.random());
+orchestration('ReturnsNonJson', () => 10n);
+
+activity('Greet', (name) => `Hello, ${name}!`);
+activity('Double', (x) => x * 2);
+activity('Fail', (message) => {
+  throw new Error(message);
+});
+activity('Echo', (payload) => payload);
+
+export { orchestrator, activities, component } from './duroxide.js';

@@ -1,0 +1,154 @@
+"""The conformance orchestrations in Python: the same names, inputs and
+outputs as the Rust and JavaScript guests (tests/tests/languages.rs)."""
+
+import duroxide
+
+
+@duroxide.orchestration("Hello")
+def hello(ctx, name):
+    return ctx.call_activity("Greet", name)
+
+
+@duroxide.orchestration("Sequence")
+def sequence(ctx, n):
+    return [ctx.call_activity("Double", i) for i in range(n)]
+
+
+@duroxide.orchestration("FanOut")
+def fan_out(ctx, n):
+    return sum(ctx.when_all([ctx.schedule_activity("Double", i) for i in range(n)]))
+
+
+@duroxide.orchestration("ErrorHandled")
+def error_handled(ctx, message):
+    try:
+        ctx.call_activity("Fail", message)
+        return "not failed"
+    except duroxide.ActivityError as e:
+        return f"handled: {e}"
+
+
+@duroxide.orchestration("TimerRace")
+def timer_race(ctx, seconds):
+    winner = ctx.when_any([ctx.event("go"), ctx.timer(seconds)])
+    if winner.kind == "event":
+        return f"event:{winner.result()}"
+    return "timer"
+
+
+@duroxide.orchestration("BufferedEvents")
+def buffered_events(ctx, _):
+    return [ctx.wait_for_event("a"), ctx.wait_for_event("b")]
+
+
+@duroxide.orchestration("Child")
+def child(ctx, n):
+    if n < 0:
+        raise ValueError(f"negative input {n}")
+    return n * 10
+
+
+@duroxide.orchestration("Parent")
+def parent(ctx, n):
+    ok = ctx.call_sub_orchestration("Child", n)
+    try:
+        ctx.call_sub_orchestration("Child", -n)
+        return [ok, "no failure"]
+    except duroxide.SubOrchestrationError as e:
+        return [ok, f"failed: {e}"]
+
+
+@duroxide.orchestration("Detached")
+def detached(ctx, instance_id):
+    ctx.start_orchestration("Hello", instance_id, "detached")
+    return "started"
+
+
+@duroxide.orchestration("Generations")
+def generations(ctx, generation):
+    if generation < 3:
+        ctx.continue_as_new(generation + 1)
+    return f"{ctx.wait_for_event('done')} at {generation}"
+
+
+@duroxide.orchestration("Status")
+def status(ctx, _):
+    ctx.set_custom_status("step1")
+    ctx.wait_for_event("next")
+    ctx.set_custom_status({"step": 2})
+    return "ok"
+
+
+@duroxide.orchestration("Deterministic")
+def deterministic(ctx, _):
+    values = [ctx.now_ms(), ctx.new_guid(), str(ctx.random_u64())]
+    ctx.set_custom_status(values)
+    ctx.wait_for_event("again")
+    return values
+
+
+@duroxide.orchestration("EchoPayload")
+def echo_payload(ctx, payload):
+    return ctx.call_activity("Echo", payload)
+
+
+@duroxide.orchestration("WaitForever")
+def wait_forever(ctx, _):
+    return ctx.wait_for_event("never")
+
+
+# Bad guests: each fails its instance with a reason naming the Python error.
+
+
+@duroxide.orchestration("Raises")
+def raises(ctx, _):
+    raise KeyError("missing-key")
+
+
+@duroxide.orchestration("ImportsMissing")
+def imports_missing(ctx, _):
+    import requests  # noqa: F401 - not in the component
+
+    return "imported"
+
+
+@duroxide.orchestration("ReadsClock")
+def reads_clock(ctx, _):
+    import time
+
+    return time.time()
+
+
+@duroxide.orchestration("ReadsRandom")
+def reads_random(ctx, _):
+    import random
+
+    return random.random()
+
+
+@duroxide.orchestration("ReturnsNonJson")
+def returns_non_json(ctx, _):
+    return {1, 2, 3}
+
+
+@duroxide.activity("Greet")
+def greet(name):
+    return f"Hello, {name}!"
+
+
+@duroxide.activity("Double")
+def double(x):
+    return x * 2
+
+
+@duroxide.activity("Fail")
+def fail(message):
+    raise ValueError(message)
+
+
+@duroxide.activity("Echo")
+def echo(payload):
+    return payload
+
+
+from duroxide.exports import Activities, Component, Orchestrator  # noqa: E402,F401

@@ -1,0 +1,362 @@
+//! One conformance suite for guests in every language: each scenario is
+//! written once, as what a client does and what it must see, and runs
+//! against the Rust, Python and JavaScript builds of the same orchestrations
+//! (tests/guests/conformance, tests/guests-py/conformance,
+//! tests/guests-js/conformance), with the execution cache on and off.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use duroxide::providers::sqlite::SqliteHistoryStore;
+use duroxide::{Client, DuroxideRuntime, OrchestrationStatus};
+use duroxide_tests::{WAIT_MS, completed, eventually, options};
+use serde_json::{Value, json};
+
+/// A runtime serving one language's conformance component, and a client.
+struct Run {
+    _dir: tempfile::TempDir,
+    client: Client,
+    runtime: DuroxideRuntime,
+}
+
+impl Run {
+    async fn start(component: &str, cache: bool) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let url = format!("sqlite:{}", dir.path().join("conformance.db").display());
+        let store = Arc::new(SqliteHistoryStore::new(&url).await?);
+        let mut options = options(cache);
+        // Room for the 1 MiB payload scenario, and for the language
+        // runtimes built to Wasm.
+        options.limits.max_payload_bytes = 4 << 20;
+        options.limits.max_memory_bytes = 256 << 20;
+        let mut runtime = DuroxideRuntime::with_options(store.clone(), options);
+        runtime.load_component_file(component).await?;
+        runtime.start().await?;
+        Ok(Self {
+            _dir: dir,
+            client: Client::new(store),
+            runtime,
+        })
+    }
+
+    /// Start `name` as `id` with the JSON `input`.
+    async fn start_instance(&self, id: &str, name: &str, input: &Value) -> anyhow::Result<()> {
+        self.client
+            .start_orchestration(id, name, &input.to_string(), None)
+            .await?;
+        Ok(())
+    }
+
+    /// Wait for `id` and return its output as JSON, failing unless it
+    /// completed.
+    async fn output(&self, id: &str) -> anyhow::Result<Value> {
+        let status = self.client.wait_for_completion(id, Some(WAIT_MS)).await?;
+        Ok(serde_json::from_str(&completed(status)?)?)
+    }
+
+    /// Start `name` and return its output.
+    async fn call(&self, id: &str, name: &str, input: Value) -> anyhow::Result<Value> {
+        self.start_instance(id, name, &input).await?;
+        self.output(id).await
+    }
+
+    async fn raise(&self, id: &str, event: &str, data: &Value) -> anyhow::Result<()> {
+        Ok(self
+            .client
+            .raise_event(id, event, &data.to_string())
+            .await?)
+    }
+
+    /// Wait until `id` publishes a custom status, and return it.
+    async fn status_of(&self, id: &str) -> anyhow::Result<String> {
+        eventually(Duration::from_millis(WAIT_MS), || async {
+            Ok(self.client.get_custom_status(id).await.ok().flatten())
+        })
+        .await
+    }
+}
+
+/// The guest component of each language.
+mod components {
+    pub const RUST: &str = env!("GUEST_CONFORMANCE");
+    pub const PYTHON: &str = env!("GUEST_PY_CONFORMANCE");
+    pub const JAVASCRIPT: &str = env!("GUEST_JS_CONFORMANCE");
+}
+
+/// Declare `$scenario` for every language, cache on and off.
+macro_rules! conformance {
+    ($scenario:ident) => {
+        mod $scenario {
+            use super::*;
+
+            async fn run(component: &str, cache: bool) -> anyhow::Result<()> {
+                let mut run = Run::start(component, cache).await?;
+                let result = super::scenarios::$scenario(&run).await;
+                run.runtime.stop().await;
+                result
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn rust_cached() -> anyhow::Result<()> {
+                run(components::RUST, true).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn rust_uncached() -> anyhow::Result<()> {
+                run(components::RUST, false).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn python_cached() -> anyhow::Result<()> {
+                run(components::PYTHON, true).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn python_uncached() -> anyhow::Result<()> {
+                run(components::PYTHON, false).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn js_cached() -> anyhow::Result<()> {
+                run(components::JAVASCRIPT, true).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn js_uncached() -> anyhow::Result<()> {
+                run(components::JAVASCRIPT, false).await
+            }
+        }
+    };
+}
+
+/// The expectations, one function per scenario.
+mod scenarios {
+    use super::*;
+
+    pub async fn hello(run: &Run) -> anyhow::Result<()> {
+        let out = run.call("hello", "Hello", json!("Wörld")).await?;
+        assert_eq!(out, json!("Hello, Wörld!"));
+        Ok(())
+    }
+
+    pub async fn sequence(run: &Run) -> anyhow::Result<()> {
+        let out = run.call("seq", "Sequence", json!(5)).await?;
+        assert_eq!(out, json!([0, 2, 4, 6, 8]));
+        Ok(())
+    }
+
+    pub async fn fan_out_of_1000(run: &Run) -> anyhow::Result<()> {
+        let out = run.call("fan", "FanOut", json!(1000)).await?;
+        // 2 * (0 + 1 + ... + 999)
+        assert_eq!(out, json!(999_000));
+        Ok(())
+    }
+
+    pub async fn activity_error_handled(run: &Run) -> anyhow::Result<()> {
+        let out = run.call("err", "ErrorHandled", json!("boom")).await?;
+        let text = out.as_str().unwrap_or_default();
+        assert!(
+            text.starts_with("handled: ") && text.ends_with("boom"),
+            "{out}"
+        );
+        Ok(())
+    }
+
+    pub async fn timer_race_won_by_the_event(run: &Run) -> anyhow::Result<()> {
+        run.start_instance("race", "TimerRace", &json!(3600))
+            .await?;
+        run.raise("race", "go", &json!("now")).await?;
+        assert_eq!(run.output("race").await?, json!("event:now"));
+        Ok(())
+    }
+
+    pub async fn timer_race_won_by_the_timer(run: &Run) -> anyhow::Result<()> {
+        let out = run.call("race", "TimerRace", json!(0.2)).await?;
+        assert_eq!(out, json!("timer"));
+        Ok(())
+    }
+
+    pub async fn buffered_events(run: &Run) -> anyhow::Result<()> {
+        run.start_instance("buf", "BufferedEvents", &json!(null))
+            .await?;
+        // Raised in the other order, before the orchestration waits: each
+        // wait takes the event of its own name.
+        run.raise("buf", "b", &json!("second")).await?;
+        run.raise("buf", "a", &json!("first")).await?;
+        assert_eq!(run.output("buf").await?, json!(["first", "second"]));
+        Ok(())
+    }
+
+    pub async fn children_and_their_failure(run: &Run) -> anyhow::Result<()> {
+        let out = run.call("parent", "Parent", json!(3)).await?;
+        assert_eq!(out[0], json!(30), "{out}");
+        let failure = out[1].as_str().unwrap_or_default();
+        assert!(
+            failure.starts_with("failed: ") && failure.contains("negative input -3"),
+            "{out}"
+        );
+        Ok(())
+    }
+
+    pub async fn detached_start(run: &Run) -> anyhow::Result<()> {
+        let out = run.call("starter", "Detached", json!("loose")).await?;
+        assert_eq!(out, json!("started"));
+        assert_eq!(run.output("loose").await?, json!("Hello, detached!"));
+        Ok(())
+    }
+
+    pub async fn continue_as_new_carries_events(run: &Run) -> anyhow::Result<()> {
+        run.start_instance("gen", "Generations", &json!(0)).await?;
+        // Raised while the first executions run: it carries over to the
+        // one that waits for it.
+        run.raise("gen", "done", &json!("carried")).await?;
+        assert_eq!(run.output("gen").await?, json!("carried at 3"));
+        Ok(())
+    }
+
+    pub async fn custom_status(run: &Run) -> anyhow::Result<()> {
+        run.start_instance("st", "Status", &json!(null)).await?;
+        assert_eq!(run.status_of("st").await?, "step1");
+        run.raise("st", "next", &json!(null)).await?;
+        assert_eq!(run.output("st").await?, json!("ok"));
+        let last = run
+            .client
+            .get_custom_status("st")
+            .await?
+            .unwrap_or_default();
+        assert_eq!(serde_json::from_str::<Value>(&last)?, json!({"step": 2}));
+        Ok(())
+    }
+
+    pub async fn cancellation(run: &Run) -> anyhow::Result<()> {
+        run.start_instance("forever", "WaitForever", &json!(null))
+            .await?;
+        eventually(Duration::from_millis(WAIT_MS), || async {
+            let status = run.client.get_orchestration_status("forever").await?;
+            Ok(matches!(status, OrchestrationStatus::Running).then_some(()))
+        })
+        .await?;
+        run.client.cancel_orchestration("forever").await?;
+        let status = run
+            .client
+            .wait_for_completion("forever", Some(WAIT_MS))
+            .await?;
+        assert!(
+            matches!(status, OrchestrationStatus::Cancelled { .. }),
+            "{status:?}"
+        );
+        Ok(())
+    }
+
+    pub async fn deterministic_now_guid_random(run: &Run) -> anyhow::Result<()> {
+        run.start_instance("det", "Deterministic", &json!(null))
+            .await?;
+        let first: Value = serde_json::from_str(&run.status_of("det").await?)?;
+        run.raise("det", "again", &json!(null)).await?;
+        // The output is computed again by the last turn (a replay when the
+        // cache is off): it must equal what the first turn published.
+        assert_eq!(run.output("det").await?, first);
+        assert!(
+            first[0].as_u64().is_some_and(|ms| ms > 1_600_000_000_000),
+            "{first}"
+        );
+        assert_eq!(first[1].as_str().map(str::len), Some(36), "{first}");
+        Ok(())
+    }
+
+    pub async fn unicode_and_1_mib_payloads(run: &Run) -> anyhow::Result<()> {
+        let unicode =
+            json!({"text": "zażółć gęślą jaźń — 日本語 — 🦀\u{0}", "list": [1.5, null, true]});
+        assert_eq!(
+            run.call("uni", "EchoPayload", unicode.clone()).await?,
+            unicode
+        );
+        let big = json!("é".repeat(512 * 1024));
+        assert_eq!(run.call("big", "EchoPayload", big.clone()).await?, big);
+        Ok(())
+    }
+}
+
+conformance!(hello);
+conformance!(sequence);
+conformance!(fan_out_of_1000);
+conformance!(activity_error_handled);
+conformance!(timer_race_won_by_the_event);
+conformance!(timer_race_won_by_the_timer);
+conformance!(buffered_events);
+conformance!(children_and_their_failure);
+conformance!(detached_start);
+conformance!(continue_as_new_carries_events);
+conformance!(custom_status);
+conformance!(cancellation);
+conformance!(deterministic_now_guid_random);
+conformance!(unicode_and_1_mib_payloads);
+
+/// Guests that fail in their own language: each fails its instance with a
+/// reason naming the language-level error, and the runtime goes on (the
+/// last case completes). (`ImportsMissing` is Python's alone: a JavaScript
+/// guest's imports are resolved when it is built.)
+mod bad_guests {
+    use super::*;
+
+    /// (orchestration, what the Python failure names, what the JS one names)
+    const CASES: &[(&str, &str, &str)] = &[
+        (
+            "Raises",
+            "KeyError: 'missing-key'",
+            "TypeError: missing-key",
+        ),
+        (
+            "ImportsMissing",
+            "ModuleNotFoundError: No module named 'requests'",
+            "",
+        ),
+        (
+            "ReadsClock",
+            "NondeterminismError: time.time() differs on replay",
+            "NondeterminismError: Date.now() differs on replay",
+        ),
+        (
+            "ReadsRandom",
+            "NondeterminismError: random.random() differs on replay",
+            "NondeterminismError: Math.random() differs on replay",
+        ),
+        (
+            "ReturnsNonJson",
+            "PayloadError: the output of orchestration ReturnsNonJson is not JSON-serialisable",
+            "PayloadError: the output of orchestration ReturnsNonJson is not JSON-serialisable",
+        ),
+    ];
+
+    async fn run(component: &str, python: bool, cache: bool) -> anyhow::Result<()> {
+        let mut run = Run::start(component, cache).await?;
+        for (name, in_python, in_js) in CASES {
+            let expected = if python { in_python } else { in_js };
+            if expected.is_empty() {
+                continue;
+            }
+            run.start_instance(name, name, &json!(null)).await?;
+            let status = run.client.wait_for_completion(name, Some(WAIT_MS)).await?;
+            let error = duroxide_tests::failed(status)?;
+            assert!(error.contains(expected), "{name}: {error}");
+        }
+        assert_eq!(
+            run.call("after", "Hello", json!("still")).await?,
+            json!("Hello, still!")
+        );
+        run.runtime.stop().await;
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn python_cached() -> anyhow::Result<()> {
+        run(components::PYTHON, true, true).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn python_uncached() -> anyhow::Result<()> {
+        run(components::PYTHON, true, false).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn js_cached() -> anyhow::Result<()> {
+        run(components::JAVASCRIPT, false, true).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn js_uncached() -> anyhow::Result<()> {
+        run(components::JAVASCRIPT, false, false).await
+    }
+}
