@@ -45,6 +45,21 @@ impl Language {
     }
 }
 
+impl Language {
+    /// The language of the guest in `dir`, by its entry file.
+    pub fn of_dir(dir: &Path) -> Result<Self, BuildError> {
+        [Language::Python, Language::JavaScript]
+            .into_iter()
+            .find(|l| dir.join(l.entry()).is_file())
+            .ok_or_else(|| {
+                BuildError::Failed(format!(
+                    "{} holds neither app.py (a Python guest) nor app.js (a JavaScript guest)",
+                    dir.display()
+                ))
+            })
+    }
+}
+
 /// Build the guest in `dir` into `<target>/guests-<lang>/<name>.wasm` of
 /// the workspace holding the crate at `crate_dir`, `name` being the guest
 /// directory's name. The SDK and the WIT contract are the workspace's.
@@ -61,11 +76,34 @@ fn build_with(
     language: Language,
     dir: &Path,
 ) -> Result<BuiltGuest, BuildError> {
+    let out_dir = workspace.target_directory.join(match language {
+        Language::Python => "guests-py",
+        Language::JavaScript => "guests-js",
+    });
+    build_from(
+        &workspace.root,
+        &workspace.target_directory.join("tools"),
+        language,
+        dir,
+        &out_dir,
+    )
+}
+
+/// Build the guest in `dir` into `out_dir/<name>.wasm` with the SDK and
+/// WIT contract of the duroxide sources at `sources`, installing the build
+/// tools into `tools` if they are not there yet.
+pub fn build_from(
+    sources: &Path,
+    tools: &Path,
+    language: Language,
+    dir: &Path,
+    out_dir: &Path,
+) -> Result<BuiltGuest, BuildError> {
     let name = dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| BuildError::Failed(format!("{} has no name", dir.display())))?
-        .to_string();
+        .canonicalize()
+        .ok()
+        .and_then(|d| d.file_name().and_then(|n| n.to_str()).map(str::to_string))
+        .ok_or_else(|| BuildError::Failed(format!("{} is not a directory", dir.display())))?;
     let entry = dir.join(language.entry());
     if !entry.exists() {
         return Err(BuildError::Failed(format!(
@@ -73,18 +111,17 @@ fn build_with(
             entry.display()
         )));
     }
-    let tools = workspace.target_directory.join("tools");
-    let wit = workspace.root.join("wit");
-    let sdk = workspace.root.join("guest-sdk");
-    let out_dir = workspace.target_directory.join(match language {
-        Language::Python => "guests-py",
-        Language::JavaScript => "guests-js",
-    });
-    mkdir(&out_dir)?;
+    // Absolute paths: the JavaScript build runs in a directory of its own.
+    mkdir(out_dir)?;
+    mkdir(tools)?;
+    let (sources, tools, out_dir) = (absolute(sources)?, absolute(tools)?, absolute(out_dir)?);
+    let (sources, tools, out_dir) = (sources.as_path(), tools.as_path(), out_dir.as_path());
+    let wit = sources.join("wit");
+    let sdk = sources.join("guest-sdk");
     let out = out_dir.join(format!("{}.wasm", name.replace('-', "_")));
     match language {
         Language::Python => {
-            let exe = componentize_py(&tools)?;
+            let exe = componentize_py(tools)?;
             run(
                 Command::new(exe)
                     .arg("-d")
@@ -100,7 +137,7 @@ fn build_with(
             )?;
         }
         Language::JavaScript => {
-            let runner = componentize_js(&tools, &sdk.join("js").join("tools"))?;
+            let runner = componentize_js(tools, &sdk.join("js").join("tools"))?;
             // The app and the SDK side by side, so `./duroxide.js` resolves.
             let stage = out_dir.join(&name);
             mkdir(&stage)?;
@@ -156,6 +193,11 @@ pub fn export_guests(language: Language, dirs: &[&str]) -> Result<(), BuildError
         );
     }
     Ok(())
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, BuildError> {
+    path.canonicalize()
+        .map_err(|e| BuildError::Failed(format!("cannot find {}: {e}", path.display())))
 }
 
 fn mkdir(dir: &Path) -> Result<(), BuildError> {

@@ -20,7 +20,7 @@ mod languages;
 mod metadata;
 pub mod tools;
 
-pub use languages::{Language, build_guest, export_guests};
+pub use languages::{Language, build_from, build_guest, export_guests};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -15,8 +15,10 @@ pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 pub const COMPONENTIZE_JS_VERSION: &str = "0.23.0";
 
 /// Runs `cmd`, failing with `what` and its status when it does not succeed.
+/// What the tool prints goes to stderr, so a caller's stdout stays its own.
 pub(crate) fn run(cmd: &mut Command, what: &str) -> Result<(), BuildError> {
     let status = cmd
+        .stdout(std::process::Stdio::from(std::io::stderr()))
         .status()
         .map_err(|e| BuildError::Spawn(what.to_string(), e))?;
     if status.success() {

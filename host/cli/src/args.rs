@@ -171,6 +171,23 @@ pub enum Command {
         #[arg(long)]
         component: PathBuf,
     },
+    /// Build a Python (app.py) or JavaScript (app.js) guest directory into
+    /// a component, with the pinned build tools (installed on first use).
+    Build {
+        /// The guest's directory.
+        dir: PathBuf,
+        /// The component file to write (default: ./DIRNAME.wasm).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// The duroxide sources whose SDK and WIT contract it builds with
+        /// (default: those this binary was built from).
+        #[arg(long)]
+        duroxide: Option<PathBuf>,
+        /// Where the build tools are installed (default: the sources'
+        /// target/tools).
+        #[arg(long)]
+        tools: Option<PathBuf>,
+    },
     /// Create a project: a guest crate and a host example that runs it.
     New {
         /// The project's name (lower-case letters, digits and '-').

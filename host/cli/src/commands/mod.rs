@@ -1,5 +1,6 @@
 //! One module per group of subcommands, and the dispatch.
 
+mod build;
 mod control;
 mod deploy;
 mod inspect;
@@ -58,6 +59,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<Code> {
             status,
         } => inspect::purge(db, json, before, name, status.as_deref()).await,
         Command::Replay { id, component } => replay::replay(db, json, &id, &component).await,
+        Command::Build {
+            dir,
+            output,
+            duroxide,
+            tools,
+        } => build::build(&dir, output, duroxide, tools),
         Command::New {
             name,
             path,

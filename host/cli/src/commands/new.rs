@@ -9,7 +9,7 @@ use crate::exit::Code;
 
 /// Where this duroxide's sources are: the path dependencies the project
 /// names, unless `--duroxide` says otherwise.
-fn default_sources() -> PathBuf {
+pub(crate) fn default_sources() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..")
 }
 
