@@ -24,8 +24,15 @@ fn main() -> Result<(), duroxide_guest_build::BuildError> {
         "capabilities",
         "grant-orchestrations",
         "conformance",
+        "conformance-changed",
     ];
     duroxide_guest_build::export(&guests)?;
-    export_guests(Language::Python, &["guests-py/conformance"])?;
-    export_guests(Language::JavaScript, &["guests-js/conformance"])
+    export_guests(
+        Language::Python,
+        &["guests-py/conformance", "guests-py/conformance-changed"],
+    )?;
+    export_guests(
+        Language::JavaScript,
+        &["guests-js/conformance", "guests-js/conformance-changed"],
+    )
 }

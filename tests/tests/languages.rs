@@ -15,28 +15,53 @@ use serde_json::{Value, json};
 /// A runtime serving one language's conformance component, and a client.
 struct Run {
     _dir: tempfile::TempDir,
+    store: Arc<SqliteHistoryStore>,
+    cache: bool,
+    /// The language's builds.
+    builds: &'static components::Builds,
     client: Client,
     runtime: DuroxideRuntime,
 }
 
+/// A started runtime on `store` serving `component`.
+async fn runtime_on(
+    store: &Arc<SqliteHistoryStore>,
+    cache: bool,
+    component: &str,
+) -> anyhow::Result<DuroxideRuntime> {
+    let mut options = options(cache);
+    // Room for the 1 MiB payload scenario, and for the language runtimes
+    // built to Wasm.
+    options.limits.max_payload_bytes = 4 << 20;
+    options.limits.max_memory_bytes = 256 << 20;
+    let mut runtime = DuroxideRuntime::with_options(store.clone(), options);
+    runtime.load_component_file(component).await?;
+    runtime.start().await?;
+    Ok(runtime)
+}
+
 impl Run {
-    async fn start(component: &str, cache: bool) -> anyhow::Result<Self> {
+    async fn start(builds: &'static components::Builds, cache: bool) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let url = format!("sqlite:{}", dir.path().join("conformance.db").display());
         let store = Arc::new(SqliteHistoryStore::new(&url).await?);
-        let mut options = options(cache);
-        // Room for the 1 MiB payload scenario, and for the language
-        // runtimes built to Wasm.
-        options.limits.max_payload_bytes = 4 << 20;
-        options.limits.max_memory_bytes = 256 << 20;
-        let mut runtime = DuroxideRuntime::with_options(store.clone(), options);
-        runtime.load_component_file(component).await?;
-        runtime.start().await?;
+        let runtime = runtime_on(&store, cache, builds.first).await?;
         Ok(Self {
             _dir: dir,
-            client: Client::new(store),
+            client: Client::new(store.clone()),
+            store,
+            cache,
+            builds,
             runtime,
         })
+    }
+
+    /// Stop the runtime and start one serving the language's changed build:
+    /// what a deploy of changed code under the same version does.
+    async fn redeploy_changed(&mut self) -> anyhow::Result<()> {
+        self.runtime.stop().await;
+        self.runtime = runtime_on(&self.store, self.cache, self.builds.changed).await?;
+        Ok(())
     }
 
     /// Start `name` as `id` with the JSON `input`.
@@ -76,11 +101,28 @@ impl Run {
     }
 }
 
-/// The guest component of each language.
+/// The guest components of each language.
 mod components {
-    pub const RUST: &str = env!("GUEST_CONFORMANCE");
-    pub const PYTHON: &str = env!("GUEST_PY_CONFORMANCE");
-    pub const JAVASCRIPT: &str = env!("GUEST_JS_CONFORMANCE");
+    /// A language's builds of the conformance guest.
+    pub struct Builds {
+        /// Every scenario's orchestrations.
+        pub first: &'static str,
+        /// Changing, changed under the same name and version.
+        pub changed: &'static str,
+    }
+
+    pub static RUST: Builds = Builds {
+        first: env!("GUEST_CONFORMANCE"),
+        changed: env!("GUEST_CONFORMANCE_CHANGED"),
+    };
+    pub static PYTHON: Builds = Builds {
+        first: env!("GUEST_PY_CONFORMANCE"),
+        changed: env!("GUEST_PY_CONFORMANCE_CHANGED"),
+    };
+    pub static JAVASCRIPT: Builds = Builds {
+        first: env!("GUEST_JS_CONFORMANCE"),
+        changed: env!("GUEST_JS_CONFORMANCE_CHANGED"),
+    };
 }
 
 /// Declare `$scenario` for every language, cache on and off.
@@ -89,36 +131,36 @@ macro_rules! conformance {
         mod $scenario {
             use super::*;
 
-            async fn run(component: &str, cache: bool) -> anyhow::Result<()> {
-                let mut run = Run::start(component, cache).await?;
-                let result = super::scenarios::$scenario(&run).await;
+            async fn run(builds: &'static components::Builds, cache: bool) -> anyhow::Result<()> {
+                let mut run = Run::start(builds, cache).await?;
+                let result = super::scenarios::$scenario(&mut run).await;
                 run.runtime.stop().await;
                 result
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn rust_cached() -> anyhow::Result<()> {
-                run(components::RUST, true).await
+                run(&components::RUST, true).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn rust_uncached() -> anyhow::Result<()> {
-                run(components::RUST, false).await
+                run(&components::RUST, false).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn python_cached() -> anyhow::Result<()> {
-                run(components::PYTHON, true).await
+                run(&components::PYTHON, true).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn python_uncached() -> anyhow::Result<()> {
-                run(components::PYTHON, false).await
+                run(&components::PYTHON, false).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn js_cached() -> anyhow::Result<()> {
-                run(components::JAVASCRIPT, true).await
+                run(&components::JAVASCRIPT, true).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn js_uncached() -> anyhow::Result<()> {
-                run(components::JAVASCRIPT, false).await
+                run(&components::JAVASCRIPT, false).await
             }
         }
     };
@@ -128,26 +170,26 @@ macro_rules! conformance {
 mod scenarios {
     use super::*;
 
-    pub async fn hello(run: &Run) -> anyhow::Result<()> {
+    pub async fn hello(run: &mut Run) -> anyhow::Result<()> {
         let out = run.call("hello", "Hello", json!("Wörld")).await?;
         assert_eq!(out, json!("Hello, Wörld!"));
         Ok(())
     }
 
-    pub async fn sequence(run: &Run) -> anyhow::Result<()> {
+    pub async fn sequence(run: &mut Run) -> anyhow::Result<()> {
         let out = run.call("seq", "Sequence", json!(5)).await?;
         assert_eq!(out, json!([0, 2, 4, 6, 8]));
         Ok(())
     }
 
-    pub async fn fan_out_of_1000(run: &Run) -> anyhow::Result<()> {
+    pub async fn fan_out_of_1000(run: &mut Run) -> anyhow::Result<()> {
         let out = run.call("fan", "FanOut", json!(1000)).await?;
         // 2 * (0 + 1 + ... + 999)
         assert_eq!(out, json!(999_000));
         Ok(())
     }
 
-    pub async fn activity_error_handled(run: &Run) -> anyhow::Result<()> {
+    pub async fn activity_error_handled(run: &mut Run) -> anyhow::Result<()> {
         let out = run.call("err", "ErrorHandled", json!("boom")).await?;
         let text = out.as_str().unwrap_or_default();
         assert!(
@@ -157,7 +199,7 @@ mod scenarios {
         Ok(())
     }
 
-    pub async fn timer_race_won_by_the_event(run: &Run) -> anyhow::Result<()> {
+    pub async fn timer_race_won_by_the_event(run: &mut Run) -> anyhow::Result<()> {
         run.start_instance("race", "TimerRace", &json!(3600))
             .await?;
         run.raise("race", "go", &json!("now")).await?;
@@ -165,13 +207,13 @@ mod scenarios {
         Ok(())
     }
 
-    pub async fn timer_race_won_by_the_timer(run: &Run) -> anyhow::Result<()> {
+    pub async fn timer_race_won_by_the_timer(run: &mut Run) -> anyhow::Result<()> {
         let out = run.call("race", "TimerRace", json!(0.2)).await?;
         assert_eq!(out, json!("timer"));
         Ok(())
     }
 
-    pub async fn buffered_events(run: &Run) -> anyhow::Result<()> {
+    pub async fn buffered_events(run: &mut Run) -> anyhow::Result<()> {
         run.start_instance("buf", "BufferedEvents", &json!(null))
             .await?;
         // Raised in the other order, before the orchestration waits: each
@@ -182,7 +224,7 @@ mod scenarios {
         Ok(())
     }
 
-    pub async fn children_and_their_failure(run: &Run) -> anyhow::Result<()> {
+    pub async fn children_and_their_failure(run: &mut Run) -> anyhow::Result<()> {
         let out = run.call("parent", "Parent", json!(3)).await?;
         assert_eq!(out[0], json!(30), "{out}");
         let failure = out[1].as_str().unwrap_or_default();
@@ -193,14 +235,14 @@ mod scenarios {
         Ok(())
     }
 
-    pub async fn detached_start(run: &Run) -> anyhow::Result<()> {
+    pub async fn detached_start(run: &mut Run) -> anyhow::Result<()> {
         let out = run.call("starter", "Detached", json!("loose")).await?;
         assert_eq!(out, json!("started"));
         assert_eq!(run.output("loose").await?, json!("Hello, detached!"));
         Ok(())
     }
 
-    pub async fn continue_as_new_carries_events(run: &Run) -> anyhow::Result<()> {
+    pub async fn continue_as_new_carries_events(run: &mut Run) -> anyhow::Result<()> {
         run.start_instance("gen", "Generations", &json!(0)).await?;
         // Raised while the first executions run: it carries over to the
         // one that waits for it.
@@ -209,7 +251,7 @@ mod scenarios {
         Ok(())
     }
 
-    pub async fn custom_status(run: &Run) -> anyhow::Result<()> {
+    pub async fn custom_status(run: &mut Run) -> anyhow::Result<()> {
         run.start_instance("st", "Status", &json!(null)).await?;
         assert_eq!(run.status_of("st").await?, "step1");
         run.raise("st", "next", &json!(null)).await?;
@@ -223,7 +265,7 @@ mod scenarios {
         Ok(())
     }
 
-    pub async fn cancellation(run: &Run) -> anyhow::Result<()> {
+    pub async fn cancellation(run: &mut Run) -> anyhow::Result<()> {
         run.start_instance("forever", "WaitForever", &json!(null))
             .await?;
         eventually(Duration::from_millis(WAIT_MS), || async {
@@ -243,7 +285,7 @@ mod scenarios {
         Ok(())
     }
 
-    pub async fn deterministic_now_guid_random(run: &Run) -> anyhow::Result<()> {
+    pub async fn deterministic_now_guid_random(run: &mut Run) -> anyhow::Result<()> {
         run.start_instance("det", "Deterministic", &json!(null))
             .await?;
         let first: Value = serde_json::from_str(&run.status_of("det").await?)?;
@@ -259,7 +301,41 @@ mod scenarios {
         Ok(())
     }
 
-    pub async fn unicode_and_1_mib_payloads(run: &Run) -> anyhow::Result<()> {
+    pub async fn nondeterminism_detected_after_a_code_change(run: &mut Run) -> anyhow::Result<()> {
+        run.start_instance("changing", "Changing", &json!("x"))
+            .await?;
+        eventually(Duration::from_millis(WAIT_MS), || async {
+            let history = run.client.get_execution_history("changing", None).await?;
+            Ok(history
+                .iter()
+                .any(|e| matches!(e, duroxide::history::Event::EventSubscribed { .. }))
+                .then_some(()))
+        })
+        .await?;
+        run.redeploy_changed().await?;
+        run.raise("changing", "go", &json!("now")).await?;
+        let status = run
+            .client
+            .wait_for_completion("changing", Some(WAIT_MS))
+            .await?;
+        let error = duroxide_tests::failed(status)?;
+        assert!(
+            error.starts_with("[DX001] nondeterministic orchestration"),
+            "{error}"
+        );
+        assert!(error.contains("decision #1"), "{error}");
+        assert!(
+            error.contains(r#"history holds ActivityScheduled(name: "Greet""#),
+            "{error}"
+        );
+        assert!(
+            error.contains(r#"the code asked for ActivityScheduled(name: "Double""#),
+            "{error}"
+        );
+        Ok(())
+    }
+
+    pub async fn unicode_and_1_mib_payloads(run: &mut Run) -> anyhow::Result<()> {
         let unicode =
             json!({"text": "zażółć gęślą jaźń — 日本語 — 🦀\u{0}", "list": [1.5, null, true]});
         assert_eq!(
@@ -285,6 +361,7 @@ conformance!(continue_as_new_carries_events);
 conformance!(custom_status);
 conformance!(cancellation);
 conformance!(deterministic_now_guid_random);
+conformance!(nondeterminism_detected_after_a_code_change);
 conformance!(unicode_and_1_mib_payloads);
 
 /// Guests that fail in their own language: each fails its instance with a
@@ -323,8 +400,12 @@ mod bad_guests {
         ),
     ];
 
-    async fn run(component: &str, python: bool, cache: bool) -> anyhow::Result<()> {
-        let mut run = Run::start(component, cache).await?;
+    async fn run(
+        builds: &'static components::Builds,
+        python: bool,
+        cache: bool,
+    ) -> anyhow::Result<()> {
+        let mut run = Run::start(builds, cache).await?;
         for (name, in_python, in_js) in CASES {
             let expected = if python { in_python } else { in_js };
             if expected.is_empty() {
@@ -345,18 +426,18 @@ mod bad_guests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn python_cached() -> anyhow::Result<()> {
-        run(components::PYTHON, true, true).await
+        run(&components::PYTHON, true, true).await
     }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn python_uncached() -> anyhow::Result<()> {
-        run(components::PYTHON, true, false).await
+        run(&components::PYTHON, true, false).await
     }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn js_cached() -> anyhow::Result<()> {
-        run(components::JAVASCRIPT, false, true).await
+        run(&components::JAVASCRIPT, false, true).await
     }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn js_uncached() -> anyhow::Result<()> {
-        run(components::JAVASCRIPT, false, false).await
+        run(&components::JAVASCRIPT, false, false).await
     }
 }

@@ -74,6 +74,11 @@ orchestration('EchoPayload', (ctx, payload) => ctx.callActivity('Echo', payload)
 
 orchestration('WaitForever', (ctx) => ctx.waitForEvent('never'));
 
+orchestration('Changing', (ctx, name) => {
+  const greeting = ctx.callActivity('Greet', name);
+  return [greeting, ctx.waitForEvent('go')];
+});
+
 // Bad guests: each fails its instance with a reason naming the JS error.
 orchestration('Raises', () => {
   throw new TypeError('missing-key');

@@ -97,6 +97,12 @@ def wait_forever(ctx, _):
     return ctx.wait_for_event("never")
 
 
+@duroxide.orchestration("Changing")
+def changing(ctx, name):
+    greeting = ctx.call_activity("Greet", name)
+    return [greeting, ctx.wait_for_event("go")]
+
+
 # Bad guests: each fails its instance with a reason naming the Python error.
 
 

@@ -105,6 +105,12 @@ async fn echo_payload(ctx: OrchestrationContext, payload: Value) -> Result<Value
     ctx.schedule_activity_typed("Echo", &payload).await
 }
 
+async fn changing(ctx: OrchestrationContext, name: String) -> Result<Value, String> {
+    let greeting: String = ctx.schedule_activity_typed("Greet", &name).await?;
+    let go: Value = ctx.wait_for_external_event_typed("go").await?;
+    Ok(json!([greeting, go]))
+}
+
 async fn wait_forever(ctx: OrchestrationContext, _: Value) -> Result<Value, String> {
     ctx.wait_for_external_event_typed("never").await
 }
@@ -125,6 +131,7 @@ fn register(registry: &mut Registry) {
         .orchestration_typed("Deterministic", deterministic)
         .orchestration_typed("EchoPayload", echo_payload)
         .orchestration_typed("WaitForever", wait_forever)
+        .orchestration_typed("Changing", changing)
         .activity_typed("Greet", |name: String| {
             Ok::<_, String>(format!("Hello, {name}!"))
         })
