@@ -1,7 +1,11 @@
 //! The workload benchmark: `cargo bench -p duroxide --bench workloads [-- <workload>...
-//! [--instances N] [--fan-out N] [--workers N] [--component FILE]]`. Runs each workload on a fresh SQLite file
-//! with durable commits and a release build of the benchmark guest, and prints
-//! one `workload=<name> key=value ...` line per workload.
+//! [--instances N] [--fan-out N] [--workers N] [--component FILE] [--processes 1,2,4]
+//! [--pool N]]`.
+//! Runs each workload on a fresh SQLite file with durable commits and a
+//! release build of the benchmark guest, and prints one
+//! `workload=<name> key=value ...` line per workload. The `_pg` workloads
+//! (`--features postgres`) run on PostgreSQL with runtimes in `--processes`
+//! separate processes (see `scale_out`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -21,7 +25,7 @@ use duroxide::{Client, DuroxideRuntime, LoadedComponent, OrchestrationStatus};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 // turn_cost first: it measures microseconds and wants a quiet machine.
-const WORKLOADS: [&str; 9] = [
+const WORKLOADS: [&str; 11] = [
     "turn_cost",
     "hello_seq5",
     "fan_out_1000",
@@ -31,6 +35,8 @@ const WORKLOADS: [&str; 9] = [
     "management",
     "deploy",
     "fairness",
+    scale_out::WORKLOADS[0],
+    scale_out::WORKLOADS[1],
 ];
 
 struct Args {
@@ -42,6 +48,11 @@ struct Args {
     /// Orchestration turns side by side in the fairness workload
     /// (`--workers N`; the runtime's default when absent).
     workers: Option<usize>,
+    /// Runtime processes of the `_pg` workloads, one line per count
+    /// (`--processes 1,2,4`, the default).
+    processes: Vec<usize>,
+    /// Connections of each process's pool in the `_pg` workloads (`--pool N`).
+    pool: Option<u32>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -51,6 +62,8 @@ fn parse_args() -> anyhow::Result<Args> {
         instances: None,
         fan_out: 1000,
         workers: None,
+        processes: vec![1, 2, 4],
+        pool: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -59,6 +72,15 @@ fn parse_args() -> anyhow::Result<Args> {
             "--instances" => args.instances = Some(it.next().context("--instances N")?.parse()?),
             "--fan-out" => args.fan_out = it.next().context("--fan-out N")?.parse()?,
             "--workers" => args.workers = Some(it.next().context("--workers N")?.parse()?),
+            "--processes" => {
+                args.processes = it
+                    .next()
+                    .context("--processes N,N,...")?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?
+            }
+            "--pool" => args.pool = Some(it.next().context("--pool N")?.parse()?),
             "--component" => args
                 .components
                 .push(it.next().context("--component FILE")?.into()),
@@ -98,51 +120,60 @@ impl Bench {
         ))
     }
 
-    /// Starts one `name` instance per id, all at once (the store commits
-    /// concurrent starts together, as it would for many clients).
+    /// Starts one `name` instance per id, all at once.
     async fn start_all(&self, ids: &[String], name: &str, input: &str) -> anyhow::Result<()> {
-        let mut starts = tokio::task::JoinSet::new();
-        for id in ids {
-            let (client, id, name, input) = (
-                self.client.clone(),
-                id.clone(),
-                name.to_owned(),
-                input.to_owned(),
-            );
-            starts.spawn(async move { client.start_orchestration(&id, &name, &input, None).await });
-        }
-        while let Some(started) = starts.join_next().await {
-            started??;
-        }
-        Ok(())
+        start_all(&self.client, ids, name, input).await
     }
 
-    /// Wait until every instance in `ids` ended; returns (created, updated,
-    /// completed) of each. Polls one unfinished instance at a time, so the
-    /// waiting costs the runtime little.
+    /// Waits until every instance in `ids` ended (see [`wait_all`]).
     async fn wait_all(&self, ids: &[String]) -> anyhow::Result<Vec<(u64, u64, bool)>> {
-        let deadline = Instant::now() + Duration::from_secs(600);
-        let mut done = Vec::with_capacity(ids.len());
-        for id in ids {
-            loop {
-                let info = self
-                    .client
-                    .get_instance_info(id)
-                    .await?
-                    .context("instance vanished")?;
-                if info.status.is_terminal() {
-                    let ok = matches!(info.status, OrchestrationStatus::Completed { .. });
-                    done.push((info.created_at_ms, info.updated_at_ms, ok));
-                    break;
-                }
-                if Instant::now() > deadline {
-                    bail!("{id} did not finish");
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-        }
-        Ok(done)
+        wait_all(&self.client, ids).await
     }
+}
+
+/// Starts one `name` instance per id through `client`, all at once (the
+/// store commits concurrent starts together, as it would for many clients).
+async fn start_all(client: &Client, ids: &[String], name: &str, input: &str) -> anyhow::Result<()> {
+    let mut starts = tokio::task::JoinSet::new();
+    for id in ids {
+        let (client, id, name, input) = (
+            client.clone(),
+            id.clone(),
+            name.to_owned(),
+            input.to_owned(),
+        );
+        starts.spawn(async move { client.start_orchestration(&id, &name, &input, None).await });
+    }
+    while let Some(started) = starts.join_next().await {
+        started??;
+    }
+    Ok(())
+}
+
+/// Waits until every instance in `ids` ended; returns (created, updated,
+/// completed) of each. Polls one unfinished instance at a time, so the
+/// waiting costs the runtime little.
+async fn wait_all(client: &Client, ids: &[String]) -> anyhow::Result<Vec<(u64, u64, bool)>> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut done = Vec::with_capacity(ids.len());
+    for id in ids {
+        loop {
+            let info = client
+                .get_instance_info(id)
+                .await?
+                .context("instance vanished")?;
+            if info.status.is_terminal() {
+                let ok = matches!(info.status, OrchestrationStatus::Completed { .. });
+                done.push((info.created_at_ms, info.updated_at_ms, ok));
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{id} did not finish");
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+    Ok(done)
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -153,25 +184,50 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-async fn hello_seq5(wasm: &Path, instances: usize) -> anyhow::Result<()> {
+/// What a run of many instances measured.
+struct Throughput {
+    completed: usize,
+    orch_per_s: f64,
+    p50_ms: u64,
+    p99_ms: u64,
+}
+
+impl Throughput {
+    /// The figures of instances started at `started` (ms) that ended as
+    /// `done` says (see [`wait_all`]).
+    fn of(started: u64, done: &[(u64, u64, bool)]) -> Self {
+        let completed = done.iter().filter(|d| d.2).count();
+        let end = done.iter().map(|d| d.1).max().unwrap_or(started);
+        let mut latencies: Vec<u64> = done.iter().map(|d| d.1.saturating_sub(d.0)).collect();
+        latencies.sort_unstable();
+        let secs = (end.saturating_sub(started)).max(1) as f64 / 1000.0;
+        Self {
+            completed,
+            orch_per_s: done.len() as f64 / secs,
+            p50_ms: percentile(&latencies, 0.5),
+            p99_ms: percentile(&latencies, 0.99),
+        }
+    }
+}
+
+/// `instances` sequences of 5 activities on one runtime and SQLite file.
+async fn measure_hello_seq5(wasm: &Path, instances: usize) -> anyhow::Result<Throughput> {
     let (bench, _) = Bench::start(wasm).await?;
     let ids: Vec<String> = (0..instances).map(|i| format!("seq5-{i}")).collect();
     let started = duroxide::clock::system_now_ms();
     bench.start_all(&ids, "Sequence", "5").await?;
     let done = bench.wait_all(&ids).await?;
-    let completed = done.iter().filter(|d| d.2).count();
-    let end = done.iter().map(|d| d.1).max().unwrap_or(started);
-    let mut latencies: Vec<u64> = done.iter().map(|d| d.1.saturating_sub(d.0)).collect();
-    latencies.sort_unstable();
-    let secs = (end.saturating_sub(started)).max(1) as f64 / 1000.0;
-    println!(
-        "workload=hello_seq5 instances={instances} completed={completed} orch_per_s={:.0} p50_ms={} p99_ms={}",
-        instances as f64 / secs,
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99)
-    );
     let mut runtime = bench.runtime;
     runtime.stop().await;
+    Ok(Throughput::of(started, &done))
+}
+
+async fn hello_seq5(wasm: &Path, instances: usize) -> anyhow::Result<()> {
+    let t = measure_hello_seq5(wasm, instances).await?;
+    println!(
+        "workload=hello_seq5 instances={instances} completed={} orch_per_s={:.0} p50_ms={} p99_ms={}",
+        t.completed, t.orch_per_s, t.p50_ms, t.p99_ms
+    );
     Ok(())
 }
 
@@ -328,11 +384,19 @@ mod deploy;
 #[path = "fairness/mod.rs"]
 mod fairness;
 
+#[path = "scale_out/mod.rs"]
+mod scale_out;
+
 fn main() -> anyhow::Result<()> {
     let mut raw = std::env::args().skip(1);
-    if raw.next().as_deref() == Some(deploy::CHILD_FLAG) {
-        let file = raw.next().context("the component to load")?;
-        return deploy::child(Path::new(&file));
+    match raw.next().as_deref() {
+        Some(deploy::CHILD_FLAG) => {
+            let file = raw.next().context("the component to load")?;
+            return deploy::child(Path::new(&file));
+        }
+        #[cfg(feature = "postgres")]
+        Some(scale_out::WORKER_FLAG) => return scale_out::worker::run(raw),
+        _ => {}
     }
     let args = parse_args()?;
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -360,6 +424,15 @@ fn main() -> anyhow::Result<()> {
                 "fairness" => {
                     let n = args.instances.unwrap_or(10_000);
                     fairness::run(&wasm, n, args.workers, percentile).await?
+                }
+                w if scale_out::WORKLOADS.contains(&w) => {
+                    let plan = scale_out::Plan {
+                        processes: args.processes.clone(),
+                        instances: args.instances.unwrap_or(1000),
+                        fan_out: args.fan_out,
+                        pool: args.pool,
+                    };
+                    scale_out::run(&wasm, w, &plan).await?
                 }
                 _ => {}
             }
