@@ -185,8 +185,9 @@ END $$;
 -- `p_eager_until`. With `p_hold_until`, the instance stays locked (same
 -- token) until then if nothing is queued for it, and `held_row` is its row
 -- as committed. `wake_orchestrator` / `wake_activity` say what became
--- fetchable; the same is announced on `p_channel`, with `p_tag` naming the
--- store that wrote it.
+-- fetchable, for the caller to announce once the commit is done: a
+-- notice sent inside the transaction would serialize it with every other
+-- notifying commit of the server, flush and all.
 CREATE FUNCTION duroxide_commit_turn(
     p_instance TEXT, p_token TEXT, p_now BIGINT,
     p_execution BIGINT, p_first_seq BIGINT, p_new_len BIGINT, p_events TEXT,
@@ -198,7 +199,6 @@ CREATE FUNCTION duroxide_commit_turn(
     p_status TEXT, p_output TEXT, p_version TEXT, p_digest TEXT,
     p_set_custom BOOLEAN, p_custom TEXT,
     p_completed_id BIGINT, p_completed_token TEXT,
-    p_channel TEXT, p_tag TEXT,
     OUT code TEXT, OUT activity_ids BIGINT[], OUT held_row TEXT,
     OUT wake_orchestrator BOOLEAN, OUT wake_activity BOOLEAN
 ) LANGUAGE plpgsql AS $$
@@ -323,12 +323,6 @@ BEGIN
     INTO held_row;
     wake_orchestrator := v_next IS NOT NULL OR cardinality(p_messages) > 0 OR v_created;
     wake_activity := v_total > p_eager;
-    IF wake_orchestrator THEN
-        PERFORM pg_notify(p_channel, 'o:' || p_tag);
-    END IF;
-    IF wake_activity THEN
-        PERFORM pg_notify(p_channel, 'a:' || p_tag);
-    END IF;
     code := 'ok';
 END $$;
 
@@ -339,7 +333,7 @@ END $$;
 -- 'locked' (with the instance row and its messages).
 CREATE FUNCTION duroxide_complete_activity(
     p_id BIGINT, p_token TEXT, p_now BIGINT, p_instance TEXT, p_message TEXT,
-    p_lock_token TEXT, p_lock_until BIGINT, p_channel TEXT, p_tag TEXT,
+    p_lock_token TEXT, p_lock_until BIGINT,
     OUT code TEXT, OUT instance_row TEXT, OUT message_ids BIGINT[],
     OUT messages TEXT[], OUT attempts BIGINT[], OUT visible_at BIGINT[]
 ) LANGUAGE plpgsql AS $$
@@ -372,6 +366,5 @@ BEGIN
     END IF;
     UPDATE instances SET next_visible_at = LEAST(COALESCE(next_visible_at, p_now), p_now)
         WHERE instance_id = p_instance;
-    PERFORM pg_notify(p_channel, 'o:' || p_tag);
     code := 'queued';
 END $$;

@@ -8,7 +8,7 @@ use sqlx_postgres::Postgres;
 
 use super::PostgresHistoryStore;
 use super::codec::{attempts, db, decode, encode, new_lock_token, plus, to_i64, to_u64};
-use super::notify::ACTIVITY;
+use super::notify::Work;
 use super::orchestrator_queue::LockedRows;
 use crate::history::OrchestratorMessage;
 use crate::providers::{LockedActivity, OrchestrationWork, StoreError};
@@ -88,7 +88,7 @@ pub(super) async fn complete(
     let lock_token = lock_for.map(|_| new_lock_token());
     let row = query::<Postgres>(
         "SELECT code, instance_row, $3::bigint, message_ids, messages, attempts, visible_at
-         FROM duroxide_complete_activity($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         FROM duroxide_complete_activity($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(locked.queue_id)
     .bind(&locked.lock_token)
@@ -97,8 +97,6 @@ pub(super) async fn complete(
     .bind(&completion)
     .bind(lock_token.as_deref())
     .bind(lock_for.map(|l| plus(now, l)))
-    .bind(&store.channel)
-    .bind(store.notice(super::notify::ORCHESTRATOR))
     .fetch_one(&store.pool)
     .await
     .map_err(db("completing activity work"))?;
@@ -106,7 +104,7 @@ pub(super) async fn complete(
     match (code.as_str(), lock_token) {
         ("lock_lost", _) => Err(lock_lost(locked)),
         ("queued", _) => {
-            store.orchestrator_signal.notify_one();
+            store.made_fetchable(Work::Orchestrator);
             Ok(None)
         }
         ("locked", Some(token)) => {
@@ -143,21 +141,17 @@ pub(super) async fn release(
     locked: &LockedActivity,
 ) -> Result<(), StoreError> {
     let released = query::<Postgres>(
-        "WITH released AS (
-             UPDATE activity_queue SET lock_token = NULL, locked_until = NULL
-             WHERE id = $1 AND lock_token = $2 RETURNING 1)
-         SELECT pg_notify($3, $4) FROM released",
+        "UPDATE activity_queue SET lock_token = NULL, locked_until = NULL
+         WHERE id = $1 AND lock_token = $2",
     )
     .bind(locked.queue_id)
     .bind(&locked.lock_token)
-    .bind(&store.channel)
-    .bind(store.notice(ACTIVITY))
     .execute(&store.pool)
     .await
     .map_err(db("releasing activity work"))?;
     // Only a real release makes work fetchable again.
     if released.rows_affected() > 0 {
-        store.activity_signal.notify_one();
+        store.made_fetchable(Work::Activity);
     }
     Ok(())
 }

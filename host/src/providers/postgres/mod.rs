@@ -21,11 +21,10 @@
 //! connection, so concurrent writers commit in parallel and the server's
 //! WAL flush serves every commit waiting at that moment (PostgreSQL's own
 //! group commit); an application-side batch would serialize them on one
-//! connection instead.
-//!
-//! Writes that make work fetchable also `pg_notify` inside their
-//! transaction (see `notify.rs`), so dispatchers in other processes wake
-//! at once.
+//! connection instead. For the same reason no write notifies inside its
+//! transaction: after a write that makes work fetchable commits, the
+//! store's notifier sends the notice on its own (see `notify.rs`), so
+//! dispatchers in other processes wake at once.
 
 mod activity_queue;
 mod artifacts;
@@ -95,10 +94,8 @@ impl Default for PostgresOptions {
 pub struct PostgresHistoryStore {
     pool: PgPool,
     clock: SharedClock,
-    /// The channel of this store's notices.
-    channel: String,
-    /// Names this store object in its notices.
-    tag: String,
+    /// Tells other processes what this store's writes made fetchable.
+    notifier: notify::Notifier,
     orchestrator_signal: Arc<Notify>,
     activity_signal: Arc<Notify>,
     finished: Arc<FinishNotices>,
@@ -134,11 +131,11 @@ impl PostgresHistoryStore {
             Arc::clone(&activity_signal),
         )
         .await?;
+        let notifier = notify::Notifier::start(opened.pool.clone(), channel, tag);
         Ok(Self {
             pool: opened.pool,
             clock: options.clock,
-            channel,
-            tag,
+            notifier,
             orchestrator_signal,
             activity_signal,
             finished: Arc::default(),
@@ -153,9 +150,14 @@ impl PostgresHistoryStore {
         self.pool.close().await;
     }
 
-    /// The payload of a notice of `kind` from this store.
-    fn notice(&self, kind: &str) -> String {
-        format!("{kind}:{}", self.tag)
+    /// After a write that made `work` fetchable committed: wakes this
+    /// store's dispatchers, and those of other processes through a notice.
+    fn made_fetchable(&self, work: notify::Work) {
+        match work {
+            notify::Work::Orchestrator => self.orchestrator_signal.notify_one(),
+            notify::Work::Activity => self.activity_signal.notify_one(),
+        }
+        self.notifier.announce(work);
     }
 
     /// The current time of the store's clock, as stored.

@@ -1,18 +1,28 @@
-//! Wake-ups across processes: every write that makes work fetchable sends a
-//! notice (`pg_notify`, inside its transaction, so it is delivered only if
-//! the write commits) on the store's channel; each store object listens on
-//! one connection of its own and wakes its dispatchers, so an idle runtime
-//! in another process starts at once instead of at its next poll.
+//! Wake-ups across processes: after a write that makes work fetchable has
+//! committed, the store sends a notice (`pg_notify`) on its channel; each
+//! store object listens on one connection of its own and wakes its
+//! dispatchers, so an idle runtime in another process starts at once
+//! instead of at its next poll.
+//!
+//! Notices are sent by a [`Notifier`], in a transaction of their own, not
+//! inside the writes: PostgreSQL serializes every committing transaction
+//! that notified, on one lock for the whole server held through the
+//! commit's WAL flush, so notices inside the writes would make concurrent
+//! commits wait for each other's flushes instead of sharing one (the
+//! README's Performance section has the figures). The notifier keeps at most one notice statement in flight,
+//! covering every write committed before it started. A notice lost (a
+//! crash after the commit, a failed send) costs another process a poll
+//! interval, never the work: polling finds it.
 //!
 //! A notice is `o:TAG` (orchestrator work) or `a:TAG` (activity work),
 //! TAG naming the store object that wrote it: a store ignores its own,
 //! which it signalled directly after the commit.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
-use sqlx_postgres::{PgListener, PgPool};
+use sqlx_postgres::{PgListener, PgPool, Postgres};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -20,9 +30,100 @@ use super::codec::{db, process_tag};
 use crate::providers::StoreError;
 
 /// The notice that orchestrator messages became fetchable.
-pub(super) const ORCHESTRATOR: &str = "o";
+const ORCHESTRATOR: &str = "o";
 /// The notice that activity work became fetchable.
-pub(super) const ACTIVITY: &str = "a";
+const ACTIVITY: &str = "a";
+
+/// What a committed write made fetchable.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Work {
+    /// Orchestrator messages.
+    Orchestrator,
+    /// Activity work.
+    Activity,
+}
+
+impl Work {
+    /// Its bit in the notifier's pending set.
+    fn bit(self) -> u8 {
+        match self {
+            Work::Orchestrator => 1,
+            Work::Activity => 2,
+        }
+    }
+}
+
+/// Sends a store object's notices after its writes commit, coalesced: one
+/// statement at a time, each announcing what every write since the last
+/// one made fetchable. Stops when dropped.
+#[derive(Debug)]
+pub(super) struct Notifier {
+    /// The [`Work::bit`]s announced and not yet sent.
+    pending: Arc<AtomicU8>,
+    wake: Arc<Notify>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Notifier {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Notifier {
+    /// Sends on `channel`, tagged `tag`, through `pool`.
+    pub(super) fn start(pool: PgPool, channel: String, tag: String) -> Self {
+        let pending = Arc::new(AtomicU8::new(0));
+        let wake = Arc::new(Notify::new());
+        let task = tokio::spawn({
+            let (pending, wake) = (Arc::clone(&pending), Arc::clone(&wake));
+            async move {
+                loop {
+                    wake.notified().await;
+                    let bits = pending.swap(0, Ordering::AcqRel);
+                    let notices: Vec<String> = [
+                        (Work::Orchestrator, ORCHESTRATOR),
+                        (Work::Activity, ACTIVITY),
+                    ]
+                    .into_iter()
+                    .filter(|(work, _)| bits & work.bit() != 0)
+                    .map(|(_, kind)| format!("{kind}:{tag}"))
+                    .collect();
+                    if notices.is_empty() {
+                        continue;
+                    }
+                    let sent = sqlx_core::query::query::<Postgres>(
+                        "SELECT pg_notify($1, n) FROM unnest($2::text[]) AS n",
+                    )
+                    .bind(&channel)
+                    .bind(&notices)
+                    .execute(&pool)
+                    .await;
+                    match sent {
+                        Ok(_) => {}
+                        Err(sqlx_core::Error::PoolClosed) => return,
+                        Err(e) => tracing::warn!(
+                            "a PostgreSQL notice was not sent ({e}); \
+                             other processes find the work when they next poll"
+                        ),
+                    }
+                }
+            }
+        });
+        Self {
+            pending,
+            wake,
+            task,
+        }
+    }
+
+    /// Announces to other processes that a committed write made `work`
+    /// fetchable.
+    pub(super) fn announce(&self, work: Work) {
+        self.pending.fetch_or(work.bit(), Ordering::AcqRel);
+        self.wake.notify_one();
+    }
+}
 
 /// The channel of the store in `schema`: stores of one database in
 /// different schemas do not wake each other. A channel name is an

@@ -13,7 +13,7 @@ use super::PostgresHistoryStore;
 use super::codec::{
     attempts, db, decode, encode, instance_from_json, new_lock_token, plus, to_i64, to_u64,
 };
-use super::notify::ORCHESTRATOR;
+use super::notify::Work;
 use crate::history::OrchestratorMessage;
 use crate::providers::{
     InstanceStatus, NewInstance, OrchestrationWork, QueuedMessage, SignalOutcome, StoreError,
@@ -73,8 +73,7 @@ pub(super) async fn create_instance(
 ) -> Result<(), StoreError> {
     let e = EncodedInstance::new(&new)?;
     let created: bool = sqlx_core::query_scalar::query_scalar(
-        "SELECT created, CASE WHEN created THEN pg_notify($9, $10) END
-         FROM (SELECT duroxide_insert_instance($1, $11, $2, $3, $4, $5, $6, $7, $8) AS created) s",
+        "SELECT duroxide_insert_instance($1, $9, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&e.id)
     .bind(&e.name)
@@ -84,8 +83,6 @@ pub(super) async fn create_instance(
     .bind(e.visible_at)
     .bind(&e.start)
     .bind(store.now()?)
-    .bind(&store.channel)
-    .bind(store.notice(ORCHESTRATOR))
     .bind(&e.tenant)
     .fetch_one(&store.pool)
     .await
@@ -93,7 +90,7 @@ pub(super) async fn create_instance(
     if !created {
         return Err(StoreError::InstanceExists(new.instance_id));
     }
-    store.orchestrator_signal.notify_one();
+    store.made_fetchable(Work::Orchestrator);
     Ok(())
 }
 
@@ -106,22 +103,17 @@ pub(super) async fn enqueue_message(
 ) -> Result<(), StoreError> {
     let visible_at = to_i64(visible_at_ms, "visible_at_ms")?;
     let message = encode(message, "orchestrator message")?;
-    let queued: bool = sqlx_core::query_scalar::query_scalar(
-        "SELECT queued, CASE WHEN queued THEN pg_notify($4, $5) END
-         FROM (SELECT duroxide_enqueue($1, $2, $3) AS queued) s",
-    )
-    .bind(instance_id)
-    .bind(&message)
-    .bind(visible_at)
-    .bind(&store.channel)
-    .bind(store.notice(ORCHESTRATOR))
-    .fetch_one(&store.pool)
-    .await
-    .map_err(db("enqueueing an orchestrator message"))?;
+    let queued: bool = sqlx_core::query_scalar::query_scalar("SELECT duroxide_enqueue($1, $2, $3)")
+        .bind(instance_id)
+        .bind(&message)
+        .bind(visible_at)
+        .fetch_one(&store.pool)
+        .await
+        .map_err(db("enqueueing an orchestrator message"))?;
     if !queued {
         return Err(StoreError::InstanceNotFound(instance_id.to_owned()));
     }
-    store.orchestrator_signal.notify_one();
+    store.made_fetchable(Work::Orchestrator);
     Ok(())
 }
 
@@ -135,10 +127,7 @@ pub(super) async fn signal_with_start(
     let e = EncodedInstance::new(&new)?;
     let event = encode(event, "orchestrator message")?;
     let outcome: String = sqlx_core::query_scalar::query_scalar(
-        "SELECT outcome, CASE WHEN outcome IN ('started', 'signalled')
-                              THEN pg_notify($10, $11) END
-         FROM (SELECT duroxide_signal_with_start($1, $12, $2, $3, $4, $5, $6, $7, $8, $9)
-               AS outcome) s",
+        "SELECT duroxide_signal_with_start($1, $10, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&e.id)
     .bind(&e.name)
@@ -149,8 +138,6 @@ pub(super) async fn signal_with_start(
     .bind(&e.start)
     .bind(store.now()?)
     .bind(&event)
-    .bind(&store.channel)
-    .bind(store.notice(ORCHESTRATOR))
     .bind(&e.tenant)
     .fetch_one(&store.pool)
     .await
@@ -170,7 +157,7 @@ pub(super) async fn signal_with_start(
             });
         }
     };
-    store.orchestrator_signal.notify_one();
+    store.made_fetchable(Work::Orchestrator);
     Ok(outcome)
 }
 
@@ -331,21 +318,17 @@ pub(super) async fn release(
     lock_token: &str,
 ) -> Result<(), StoreError> {
     let released = query::<Postgres>(
-        "WITH released AS (
-             UPDATE instances SET lock_token = NULL, locked_until = NULL
-             WHERE instance_id = $1 AND lock_token = $2 RETURNING 1)
-         SELECT pg_notify($3, $4) FROM released",
+        "UPDATE instances SET lock_token = NULL, locked_until = NULL
+         WHERE instance_id = $1 AND lock_token = $2",
     )
     .bind(instance_id)
     .bind(lock_token)
-    .bind(&store.channel)
-    .bind(store.notice(ORCHESTRATOR))
     .execute(&store.pool)
     .await
     .map_err(db("releasing an instance"))?;
     // Only a real release makes messages fetchable again.
     if released.rows_affected() > 0 {
-        store.orchestrator_signal.notify_one();
+        store.made_fetchable(Work::Orchestrator);
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use sqlx_postgres::Postgres;
 
 use super::PostgresHistoryStore;
 use super::codec::{db, encode, instance_from_json, new_lock_token, plus, to_i64};
+use super::notify::Work;
 use super::orchestrator_queue::EncodedInstance;
 use crate::history::ActivityWork;
 use crate::providers::{LockedActivity, LockedTurn, StoreError, TurnCommit};
@@ -115,7 +116,7 @@ pub(super) async fn commit(
     let row = sqlx_core::query::query::<Postgres>(
         "SELECT code, activity_ids, held_row, wake_orchestrator, wake_activity
          FROM duroxide_commit_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-             $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)",
+             $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)",
     )
     .bind(&commit.instance_id)
     .bind(&commit.lock_token)
@@ -143,8 +144,6 @@ pub(super) async fn commit(
     .bind(commit.custom_status.as_ref().and_then(Option::as_deref))
     .bind(completed.map(|c| c.queue_id))
     .bind(completed.map(|c| c.lock_token.as_str()))
-    .bind(&store.channel)
-    .bind(&store.tag)
     .fetch_one(&store.pool)
     .await
     .map_err(db("committing a turn"))?;
@@ -178,10 +177,10 @@ pub(super) async fn commit(
     let wake_orchestrator: bool = row.try_get(3).map_err(read)?;
     let wake_activity: bool = row.try_get(4).map_err(read)?;
     if wake_orchestrator {
-        store.orchestrator_signal.notify_one();
+        store.made_fetchable(Work::Orchestrator);
     }
     if wake_activity {
-        store.activity_signal.notify_one();
+        store.made_fetchable(Work::Activity);
     }
     if commit.status.is_terminal() {
         store.finished.notify(&commit.instance_id);
