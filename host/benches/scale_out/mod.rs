@@ -84,6 +84,7 @@ async fn hello_seq5(wasm: &Path, url: &str, processes: usize, plan: &Plan) -> an
         super::start_all(&client, &ids, "Sequence", "5").await?;
         let done = super::wait_all(&client, &ids).await?;
         fleet.stop().await?;
+        schema.close_client().await;
         let load = load.finish(url, "orch", instances).await?;
         schema.drop_now().await?;
         (super::Throughput::of(started, &done), load)
@@ -119,8 +120,6 @@ async fn fan_out(wasm: &Path, url: &str, processes: usize, plan: &Plan) -> anyho
             .start_orchestration(&id, "FanOut", &n.to_string(), None)
             .await?;
         let done = super::wait_all(&client, std::slice::from_ref(&id)).await?;
-        fleet.stop().await?;
-        let load = load.finish(url, "activity", n).await?;
         let (created, updated, ok) = done[0];
         if !ok {
             anyhow::bail!(
@@ -128,6 +127,9 @@ async fn fan_out(wasm: &Path, url: &str, processes: usize, plan: &Plan) -> anyho
                 client.get_orchestration_status(&id).await?
             );
         }
+        fleet.stop().await?;
+        schema.close_client().await;
+        let load = load.finish(url, "activity", n).await?;
         schema.drop_now().await?;
         (updated.saturating_sub(created), load)
     };

@@ -89,10 +89,16 @@ impl Schema {
         Client::new(self.store.clone())
     }
 
+    /// Closes the client's connections: their server processes publish
+    /// their counters as they exit (an idle one may hold them for seconds).
+    pub async fn close_client(&self) {
+        self.store.close().await;
+    }
+
     /// Closes the client's connections and drops the schema with
     /// everything in it.
     pub async fn drop_now(self) -> anyhow::Result<()> {
-        self.store.close().await;
+        self.close_client().await;
         execute(&self.url, &format!("DROP SCHEMA {} CASCADE", self.name)).await
     }
 }
@@ -126,7 +132,7 @@ impl Load {
     /// them): `xacts_per_<unit>=… xacts_per_wal_sync=…`. Both count the
     /// whole database and server, so the figures are exact only when
     /// nothing else uses them; the client's starts and status reads are in.
-    /// Call it after the runtimes stopped.
+    /// Call it after the runtimes stopped and the client closed.
     pub async fn finish(self, url: &str, unit: &str, count: usize) -> anyhow::Result<String> {
         // Backends publish their counters at most once a second.
         tokio::time::sleep(Duration::from_millis(1100)).await;
