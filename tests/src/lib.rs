@@ -1,15 +1,20 @@
 //! Shared helpers of the integration tests: guest component paths, a harness
-//! that runs a real runtime and client on a SQLite file, and condition waits.
+//! that runs a real runtime and client on a fresh store (a SQLite file or a
+//! PostgreSQL schema), and condition waits.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use duroxide::history::Event;
-use duroxide::providers::sqlite::SqliteHistoryStore;
+use duroxide::providers::HistoryStore;
 use duroxide::{Client, DuroxideRuntime, OrchestrationStatus, RuntimeOptions};
-use tempfile::TempDir;
+
+pub mod postgres;
+pub mod stores;
+
+pub use stores::{StoreKind, TestDb, current_store, on_store};
 
 /// Paths of the guest components the build script compiled.
 pub mod guests {
@@ -70,26 +75,29 @@ pub fn options(cache: bool) -> RuntimeOptions {
     options
 }
 
-/// A runtime and a client on a fresh SQLite file.
+/// A runtime and a client on a fresh database of the running scenario's
+/// store (see [`current_store`]).
 pub struct Harness {
-    /// Keeps the database directory alive.
-    pub dir: TempDir,
-    /// The store's URL.
-    pub url: String,
-    /// The shared store.
-    pub store: Arc<SqliteHistoryStore>,
+    /// A runtime on the store, loaded with the scenario guests, started.
+    /// Declared first: dropped before the database goes.
+    pub runtime: DuroxideRuntime,
     /// A client on the store.
     pub client: Client,
-    /// A runtime on the store, loaded with the scenario guests, started.
-    pub runtime: DuroxideRuntime,
+    /// The shared store.
+    pub store: Arc<dyn HistoryStore>,
+    /// The store's URL: `duroxide::providers::open` opens another store
+    /// object on it, as another process would.
+    pub url: String,
+    /// The database, and a temporary directory of the test's own.
+    pub db: TestDb,
 }
 
 impl Harness {
-    /// A started runtime with `components` loaded.
+    /// A started runtime with `components` loaded, on the running
+    /// scenario's store.
     pub async fn start(cache: bool, components: &[&str]) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let url = format!("sqlite:{}", dir.path().join("duroxide.db").display());
-        let store = Arc::new(SqliteHistoryStore::new(&url).await?);
+        let db = TestDb::current()?;
+        let store = db.open(None).await?;
         let mut runtime = DuroxideRuntime::with_options(store.clone(), options(cache));
         for path in components {
             runtime.load_component_file(path).await?;
@@ -98,11 +106,11 @@ impl Harness {
         // Held to the runtime's 64 KiB payload limit, which the store shares.
         let client = Client::new(store.clone());
         Ok(Self {
-            dir,
-            url,
-            store,
-            client,
             runtime,
+            client,
+            store,
+            url: db.url.clone(),
+            db,
         })
     }
 
@@ -144,9 +152,9 @@ impl Harness {
         Ok(self.client.get_execution_history(instance, None).await?)
     }
 
-    /// The path of the database file.
-    pub fn db_path(&self) -> PathBuf {
-        self.dir.path().join("duroxide.db")
+    /// A temporary directory of the test's own.
+    pub fn dir(&self) -> &Path {
+        self.db.dir()
     }
 }
 
@@ -206,7 +214,11 @@ pub async fn history_reaches(
     .await
 }
 
-/// Declare a scenario test that runs twice: with the execution cache on and off.
+/// Declare a scenario test that runs four times: on SQLite and on
+/// PostgreSQL (`NAME::sqlite::cached`, `NAME::postgres::uncached`...), each
+/// with the execution cache on and off. The body, `|cache| async move {..}`,
+/// runs with [`current_store`] set, so [`Harness::start`] and
+/// [`TestDb::current`] open the run's store.
 #[macro_export]
 macro_rules! scenario {
     ($name:ident, $body:expr) => {
@@ -214,14 +226,46 @@ macro_rules! scenario {
             #[allow(unused_imports, reason = "not every scenario uses every import")]
             use super::*;
 
+            $crate::scenario!(@store sqlite, Sqlite, $body);
+            $crate::scenario!(@store postgres, Postgres, $body);
+        }
+    };
+    (@store $module:ident, $kind:ident, $body:expr) => {
+        mod $module {
+            #[allow(unused_imports, reason = "not every scenario uses every import")]
+            use super::*;
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn cached() -> anyhow::Result<()> {
-                ($body)(true).await
+                $crate::on_store($crate::StoreKind::$kind, ($body)(true)).await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn uncached() -> anyhow::Result<()> {
-                ($body)(false).await
+                $crate::on_store($crate::StoreKind::$kind, ($body)(false)).await
+            }
+        }
+    };
+}
+
+/// Declare a test that runs once on each store (`NAME::sqlite`,
+/// `NAME::postgres`): the body, `async move {..}`, runs with
+/// [`current_store`] set.
+#[macro_export]
+macro_rules! each_store {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports, reason = "not every test uses every import")]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() -> anyhow::Result<()> {
+                $crate::on_store($crate::StoreKind::Sqlite, $body).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() -> anyhow::Result<()> {
+                $crate::on_store($crate::StoreKind::Postgres, $body).await
             }
         }
     };

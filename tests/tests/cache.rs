@@ -2,7 +2,7 @@
 //! resume correctly by replay.
 
 use duroxide::history::Event;
-use duroxide_tests::{Harness, WAIT_MS, completed, guests, history_reaches, options};
+use duroxide_tests::{Harness, WAIT_MS, completed, each_store, guests, history_reaches, options};
 
 async fn bounded(capacity: usize, max_bytes: usize, expected_max: usize) -> anyhow::Result<()> {
     let mut h = Harness::start(true, &[]).await?;
@@ -37,13 +37,11 @@ async fn bounded(capacity: usize, max_bytes: usize, expected_max: usize) -> anyh
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cache_is_bounded_by_count() -> anyhow::Result<()> {
+each_store!(cache_is_bounded_by_count, async move {
     bounded(2, usize::MAX, 2).await
-}
+});
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cache_is_bounded_by_memory() -> anyhow::Result<()> {
+each_store!(cache_is_bounded_by_memory, async move {
     // Every guest holds more than one byte: only the newest stays parked.
     bounded(100, 1, 1).await
-}
+});

@@ -2,26 +2,19 @@
 //! which a test can drive. A one-hour timer fires when the clock says an
 //! hour has passed, not after an hour of waiting.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use duroxide::clock::ManualClock;
 use duroxide::history::Event;
-use duroxide::providers::sqlite::{SqliteHistoryStore, SqliteOptions};
 use duroxide::{Client, DuroxideRuntime, OrchestrationStatus};
-use duroxide_tests::{WAIT_MS, completed, guests, history_reaches, scenario};
+use duroxide_tests::{TestDb, WAIT_MS, completed, guests, history_reaches, scenario};
 
 scenario!(
     a_one_hour_timer_fires_when_the_clock_says_an_hour_has_passed,
     |cache| async move {
-        let dir = tempfile::tempdir()?;
-        let url = format!("sqlite:{}", dir.path().join("clock.db").display());
+        let db = TestDb::current()?;
         let clock = ManualClock::starting_now();
-        let options = SqliteOptions {
-            clock: clock.shared(),
-            ..SqliteOptions::default()
-        };
-        let store = Arc::new(SqliteHistoryStore::with_options(&url, options).await?);
+        let store = db.open(Some(clock.shared())).await?;
         let mut runtime =
             DuroxideRuntime::with_options(store.clone(), duroxide_tests::options(cache));
         runtime.load_component_file(guests::SCENARIOS).await?;

@@ -17,14 +17,13 @@ scenario!(
         })
         .await?;
         // The last row written (the first turn's) no longer decodes.
-        let db = rusqlite::Connection::open(h.db_path())?;
-        let changed = db.execute(
-            "UPDATE history SET event = '{\"broken' WHERE instance_id = 'broken'
-             AND seq = (SELECT MAX(seq) FROM history WHERE instance_id = 'broken')",
-            [],
-        )?;
+        let changed =
+            h.db.execute(
+                "UPDATE history SET event = '{\"broken' WHERE instance_id = 'broken'
+                 AND seq = (SELECT MAX(seq) FROM history WHERE instance_id = 'broken')",
+            )
+            .await?;
         assert_eq!(changed, 1);
-        drop(db);
         // A new runtime holds no cached execution: the next turn replays.
         h.restart(duroxide_tests::options(cache), &[guests::SCENARIOS])
             .await?;

@@ -3,7 +3,7 @@
 
 use duroxide::runtime::RegistryError;
 use duroxide::{ClientError, DuroxideRuntime, LoadError, OrchestrationStatus, RuntimeError};
-use duroxide_tests::{Harness, WAIT_MS, completed, failed, guests, options, scenario};
+use duroxide_tests::{Harness, WAIT_MS, completed, each_store, failed, guests, options, scenario};
 
 /// After a failure, the same runtime still runs a healthy orchestration.
 async fn still_serving(h: &Harness, id: &str) -> anyhow::Result<()> {
@@ -63,8 +63,7 @@ scenario!(
     }
 );
 
-#[tokio::test]
-async fn oversized_client_payloads_are_refused() -> anyhow::Result<()> {
+each_store!(oversized_client_payloads_are_refused, async move {
     let h = Harness::start(true, &[guests::SCENARIOS]).await?;
     let huge = "x".repeat(100_000);
     let start = h
@@ -88,10 +87,9 @@ async fn oversized_client_payloads_are_refused() -> anyhow::Result<()> {
         "{raise:?}"
     );
     Ok(())
-}
+});
 
-#[tokio::test]
-async fn duplicate_instance_id_is_refused() -> anyhow::Result<()> {
+each_store!(duplicate_instance_id_is_refused, async move {
     let h = Harness::start(true, &[guests::SCENARIOS]).await?;
     assert_eq!(
         completed(h.run("dup", "Sequence", "one").await?)?,
@@ -111,10 +109,9 @@ async fn duplicate_instance_id_is_refused() -> anyhow::Result<()> {
         "ONE:A!:B!"
     );
     Ok(())
-}
+});
 
-#[tokio::test]
-async fn unknown_instances_get_clear_errors() -> anyhow::Result<()> {
+each_store!(unknown_instances_get_clear_errors, async move {
     let h = Harness::start(true, &[]).await?;
     let raise = h.client.raise_event("ghost", "e", "").await;
     assert!(
@@ -132,7 +129,7 @@ async fn unknown_instances_get_clear_errors() -> anyhow::Result<()> {
         "{wait:?}"
     );
     Ok(())
-}
+});
 
 #[tokio::test]
 async fn malformed_wasm_is_refused_at_load() -> anyhow::Result<()> {
@@ -203,38 +200,39 @@ async fn conflicting_registrations_are_refused() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_that_keeps_failing_poisons_its_instance() -> anyhow::Result<()> {
-    use duroxide::providers::HistoryStore;
-    use std::time::Duration;
+each_store!(
+    a_message_that_keeps_failing_poisons_its_instance,
+    async move {
+        use std::time::Duration;
 
-    let mut h = Harness::start(true, &[guests::SCENARIOS]).await?;
-    h.runtime.stop().await;
-    h.client
-        .start_orchestration("poison", "Sequence", "p", None)
-        .await?;
-    // Three workers that crash mid-turn: each fetch locks and never commits.
-    for _ in 0..3 {
-        let work = duroxide_tests::eventually(Duration::from_secs(10), || async {
-            Ok(h.store
-                .fetch_orchestration_work(Duration::from_millis(1))
-                .await?)
-        })
-        .await?;
-        assert_eq!(work.instance.instance_id, "poison");
-    }
-    let mut opts = options(true);
-    opts.max_message_attempts = 3;
-    h.restart(opts, &[guests::SCENARIOS]).await?;
-    let error = failed(
+        let mut h = Harness::start(true, &[guests::SCENARIOS]).await?;
+        h.runtime.stop().await;
         h.client
-            .wait_for_completion("poison", Some(WAIT_MS))
-            .await?,
-    )?;
-    assert!(error.contains("poison message"), "{error}");
-    assert!(
-        error.contains("StartOrchestration failed 3 times"),
-        "{error}"
-    );
-    Ok(())
-}
+            .start_orchestration("poison", "Sequence", "p", None)
+            .await?;
+        // Three workers that crash mid-turn: each fetch locks and never commits.
+        for _ in 0..3 {
+            let work = duroxide_tests::eventually(Duration::from_secs(10), || async {
+                Ok(h.store
+                    .fetch_orchestration_work(Duration::from_millis(1))
+                    .await?)
+            })
+            .await?;
+            assert_eq!(work.instance.instance_id, "poison");
+        }
+        let mut opts = options(true);
+        opts.max_message_attempts = 3;
+        h.restart(opts, &[guests::SCENARIOS]).await?;
+        let error = failed(
+            h.client
+                .wait_for_completion("poison", Some(WAIT_MS))
+                .await?,
+        )?;
+        assert!(error.contains("poison message"), "{error}");
+        assert!(
+            error.contains("StartOrchestration failed 3 times"),
+            "{error}"
+        );
+        Ok(())
+    }
+);

@@ -1,5 +1,5 @@
-//! Each orchestration feature through the real runtime, a SQLite file and
-//! Wasm guests, with the execution cache on and off.
+//! Each orchestration feature through the real runtime on each store (SQLite
+//! and PostgreSQL) with Wasm guests, with the execution cache on and off.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

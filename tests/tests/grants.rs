@@ -342,14 +342,14 @@ scenario!(
 async fn grants_that_break_a_rule_are_refused_at_load() -> anyhow::Result<()> {
     let h = Harness::start(true, &[]).await?;
     let mut runtime = DuroxideRuntime::with_options(h.store.clone(), duroxide_tests::options(true));
-    let missing = h.dir.path().join("missing");
+    let missing = h.dir().join("missing");
     let refusals = [
         (
             Grants::none().dir(&missing, "/m", DirMode::ReadOnly),
             "granted directory",
         ),
         (
-            Grants::none().dir(h.dir.path(), "relative", DirMode::ReadOnly),
+            Grants::none().dir(h.dir(), "relative", DirMode::ReadOnly),
             "must be absolute",
         ),
         (

@@ -3,14 +3,11 @@
 //! reasons name their cause. Each breach fails only the instance (or the
 //! activity call) that made it; the runtime keeps serving.
 
-use std::sync::Arc;
-
 use duroxide::history::Event;
 use duroxide::limits::MAX_DELAY_MS;
-use duroxide::providers::sqlite::SqliteHistoryStore;
 use duroxide::{Client, ClientError, DuroxideRuntime, OrchestrationStatus, StartOptions};
 use duroxide_tests::{
-    Captured, Harness, WAIT_MS, completed, count, failed, guests, options, scenario,
+    Captured, Harness, WAIT_MS, completed, count, each_store, failed, guests, options, scenario,
 };
 
 /// After a failure, the same runtime still runs a healthy orchestration.
@@ -71,17 +68,16 @@ scenario!(
 scenario!(
     a_client_without_limits_refuses_what_the_runtime_refuses,
     |cache| async move {
-        let dir = tempfile::tempdir()?;
-        let url = format!("sqlite:{}", dir.path().join("limits.db").display());
-        let store = Arc::new(SqliteHistoryStore::new(&url).await?);
+        let db = duroxide_tests::TestDb::current()?;
+        let store = db.open(None).await?;
         let mut opts = options(cache);
         opts.limits.max_payload_bytes = 1000;
         let mut runtime = DuroxideRuntime::with_options(store.clone(), opts);
         runtime.load_component_file(guests::TYPED_PAYLOADS).await?;
         runtime.start().await?;
-        // Another store object on the same file, as another process has,
-        // and a client given no limit: it reads the runtime's.
-        let other = Arc::new(SqliteHistoryStore::new(&url).await?);
+        // Another store object on the same database, as another process
+        // has, and a client given no limit: it reads the runtime's.
+        let other = duroxide::providers::open(&db.url).await?;
         let client = Client::new(other);
         assert_eq!(client.text_limits().await?.max_payload_bytes, 1000);
         let oversized = "x".repeat(1001);
@@ -274,114 +270,118 @@ scenario!(a_stack_overflow_is_named, |cache| async move {
     still_serving(&h, "after-overflow").await
 });
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_client_refuses_overlong_and_malformed_arguments() -> anyhow::Result<()> {
-    let h = Harness::start(true, &[guests::MISBEHAVING]).await?;
-    let long_id = "i".repeat(257);
-    let huge_id = "i".repeat(16 << 20);
-    let long_name = "n".repeat(257);
-    let invalid = |result: Result<(), ClientError>, needle: &str| match result {
-        Err(ClientError::InvalidArgument(text)) => {
-            assert!(text.contains(needle), "{text} lacks {needle}");
-            Ok(())
+each_store!(
+    the_client_refuses_overlong_and_malformed_arguments,
+    async move {
+        let h = Harness::start(true, &[guests::MISBEHAVING]).await?;
+        let long_id = "i".repeat(257);
+        let huge_id = "i".repeat(16 << 20);
+        let long_name = "n".repeat(257);
+        let invalid = |result: Result<(), ClientError>, needle: &str| match result {
+            Err(ClientError::InvalidArgument(text)) => {
+                assert!(text.contains(needle), "{text} lacks {needle}");
+                Ok(())
+            }
+            other => anyhow::bail!("expected InvalidArgument({needle}), got {other:?}"),
+        };
+        let client = &h.client;
+        invalid(
+            client.start_orchestration(&long_id, "Echo", "", None).await,
+            "is 257 bytes, more than the limit of 256 bytes (max_instance_id_bytes)",
+        )?;
+        invalid(
+            client.start_orchestration(&huge_id, "Echo", "", None).await,
+            "(max_instance_id_bytes)",
+        )?;
+        invalid(
+            client.start_orchestration("n", &long_name, "", None).await,
+            "is 257 bytes, more than the limit of 256 bytes (max_name_bytes)",
+        )?;
+        let version = |v: &str| {
+            Some(StartOptions {
+                version: Some(v.to_string()),
+                ..StartOptions::default()
+            })
+        };
+        invalid(
+            client
+                .start_orchestration("v", "Echo", "", version("not-a-version"))
+                .await,
+            "version 'not-a-version' is not a semantic version",
+        )?;
+        invalid(
+            client
+                .start_orchestration("v", "Echo", "", version(&"1".repeat(300)))
+                .await,
+            "orchestration version \"111",
+        )?;
+        invalid(
+            client
+                .schedule_orchestration("d", "Echo", "", u64::MAX)
+                .await,
+            "start delay of 18446744073709551615 ms is out of range",
+        )?;
+        for id in ["n", "v", "d"] {
+            assert_eq!(
+                client.get_orchestration_status(id).await?,
+                OrchestrationStatus::NotFound
+            );
         }
-        other => anyhow::bail!("expected InvalidArgument({needle}), got {other:?}"),
-    };
-    let client = &h.client;
-    invalid(
-        client.start_orchestration(&long_id, "Echo", "", None).await,
-        "is 257 bytes, more than the limit of 256 bytes (max_instance_id_bytes)",
-    )?;
-    invalid(
-        client.start_orchestration(&huge_id, "Echo", "", None).await,
-        "(max_instance_id_bytes)",
-    )?;
-    invalid(
-        client.start_orchestration("n", &long_name, "", None).await,
-        "is 257 bytes, more than the limit of 256 bytes (max_name_bytes)",
-    )?;
-    let version = |v: &str| {
-        Some(StartOptions {
-            version: Some(v.to_string()),
-            ..StartOptions::default()
-        })
-    };
-    invalid(
+        // The longest delay is accepted: the instance waits, pending.
         client
-            .start_orchestration("v", "Echo", "", version("not-a-version"))
-            .await,
-        "version 'not-a-version' is not a semantic version",
-    )?;
-    invalid(
-        client
-            .start_orchestration("v", "Echo", "", version(&"1".repeat(300)))
-            .await,
-        "orchestration version \"111",
-    )?;
-    invalid(
-        client
-            .schedule_orchestration("d", "Echo", "", u64::MAX)
-            .await,
-        "start delay of 18446744073709551615 ms is out of range",
-    )?;
-    for id in ["n", "v", "d"] {
+            .schedule_orchestration("far", "Echo", "", MAX_DELAY_MS)
+            .await?;
         assert_eq!(
-            client.get_orchestration_status(id).await?,
-            OrchestrationStatus::NotFound
+            client.get_orchestration_status("far").await?,
+            OrchestrationStatus::Pending
         );
-    }
-    // The longest delay is accepted: the instance waits, pending.
-    client
-        .schedule_orchestration("far", "Echo", "", MAX_DELAY_MS)
-        .await?;
-    assert_eq!(
-        client.get_orchestration_status("far").await?,
-        OrchestrationStatus::Pending
-    );
-    invalid(
-        client.raise_event("far", &long_name, "").await,
-        "event name \"nnn",
-    )?;
-    invalid(
-        client.raise_event(&long_id, "e", "").await,
-        "(max_instance_id_bytes)",
-    )?;
-    invalid(
+        invalid(
+            client.raise_event("far", &long_name, "").await,
+            "event name \"nnn",
+        )?;
+        invalid(
+            client.raise_event(&long_id, "e", "").await,
+            "(max_instance_id_bytes)",
+        )?;
+        invalid(
+            client
+                .cancel_orchestration_with_reason("far", &"r".repeat(100_000))
+                .await,
+            "cancel reason is 100000 bytes, more than the limit of 65536 bytes (max_error_bytes)",
+        )?;
+        assert_eq!(
+            client.get_orchestration_status("far").await?,
+            OrchestrationStatus::Pending
+        );
         client
-            .cancel_orchestration_with_reason("far", &"r".repeat(100_000))
-            .await,
-        "cancel reason is 100000 bytes, more than the limit of 65536 bytes (max_error_bytes)",
-    )?;
-    assert_eq!(
-        client.get_orchestration_status("far").await?,
-        OrchestrationStatus::Pending
-    );
-    client
-        .cancel_orchestration_with_reason("far", "done")
-        .await?;
-    Ok(())
-}
+            .cancel_orchestration_with_reason("far", "done")
+            .await?;
+        Ok(())
+    }
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn raising_an_event_to_a_finished_instance_is_refused() -> anyhow::Result<()> {
-    let h = Harness::start(true, &[guests::MISBEHAVING]).await?;
-    assert_eq!(completed(h.run("done", "Echo", "x").await?)?, "x");
-    let raise = h.client.raise_event("done", "e", "late").await;
-    assert!(
-        matches!(
-            &raise,
-            Err(ClientError::InstanceFinished { instance, status: OrchestrationStatus::Completed { .. } })
-                if instance == "done"
-        ),
-        "{raise:?}"
-    );
-    let raise = h.client.raise_event("ghost", "e", "").await;
-    assert!(
-        matches!(&raise, Err(ClientError::InstanceNotFound(id)) if id == "ghost"),
-        "{raise:?}"
-    );
-    Ok(())
-}
+each_store!(
+    raising_an_event_to_a_finished_instance_is_refused,
+    async move {
+        let h = Harness::start(true, &[guests::MISBEHAVING]).await?;
+        assert_eq!(completed(h.run("done", "Echo", "x").await?)?, "x");
+        let raise = h.client.raise_event("done", "e", "late").await;
+        assert!(
+            matches!(
+                &raise,
+                Err(ClientError::InstanceFinished { instance, status: OrchestrationStatus::Completed { .. } })
+                    if instance == "done"
+            ),
+            "{raise:?}"
+        );
+        let raise = h.client.raise_event("ghost", "e", "").await;
+        assert!(
+            matches!(&raise, Err(ClientError::InstanceNotFound(id)) if id == "ghost"),
+            "{raise:?}"
+        );
+        Ok(())
+    }
+);
 
 /// The only test here that installs a subscriber (it is process-wide).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,13 +3,10 @@
 //! wait_for_completion's in-process wake-up.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use duroxide::clock::system_now_ms as now_ms;
-use duroxide::providers::HistoryStore;
 use duroxide::providers::InstanceStatus;
-use duroxide::providers::sqlite::SqliteHistoryStore;
 use duroxide::{
     Client, ClientError, ExecutionStatus, InstanceFilter, OrchestrationStatus, PurgeFilter,
     Retention,
@@ -333,12 +330,11 @@ duroxide_tests::scenario!(
     }
 );
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wait_from_another_store_object_polls() -> anyhow::Result<()> {
+duroxide_tests::each_store!(a_wait_from_another_store_object_polls, async move {
     let mut h = Harness::start(true, &[guests::MODEL]).await?;
-    // Another process's view: a store object of its own on the same file.
-    let other = Arc::new(SqliteHistoryStore::new(&h.url).await?);
-    let client = Client::new(other.clone()).with_max_poll_interval(Duration::from_millis(20));
+    // Another process's view: a store object of its own on the same database.
+    let other = duroxide::providers::open(&h.url).await?;
+    let client = Client::new(other).with_max_poll_interval(Duration::from_millis(20));
     start_until(&h, "tick", "Ticker", "0", |hist| subscriptions(hist) == 1).await?;
     let waiter =
         tokio::spawn(async move { client.wait_for_completion("tick", Some(WAIT_MS)).await });
@@ -346,118 +342,125 @@ async fn a_wait_from_another_store_object_polls() -> anyhow::Result<()> {
     h.client.raise_event("tick", "tick", "b").await?;
     assert_eq!(completed(waiter.await??)?, "second execution got b");
     h.runtime.stop().await;
-    other.close().await;
+    Ok(())
+});
+
+/// Writes `n` completed instances straight into the database: what 10,000
+/// runs leave behind, in a second instead of minutes. The same SQL on
+/// either store.
+async fn fill_finished(h: &Harness, n: usize) -> anyhow::Result<()> {
+    let numbers = format!(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {})",
+        n.saturating_sub(1)
+    );
+    let events = serde_json::to_string(&vec![
+        duroxide::history::Event::OrchestrationStarted {
+            name: "Sequence".into(),
+            version: "1.0.0".into(),
+            input: "old".into(),
+            parent_instance: None,
+            parent_id: None,
+            started_at_ms: 1,
+        },
+        duroxide::history::Event::OrchestrationCompleted {
+            output: "old".into(),
+        },
+    ])?
+    .replace('\'', "''");
+    let instances =
+        h.db.execute(&format!(
+            "{numbers} INSERT INTO instances (instance_id, orchestration_name,
+                 orchestration_version, status, output, execution_id, history_len,
+                 created_at, updated_at, finished_at)
+             SELECT 'old-' || i, 'Sequence', '1.0.0', 'Completed', 'old', 1, 2, 1, 2, 2 FROM n"
+        ))
+        .await?;
+    let histories =
+        h.db.execute(&format!(
+            "{numbers} INSERT INTO history (instance_id, execution_id, seq, event)
+             SELECT 'old-' || i, 1, 0, '{events}' FROM n"
+        ))
+        .await?;
+    anyhow::ensure!(
+        (instances, histories) == (n as u64, n as u64),
+        "wrote {instances} instances and {histories} histories of {n}"
+    );
     Ok(())
 }
 
-/// Writes `n` completed instances straight into the file: what 10,000 runs
-/// leave behind, in a second instead of minutes.
-fn fill_finished(path: &std::path::Path, n: usize) -> anyhow::Result<()> {
-    let mut conn = rusqlite::Connection::open(path)?;
-    conn.busy_timeout(Duration::from_secs(30))?;
-    let tx = conn.transaction()?;
-    {
-        let mut instance = tx.prepare(
-            "INSERT INTO instances (instance_id, orchestration_name, orchestration_version,
-                 status, output, execution_id, history_len, created_at, updated_at, finished_at)
-             VALUES (?1, 'Sequence', '1.0.0', 'Completed', 'old', 1, 2, 1, 2, 2)",
-        )?;
-        let mut history = tx.prepare(
-            "INSERT INTO history (instance_id, execution_id, seq, event) VALUES (?1, 1, 0, ?2)",
-        )?;
-        let events = serde_json::to_string(&vec![
-            duroxide::history::Event::OrchestrationStarted {
-                name: "Sequence".into(),
-                version: "1.0.0".into(),
-                input: "old".into(),
-                parent_instance: None,
-                parent_id: None,
-                started_at_ms: 1,
-            },
-            duroxide::history::Event::OrchestrationCompleted {
-                output: "old".into(),
-            },
-        ])?;
-        for i in 0..n {
-            let id = format!("old-{i:05}");
-            instance.execute([&id])?;
-            history.execute([&id, &events])?;
+duroxide_tests::each_store!(
+    purging_under_load_loses_nothing_of_the_running_instances,
+    async move {
+        let mut h = Harness::start(true, &[guests::SCENARIOS]).await?;
+        fill_finished(&h, 10_000).await?;
+        let ids: Vec<String> = (0..200).map(|i| format!("live-{i}")).collect();
+        for id in &ids {
+            h.client
+                .start_orchestration(id, "Sequence", id, None)
+                .await?;
         }
-    }
-    tx.commit()?;
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn purging_under_load_loses_nothing_of_the_running_instances() -> anyhow::Result<()> {
-    let mut h = Harness::start(true, &[guests::SCENARIOS]).await?;
-    let path = h.db_path();
-    tokio::task::spawn_blocking(move || fill_finished(&path, 10_000)).await??;
-    let ids: Vec<String> = (0..200).map(|i| format!("live-{i}")).collect();
-    for id in &ids {
-        h.client
-            .start_orchestration(id, "Sequence", id, None)
+        let purged = h
+            .client
+            .purge_finished(PurgeFilter {
+                tenant: None,
+                finished_before_ms: 1_000,
+                orchestration_name: Some("Sequence".into()),
+                status: None,
+            })
             .await?;
+        assert_eq!(
+            purged, 10_000,
+            "every old instance, and none of the live ones"
+        );
+        for id in &ids {
+            let output = completed(h.client.wait_for_completion(id, Some(WAIT_MS)).await?)?;
+            assert_eq!(output, format!("{}:A!:B!", id.to_uppercase()));
+            let history = h.history(id).await?;
+            assert!(
+                matches!(
+                    history.last(),
+                    Some(duroxide::history::Event::OrchestrationCompleted { .. })
+                ),
+                "{id}'s history is whole"
+            );
+        }
+        let health = h.client.get_system_health().await?;
+        assert_eq!(
+            (health.total_instances, health.completed_instances),
+            (200, 200)
+        );
+        h.runtime.stop().await;
+        Ok(())
     }
-    let purged = h
-        .client
-        .purge_finished(PurgeFilter {
-            tenant: None,
-            finished_before_ms: 1_000,
-            orchestration_name: Some("Sequence".into()),
-            status: None,
+);
+
+duroxide_tests::each_store!(
+    retention_deletes_finished_instances_and_keeps_running_ones,
+    async move {
+        let mut h = Harness::start(true, &[]).await?;
+        let mut options = options(true);
+        options.retention = Some(Retention {
+            keep_finished_for: Duration::from_millis(200),
+            every: Duration::from_millis(50),
+        });
+        h.restart(options, &[guests::SCENARIOS]).await?;
+        completed(h.run("short-lived", "Sequence", "x").await?)?;
+        start_until(&h, "waiting", "TwoEvents", "", |hist| {
+            subscriptions(hist) == 1
         })
         .await?;
-    assert_eq!(
-        purged, 10_000,
-        "every old instance, and none of the live ones"
-    );
-    for id in &ids {
-        let output = completed(h.client.wait_for_completion(id, Some(WAIT_MS)).await?)?;
-        assert_eq!(output, format!("{}:A!:B!", id.to_uppercase()));
-        let history = h.history(id).await?;
-        assert!(
-            matches!(
-                history.last(),
-                Some(duroxide::history::Event::OrchestrationCompleted { .. })
-            ),
-            "{id}'s history is whole"
+        eventually(WAIT, || async {
+            let status = h.client.get_orchestration_status("short-lived").await?;
+            Ok((status == OrchestrationStatus::NotFound).then_some(()))
+        })
+        .await?;
+        assert_eq!(
+            h.client.get_orchestration_status("waiting").await?,
+            OrchestrationStatus::Running
         );
+        // Stopping ends the sweep with the dispatchers.
+        h.runtime.stop().await;
+        assert!(!h.runtime.is_running());
+        Ok(())
     }
-    let health = h.client.get_system_health().await?;
-    assert_eq!(
-        (health.total_instances, health.completed_instances),
-        (200, 200)
-    );
-    h.runtime.stop().await;
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retention_deletes_finished_instances_and_keeps_running_ones() -> anyhow::Result<()> {
-    let mut h = Harness::start(true, &[]).await?;
-    let mut options = options(true);
-    options.retention = Some(Retention {
-        keep_finished_for: Duration::from_millis(200),
-        every: Duration::from_millis(50),
-    });
-    h.restart(options, &[guests::SCENARIOS]).await?;
-    completed(h.run("short-lived", "Sequence", "x").await?)?;
-    start_until(&h, "waiting", "TwoEvents", "", |hist| {
-        subscriptions(hist) == 1
-    })
-    .await?;
-    eventually(WAIT, || async {
-        let status = h.client.get_orchestration_status("short-lived").await?;
-        Ok((status == OrchestrationStatus::NotFound).then_some(()))
-    })
-    .await?;
-    assert_eq!(
-        h.client.get_orchestration_status("waiting").await?,
-        OrchestrationStatus::Running
-    );
-    // Stopping ends the sweep with the dispatchers.
-    h.runtime.stop().await;
-    assert!(!h.runtime.is_running());
-    Ok(())
-}
+);

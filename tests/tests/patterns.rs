@@ -1,5 +1,5 @@
-//! The SDK's combinators and durable retries through the real runtime, a
-//! SQLite file and the `patterns` guest, with the execution cache on and off:
+//! The SDK's combinators and durable retries through the real runtime on
+//! each store and the `patterns` guest, with the execution cache on and off:
 //! races decided by what history holds, joins in input order, retries with
 //! durable backoff timers, attempt and total timeouts, and a restart in the
 //! middle of a backoff.

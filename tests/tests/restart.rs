@@ -2,13 +2,11 @@
 //! file finish it with the same result and no duplicated history; a changed
 //! guest that diverges from recorded history fails precisely.
 
-use std::sync::Arc;
-
 use duroxide::history::Event;
-use duroxide::providers::sqlite::SqliteHistoryStore;
 use duroxide::{DuroxideRuntime, OrchestrationStatus};
 use duroxide_tests::{
-    Harness, WAIT_MS, completed, count, failed, guests, history_reaches, options, scenario,
+    Harness, WAIT_MS, completed, count, each_store, failed, guests, history_reaches, options,
+    scenario,
 };
 
 scenario!(restart_mid_orchestration, |cache| async move {
@@ -32,8 +30,8 @@ scenario!(restart_mid_orchestration, |cache| async move {
         OrchestrationStatus::Running
     );
 
-    // A new runtime on a new connection to the same file.
-    let store = Arc::new(SqliteHistoryStore::new(&h.url).await?);
+    // A new runtime on a new store object on the same database.
+    let store = duroxide::providers::open(&h.url).await?;
     let mut runtime = DuroxideRuntime::with_options(store, options(cache));
     runtime.load_component_file(guests::SCENARIOS).await?;
     runtime.start().await?;
@@ -110,8 +108,7 @@ scenario!(
     }
 );
 
-#[tokio::test]
-async fn stop_is_graceful_and_restartable() -> anyhow::Result<()> {
+each_store!(stop_is_graceful_and_restartable, async move {
     let mut h = Harness::start(true, &[guests::SCENARIOS]).await?;
     for i in 0..20 {
         h.client
@@ -135,7 +132,7 @@ async fn stop_is_graceful_and_restartable() -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
+});
 
 /// Start a RaceEventTimeout with a `timeout_ms` timer, stop the runtime once
 /// both racers are recorded, and restart it.

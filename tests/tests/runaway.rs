@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use duroxide::history::Event;
 use duroxide::{DuroxideRuntime, RuntimeOptions};
-use duroxide_tests::{Harness, WAIT_MS, completed, failed, guests, history_reaches, scenario};
+use duroxide_tests::{
+    Harness, WAIT_MS, completed, each_store, failed, guests, history_reaches, scenario,
+};
 
 /// Budget of one activity attempt in these tests.
 const BUDGET: Duration = Duration::from_millis(1500);
@@ -84,14 +86,13 @@ scenario!(
     }
 );
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn attempts_that_end_without_a_result_are_bounded() -> anyhow::Result<()> {
+each_store!(attempts_that_end_without_a_result_are_bounded, async move {
     let h = Harness::start(true, &[guests::SCENARIOS]).await?;
     let Harness {
         store,
         client,
         runtime,
-        dir: _dir,
+        db: _db,
         ..
     } = h;
     drop(runtime);
@@ -128,4 +129,4 @@ async fn attempts_that_end_without_a_result_are_bounded() -> anyhow::Result<()> 
     assert!(error.contains("max_activity_attempts"), "{error}");
     successor.stop().await;
     Ok(())
-}
+});

@@ -1,4 +1,4 @@
-//! Tenants through the real runtime, a SQLite file and guests built from
+//! Tenants through the real runtime, each store and guests built from
 //! source: a client sees and controls only its tenant's instances; a guest
 //! of one tenant that names another tenant's instance (as a child, a
 //! detached start, or an id marked like a key) reaches its own tenant or is
@@ -10,7 +10,7 @@ use duroxide::history::Event;
 use duroxide::providers::query::InstanceFilter;
 use duroxide::{Client, ClientError, OrchestrationStatus, Tenant};
 use duroxide_tests::{
-    Harness, WAIT_MS, completed, failed, guests, history_reaches, options, scenario,
+    Harness, WAIT_MS, completed, each_store, failed, guests, history_reaches, options, scenario,
 };
 
 /// A client of `tenant` on the harness's store.
@@ -240,8 +240,7 @@ scenario!(
     }
 );
 
-#[tokio::test]
-async fn tenant_names_are_checked_where_they_enter() -> anyhow::Result<()> {
+each_store!(tenant_names_are_checked_where_they_enter, async move {
     let h = Harness::start(false, &[]).await?;
     for bad in ["", "Acme", "a_b", "-a", "a/b", "@a"] {
         let refused = Client::for_tenant(h.store.clone(), bad).err();
@@ -259,4 +258,4 @@ async fn tenant_names_are_checked_where_they_enter() -> anyhow::Result<()> {
     );
     assert!(Client::new(h.store.clone()).tenant().is_default());
     Ok(())
-}
+});
