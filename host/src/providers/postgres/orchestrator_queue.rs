@@ -175,9 +175,18 @@ pub(super) async fn signal_with_start(
 /// are passed over, never waited for. (The ranking reads every ready
 /// instance; SQLite's fetch seeks tenant by tenant instead. Fine while
 /// ready work is what the dispatchers are about to take anyway.)
+///
+/// The statement reads the queue as of its start, but locks each instance
+/// row as it is when reached: a row written since the start (a turn
+/// committed, a message queued: every write that queues a message also
+/// writes its instance's row) is passed over, as `xmin` tells, for the next
+/// fetch to take with its messages. Taken, it would come with the messages
+/// of the statement's start only, without those the later write queued
+/// (a continue-as-new's own message, say, leaving an event it should carry
+/// to be applied to the execution that had ended).
 const FETCH: &str = "
 WITH ready AS (
-    SELECT instance_id, tenant,
+    SELECT instance_id, tenant, xmin AS version,
            row_number() OVER (PARTITION BY tenant ORDER BY next_visible_at, instance_id)
                AS round
     FROM instances
@@ -187,6 +196,7 @@ candidates AS (
            r.tenant <= $6 AS wrapped
     FROM ready r JOIN instances i ON i.instance_id = r.instance_id
     WHERE i.next_visible_at <= $2 AND (i.locked_until IS NULL OR i.locked_until <= $1)
+      AND i.xmin = r.version
     ORDER BY r.round, r.tenant <= $6, r.tenant
     LIMIT $3
     FOR NO KEY UPDATE OF i SKIP LOCKED),
