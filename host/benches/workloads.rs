@@ -25,7 +25,7 @@ use duroxide::{Client, DuroxideRuntime, LoadedComponent, OrchestrationStatus};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 // turn_cost first: it measures microseconds and wants a quiet machine.
-const WORKLOADS: [&str; 11] = [
+const WORKLOADS: [&str; 15] = [
     "turn_cost",
     "hello_seq5",
     "fan_out_1000",
@@ -37,6 +37,10 @@ const WORKLOADS: [&str; 11] = [
     "fairness",
     scale_out::WORKLOADS[0],
     scale_out::WORKLOADS[1],
+    "hello_seq5_py",
+    "hello_seq5_js",
+    "cold_start",
+    "parked_memory",
 ];
 
 struct Args {
@@ -222,10 +226,12 @@ async fn measure_hello_seq5(wasm: &Path, instances: usize) -> anyhow::Result<Thr
     Ok(Throughput::of(started, &done))
 }
 
-async fn hello_seq5(wasm: &Path, instances: usize) -> anyhow::Result<()> {
+/// `instances` orchestrations of five sequential activities each, all
+/// started at once; `label` names the line (the language's run).
+async fn hello_seq5(wasm: &Path, instances: usize, label: &str) -> anyhow::Result<()> {
     let t = measure_hello_seq5(wasm, instances).await?;
     println!(
-        "workload=hello_seq5 instances={instances} completed={} orch_per_s={:.0} p50_ms={} p99_ms={}",
+        "workload={label} instances={instances} completed={} orch_per_s={:.0} p50_ms={} p99_ms={}",
         t.completed, t.orch_per_s, t.p50_ms, t.p99_ms
     );
     Ok(())
@@ -387,6 +393,9 @@ mod fairness;
 #[path = "scale_out/mod.rs"]
 mod scale_out;
 
+#[path = "languages/mod.rs"]
+mod languages;
+
 fn main() -> anyhow::Result<()> {
     let mut raw = std::env::args().skip(1);
     match raw.next().as_deref() {
@@ -408,13 +417,54 @@ fn main() -> anyhow::Result<()> {
         files.extend(args.components.iter().cloned());
         deploy::run(&files)?;
     }
+    let other_languages = [
+        "hello_seq5_py",
+        "hello_seq5_js",
+        "cold_start",
+        "parked_memory",
+    ];
+    let guests = if args
+        .workloads
+        .iter()
+        .any(|w| other_languages.contains(&w.as_str()))
+    {
+        let mut guests = vec![languages::Guest {
+            lang: "rust",
+            wasm: wasm.clone(),
+        }];
+        guests.extend(languages::build(manifest_dir)?);
+        guests
+    } else {
+        Vec::new()
+    };
+    let guest = |lang: &str| {
+        guests
+            .iter()
+            .find(|g| g.lang == lang)
+            .map(|g| g.wasm.clone())
+            .context("the guest was not built")
+    };
+    if args.workloads.iter().any(|w| w == "cold_start") {
+        languages::cold_start(&guests)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         for workload in &args.workloads {
             match workload.as_str() {
-                "hello_seq5" => hello_seq5(&wasm, args.instances.unwrap_or(1000)).await?,
+                "hello_seq5" => {
+                    hello_seq5(&wasm, args.instances.unwrap_or(1000), "hello_seq5").await?
+                }
+                "hello_seq5_py" => {
+                    let n = args.instances.unwrap_or(1000);
+                    hello_seq5(&guest("py")?, n, "hello_seq5_py").await?
+                }
+                "hello_seq5_js" => {
+                    let n = args.instances.unwrap_or(1000);
+                    hello_seq5(&guest("js")?, n, "hello_seq5_js").await?
+                }
+                "parked_memory" => languages::parked_memory(&guests, 200).await?,
                 "fan_out_1000" => fan_out(&wasm, args.fan_out).await?,
                 "fan_out_scaling" => fan_out_scaling(&wasm).await?,
                 "long_history" => long_history(&wasm).await?,

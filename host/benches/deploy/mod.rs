@@ -19,9 +19,7 @@ pub fn run(files: &[std::path::PathBuf]) -> anyhow::Result<()> {
         let size = std::fs::metadata(file)
             .with_context(|| format!("reading {}", file.display()))?
             .len();
-        let cache = tempfile::TempDir::new()?;
-        let compile_ms = load_in_child(file, cache.path())?;
-        let cached_load_ms = load_in_child(file, cache.path())?;
+        let (compile_ms, cached_load_ms) = load_times(file)?;
         let name = file
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -32,6 +30,16 @@ pub fn run(files: &[std::path::PathBuf]) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Milliseconds to load `file` in a fresh process compiling it from
+/// scratch, then in another finding it in the compile cache the first one
+/// filled.
+pub fn load_times(file: &Path) -> anyhow::Result<(f64, f64)> {
+    let cache = tempfile::TempDir::new()?;
+    let compile_ms = load_in_child(file, cache.path())?;
+    let cached_load_ms = load_in_child(file, cache.path())?;
+    Ok((compile_ms, cached_load_ms))
 }
 
 /// Loads `file` in a fresh process with compile cache `cache`; returns the

@@ -40,6 +40,11 @@ async fn timers_at(ctx: OrchestrationContext, input: String) -> Result<String, S
     Ok("fired".to_string())
 }
 
+/// Waits for an event nobody raises: a parked execution.
+async fn parked(ctx: OrchestrationContext, _input: String) -> Result<String, String> {
+    Ok(ctx.wait_for_external_event("never").await)
+}
+
 fn noop(input: String) -> Result<String, String> {
     Ok(input)
 }
@@ -49,6 +54,7 @@ fn register(registry: &mut Registry) {
         .orchestration("Sequence", sequence)
         .orchestration("FanOut", fan_out)
         .orchestration("TimersAt", timers_at)
+        .orchestration("Parked", parked)
         .activity("Noop", noop);
 }
 
