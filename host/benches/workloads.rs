@@ -403,6 +403,7 @@ fn main() -> anyhow::Result<()> {
             let file = raw.next().context("the component to load")?;
             return deploy::child(Path::new(&file));
         }
+        Some(languages::PARKED_CHILD_FLAG) => return languages::parked_memory_child(raw),
         #[cfg(feature = "postgres")]
         Some(scale_out::WORKER_FLAG) => return scale_out::worker::run(raw),
         _ => {}
@@ -447,6 +448,9 @@ fn main() -> anyhow::Result<()> {
     if args.workloads.iter().any(|w| w == "cold_start") {
         languages::cold_start(&guests)?;
     }
+    if args.workloads.iter().any(|w| w == "parked_memory") {
+        languages::parked_memory(&guests, 200)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -464,7 +468,6 @@ fn main() -> anyhow::Result<()> {
                     let n = args.instances.unwrap_or(1000);
                     hello_seq5(&guest("js")?, n, "hello_seq5_js").await?
                 }
-                "parked_memory" => languages::parked_memory(&guests, 200).await?,
                 "fan_out_1000" => fan_out(&wasm, args.fan_out).await?,
                 "fan_out_scaling" => fan_out_scaling(&wasm).await?,
                 "long_history" => long_history(&wasm).await?,

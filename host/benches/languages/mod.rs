@@ -83,46 +83,78 @@ pub fn cold_start(guests: &[Guest]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Parks `n` executions of each language (cache on) and prints the
-/// resident memory they added, per execution, and the most the runtime's
-/// cache lets them hold.
-pub async fn parked_memory(guests: &[Guest], n: usize) -> anyhow::Result<()> {
+/// The argument that makes this benchmark a parked-memory child.
+pub const PARKED_CHILD_FLAG: &str = "__parked_memory";
+
+/// Parks `n` executions of each language (cache on), each language in a
+/// fresh process so no other guest's memory is in its figures, and prints
+/// the resident memory they added per execution beside the cache's limit.
+pub fn parked_memory(guests: &[Guest], n: usize) -> anyhow::Result<()> {
     for guest in guests {
-        let dir = tempfile::tempdir()?;
-        let url = format!("sqlite:{}", dir.path().join("parked.db").display());
-        let store = Arc::new(SqliteHistoryStore::new(&url).await?);
-        let options = duroxide::RuntimeOptions::default();
-        let cache_limit = options.cache_max_bytes;
-        let mut runtime = DuroxideRuntime::with_options(store.clone(), options);
-        runtime.load_component_file(&guest.wasm).await?;
-        runtime.start().await?;
-        let client = Client::new(store);
-        // One execution first, so the component's code and the runtime's
-        // own memory are in the baseline.
-        client
-            .start_orchestration("warm", "Parked", "null", None)
-            .await?;
-        wait_parked(&client, "warm").await?;
-        let before = rss_bytes()?;
-        for i in 0..n {
-            client
-                .start_orchestration(&format!("parked-{i}"), "Parked", "null", None)
-                .await?;
+        let output = std::process::Command::new(std::env::current_exe()?)
+            .arg(PARKED_CHILD_FLAG)
+            .arg(guest.lang)
+            .arg(&guest.wasm)
+            .arg(n.to_string())
+            .output()?;
+        if !output.status.success() {
+            anyhow::bail!(
+                "measuring {} failed: {}",
+                guest.lang,
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
-        for i in 0..n {
-            wait_parked(&client, &format!("parked-{i}")).await?;
-        }
-        let after = rss_bytes()?;
-        let per = after.saturating_sub(before) / n.max(1) as u64;
-        println!(
-            "workload=parked_memory lang={} executions={n} rss_added_mb={:.1} per_execution_kb={} cache_limit_mb={}",
-            guest.lang,
-            after.saturating_sub(before) as f64 / (1024.0 * 1024.0),
-            per / 1024,
-            cache_limit / (1024 * 1024)
-        );
-        runtime.stop().await;
+        print!("{}", String::from_utf8_lossy(&output.stdout));
     }
+    Ok(())
+}
+
+/// The child's side: `lang wasm n` from the arguments after the flag.
+pub fn parked_memory_child(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
+    let lang = args.next().context("the language")?;
+    let wasm = PathBuf::from(args.next().context("the component")?);
+    let n: usize = args.next().context("how many executions")?.parse()?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(park(&lang, &wasm, n))
+}
+
+/// Parks `n` executions of `wasm` and prints what they added.
+async fn park(lang: &str, wasm: &Path, n: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite:{}", dir.path().join("parked.db").display());
+    let store = Arc::new(SqliteHistoryStore::new(&url).await?);
+    let options = duroxide::RuntimeOptions::default();
+    let cache_limit = options.cache_max_bytes;
+    let mut runtime = DuroxideRuntime::with_options(store.clone(), options);
+    runtime.load_component_file(wasm).await?;
+    runtime.start().await?;
+    let client = Client::new(store);
+    // One execution first, so the component's code and the runtime's own
+    // memory are in the baseline.
+    client
+        .start_orchestration("warm", "Parked", "null", None)
+        .await?;
+    wait_parked(&client, "warm").await?;
+    let before = rss_bytes()?;
+    for i in 0..n {
+        client
+            .start_orchestration(&format!("parked-{i}"), "Parked", "null", None)
+            .await?;
+    }
+    for i in 0..n {
+        wait_parked(&client, &format!("parked-{i}")).await?;
+    }
+    let after = rss_bytes()?;
+    let added = after.saturating_sub(before);
+    println!(
+        "workload=parked_memory lang={lang} executions={n} rss_added_mb={:.1} per_execution_kb={} cache_limit_mb={}",
+        added as f64 / (1024.0 * 1024.0),
+        added / n.max(1) as u64 / 1024,
+        cache_limit / (1024 * 1024)
+    );
+    runtime.stop().await;
     Ok(())
 }
 
