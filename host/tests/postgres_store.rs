@@ -100,6 +100,59 @@ mod pg {
         Ok(())
     }
 
+    /// The history length is a turn counter the commit checks: a turn
+    /// that does not go on from the stored history's end (computed from a
+    /// stale history, or for an execution that is not the current one or
+    /// the next) writes nothing, though it holds the lock.
+    #[tokio::test]
+    async fn a_turn_from_a_stale_history_is_refused() -> TestResult {
+        let Some((store, _schema)) = postgres().await? else {
+            return Ok(());
+        };
+        store.create_instance(new_instance("a", now_ms())).await?;
+        let first = fetch(store.as_ref(), LONG_LOCK).await?;
+        let mut commit = empty_commit(&first);
+        commit.new_events = vec![started_event()];
+        store.commit_turn(commit).await?;
+
+        store
+            .enqueue_message("a", external_event("go"), now_ms())
+            .await?;
+        let second = fetch(store.as_ref(), LONG_LOCK).await?;
+        assert_eq!(second.instance.history_len, 1);
+        let mut stale = empty_commit(&second);
+        stale.history_len_before = 0;
+        stale.new_events = vec![started_event()];
+        let mut skipping = empty_commit(&second);
+        skipping.execution_id = 3;
+        skipping.history_len_before = 0;
+        skipping.new_events = vec![started_event()];
+        for refused in [stale, skipping] {
+            let e = expect_err(store.commit_turn(refused).await)?;
+            assert!(
+                matches!(&e, StoreError::LockLost(m) if m.contains("no longer ends")),
+                "{e}"
+            );
+        }
+        assert_eq!(store.read_history("a", 1).await?.len(), 1);
+        assert!(store.read_history("a", 3).await?.is_empty());
+
+        // The lock still holds; the turn that goes on from the end commits.
+        let mut right = empty_commit(&second);
+        right.new_events = vec![external_event_raised()];
+        store.commit_turn(right).await?;
+        assert_eq!(store.read_history("a", 1).await?.len(), 2);
+        Ok(())
+    }
+
+    /// The event a raised external event leaves in history.
+    fn external_event_raised() -> duroxide::history::Event {
+        duroxide::history::Event::EventRaised {
+            name: "go".to_owned(),
+            data: "{}".to_owned(),
+        }
+    }
+
     /// A write in one store object wakes the dispatchers of another (as a
     /// runtime in another process would be) through a notice, at once.
     #[tokio::test]

@@ -178,9 +178,10 @@ BEGIN
 END $$;
 
 -- A whole turn, or nothing: one statement, so one round trip and one
--- transaction. `code` is 'ok', 'lock_lost' (the instance lock is not held)
--- or 'activity_lock_lost' (the completed activity's lock expired); either
--- refusal writes nothing. `activity_ids` are the queue ids of the first
+-- transaction. `code` is 'ok', 'lock_lost' (the instance lock is not held),
+-- 'stale' (the turn does not go on from the stored history's end) or
+-- 'activity_lock_lost' (the completed activity's lock expired); a refusal
+-- writes nothing. `activity_ids` are the queue ids of the first
 -- `p_eager` activities, locked for the caller with `p_eager_token` until
 -- `p_eager_until`. With `p_hold_until`, the instance stays locked (same
 -- token) until then if nothing is queued for it, and `held_row` is its row
@@ -204,6 +205,8 @@ CREATE FUNCTION duroxide_commit_turn(
 ) LANGUAGE plpgsql AS $$
 DECLARE
     v_status TEXT;
+    v_execution BIGINT;
+    v_len BIGINT;
     v_next BIGINT;
     v_held BIGINT;
     v_new RECORD;
@@ -216,10 +219,19 @@ BEGIN
     PERFORM 1 FROM instances
         WHERE instance_id = ANY (array_append(p_message_instances, p_instance))
         ORDER BY instance_id FOR NO KEY UPDATE;
-    SELECT status INTO v_status FROM instances
+    SELECT status, execution_id, history_len INTO v_status, v_execution, v_len FROM instances
         WHERE instance_id = p_instance AND lock_token = p_token AND locked_until > p_now;
     IF NOT FOUND THEN
         code := 'lock_lost';
+        RETURN;
+    END IF;
+    -- The history length is the instance's turn counter: a turn must go on
+    -- from where the stored history ends (or start the next execution), so
+    -- a turn computed from a stale history writes nothing, whatever lock it
+    -- holds.
+    IF NOT ((v_execution = p_execution AND v_len = p_first_seq)
+            OR (v_execution + 1 = p_execution AND p_first_seq = 0)) THEN
+        code := 'stale';
         RETURN;
     END IF;
     IF p_completed_id IS NOT NULL THEN

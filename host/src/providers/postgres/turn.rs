@@ -157,6 +157,13 @@ pub(super) async fn commit(
                 commit.instance_id
             )));
         }
+        "stale" => {
+            return Err(StoreError::LockLost(format!(
+                "instance '{}' (its history no longer ends where the turn began, \
+                 execution {} at event {})",
+                commit.instance_id, commit.execution_id, commit.history_len_before
+            )));
+        }
         "activity_lock_lost" => {
             let (id, name) = completed
                 .map(|c| (c.queue_id, c.work.name.as_str()))
