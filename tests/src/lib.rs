@@ -303,3 +303,5 @@ impl Captured {
         self.text().matches(needle).count()
     }
 }
+
+pub mod turn_journal;
