@@ -857,10 +857,15 @@ fn outcome(
         output.messages.push(notice);
     }
     if let Some(next) = output.continue_as_new.take() {
+        // Visible since the epoch, not since this turn's start: a fetch (or
+        // a completion that locks the instance) takes the messages visible
+        // at a time its process read before the statement ran, which may
+        // precede this turn's start. Taking a later event without its
+        // continue-as-new would run a turn of the execution that ended.
         output.messages.push(OutgoingMessage {
             instance_id: instance.instance_id.clone(),
             message: next,
-            visible_at_ms: now_ms,
+            visible_at_ms: 0,
         });
     }
     (status, result)

@@ -61,10 +61,6 @@ fn env_u64(name: &str) -> anyhow::Result<Option<u64>> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finds a lost event: an event raised just after a continue-as-new \
-            is appended, in a turn of its own, to the execution that ended \
-            instead of reaching the next, which waits for it for ever \
-            (seed 0x43b173b3823ba014 with 2,000 instances); run with --ignored"]
 async fn killed_runtime_processes_on_postgres_lose_and_duplicate_nothing() -> anyhow::Result<()> {
     let Some(mut schema) = Schema::fresh().await? else {
         return Ok(());
