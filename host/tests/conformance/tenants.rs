@@ -133,8 +133,12 @@ pub async fn single_slot_fetches_rotate_through_the_tenants(
             .create_instance(new_instance(&format!("@a/{i}"), now - 1_000 + i))
             .await?;
     }
-    store.create_instance(new_instance("@b/0", now)).await?;
-    store.create_instance(new_instance("@b/1", now + 1)).await?;
+    // Newer than a's, and visible already: an instance created in the
+    // future would not be fetched by a test faster than a millisecond.
+    store
+        .create_instance(new_instance("@b/0", now - 10))
+        .await?;
+    store.create_instance(new_instance("@b/1", now - 9)).await?;
     // A dispatcher whose slots free one at a time fetches one at a time:
     // the tenants still alternate while both have work.
     let mut order = Vec::new();
