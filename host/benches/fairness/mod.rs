@@ -8,12 +8,12 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use duroxide::history::Event;
 use duroxide::providers::sqlite::SqliteHistoryStore;
-use duroxide::{Client, DuroxideRuntime, OrchestrationStatus, RuntimeOptions, Tenant};
+use duroxide::{Client, DuroxideRuntime, RuntimeOptions, Tenant};
 
 /// How often tenant B starts an instance.
 const B_EVERY: Duration = Duration::from_millis(100);
@@ -56,42 +56,20 @@ impl TwoTenants {
 
 /// Starts a `Sequence` of 5 for each of `ids`, all at once.
 async fn start_all(client: &Client, ids: &[String]) -> anyhow::Result<()> {
-    let mut starts = tokio::task::JoinSet::new();
-    for id in ids {
-        let (client, id) = (client.clone(), id.clone());
-        starts.spawn(async move { client.start_orchestration(&id, "Sequence", "5", None).await });
-    }
-    while let Some(started) = starts.join_next().await {
-        started??;
-    }
-    Ok(())
+    super::start_all(client, ids, "Sequence", "5").await
 }
 
 /// Waits until every one of `ids` ended; returns each one's (created,
 /// updated) times. Fails on an instance that did not complete.
 async fn wait_all(client: &Client, ids: &[String]) -> anyhow::Result<Vec<(u64, u64)>> {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let mut done = Vec::with_capacity(ids.len());
-    for id in ids {
-        loop {
-            let info = client
-                .get_instance_info(id)
-                .await?
-                .context("instance vanished")?;
-            if info.status.is_terminal() {
-                if !matches!(info.status, OrchestrationStatus::Completed { .. }) {
-                    bail!("{id} did not complete: {:?}", info.status);
-                }
-                done.push((info.created_at_ms, info.updated_at_ms));
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("{id} did not finish");
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+    let done = super::wait_all(client, ids).await?;
+    if let Some((id, _)) = ids.iter().zip(&done).find(|(_, d)| !d.2) {
+        bail!("{id} did not complete");
     }
-    Ok(done)
+    Ok(done
+        .into_iter()
+        .map(|(created, updated, _)| (created, updated))
+        .collect())
 }
 
 /// Instances per second of `n` instances started at `started` whose last
