@@ -25,6 +25,7 @@ fn main() -> Result<(), duroxide_guest_build::BuildError> {
         "grant-orchestrations",
         "conformance",
         "conformance-changed",
+        "contract-0-2-0",
     ];
     duroxide_guest_build::export(&guests)?;
     export_guests(

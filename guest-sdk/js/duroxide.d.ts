@@ -45,14 +45,40 @@ export interface ChildOptions extends StartOptions {
   instanceId?: string;
 }
 
+/** How the host retries a failing activity. After failed attempt n (from
+ * 1) it waits `initialBackoff * backoffCoefficient ** (n - 1)` seconds,
+ * capped at `maxBackoff`, on a durable timer, then tries again. */
+export interface RetryPolicy {
+  /** Attempts in all, the first included (default 3; 0 counts as 1). */
+  maxAttempts?: number;
+  /** Seconds to wait after the first failed attempt (default 1). */
+  initialBackoff?: number;
+  /** Factor each further wait grows by (default 2): finite, not negative. */
+  backoffCoefficient?: number;
+  /** Longest wait between attempts, in seconds (default 60). */
+  maxBackoff?: number;
+  /** Fail (and cancel) an attempt still running after this many seconds. */
+  attemptTimeout?: number;
+  /** Start no attempt whose backoff would end later than this many
+   * seconds after the first attempt started. */
+  totalTimeout?: number;
+}
+
+/** Options of an activity call. */
+export interface ActivityOptions {
+  /** Retry failed attempts as this says; the task fails with
+   * `activity '<name>' failed after <n> attempts: <last error>`. */
+  retry?: RetryPolicy;
+}
+
 /** Log levels of `ctx.log`. */
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 
 /** What an orchestration function receives as its first argument. Every
  * call is durable and replays identically; calls that wait block. */
 export class OrchestrationContext {
-  scheduleActivity<T = Json>(name: string, input?: Json): Task<T>;
-  callActivity<T = Json>(name: string, input?: Json): T;
+  scheduleActivity<T = Json>(name: string, input?: Json, options?: ActivityOptions): Task<T>;
+  callActivity<T = Json>(name: string, input?: Json, options?: ActivityOptions): T;
   timer(seconds: number): Task<null>;
   createTimer(seconds: number): void;
   event<T = Json>(name: string): Task<T>;

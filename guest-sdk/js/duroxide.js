@@ -12,7 +12,7 @@
 //   activity('SayHello', (name) => `Hello, ${name}!`);
 //   export { orchestrator, activities, component } from 'duroxide';
 
-import * as host from 'duroxide:orchestration/context@0.2.0';
+import * as host from 'duroxide:orchestration/context@0.2.1';
 
 const DEFAULT_VERSION = '1.0.0';
 const orchestrations = new Map(); // `${name}@${version}` -> fn(ctx, input)
@@ -94,6 +94,37 @@ export class Task {
 
 const LEVELS = { trace: 'trace', debug: 'debug', info: 'info', warn: 'warn', error: 'error' };
 
+/** Whole milliseconds of `seconds` (absent stays absent), checked. */
+function millis(seconds, what) {
+  if (seconds == null) return undefined;
+  const ms = Math.round(seconds * 1000);
+  if (typeof seconds !== 'number' || !(ms >= 0) || !Number.isFinite(ms)) {
+    throw new RangeError(`${what} must be a number of seconds of at least 0, not ${seconds}`);
+  }
+  return BigInt(ms);
+}
+
+/** A retry policy (durations in seconds, defaults as documented in
+ * duroxide.d.ts) as the contract carries it. */
+function retryPolicy(retry) {
+  const maxAttempts = retry.maxAttempts ?? 3;
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 0 || maxAttempts > 0xffffffff) {
+    throw new RangeError(`maxAttempts must be a whole number of at least 0, not ${maxAttempts}`);
+  }
+  const backoffCoefficient = retry.backoffCoefficient ?? 2;
+  if (typeof backoffCoefficient !== 'number' || !Number.isFinite(backoffCoefficient) || backoffCoefficient < 0) {
+    throw new RangeError(`backoffCoefficient must be finite and not negative, not ${backoffCoefficient}`);
+  }
+  return {
+    maxAttempts,
+    initialBackoffMs: millis(retry.initialBackoff ?? 1, 'initialBackoff'),
+    backoffCoefficient,
+    maxBackoffMs: millis(retry.maxBackoff ?? 60, 'maxBackoff'),
+    attemptTimeoutMs: millis(retry.attemptTimeout, 'attemptTimeout'),
+    totalTimeoutMs: millis(retry.totalTimeout, 'totalTimeout'),
+  };
+}
+
 /** What an orchestration function receives as its first argument. */
 export class OrchestrationContext {
   constructor() {
@@ -103,14 +134,18 @@ export class OrchestrationContext {
     this._seed = host.randomU64();
   }
 
-  /** Start activity `name` with `input`; returns its task at once. */
-  scheduleActivity(name, input = null) {
-    const id = host.scheduleActivity(name, encode(input, `the input of activity ${name}`));
+  /** Start activity `name` with `input`; returns its task at once. With
+   * `options.retry` the host retries failed attempts behind the one task. */
+  scheduleActivity(name, input = null, options = {}) {
+    const payload = encode(input, `the input of activity ${name}`);
+    const id = options.retry == null
+      ? host.scheduleActivity(name, payload)
+      : host.scheduleActivityWithRetry(name, payload, retryPolicy(options.retry));
     return new Task(this, id, 'activity', name);
   }
   /** Run activity `name` and return its output; throws `ActivityError`. */
-  callActivity(name, input = null) {
-    return this.scheduleActivity(name, input).result();
+  callActivity(name, input = null, options = {}) {
+    return this.scheduleActivity(name, input, options).result();
   }
   /** A durable timer firing after `seconds` of orchestration time. */
   timer(seconds) {

@@ -54,6 +54,9 @@ pub mod guests {
     /// Races and calls of activities by name, an orchestration that looks
     /// for files and variables itself, and Echo and ReadFileHere.
     pub const GRANT_ORCHESTRATIONS: &str = env!("GUEST_GRANT_ORCHESTRATIONS");
+    /// Built against the 0.2.0 contract with bindings of its own: `Hello`
+    /// calls `Greet`.
+    pub const CONTRACT_0_2_0: &str = env!("GUEST_CONTRACT_0_2_0");
 }
 
 /// How long a test waits for an instance before it fails.
@@ -177,6 +180,22 @@ pub fn failed(status: OrchestrationStatus) -> anyhow::Result<String> {
 /// How many events of `history` `pred` selects.
 pub fn count(history: &[Event], pred: impl Fn(&Event) -> bool) -> usize {
     history.iter().filter(|e| pred(e)).count()
+}
+
+/// The delay of each timer `history` created, in ms: its fire time less
+/// the time of the turn that created it.
+pub fn timer_delays(history: &[Event]) -> Vec<u64> {
+    let mut now = 0;
+    let mut delays = Vec::new();
+    for event in history {
+        match event {
+            Event::OrchestrationStarted { started_at_ms, .. } => now = *started_at_ms,
+            Event::TurnStarted { at_ms } => now = *at_ms,
+            Event::TimerCreated { fire_at_ms, .. } => delays.push(fire_at_ms.saturating_sub(now)),
+            _ => {}
+        }
+    }
+    delays
 }
 
 /// Poll `check` until it returns `Some`, failing after `timeout`.

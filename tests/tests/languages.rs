@@ -5,11 +5,13 @@
 //! tests/guests-js/conformance), with the execution cache on and off.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use duroxide::history::Event;
 use duroxide::providers::sqlite::SqliteHistoryStore;
 use duroxide::{Client, DuroxideRuntime, OrchestrationStatus};
-use duroxide_tests::{WAIT_MS, completed, eventually, options};
+use duroxide_tests::{WAIT_MS, completed, count, eventually, options, timer_delays};
 use serde_json::{Value, json};
 
 /// A runtime serving one language's conformance component, and a client.
@@ -199,6 +201,51 @@ mod scenarios {
         Ok(())
     }
 
+    pub async fn retries_until_the_activity_succeeds(run: &mut Run) -> anyhow::Result<()> {
+        // A native activity failing its first two calls: each attempt is a
+        // call, so the count shows the host retried.
+        let calls = Arc::new(AtomicU32::new(0));
+        let counted = calls.clone();
+        run.runtime.register_activity("Flaky", move |input| {
+            let call = counted.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                if call <= 2 {
+                    Err(format!("flaky failure {call}"))
+                } else {
+                    Ok(json!(format!("ok on call {call} with {input}")).to_string())
+                }
+            }
+        })?;
+        let out = run.call("flaky", "RetryFlaky", json!("x")).await?;
+        assert_eq!(out, json!("ok on call 3 with \"x\""));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        let history = run.client.get_execution_history("flaky", None).await?;
+        let scheduled = count(&history, |e| matches!(e, Event::ActivityScheduled { .. }));
+        let failed = count(&history, |e| matches!(e, Event::ActivityFailed { .. }));
+        assert_eq!((scheduled, failed), (3, 2), "{history:?}");
+        // 10 ms after the first failure, doubling after the second.
+        assert_eq!(timer_delays(&history), [10, 20]);
+        Ok(())
+    }
+
+    pub async fn retries_exhausted_fail_with_the_last_error(run: &mut Run) -> anyhow::Result<()> {
+        let out = run
+            .call("exhausted", "RetryExhausted", json!("boom"))
+            .await?;
+        let text = out.as_str().unwrap_or_default();
+        assert!(
+            text.starts_with("handled: ")
+                && text.contains("activity 'Fail' failed after 3 attempts: ")
+                && text.ends_with("boom"),
+            "{out}"
+        );
+        let history = run.client.get_execution_history("exhausted", None).await?;
+        let scheduled = count(&history, |e| matches!(e, Event::ActivityScheduled { .. }));
+        assert_eq!(scheduled, 3, "{history:?}");
+        assert_eq!(timer_delays(&history), [10, 20]);
+        Ok(())
+    }
+
     pub async fn timer_race_won_by_the_event(run: &mut Run) -> anyhow::Result<()> {
         run.start_instance("race", "TimerRace", &json!(3600))
             .await?;
@@ -352,6 +399,8 @@ conformance!(hello);
 conformance!(sequence);
 conformance!(fan_out_of_1000);
 conformance!(activity_error_handled);
+conformance!(retries_until_the_activity_succeeds);
+conformance!(retries_exhausted_fail_with_the_last_error);
 conformance!(timer_race_won_by_the_event);
 conformance!(timer_race_won_by_the_timer);
 conformance!(buffered_events);

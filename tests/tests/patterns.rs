@@ -12,6 +12,7 @@ use duroxide::OrchestrationStatus;
 use duroxide::history::Event;
 use duroxide_tests::{
     Harness, WAIT_MS, completed, count, failed, guests, history_reaches, options, scenario,
+    timer_delays,
 };
 
 fn scheduled(history: &[Event]) -> usize {
@@ -31,22 +32,6 @@ fn subscribed(history: &[Event], name: &str) -> usize {
         history,
         |e| matches!(e, Event::EventSubscribed { name: n, .. } if n == name),
     )
-}
-
-/// The delay of every timer in `history`, in ms: its fire time minus the
-/// orchestration time of the turn that created it.
-fn timer_delays(history: &[Event]) -> Vec<u64> {
-    let mut now = 0;
-    let mut delays = Vec::new();
-    for event in history {
-        match event {
-            Event::OrchestrationStarted { started_at_ms, .. } => now = *started_at_ms,
-            Event::TurnStarted { at_ms } => now = *at_ms,
-            Event::TimerCreated { fire_at_ms, .. } => delays.push(fire_at_ms - now),
-            _ => {}
-        }
-    }
-    delays
 }
 
 // Races.

@@ -33,6 +33,7 @@ from ._errors import (
     SubOrchestrationError,
 )
 from ._registry import activity, orchestration
+from ._retry import RetryPolicy
 
 __all__ = [
     "ActivityError",
@@ -40,6 +41,7 @@ __all__ = [
     "NondeterminismError",
     "OrchestrationContext",
     "PayloadError",
+    "RetryPolicy",
     "SubOrchestrationError",
     "Task",
     "activity",

@@ -66,16 +66,24 @@ class OrchestrationContext:
 
     # Activities -----------------------------------------------------------
 
-    def schedule_activity(self, name, input=None):
+    def schedule_activity(self, name, input=None, retry=None):
         """Start activity `name` with the JSON value `input`; returns the
-        task at once (for `when_all`, `when_any`)."""
+        task at once (for `when_all`, `when_any`). With `retry` (a
+        `RetryPolicy`) the host retries failed attempts behind the one
+        task, which fails with `activity '<name>' failed after <n>
+        attempts: <last error>` when none succeeds."""
         payload = _json.encode(input, f"the input of activity {name}")
-        return Task(self, host.schedule_activity(name, payload), "activity", name)
+        if retry is None:
+            task_id = host.schedule_activity(name, payload)
+        else:
+            task_id = host.schedule_activity_with_retry(name, payload, retry._to_wit())
+        return Task(self, task_id, "activity", name)
 
-    def call_activity(self, name, input=None):
-        """Run activity `name` with `input` and return its output; raises
-        `ActivityError` with the activity's error text if it failed."""
-        return self.schedule_activity(name, input).result()
+    def call_activity(self, name, input=None, retry=None):
+        """Run activity `name` with `input` (retried as `retry` says, if
+        given) and return its output; raises `ActivityError` with the
+        activity's error text if it failed."""
+        return self.schedule_activity(name, input, retry).result()
 
     # Timers ---------------------------------------------------------------
 

@@ -194,6 +194,11 @@ impl OrchestrationContext {
         self.log(LogLevel::Info, message);
     }
 
+    /// The future of activity task `id`, which the host handed out.
+    pub(crate) fn activity_task(&self, id: u64) -> ActivityTask {
+        ActivityTask(self.task(id))
+    }
+
     fn task(&self, id: u64) -> Task {
         Task {
             id,

@@ -1,16 +1,18 @@
 //! Durable activity retries: a [`RetryPolicy`] and
 //! [`OrchestrationContext::schedule_activity_with_retry`].
 //!
-//! Every attempt is an ordinary activity, every backoff and attempt timeout an
-//! ordinary durable timer, and elapsed time comes from
-//! [`OrchestrationContext::utc_now`]. A retry loop therefore replays exactly
-//! and survives host restarts: a backoff in progress when the host stops
-//! fires on schedule once a runtime resumes the instance.
+//! The host runs the retries (the contract's `schedule-activity-with-retry`):
+//! every attempt is an ordinary activity, every backoff and attempt timeout an
+//! ordinary durable timer, decided and replayed by the host. A retry
+//! therefore replays exactly and survives host restarts: a backoff in
+//! progress when the host stops fires on schedule once a runtime resumes
+//! the instance.
 
 use std::time::Duration;
 
-use crate::OrchestrationContext;
-use crate::combinators::{Either, select2};
+use crate::bindings::duroxide::orchestration::context as host;
+use crate::bindings::duroxide::orchestration::types::RetryPolicy as WitRetryPolicy;
+use crate::{ActivityTask, OrchestrationContext};
 
 /// How [`OrchestrationContext::schedule_activity_with_retry`] retries a
 /// failing activity.
@@ -24,7 +26,9 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// Wait after the first failed attempt.
     pub initial_backoff: Duration,
-    /// Factor each further wait grows by (`1.0` keeps it constant).
+    /// Factor each further wait grows by (`1.0` keeps it constant). It must
+    /// be finite and not negative: the host fails the orchestration
+    /// (`DX014`) otherwise.
     pub backoff_coefficient: f64,
     /// Longest wait between attempts.
     pub max_backoff: Duration,
@@ -91,89 +95,41 @@ impl RetryPolicy {
         self
     }
 
-    /// The wait after failed attempt `attempt` (counting from 1):
-    /// `initial_backoff * backoff_coefficient^(attempt-1)`, capped at
-    /// `max_backoff`. A negative or not-a-number result counts as zero.
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let exponent = i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX);
-        let secs = self.initial_backoff.as_secs_f64() * self.backoff_coefficient.powi(exponent);
-        if secs.is_nan() || secs <= 0.0 {
-            return Duration::ZERO;
+    /// The policy as the contract carries it: durations in whole
+    /// milliseconds, saturating.
+    fn to_wit(&self) -> WitRetryPolicy {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        WitRetryPolicy {
+            max_attempts: self.max_attempts,
+            initial_backoff_ms: ms(self.initial_backoff),
+            backoff_coefficient: self.backoff_coefficient,
+            max_backoff_ms: ms(self.max_backoff),
+            attempt_timeout_ms: self.attempt_timeout.map(ms),
+            total_timeout_ms: self.total_timeout.map(ms),
         }
-        Duration::try_from_secs_f64(secs).map_or(self.max_backoff, |d| d.min(self.max_backoff))
     }
 }
 
 impl OrchestrationContext {
-    /// Run activity `name` with `input`, retrying failed attempts as `policy` says.
+    /// Run activity `name` with `input`, retried by the host as `policy`
+    /// says; await the task for the first successful output.
     ///
-    /// Each attempt schedules the activity; with an
-    /// [`attempt_timeout`](RetryPolicy::attempt_timeout) it races a durable
-    /// timer (see [`select2`]), and an attempt the timer beats fails with
-    /// `activity '<name>' attempt <n> timed out after <ms> ms`. Between
-    /// attempts the orchestration waits the backoff on a durable timer. The
-    /// first successful output is returned; when no attempt succeeds, the
-    /// error is `activity '<name>' failed after <n> attempts: <last error>`
-    /// (with a note before the colon when the total timeout stopped it).
-    pub async fn schedule_activity_with_retry(
+    /// With an [`attempt_timeout`](RetryPolicy::attempt_timeout), an attempt
+    /// still running when it ends is cancelled and fails with `activity
+    /// '<name>' attempt <n> timed out after <ms> ms`. Between attempts the
+    /// host waits the backoff on a durable timer. When no attempt succeeds,
+    /// the error is `activity '<name>' failed after <n> attempts: <last
+    /// error>` (with a note before the colon when the total timeout stopped
+    /// it). Attempts advance while the orchestration awaits the task, alone
+    /// or in a [`select2`](crate::select2) or [`join_all`](crate::join_all).
+    pub fn schedule_activity_with_retry(
         &self,
         name: &str,
         input: &str,
         policy: &RetryPolicy,
-    ) -> Result<String, String> {
-        let max_attempts = policy.max_attempts.max(1);
-        let first_started = self.utc_now();
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let error = match self.attempt_activity(name, input, attempt, policy).await {
-                Ok(output) => return Ok(output),
-                Err(error) => error,
-            };
-            if attempt >= max_attempts {
-                return Err(format!(
-                    "activity '{name}' failed after {attempt} attempts: {error}"
-                ));
-            }
-            let backoff = policy.backoff(attempt);
-            if let Some(total) = policy.total_timeout {
-                let elapsed = self
-                    .utc_now()
-                    .duration_since(first_started)
-                    .unwrap_or(Duration::ZERO);
-                if elapsed.saturating_add(backoff) > total {
-                    return Err(format!(
-                        "activity '{name}' failed after {attempt} attempts \
-                         (the next attempt would start past the total timeout of {} ms): {error}",
-                        total.as_millis()
-                    ));
-                }
-            }
-            if !backoff.is_zero() {
-                self.schedule_timer(backoff).await;
-            }
-        }
-    }
-
-    /// One attempt: the activity, raced against the attempt timeout if any.
-    async fn attempt_activity(
-        &self,
-        name: &str,
-        input: &str,
-        attempt: u32,
-        policy: &RetryPolicy,
-    ) -> Result<String, String> {
-        let activity = self.schedule_activity(name, input);
-        let Some(timeout) = policy.attempt_timeout else {
-            return activity.await;
-        };
-        match select2(activity, self.schedule_timer(timeout)).await {
-            Either::Left(result) => result,
-            Either::Right(()) => Err(format!(
-                "activity '{name}' attempt {attempt} timed out after {} ms",
-                timeout.as_millis()
-            )),
-        }
+    ) -> ActivityTask {
+        let id = host::schedule_activity_with_retry(name, input, policy.to_wit());
+        self.activity_task(id)
     }
 }
 
@@ -186,29 +142,19 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_by_the_coefficient_and_is_capped() {
-        let policy = RetryPolicy::new(10)
-            .with_initial_backoff(ms(100))
-            .with_backoff_coefficient(2.0)
-            .with_max_backoff(ms(500));
-        let waits: Vec<Duration> = (1..=5).map(|n| policy.backoff(n)).collect();
-        assert_eq!(waits, [ms(100), ms(200), ms(400), ms(500), ms(500)]);
-        assert_eq!(policy.backoff(u32::MAX), ms(500));
-    }
-
-    #[test]
-    fn constant_and_degenerate_backoffs() {
-        let constant = RetryPolicy::new(3)
-            .with_initial_backoff(ms(50))
-            .with_backoff_coefficient(1.0);
-        assert_eq!(constant.backoff(1), ms(50));
-        assert_eq!(constant.backoff(7), ms(50));
-        let nan = constant.clone().with_backoff_coefficient(f64::NAN);
-        assert_eq!(nan.backoff(2), Duration::ZERO);
-        let negative = constant.with_backoff_coefficient(-1.0);
-        assert_eq!(negative.backoff(2), Duration::ZERO);
-        let zero = RetryPolicy::new(3).with_initial_backoff(Duration::ZERO);
-        assert_eq!(zero.backoff(3), Duration::ZERO);
+    fn the_contract_gets_whole_milliseconds() {
+        let wit = RetryPolicy::new(4)
+            .with_initial_backoff(Duration::from_micros(1_500))
+            .with_backoff_coefficient(1.5)
+            .with_max_backoff(Duration::MAX)
+            .with_attempt_timeout(ms(10))
+            .to_wit();
+        assert_eq!(wit.max_attempts, 4);
+        assert_eq!(wit.initial_backoff_ms, 1);
+        assert_eq!(wit.backoff_coefficient, 1.5);
+        assert_eq!(wit.max_backoff_ms, u64::MAX);
+        assert_eq!(wit.attempt_timeout_ms, Some(10));
+        assert_eq!(wit.total_timeout_ms, None);
     }
 
     #[test]

@@ -9,7 +9,9 @@ use std::task::{Context, Poll};
 use super::execution::TurnInput;
 use super::replay::{Replay, TurnOutput};
 use crate::limits::TextLimits;
-use crate::sandbox::{Completion, GuestFault, OrchestrationHost, SeededRandom, TurnClock};
+use crate::sandbox::{
+    Completion, GuestFault, OrchestrationHost, RetryPolicy, SeededRandom, TurnClock,
+};
 
 /// What passes between a parked guest and the turn that runs it.
 #[derive(Default)]
@@ -59,6 +61,16 @@ impl OrchestrationHost for LinkedReplay {
 
     fn schedule_activity(&mut self, name: String, input: String) -> Result<u64, GuestFault> {
         self.replay.schedule_activity(name, input)
+    }
+
+    fn schedule_activity_with_retry(
+        &mut self,
+        name: String,
+        input: String,
+        policy: RetryPolicy,
+    ) -> Result<u64, GuestFault> {
+        self.replay
+            .schedule_activity_with_retry(name, input, policy)
     }
 
     fn schedule_timer(&mut self, delay_ms: u64) -> Result<u64, GuestFault> {

@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::bindings::LogLevel;
 use super::bindings::duroxide::orchestration::{activity_context, context, types};
 use super::fault::GuestFault;
-use super::orchestration_host::{Completion, OrchestrationHost, Outcome};
+use super::orchestration_host::{Completion, OrchestrationHost, Outcome, RetryPolicy};
 use super::state::GuestState;
 use crate::limits::TextKind;
 
@@ -87,6 +87,25 @@ impl activity_context::Host for GuestState {
 impl context::Host for GuestState {
     fn schedule_activity(&mut self, name: String, input: String) -> wasmtime::Result<u64> {
         Ok(self.host()?.schedule_activity(name, input)?)
+    }
+
+    fn schedule_activity_with_retry(
+        &mut self,
+        name: String,
+        input: String,
+        policy: types::RetryPolicy,
+    ) -> wasmtime::Result<u64> {
+        let policy = RetryPolicy {
+            max_attempts: policy.max_attempts,
+            initial_backoff_ms: policy.initial_backoff_ms,
+            backoff_coefficient: policy.backoff_coefficient,
+            max_backoff_ms: policy.max_backoff_ms,
+            attempt_timeout_ms: policy.attempt_timeout_ms,
+            total_timeout_ms: policy.total_timeout_ms,
+        };
+        Ok(self
+            .host()?
+            .schedule_activity_with_retry(name, input, policy)?)
     }
 
     fn schedule_timer(&mut self, delay_ms: u64) -> wasmtime::Result<u64> {

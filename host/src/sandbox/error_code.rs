@@ -37,11 +37,13 @@ pub enum ErrorCode {
     MemoryBudget,
     /// DX013: the execution's history would grow past its limit.
     HistoryLimit,
+    /// DX014: the orchestration asked for a retry policy the host cannot follow.
+    InvalidRetryPolicy,
 }
 
 impl ErrorCode {
     /// Every code, in order.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::Nondeterminism,
         ErrorCode::UnknownTask,
         ErrorCode::WaitNeverEnds,
@@ -55,6 +57,7 @@ impl ErrorCode {
         ErrorCode::NoActivityContext,
         ErrorCode::MemoryBudget,
         ErrorCode::HistoryLimit,
+        ErrorCode::InvalidRetryPolicy,
     ];
 
     /// The code as it appears in messages, without brackets: `DX001`.
@@ -73,6 +76,7 @@ impl ErrorCode {
             ErrorCode::NoActivityContext => "DX011",
             ErrorCode::MemoryBudget => "DX012",
             ErrorCode::HistoryLimit => "DX013",
+            ErrorCode::InvalidRetryPolicy => "DX014",
         }
     }
 }

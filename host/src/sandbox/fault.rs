@@ -92,6 +92,9 @@ pub enum GuestFault {
         /// The limit.
         limit: u64,
     },
+    /// The orchestration asked for a retry policy the host cannot follow.
+    #[error("[DX014] invalid retry policy: {0}")]
+    InvalidRetryPolicy(String),
     /// An activity called the orchestration context.
     #[error("[DX010] the orchestration context is not available to activities")]
     NoContext,
@@ -142,6 +145,7 @@ impl GuestFault {
             GuestFault::MemoryLimit { .. } => Some(ErrorCode::MemoryLimit),
             GuestFault::MemoryBudget { .. } => Some(ErrorCode::MemoryBudget),
             GuestFault::HistoryLimit { .. } => Some(ErrorCode::HistoryLimit),
+            GuestFault::InvalidRetryPolicy(_) => Some(ErrorCode::InvalidRetryPolicy),
             GuestFault::NoContext => Some(ErrorCode::NoContext),
             GuestFault::NoActivityContext => Some(ErrorCode::NoActivityContext),
             GuestFault::ContinuedAsNew | GuestFault::Unlinked | GuestFault::Cancelled => None,

@@ -46,6 +46,6 @@ pub(crate) use keystream::Keystream;
 pub use limits::{DEFAULT_MAX_PAYLOAD_BYTES, MAX_TABLE_ELEMENTS, SandboxLimits};
 pub use loader::{ComponentManifest, LoadError, LoadedComponent, load_component};
 pub use memory_budget::MemoryBudget;
-pub(crate) use orchestration_host::{Completion, OrchestrationHost, Outcome};
+pub(crate) use orchestration_host::{Completion, OrchestrationHost, Outcome, RetryPolicy};
 pub(crate) use policy::TurnClock;
 pub(crate) use wasi_random::SeededRandom;

@@ -30,6 +30,23 @@ pub(crate) enum Outcome {
     Err(String),
 }
 
+/// How the host retries a failing activity, as the guest asked for it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RetryPolicy {
+    /// Attempts in all, the first included; 0 counts as 1.
+    pub(crate) max_attempts: u32,
+    /// Wait after the first failed attempt, in ms.
+    pub(crate) initial_backoff_ms: u64,
+    /// Factor each further wait grows by.
+    pub(crate) backoff_coefficient: f64,
+    /// Longest wait between attempts, in ms.
+    pub(crate) max_backoff_ms: u64,
+    /// How long one attempt may take, in ms.
+    pub(crate) attempt_timeout_ms: Option<u64>,
+    /// How long after the first attempt started a further attempt may start, in ms.
+    pub(crate) total_timeout_ms: Option<u64>,
+}
+
 /// The host behind one orchestration execution's sandbox.
 ///
 /// Each decision the guest makes (scheduling, subscribing, cancelling,
@@ -57,6 +74,15 @@ pub(crate) trait OrchestrationHost: Send {
 
     /// The guest schedules activity `name` with `input`; returns its task id.
     fn schedule_activity(&mut self, name: String, input: String) -> Result<u64, GuestFault>;
+
+    /// The guest schedules activity `name` with `input`, retried by the host
+    /// as `policy` says; returns the task id that stands for every attempt.
+    fn schedule_activity_with_retry(
+        &mut self,
+        name: String,
+        input: String,
+        policy: RetryPolicy,
+    ) -> Result<u64, GuestFault>;
 
     /// The guest starts a timer of `delay_ms`; returns its task id.
     fn schedule_timer(&mut self, delay_ms: u64) -> Result<u64, GuestFault>;

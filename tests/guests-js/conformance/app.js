@@ -23,6 +23,21 @@ orchestration('ErrorHandled', (ctx, message) => {
   }
 });
 
+// The retries every language asks of the host: 10 ms backoff, doubling.
+const retryPolicy = (maxAttempts) => ({ maxAttempts, initialBackoff: 0.01, backoffCoefficient: 2, maxBackoff: 1 });
+
+orchestration('RetryFlaky', (ctx, value) => ctx.callActivity('Flaky', value, { retry: retryPolicy(5) }));
+
+orchestration('RetryExhausted', (ctx, message) => {
+  try {
+    ctx.callActivity('Fail', message, { retry: retryPolicy(3) });
+    return 'not failed';
+  } catch (e) {
+    if (!(e instanceof ActivityError)) throw e;
+    return `handled: ${e.message}`;
+  }
+});
+
 orchestration('TimerRace', (ctx, seconds) => {
   const winner = ctx.whenAny([ctx.event('go'), ctx.timer(seconds)]);
   return winner.kind === 'event' ? `event:${winner.result()}` : 'timer';

@@ -28,6 +28,27 @@ def error_handled(ctx, message):
         return f"handled: {e}"
 
 
+def _retry_policy(max_attempts):
+    """The retries every language asks of the host: 10 ms backoff, doubling."""
+    return duroxide.RetryPolicy(
+        max_attempts=max_attempts, initial_backoff=0.01, backoff_coefficient=2.0, max_backoff=1.0
+    )
+
+
+@duroxide.orchestration("RetryFlaky")
+def retry_flaky(ctx, value):
+    return ctx.call_activity("Flaky", value, retry=_retry_policy(5))
+
+
+@duroxide.orchestration("RetryExhausted")
+def retry_exhausted(ctx, message):
+    try:
+        ctx.call_activity("Fail", message, retry=_retry_policy(3))
+        return "not failed"
+    except duroxide.ActivityError as e:
+        return f"handled: {e}"
+
+
 @duroxide.orchestration("TimerRace")
 def timer_race(ctx, seconds):
     winner = ctx.when_any([ctx.event("go"), ctx.timer(seconds)])

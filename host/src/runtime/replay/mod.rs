@@ -9,6 +9,9 @@
 
 mod effects;
 mod index;
+mod retry;
+#[cfg(test)]
+mod retry_tests;
 mod values;
 
 use std::sync::Arc;
@@ -17,11 +20,12 @@ use std::sync::atomic::AtomicBool;
 use crate::history::{Event, OrchestratorMessage};
 use crate::limits::{TextKind, TextLimits, check_delay};
 use crate::providers::InstanceStatus;
-use crate::sandbox::{Completion, GuestFault, Outcome, SeededRandom, TurnClock};
+use crate::sandbox::{Completion, GuestFault, Outcome, RetryPolicy, SeededRandom, TurnClock};
 use crate::tenant::split_key;
 pub(crate) use effects::TurnOutput;
 use effects::{Decider, Effects};
 use index::{HistoryIndex, Task};
+use retry::{AfterFailure, Phase, Retries, Retry};
 use values::Values;
 
 /// One execution's history and the guest's position in it.
@@ -34,6 +38,7 @@ pub(crate) struct Replay {
     values: Values,
     limits: TextLimits,
     effects: Effects,
+    retries: Retries,
 }
 
 impl Replay {
@@ -56,6 +61,7 @@ impl Replay {
                 ..TextLimits::default()
             },
             effects: Effects::default(),
+            retries: Retries::default(),
         };
         replay.advance(0);
         replay
@@ -269,6 +275,34 @@ impl Replay {
         Ok(id)
     }
 
+    /// The guest schedules an activity the host retries as `policy` says.
+    /// Its task id is the first attempt's; the attempts, backoffs and
+    /// timeouts behind it are decided while the guest waits on it (see
+    /// [`retry`]).
+    pub(crate) fn schedule_activity_with_retry(
+        &mut self,
+        name: String,
+        input: String,
+        policy: RetryPolicy,
+    ) -> Result<u64, GuestFault> {
+        retry::check(&policy)?;
+        let activity = self.schedule_activity(name.clone(), input.clone())?;
+        let timeout = match policy.attempt_timeout_ms {
+            Some(ms) => Some(self.schedule_timer(ms)?),
+            None => None,
+        };
+        let retry = Retry {
+            name,
+            input,
+            policy,
+            first_started_ms: self.now_ms(),
+            attempt: 1,
+            phase: Phase::Attempt { activity, timeout },
+        };
+        self.retries.insert(activity, retry);
+        Ok(activity)
+    }
+
     /// The guest starts a timer.
     pub(crate) fn schedule_timer(&mut self, delay_ms: u64) -> Result<u64, GuestFault> {
         check_delay("timer delay", delay_ms)?;
@@ -358,11 +392,32 @@ impl Replay {
         }
     }
 
-    /// The guest stops waiting for `task`. A running child is cancelled too.
+    /// The guest stops waiting for `task`. A running child is cancelled too,
+    /// and so is whatever a retry is running or waiting on.
     pub(crate) fn cancel_task(&mut self, task: u64) -> Result<(), GuestFault> {
         if !self.index.created(task, self.next_decision) {
             return Err(GuestFault::UnknownTask(task));
         }
+        let Some(retry) = self.retries.get(task) else {
+            if self.retries.owner(task).is_some() {
+                return Err(GuestFault::UnknownTask(task));
+            }
+            return self.cancel(task);
+        };
+        let (attempt, phase) = (retry.attempt, retry.phase);
+        let targets: Vec<u64> = self.retries.expand(&[task])?.into_owned();
+        for target in &targets {
+            self.cancel(*target)?;
+        }
+        if !matches!(phase, Phase::Done { .. }) {
+            let last = targets.first().copied().unwrap_or(task);
+            self.retries.set(task, attempt, Phase::Done { last });
+        }
+        Ok(())
+    }
+
+    /// Record that the orchestration no longer waits for `task`.
+    fn cancel(&mut self, task: u64) -> Result<(), GuestFault> {
         self.decide(Event::TaskCancelled { id: task })?;
         self.index.unwatch(task);
         Ok(())
@@ -373,14 +428,25 @@ impl Replay {
     /// never end is a fault: on no tasks, on a task the guest never created,
     /// or only on tasks it cancelled or whose completion it already received.
     pub(crate) fn poll_wait(&mut self, tasks: &[u64]) -> Result<Option<Completion>, GuestFault> {
-        let taken = self.index.take_earliest(tasks, self.next_decision)?;
-        Ok(taken.map(|(pos, task)| self.hand_over(pos, task)))
+        loop {
+            let expanded = self.retries.expand(tasks)?;
+            let taken = self.index.take_earliest(&expanded, self.next_decision)?;
+            let Some((pos, task)) = taken else {
+                return Ok(None);
+            };
+            if let Some(completion) = self.settle(pos, task)? {
+                return Ok(Some(completion));
+            }
+        }
     }
 
     /// The guest waits on `tasks` through [`poll_wait_any`](Self::poll_wait_any)
     /// from now on, until each is received or cancelled.
     pub(crate) fn watch(&mut self, tasks: &[u64]) -> Result<(), GuestFault> {
-        self.index.watch(tasks, self.next_decision)
+        let expanded = self.retries.expand(tasks)?;
+        self.index.watch(&expanded, self.next_decision)?;
+        self.retries.watch(tasks);
+        Ok(())
     }
 
     /// The earliest completion, in history order, of the tasks the guest
@@ -388,8 +454,129 @@ impl Replay {
     /// cost does not grow with the number of tasks open or finished. With
     /// nothing watched, the wait could never end: a fault.
     pub(crate) fn poll_wait_any(&mut self) -> Result<Option<Completion>, GuestFault> {
-        let taken = self.index.take_next()?;
-        Ok(taken.map(|(pos, task)| self.hand_over(pos, task)))
+        loop {
+            let Some((pos, task)) = self.index.take_next()? else {
+                return Ok(None);
+            };
+            if let Some(completion) = self.settle(pos, task)? {
+                return Ok(Some(completion));
+            }
+        }
+    }
+
+    /// The completion at `pos`, of `task`, taken from history: what the
+    /// guest receives, or `None` when it was a retry's own task and the
+    /// retry goes on.
+    fn settle(&mut self, pos: usize, task: u64) -> Result<Option<Completion>, GuestFault> {
+        let completion = self.hand_over(pos, task);
+        match self.retries.owner(task) {
+            None => Ok(Some(completion)),
+            Some(owner) => self.step_retry(owner, completion),
+        }
+    }
+
+    /// Retry `owner` learns how its task `completion.task` ended: it hands
+    /// the guest its outcome, or decides its next step.
+    fn step_retry(
+        &mut self,
+        owner: u64,
+        completion: Completion,
+    ) -> Result<Option<Completion>, GuestFault> {
+        let Some(retry) = self.retries.get(owner).cloned() else {
+            return Ok(Some(completion));
+        };
+        let (attempt, phase) = (retry.attempt, retry.phase);
+        let ended = completion.task;
+        let error = match phase {
+            Phase::Attempt { activity, timeout } if ended == activity => {
+                if let Some(timer) = timeout {
+                    self.cancel(timer)?;
+                }
+                match completion.outcome {
+                    Outcome::Ok(output) => {
+                        return Ok(Some(self.finish(owner, ended, Outcome::Ok(output))));
+                    }
+                    Outcome::Err(error) => error,
+                }
+            }
+            Phase::Attempt {
+                activity,
+                timeout: Some(timer),
+            } if ended == timer => {
+                self.cancel(activity)?;
+                let timeout_ms = retry.policy.attempt_timeout_ms.unwrap_or_default();
+                retry::timed_out(&retry.name, attempt, timeout_ms)
+            }
+            Phase::Backoff { timer } if ended == timer => {
+                self.start_attempt(owner, attempt + 1)?;
+                return Ok(None);
+            }
+            // A task of an earlier phase: nothing waits for it any more.
+            _ => return Ok(None),
+        };
+        match retry::after_failure(
+            &retry.policy,
+            attempt,
+            retry.first_started_ms,
+            self.now_ms(),
+        ) {
+            AfterFailure::GiveUp(why) => {
+                let error = retry::gave_up(&retry.name, attempt, why.as_deref(), &error);
+                Ok(Some(self.finish(owner, ended, Outcome::Err(error))))
+            }
+            AfterFailure::RetryAfter(0) => {
+                self.start_attempt(owner, attempt + 1)?;
+                Ok(None)
+            }
+            AfterFailure::RetryAfter(ms) => {
+                let timer = self.schedule_timer(ms)?;
+                self.retries.set(owner, attempt, Phase::Backoff { timer });
+                self.watch_for(owner, &[timer])?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Start attempt `attempt` of retry `owner`: its activity, and the timer
+    /// of its timeout if it has one.
+    fn start_attempt(&mut self, owner: u64, attempt: u32) -> Result<(), GuestFault> {
+        let Some(retry) = self.retries.get(owner) else {
+            return Ok(());
+        };
+        let (name, input) = (retry.name.clone(), retry.input.clone());
+        let timeout_ms = retry.policy.attempt_timeout_ms;
+        let activity = self.schedule_activity(name, input)?;
+        let timeout = match timeout_ms {
+            Some(ms) => Some(self.schedule_timer(ms)?),
+            None => None,
+        };
+        self.retries
+            .set(owner, attempt, Phase::Attempt { activity, timeout });
+        self.watch_for(
+            owner,
+            &[Some(activity), timeout]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// Watch `tasks`, which retry `owner` just made, if the guest watches it.
+    fn watch_for(&mut self, owner: u64, tasks: &[u64]) -> Result<(), GuestFault> {
+        if self.retries.is_watched(owner) {
+            self.index.watch(tasks, self.next_decision)?;
+        }
+        Ok(())
+    }
+
+    /// Retry `owner` is over with `outcome`; `last` is the task that ended it.
+    fn finish(&mut self, owner: u64, last: u64, outcome: Outcome) -> Completion {
+        let attempt = self.retries.get(owner).map_or(1, |r| r.attempt);
+        self.retries.set(owner, attempt, Phase::Done { last });
+        Completion {
+            task: owner,
+            outcome,
+        }
     }
 
     /// The completion at `pos`, of `task`, as the guest receives it; the

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use duroxide_guest::{Either, OrchestrationContext, Registry, join_all, select2};
+use duroxide_guest::{Either, OrchestrationContext, Registry, RetryPolicy, join_all, select2};
 use serde_json::{Value, json};
 
 async fn hello(ctx: OrchestrationContext, name: String) -> Result<String, String> {
@@ -29,6 +29,32 @@ async fn fan_out(ctx: OrchestrationContext, n: u64) -> Result<u64, String> {
 async fn error_handled(ctx: OrchestrationContext, message: String) -> Result<String, String> {
     match ctx
         .schedule_activity_typed::<_, Value>("Fail", &message)
+        .await
+    {
+        Ok(_) => Ok("not failed".into()),
+        Err(e) => Ok(format!("handled: {e}")),
+    }
+}
+
+/// The retries every language asks of the host: 10 ms backoff, doubling.
+fn retry_policy(max_attempts: u32) -> RetryPolicy {
+    RetryPolicy::new(max_attempts)
+        .with_initial_backoff(Duration::from_millis(10))
+        .with_backoff_coefficient(2.0)
+        .with_max_backoff(Duration::from_secs(1))
+}
+
+async fn retry_flaky(ctx: OrchestrationContext, input: Value) -> Result<Value, String> {
+    let output = ctx
+        .schedule_activity_with_retry("Flaky", &input.to_string(), &retry_policy(5))
+        .await?;
+    serde_json::from_str(&output).map_err(|e| e.to_string())
+}
+
+async fn retry_exhausted(ctx: OrchestrationContext, message: String) -> Result<String, String> {
+    let input = Value::from(message).to_string();
+    match ctx
+        .schedule_activity_with_retry("Fail", &input, &retry_policy(3))
         .await
     {
         Ok(_) => Ok("not failed".into()),
@@ -121,6 +147,8 @@ fn register(registry: &mut Registry) {
         .orchestration_typed("Sequence", sequence)
         .orchestration_typed("FanOut", fan_out)
         .orchestration_typed("ErrorHandled", error_handled)
+        .orchestration_typed("RetryFlaky", retry_flaky)
+        .orchestration_typed("RetryExhausted", retry_exhausted)
         .orchestration_typed("TimerRace", timer_race)
         .orchestration_typed("BufferedEvents", buffered_events)
         .orchestration_typed("Child", child)
