@@ -2,7 +2,8 @@
 //! (read-only or read-write, with no way out by `..` or a symlink), named
 //! environment variables, and HTTP to listed origins on a real server on
 //! 127.0.0.1. Anything else fails inside the guest with a clear error, and
-//! orchestration sandboxes get nothing even when their component has grants.
+//! orchestration sandboxes get nothing even when their component has grants
+//! (their sockets reach nothing).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -334,6 +335,26 @@ scenario!(
         assert!(probe.starts_with("file: Err("), "{probe}");
         assert!(probe.contains("var: Err("), "{probe}");
         assert!(probe.ends_with("vars: 0"), "{probe}");
+        Ok(())
+    }
+);
+
+scenario!(
+    an_orchestration_socket_reaches_nothing,
+    |cache| async move {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        // Granted to its component, HTTP to the listener changes nothing.
+        let grants = Grants::none().http(HttpGrant::allow([format!("http://{addr}")]));
+        let mut h = Harness::start(cache, &[]).await?;
+        granted(&mut h, cache, Grants::none(), grants).await?;
+        let out = completed(h.run("connect", "Connect", &addr.to_string()).await?)?;
+        assert_eq!(
+            out,
+            r#"lookup: Err("uncategorized error"); connect: Err("permission denied")"#
+        );
+        assert!(listener.accept().is_err());
         Ok(())
     }
 );

@@ -320,7 +320,7 @@ async fn run(cache: bool) -> anyhow::Result<usize> {
     let Err(RuntimeError::Load(LoadError::ForbiddenImport(import))) = refused else {
         anyhow::bail!("expected a forbidden import, got {refused:?}");
     };
-    assert!(import.starts_with("wasi:sockets/"), "{import}");
+    assert!(import.starts_with("wasi:http/"), "{import}");
     runtime.start().await?;
     let client = Client::new(store.clone());
 

@@ -64,7 +64,7 @@ fn a_component_importing_what_the_host_lacks_is_refused_naming_the_import() {
     refused(
         &store.run(&["deploy", guests::FORBIDDEN_IMPORT]),
         1,
-        "wasi:sockets",
+        "wasi:http/",
     );
     assert!(!store.db.exists(), "nothing written");
 }

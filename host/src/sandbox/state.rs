@@ -143,7 +143,8 @@ impl WasiHttpView for GuestState {
 
 /// Linkers for the two kinds of guest instance.
 pub(crate) struct Linkers {
-    /// Orchestrations: deterministic WASI without sockets, plus the context.
+    /// Orchestrations: deterministic WASI, sockets that reach nothing, plus
+    /// the context.
     pub(crate) orchestration: Linker<GuestState>,
     /// Activities: WASI and `wasi:http` (reaching only what the component
     /// was granted), plus a context whose calls trap.
@@ -186,14 +187,16 @@ fn build_linkers(engine: &Engine) -> wasmtime::Result<Linkers> {
     })
 }
 
-/// WASI for orchestrations: everything a Rust (or other) standard library
-/// needs to start, answered by the deterministic context built in `policy`
-/// and the seeded randomness of `wasi_random`, and no sockets at all.
+/// WASI for orchestrations: everything a Rust, Python (or other) standard
+/// library needs to start, answered by the deterministic context built in
+/// `policy` and the seeded randomness of `wasi:random`, and sockets that
+/// context denies every use of.
 fn add_deterministic_wasi(l: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     use wasmtime_wasi::cli::{WasiCli, WasiCliView};
     use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
     use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
-    use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random};
+    use wasmtime_wasi::p2::bindings::{LinkOptions, cli, clocks, filesystem, random, sockets};
+    use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView};
 
     wasmtime_wasi_io::add_to_linker_async(l)?;
     clocks::wall_clock::add_to_linker::<_, WasiClocks>(l, |s| s.clocks())?;
@@ -213,6 +216,14 @@ fn add_deterministic_wasi(l: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     cli::terminal_stdin::add_to_linker::<_, WasiCli>(l, |s| s.cli())?;
     cli::terminal_stdout::add_to_linker::<_, WasiCli>(l, |s| s.cli())?;
     cli::terminal_stderr::add_to_linker::<_, WasiCli>(l, |s| s.cli())?;
+    let network = (&LinkOptions::default()).into();
+    sockets::network::add_to_linker::<_, WasiSockets>(l, &network, |s| s.sockets())?;
+    sockets::instance_network::add_to_linker::<_, WasiSockets>(l, |s| s.sockets())?;
+    sockets::ip_name_lookup::add_to_linker::<_, WasiSockets>(l, |s| s.sockets())?;
+    sockets::tcp_create_socket::add_to_linker::<_, WasiSockets>(l, |s| s.sockets())?;
+    sockets::tcp::add_to_linker::<_, WasiSockets>(l, |s| s.sockets())?;
+    sockets::udp_create_socket::add_to_linker::<_, WasiSockets>(l, |s| s.sockets())?;
+    sockets::udp::add_to_linker::<_, WasiSockets>(l, |s| s.sockets())?;
     Ok(())
 }
 

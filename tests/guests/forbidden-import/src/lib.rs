@@ -1,15 +1,20 @@
-//! Test guest: an orchestration that opens a network socket, which
-//! orchestrations may not do; the host must refuse to load it.
+//! Test guest: an orchestration in a component that imports `wasi:http`,
+//! which only activity-only components may; the host must refuse to load
+//! it.
 
 use duroxide_guest::{OrchestrationContext, Registry};
+use wasip2::http::outgoing_handler;
+use wasip2::http::types::{Fields, OutgoingRequest};
 
-async fn connects(_ctx: OrchestrationContext, input: String) -> Result<String, String> {
-    let stream = std::net::TcpStream::connect(input.as_str()).map_err(|e| e.to_string())?;
-    Ok(format!("{:?}", stream.peer_addr()))
+async fn fetches(_ctx: OrchestrationContext, _input: String) -> Result<String, String> {
+    let request = OutgoingRequest::new(Fields::new());
+    outgoing_handler::handle(request, None)
+        .map(|_| "sent".to_string())
+        .map_err(|e| format!("{e:?}"))
 }
 
 fn register(registry: &mut Registry) {
-    registry.orchestration("Connects", connects);
+    registry.orchestration("Fetches", fetches);
 }
 
 duroxide_guest::component!(register);

@@ -1,7 +1,8 @@
 //! Test guest: orchestrations that race an activity against a timer or wait
-//! on one, call one and report how it ended, and look for files and
-//! environment variables themselves; and an activity that reads a file, so
-//! a component with both kinds shows what each of its sandboxes got.
+//! on one, call one and report how it ended, look for files and environment
+//! variables and open sockets themselves; and an activity that reads a
+//! file, so a component with both kinds shows what each of its sandboxes
+//! got.
 
 use std::time::Duration;
 
@@ -46,6 +47,17 @@ async fn probe(_ctx: OrchestrationContext, input: String) -> Result<String, Stri
     Ok(format!("file: {file:?}; var: {var:?}; vars: {vars}"))
 }
 
+/// Tries to resolve `localhost` and to connect a TCP socket to `input`
+/// (`ip:port`) itself: what an orchestration sandbox's sockets reach.
+async fn connect(_ctx: OrchestrationContext, input: String) -> Result<String, String> {
+    use std::net::ToSocketAddrs;
+    let lookup = ("localhost", 80).to_socket_addrs().map(|a| a.count());
+    let lookup = lookup.map_err(|e| e.kind().to_string());
+    let connect = std::net::TcpStream::connect(&input).map(|_| "connected");
+    let connect = connect.map_err(|e| e.kind().to_string());
+    Ok(format!("lookup: {lookup:?}; connect: {connect:?}"))
+}
+
 /// Reads the file at path `input`.
 fn read_file_here(input: String) -> Result<String, String> {
     std::fs::read_to_string(&input).map_err(|e| format!("cannot read {input}: {e}"))
@@ -61,6 +73,7 @@ fn register(registry: &mut Registry) {
         .orchestration("WaitFor", wait_for)
         .orchestration("Call", call)
         .orchestration("Probe", probe)
+        .orchestration("Connect", connect)
         .activity("ReadFileHere", read_file_here)
         .activity("Echo", echo);
 }
