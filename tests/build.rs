@@ -30,7 +30,11 @@ fn main() -> Result<(), duroxide_guest_build::BuildError> {
     duroxide_guest_build::export(&guests)?;
     export_guests(
         Language::Python,
-        &["guests-py/conformance", "guests-py/conformance-changed"],
+        &[
+            "guests-py/conformance",
+            "guests-py/conformance-changed",
+            "guests-py/grants",
+        ],
     )?;
     export_guests(
         Language::JavaScript,

@@ -126,7 +126,7 @@ pub fn build_from(
                 Command::new(exe)
                     .arg("-d")
                     .arg(&wit)
-                    .args(["-w", WORLD, "componentize", "--stub-wasi", "-p"])
+                    .args(["-w", WORLD, "componentize", "-p"])
                     .arg(dir)
                     .arg("-p")
                     .arg(sdk.join("python"))

@@ -24,6 +24,9 @@ Build it into a component with `componentize-py` against the duroxide WIT
 contract (world `workflows`); see the project README.
 """
 
+# First: installs the guarded `datetime` classes before user code imports
+# them (see `_guard`).
+from . import _guard  # noqa: F401, I001
 from ._context import OrchestrationContext, Task
 from ._errors import (
     ActivityError,

@@ -1,7 +1,9 @@
-"""While an orchestration runs: the process clock, sleeping and module-level
-randomness raise `NondeterminismError` naming the replay-safe call to use
-instead, and printed lines go to the replay-safe log."""
+"""While an orchestration runs: the process clock (`time` and `datetime`),
+sleeping and module-level randomness raise `NondeterminismError` naming the
+replay-safe call to use instead, and printed lines go to the replay-safe
+log."""
 
+import datetime
 import os
 import random
 import sys
@@ -31,14 +33,105 @@ _FORBIDDEN = [
 ]
 
 
+def _refusal(what, instead):
+    return NondeterminismError(
+        f"{what}() differs on replay and may not be called in an orchestration; use {instead}"
+    )
+
+
 def _refuse(module, name, instead):
     def refused(*_args, **_kwargs):
-        raise NondeterminismError(
-            f"{module.__name__}.{name}() differs on replay and may not be called "
-            f"in an orchestration; use {instead}"
-        )
+        raise _refusal(f"{module.__name__}.{name}", instead)
 
     return refused
+
+
+# Whether an orchestration is running (the guarded `datetime` classes ask).
+_orchestrating = False
+
+
+class _Guarded(type):
+    """The guarded classes' type: a value made by the original class (by C
+    code, or before the guard was installed) is still an instance of the
+    guarded one."""
+
+    def __instancecheck__(cls, value):
+        original = cls.__dict__.get("_original")
+        return isinstance(value, original) if original else type.__instancecheck__(cls, value)
+
+    def __subclasscheck__(cls, other):
+        original = cls.__dict__.get("_original")
+        return issubclass(other, original) if original else type.__subclasscheck__(cls, other)
+
+
+class _GuardedDate(datetime.date, metaclass=_Guarded):
+    """`datetime.date`, whose `today()` is refused in an orchestration."""
+
+    _original = datetime.date
+
+    @classmethod
+    def today(cls):
+        if _orchestrating:
+            raise _refusal("datetime.date.today", "ctx.now().date()")
+        return super().today()
+
+    def __repr__(self):
+        return "datetime." + super().__repr__()
+
+
+class _GuardedDatetime(datetime.datetime, metaclass=_Guarded):
+    """`datetime.datetime`, whose clock reads are refused in an
+    orchestration."""
+
+    _original = datetime.datetime
+
+    @classmethod
+    def now(cls, tz=None):
+        if _orchestrating:
+            raise _refusal("datetime.datetime.now", "ctx.now()")
+        return super().now(tz)
+
+    @classmethod
+    def utcnow(cls):
+        if _orchestrating:
+            raise _refusal("datetime.datetime.utcnow", "ctx.now()")
+        return super().utcnow()
+
+    @classmethod
+    def today(cls):
+        if _orchestrating:
+            raise _refusal("datetime.datetime.today", "ctx.now()")
+        return super().today()
+
+    def __repr__(self):
+        return "datetime." + super().__repr__()
+
+
+_GUARDED = {_GuardedDate._original: _GuardedDate, _GuardedDatetime._original: _GuardedDatetime}
+for _original, _guarded in _GUARDED.items():
+    _guarded.__name__ = _guarded.__qualname__ = _original.__name__
+    _guarded.__module__ = "datetime"
+    # The C types cannot be patched; the module's names can. Done when the
+    # SDK is imported, so code that imports `datetime` later sees the
+    # guarded classes (`guard_datetime_names` mends code that came earlier).
+    setattr(datetime, _original.__name__, _guarded)
+del _original, _guarded
+
+# Modules whose names for the original classes stay: the implementation's.
+_DATETIME_MODULES = {"datetime", "_datetime", "_pydatetime", __name__}
+
+
+def guard_datetime_names():
+    """Points every loaded module's global that holds the original `date` or
+    `datetime` class (`from datetime import datetime` run before the SDK was
+    imported) at the guarded one."""
+    for module_name, module in list(sys.modules.items()):
+        names = getattr(module, "__dict__", None)
+        if module_name in _DATETIME_MODULES or not isinstance(names, dict):
+            continue
+        for name, value in list(names.items()):
+            if isinstance(value, type) and value in _GUARDED:
+                names[name] = _GUARDED[value]
 
 
 class _LogWriter:
@@ -62,16 +155,6 @@ class _LogWriter:
             self._pending = ""
 
 
-class _Discard:
-    """A text stream that drops what it is given."""
-
-    def write(self, text):
-        return len(text)
-
-    def flush(self):
-        pass
-
-
 class orchestration_guard:
     """Context manager: the guards above, undone on exit."""
 
@@ -80,6 +163,8 @@ class orchestration_guard:
         self._saved = []
 
     def __enter__(self):
+        global _orchestrating
+        _orchestrating = True
         for module, name, instead in _FORBIDDEN:
             if hasattr(module, name):
                 self._saved.append((module, name, getattr(module, name)))
@@ -90,24 +175,12 @@ class orchestration_guard:
         return self
 
     def __exit__(self, *_exc):
+        global _orchestrating
+        _orchestrating = False
         sys.stdout.flush()
         sys.stderr.flush()
         sys.stdout, sys.stderr = self._streams
         for module, name, original in reversed(self._saved):
             setattr(module, name, original)
         self._saved.clear()
-        return False
-
-
-class activity_streams:
-    """Context manager: an activity's printed output is dropped (the
-    component is built without WASI, so there is no stream to write to)."""
-
-    def __enter__(self):
-        self._streams = (sys.stdout, sys.stderr)
-        sys.stdout = sys.stderr = _Discard()
-        return self
-
-    def __exit__(self, *_exc):
-        sys.stdout, sys.stderr = self._streams
         return False

@@ -10,7 +10,7 @@ from wit_world.imports import types
 
 from . import _json, _registry
 from ._context import OrchestrationContext
-from ._guard import activity_streams, orchestration_guard
+from ._guard import guard_datetime_names, orchestration_guard
 
 
 def _failure(error):
@@ -21,11 +21,16 @@ def _failure(error):
 
 def _seal_imports():
     """Every module the guest can use was loaded when the component was
-    built (it has no file system to load more from at run time): with no
-    path to search, a later import of anything else raises
-    `ModuleNotFoundError` naming the module instead of trapping."""
+    built (the files it came from are not in the sandbox at run time): with
+    no path to search, a later import of anything else raises
+    `ModuleNotFoundError` naming the module, and never reads a granted
+    directory."""
     sys.path[:] = []
     sys.path_importer_cache.clear()
+
+
+# The app imports this module last, when its own modules are loaded.
+guard_datetime_names()
 
 
 class Orchestrator(exports.Orchestrator):
@@ -55,9 +60,8 @@ class Activities(exports.Activities):
         if fn is None:
             raise Err(f"this component has no activity named '{name}'")
         try:
-            with activity_streams():
-                value = _json.decode(input, f"the input of activity {name}")
-                return _json.encode(fn(value), f"the output of activity {name}")
+            value = _json.decode(input, f"the input of activity {name}")
+            return _json.encode(fn(value), f"the output of activity {name}")
         except Exception as e:  # noqa: BLE001 - every guest error fails the attempt
             raise Err(_failure(e)) from None
 
