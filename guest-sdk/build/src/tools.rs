@@ -52,11 +52,13 @@ pub(crate) fn componentize_py(tools: &Path) -> Result<PathBuf, BuildError> {
     Ok(exe)
 }
 
-/// The directory holding componentize-js and the runner script, installed
-/// from `lock_dir` (`package.json`, `package-lock.json`, `componentize.mjs`)
-/// with `npm ci` if it is not there yet. The runner is copied every time,
-/// so a change to it applies.
-pub(crate) fn componentize_js(tools: &Path, lock_dir: &Path) -> Result<PathBuf, BuildError> {
+/// The directory under `tools` holding componentize-js, the runner script
+/// and TypeScript (`node_modules/.bin/tsc`, which checks the SDK's
+/// declarations), installed from `lock_dir` (`package.json`,
+/// `package-lock.json`, `componentize.mjs`; `guest-sdk/js/tools`) with
+/// `npm ci` if it is not there yet. The runner is copied every time, so a
+/// change to it applies.
+pub fn componentize_js(tools: &Path, lock_dir: &Path) -> Result<PathBuf, BuildError> {
     let dir = tools.join(format!("componentize-js-{COMPONENTIZE_JS_VERSION}"));
     let copy = |name: &str| {
         std::fs::copy(lock_dir.join(name), dir.join(name))
