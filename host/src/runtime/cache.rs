@@ -1,5 +1,6 @@
 //! The execution cache: parked executions by instance id, bounded by count
-//! and by the guests' memory, least recently used evicted first. Correctness
+//! and by the guests' memory (measured when each parks: the pages it holds,
+//! not its memory's size), least recently used evicted first. Correctness
 //! never depends on it: a miss replays from history.
 
 use std::sync::{Arc, Mutex};
@@ -123,5 +124,10 @@ impl ExecutionCache {
     /// How many executions are parked.
     pub(crate) fn len(&self) -> usize {
         self.inner.lock().map(|e| e.map.len()).unwrap_or(0)
+    }
+
+    /// Guest memory the parked executions hold, as measured when each parked.
+    pub(crate) fn bytes(&self) -> usize {
+        self.inner.lock().map(|e| e.bytes).unwrap_or(0)
     }
 }

@@ -5,7 +5,6 @@
 
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
@@ -17,7 +16,7 @@ pub(crate) use crate::sandbox::instance::SpentSandbox;
 use crate::sandbox::instance::{orchestration_state, run_orchestration};
 use crate::sandbox::reaper;
 use crate::sandbox::state::GuestState;
-use crate::sandbox::{MemoryBudget, SandboxLimits};
+use crate::sandbox::{MemoryBudget, SandboxLimits, SandboxMemory};
 
 /// The messages of one turn.
 pub(crate) struct TurnInput {
@@ -59,8 +58,10 @@ pub(crate) struct Execution {
     /// History length after the last committed turn; a cached execution is
     /// reused only if the store agrees.
     pub(crate) history_len: u64,
-    /// Linear memory the guest holds.
-    memory_bytes: Arc<AtomicUsize>,
+    /// The guest's linear memory.
+    memory: Arc<SandboxMemory>,
+    /// What the guest held, measured, when it last parked.
+    parked_bytes: usize,
     /// What its component's sandboxes share: each turn takes one of its
     /// component's turn slots.
     budgets: Arc<Budgets>,
@@ -97,13 +98,14 @@ impl Execution {
         let budgets = spec.component.budgets.clone();
         let max_history_events = spec.component.policy.max_history_events;
         let state = orchestration_state(Box::new(host), &spec.limits, Some(budgets.memory.clone()));
-        let memory_bytes = state.limiter.memory_bytes.clone();
+        let memory = state.limiter.memory.clone();
         let mut execution = Execution {
             guest: Some(Box::pin(run_guest(spec, state))),
             mailbox,
             execution_id,
             history_len: 0,
-            memory_bytes,
+            memory,
+            parked_bytes: 0,
             budgets,
             max_history_events,
         };
@@ -111,9 +113,10 @@ impl Execution {
         Ok((execution, report))
     }
 
-    /// Linear memory the guest holds now.
+    /// Linear memory the guest held, measured, when it last parked: what
+    /// the execution cache counts it at.
     pub(crate) fn memory_bytes(&self) -> usize {
-        self.memory_bytes.load(Ordering::Relaxed)
+        self.parked_bytes
     }
 
     /// The memory budget of its component, shared with its other sandboxes.
@@ -128,10 +131,22 @@ impl Execution {
     }
 
     /// Poll the guest until it parks or its call ends, in one of its
-    /// component's turn slots.
+    /// component's turn slots. While parked, its sandbox holds of its
+    /// component's memory budget only what it measures.
     async fn run(&mut self) -> Result<TurnReport, ExecutionLost> {
         let budgets = self.budgets.clone();
         let _slot = budgets.turn().await.ok_or(ExecutionLost::Lost)?;
+        self.memory.resume(&budgets.memory);
+        let report = self.poll_guest().await;
+        if let Ok(TurnReport::Parked(_)) = &report {
+            let measured = self.memory.measured();
+            self.parked_bytes = self.memory.park(&budgets.memory, measured);
+        }
+        report
+    }
+
+    /// Poll the guest until it parks or its call ends.
+    async fn poll_guest(&mut self) -> Result<TurnReport, ExecutionLost> {
         poll_fn(|cx| {
             let Some(guest) = self.guest.as_mut() else {
                 return Poll::Ready(Err(ExecutionLost::Lost));

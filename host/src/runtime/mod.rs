@@ -470,6 +470,12 @@ impl DuroxideRuntime {
     pub fn cached_executions(&self) -> usize {
         self.running.as_ref().map_or(0, |r| r.shared.cache.len())
     }
+
+    /// Bytes of guest memory the executions parked in the cache hold, as
+    /// measured when each parked: what the cache's `cache_max_bytes` bounds.
+    pub fn cached_execution_bytes(&self) -> usize {
+        self.running.as_ref().map_or(0, |r| r.shared.cache.bytes())
+    }
 }
 
 /// The bytes of the component file at `path`.

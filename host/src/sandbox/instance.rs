@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use wasmtime::component::{Instance, InstancePre};
+use wasmtime::component::__internal::{
+    CanonicalAbiInfo, InstanceType, InterfaceType, LowerContext,
+};
+use wasmtime::component::{ComponentType, Instance, InstancePre, Lower};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{ResourceTable, WasiCtx};
 use wasmtime_wasi_http::WasiHttpCtx;
@@ -17,7 +20,7 @@ use super::grants::{Grants, HttpGrant};
 use super::guest_output::OutputSink;
 use super::http_grant::GrantedHttp;
 use super::loader::LoadedComponent;
-use super::memory_budget::MemoryBudget;
+use super::memory_budget::{MemoryBudget, SandboxMemory};
 use super::orchestration_host::OrchestrationHost;
 use super::policy::{activity_wasi, orchestration_wasi, ungranted};
 use super::reaper;
@@ -228,6 +231,8 @@ fn cancelled(state: &GuestState) -> bool {
 
 /// Run an orchestration from its beginning in `instance`. The call returns when
 /// the orchestration ends; between turns it stays parked inside `wait`.
+/// Its input is handed over through [`MainMemoryProbe`], so the sandbox
+/// learns where its main memory lies and can measure what it holds.
 async fn call_orchestration(
     store: &mut Store<GuestState>,
     instance: &Instance,
@@ -236,8 +241,95 @@ async fn call_orchestration(
     version: &str,
     input: &str,
 ) -> wasmtime::Result<Result<String, String>> {
-    let guest = indices.load(&mut *store, instance)?;
-    guest.call_run(&mut *store, name, version, input).await
+    // Typechecks the export as the bindings do.
+    indices.load(&mut *store, instance)?;
+    let interface = orchestrator_export(store, instance)
+        .ok_or_else(|| wasmtime::format_err!("the component exports no {ORCHESTRATOR}"))?;
+    let run = instance
+        .get_export_index(&mut *store, None, &interface)
+        .and_then(|interface| instance.get_export_index(&mut *store, Some(&interface), "run"))
+        .ok_or_else(|| wasmtime::format_err!("the component exports no {interface}.run"))?;
+    let memory = store.data().limiter.memory.clone();
+    let run = instance
+        .get_typed_func::<(&str, &str, MainMemoryProbe<'_>), (Result<String, String>,)>(
+            &mut *store,
+            &run,
+        )?;
+    let input = MainMemoryProbe {
+        text: input,
+        memory: &memory,
+    };
+    let (result,) = run.call_async(&mut *store, (name, version, input)).await?;
+    Ok(result)
+}
+
+/// The orchestrator interface, as exported without its version.
+const ORCHESTRATOR: &str = "duroxide:orchestration/orchestrator";
+
+/// The name `instance` exports the orchestrator interface under (with the
+/// contract's version, which the bindings have checked).
+fn orchestrator_export(store: &Store<GuestState>, instance: &Instance) -> Option<String> {
+    let component = instance.instance_pre(store).component().clone();
+    let exports = component.component_type();
+    exports
+        .exports(store.engine())
+        .map(|(name, _)| name)
+        .find(|name| name.split('@').next() == Some(ORCHESTRATOR))
+        .map(str::to_string)
+}
+
+/// A string argument that, as it is copied into the guest, records where
+/// the guest's main memory lies (the one its calls use) in `memory`.
+/// wasmtime hands the host no other view of a component's memory.
+struct MainMemoryProbe<'a> {
+    text: &'a str,
+    memory: &'a SandboxMemory,
+}
+
+impl MainMemoryProbe<'_> {
+    fn record<U>(&self, cx: &mut LowerContext<'_, U>) {
+        let main = cx.as_slice_mut();
+        self.memory.found_main(main.as_ptr() as usize, main.len());
+    }
+}
+
+// SAFETY: the probe is a `string` in the canonical ABI: its type, layout
+// and typecheck are `str`'s.
+#[allow(unsafe_code)]
+unsafe impl ComponentType for MainMemoryProbe<'_> {
+    type Lower = <str as ComponentType>::Lower;
+    const ABI: CanonicalAbiInfo = <str as ComponentType>::ABI;
+
+    fn typecheck(ty: &InterfaceType, types: &InstanceType<'_>) -> wasmtime::Result<()> {
+        <str as ComponentType>::typecheck(ty, types)
+    }
+}
+
+// SAFETY: lowered exactly as the `str` it holds; recording only reads the
+// memory's address and length.
+#[allow(unsafe_code)]
+unsafe impl Lower for MainMemoryProbe<'_> {
+    fn linear_lower_to_flat<U>(
+        &self,
+        cx: &mut LowerContext<'_, U>,
+        ty: InterfaceType,
+        dst: &mut std::mem::MaybeUninit<Self::Lower>,
+    ) -> wasmtime::Result<()> {
+        self.text.linear_lower_to_flat(cx, ty, dst)?;
+        self.record(cx);
+        Ok(())
+    }
+
+    fn linear_lower_to_memory<U>(
+        &self,
+        cx: &mut LowerContext<'_, U>,
+        ty: InterfaceType,
+        offset: usize,
+    ) -> wasmtime::Result<()> {
+        self.text.linear_lower_to_memory(cx, ty, offset)?;
+        self.record(cx);
+        Ok(())
+    }
 }
 
 /// Run one activity attempt in a fresh sandbox, its memory reserved from

@@ -1,11 +1,13 @@
 //! The memory budget of one component: the linear memory all its sandboxes
 //! (running activities, orchestration turns, parked executions) hold
 //! together. Each sandbox reserves from it as its memory grows and gives
-//! back what it held when it is freed.
+//! back what it held when it is freed. A parked execution holds only what
+//! it measures (see [`SandboxMemory::park`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::fault::GuestFault;
+use super::resident::private_resident_bytes;
 
 /// Linear memory one component's sandboxes hold together, and its limit.
 #[derive(Debug)]
@@ -59,6 +61,92 @@ impl MemoryBudget {
             Some(used.saturating_sub(bytes))
         });
     }
+
+    /// Takes back `bytes` a parked sandbox lent, whatever the others hold:
+    /// its memory was admitted when it grew, and the turns that may run at
+    /// once (the component's turn slots) bound how far over the limit this
+    /// can go until they park again.
+    fn reclaim(&self, bytes: usize) {
+        self.used.fetch_add(bytes, Ordering::AcqRel);
+    }
+}
+
+/// The linear memory of one sandbox: its size, reserved from its
+/// component's budget, and where its main memory lies, so that what it
+/// holds can be measured.
+#[derive(Debug, Default)]
+pub(crate) struct SandboxMemory {
+    /// Bytes of linear memory the sandbox declared (its memories' sizes).
+    declared: AtomicUsize,
+    /// Of `declared`, what a parked sandbox lent back to its budget.
+    lent: AtomicUsize,
+    /// Host address of its main memory (the one its calls pass strings
+    /// in), 0 until known.
+    base: AtomicUsize,
+    /// Bytes of its other memories when the main one was found: counted
+    /// at their size.
+    others: AtomicUsize,
+}
+
+impl SandboxMemory {
+    /// Bytes of linear memory declared now.
+    pub(crate) fn declared(&self) -> usize {
+        self.declared.load(Ordering::Relaxed)
+    }
+
+    /// Records the size of its memories, `bytes` in all.
+    pub(crate) fn set_declared(&self, bytes: usize) {
+        self.declared.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Records that its main memory starts at host address `base` and is
+    /// `len` bytes long now; the rest of what it declared is other memories.
+    pub(crate) fn found_main(&self, base: usize, len: usize) {
+        let others = self.declared().saturating_sub(len);
+        self.others.store(others, Ordering::Relaxed);
+        self.base.store(base, Ordering::Release);
+    }
+
+    /// What the sandbox holds in fact: the pages of its main memory that
+    /// are resident and its own, and its other memories at their size.
+    /// Its declared size while the main memory is unknown or the kernel
+    /// does not tell.
+    pub(crate) fn measured(&self) -> usize {
+        let declared = self.declared();
+        let base = self.base.load(Ordering::Acquire);
+        if base == 0 {
+            return declared;
+        }
+        let others = self.others.load(Ordering::Relaxed).min(declared);
+        match private_resident_bytes(base, declared - others) {
+            Some(main) => (main + others).min(declared),
+            None => declared,
+        }
+    }
+
+    /// The sandbox parks holding `held` bytes (measured) of what it
+    /// declared: the rest goes back to `budget` until it runs again.
+    /// Returns what it holds of the budget now.
+    pub(crate) fn park(&self, budget: &MemoryBudget, held: usize) -> usize {
+        let declared = self.declared();
+        let lend = declared.saturating_sub(held);
+        let before = self.lent.swap(lend, Ordering::AcqRel);
+        // Parking twice lends only the difference.
+        budget.reclaim(before);
+        budget.release(lend);
+        declared - lend
+    }
+
+    /// The sandbox runs again: it takes back from `budget` what it lent.
+    pub(crate) fn resume(&self, budget: &MemoryBudget) {
+        budget.reclaim(self.lent.swap(0, Ordering::AcqRel));
+    }
+
+    /// Of `reserved` bytes, what the budget still counts for the sandbox
+    /// (the rest was lent back while parked); forgets what was lent.
+    pub(crate) fn take_counted(&self, reserved: usize) -> usize {
+        reserved.saturating_sub(self.lent.swap(0, Ordering::AcqRel))
+    }
 }
 
 #[cfg(test)]
@@ -88,6 +176,78 @@ mod tests {
         assert!(budget.reserve(20, 10).unwrap_err().waits_for_room());
         // It alone would hold more than the whole budget: it is the offender.
         assert!(!budget.reserve(20, 90).unwrap_err().waits_for_room());
+    }
+
+    /// A sandbox that reserved `declared` bytes of `budget`.
+    fn sandbox(budget: &MemoryBudget, declared: usize) -> SandboxMemory {
+        budget.reserve(declared, 0).unwrap();
+        let memory = SandboxMemory::default();
+        memory.set_declared(declared);
+        memory
+    }
+
+    #[test]
+    fn a_parked_sandbox_holds_what_it_measures_until_it_runs_again() {
+        let budget = MemoryBudget::new(100);
+        let memory = sandbox(&budget, 60);
+        assert_eq!(memory.park(&budget, 10), 10);
+        assert_eq!(budget.used(), 10);
+        // Room for another while it is parked, none had it kept its size.
+        budget.reserve(80, 0).unwrap();
+        memory.resume(&budget);
+        assert_eq!(budget.used(), 140, "running again, it holds its size");
+        budget.release(80);
+        assert_eq!(budget.used(), 60);
+    }
+
+    #[test]
+    fn parking_again_lends_only_the_difference() {
+        let budget = MemoryBudget::new(100);
+        let memory = sandbox(&budget, 60);
+        memory.park(&budget, 10);
+        memory.park(&budget, 30);
+        assert_eq!(budget.used(), 30);
+        // Measured above its size (pages of other memories, say): it
+        // lends nothing and holds its size.
+        assert_eq!(memory.park(&budget, 90), 60);
+        assert_eq!(budget.used(), 60);
+    }
+
+    #[test]
+    fn a_sandbox_freed_while_parked_gives_back_only_what_the_budget_counts() {
+        let budget = MemoryBudget::new(100);
+        let memory = sandbox(&budget, 60);
+        memory.park(&budget, 10);
+        budget.release(memory.take_counted(60));
+        assert_eq!(budget.used(), 0);
+        // Nothing stays lent: freeing it again gives back all it reserved.
+        assert_eq!(memory.take_counted(60), 60);
+    }
+
+    #[test]
+    fn without_its_main_memory_found_a_sandbox_measures_its_size() {
+        let memory = SandboxMemory::default();
+        memory.set_declared(1 << 20);
+        assert_eq!(memory.measured(), 1 << 20);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_sandbox_measures_the_pages_of_its_main_memory_it_wrote() {
+        use crate::sandbox::resident::tests::{page, untouched, write_pages};
+        let page = page();
+        let mut main = untouched();
+        write_pages(&mut main, 16, 4);
+        let memory = SandboxMemory::default();
+        // A main memory of 256 pages, and 16 more in another memory,
+        // counted at its size.
+        memory.set_declared(272 * page);
+        memory.found_main(main.as_ptr() as usize, 256 * page);
+        let measured = memory.measured();
+        assert!(
+            (32 * page..=33 * page).contains(&measured),
+            "16 pages written and 16 of another memory: {measured} bytes"
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@ mod memory_budget;
 mod orchestration_host;
 mod policy;
 pub(crate) mod reaper;
+mod resident;
 pub(crate) mod state;
 mod wasi_random;
 
@@ -46,6 +47,7 @@ pub(crate) use keystream::Keystream;
 pub use limits::{DEFAULT_MAX_PAYLOAD_BYTES, MAX_TABLE_ELEMENTS, SandboxLimits};
 pub use loader::{ComponentManifest, LoadError, LoadedComponent, load_component};
 pub use memory_budget::MemoryBudget;
+pub(crate) use memory_budget::SandboxMemory;
 pub(crate) use orchestration_host::{Completion, OrchestrationHost, Outcome, RetryPolicy};
 pub(crate) use policy::TurnClock;
 pub(crate) use wasi_random::SeededRandom;

@@ -1,7 +1,6 @@
 //! What a guest's wasmtime store holds, and the linkers that give guests
 //! their imports.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
@@ -16,17 +15,18 @@ use super::cpu::CpuMeter;
 use super::fault::GuestFault;
 use super::guest_output::OutputSink;
 use super::http_grant::GrantedHttp;
-use super::memory_budget::MemoryBudget;
+use super::memory_budget::{MemoryBudget, SandboxMemory};
 use super::orchestration_host::OrchestrationHost;
 use super::wasi_random::{DeterministicRandom, RandomView, SeededRandom};
 
 /// Caps a guest's memory, and reserves it from its component's budget;
-/// growing past either traps with a typed fault. What it reserved is given
-/// back when the sandbox is freed (its store dropped).
+/// growing past either traps with a typed fault. What it reserved (less
+/// what a parked execution lent back) is given back when the sandbox is
+/// freed (its store dropped).
 pub(crate) struct GuestLimiter {
     pub(crate) max_memory_bytes: usize,
-    /// Linear memory the guest holds now, read by the execution cache.
-    pub(crate) memory_bytes: Arc<AtomicUsize>,
+    /// The guest's linear memory, read by the execution cache.
+    pub(crate) memory: Arc<SandboxMemory>,
     /// The budget of the guest's component, shared by all its sandboxes.
     pub(crate) budget: Option<Arc<MemoryBudget>>,
     /// What this guest reserved from `budget`.
@@ -38,7 +38,7 @@ impl GuestLimiter {
     pub(crate) fn new(max_memory_bytes: usize, budget: Option<Arc<MemoryBudget>>) -> Self {
         Self {
             max_memory_bytes,
-            memory_bytes: Arc::default(),
+            memory: Arc::default(),
             budget,
             reserved: 0,
         }
@@ -48,11 +48,12 @@ impl GuestLimiter {
 impl GuestLimiter {
     /// Gives back all it reserved: its sandbox's memory is gone.
     pub(crate) fn release(&mut self) {
+        let counted = self.memory.take_counted(self.reserved);
         if let Some(budget) = &self.budget {
-            budget.release(self.reserved);
+            budget.release(counted);
         }
         self.reserved = 0;
-        self.memory_bytes.store(0, Ordering::Relaxed);
+        self.memory.set_declared(0);
     }
 }
 
@@ -81,7 +82,7 @@ impl ResourceLimiter for GuestLimiter {
             budget.reserve(grown, self.reserved)?;
         }
         self.reserved += grown;
-        self.memory_bytes.store(self.reserved, Ordering::Relaxed);
+        self.memory.set_declared(self.reserved);
         Ok(true)
     }
 

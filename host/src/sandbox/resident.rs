@@ -1,0 +1,132 @@
+//! What a guest's linear memory holds in fact: the pages of its range that
+//! are resident and its own (written, or swapped out), read from the
+//! kernel's page table of this process. A language runtime's memory is
+//! mostly its pre-initialised image, mapped copy-on-write and shared by
+//! every sandbox of its component, and pages it never touched: its size
+//! says little about what one more parked execution costs.
+
+/// Bytes of `len` bytes of memory at address `base` that are resident and
+/// private to this mapping: pages written (or swapped out), not those still
+/// shared with a file (a memory image) nor never touched. `None` where the
+/// kernel does not tell (not Linux, or no `/proc`).
+///
+/// The range is only looked up, never read or written: a stale or wrong
+/// range gives a wrong figure, nothing worse.
+pub(crate) fn private_resident_bytes(base: usize, len: usize) -> Option<usize> {
+    imp::private_resident_bytes(base, len)
+}
+
+#[cfg(target_os = "linux")]
+mod imp {
+    use std::fs::File;
+    use std::os::unix::fs::FileExt;
+    use std::sync::OnceLock;
+
+    /// `/proc/self/pagemap` entry bits (Documentation/admin-guide/mm/pagemap.rst).
+    const PRESENT: u64 = 1 << 63;
+    const SWAPPED: u64 = 1 << 62;
+    /// A file page (an image mapped copy-on-write and not yet written) or
+    /// shared anonymous memory: not this mapping's own.
+    const FILE_OR_SHARED: u64 = 1 << 61;
+
+    /// Entries read per system call.
+    const BATCH: usize = 512;
+
+    /// The process's page table, opened once.
+    fn pagemap() -> Option<&'static File> {
+        static PAGEMAP: OnceLock<Option<File>> = OnceLock::new();
+        PAGEMAP
+            .get_or_init(|| File::open("/proc/self/pagemap").ok())
+            .as_ref()
+    }
+
+    pub(super) fn private_resident_bytes(base: usize, len: usize) -> Option<usize> {
+        let file = pagemap()?;
+        let page = rustix::param::page_size();
+        let first = base / page;
+        let end = base.checked_add(len)?.div_ceil(page);
+        let mut entries = [0u8; BATCH * 8];
+        let mut pages = 0usize;
+        let mut at = first;
+        while at < end {
+            let count = (end - at).min(BATCH);
+            let buf = &mut entries[..count * 8];
+            let offset = u64::try_from(at).ok()?.checked_mul(8)?;
+            file.read_exact_at(buf, offset).ok()?;
+            pages += buf
+                .chunks_exact(8)
+                .filter_map(|e| e.try_into().ok().map(u64::from_le_bytes))
+                .filter(|&e| (e & PRESENT != 0 && e & FILE_OR_SHARED == 0) || e & SWAPPED != 0)
+                .count();
+            at += count;
+        }
+        pages.checked_mul(page)
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod imp {
+    pub(super) fn private_resident_bytes(_base: usize, _len: usize) -> Option<usize> {
+        None
+    }
+}
+
+#[cfg(test)]
+#[cfg(target_os = "linux")]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The host's page size.
+    pub(crate) fn page() -> usize {
+        rustix::param::page_size()
+    }
+
+    /// A fresh, untouched mapping of 64 MiB: an allocation this large is
+    /// mapped on its own, and left uninitialised nothing writes it.
+    pub(crate) fn untouched() -> Vec<u8> {
+        Vec::with_capacity(64 << 20)
+    }
+
+    /// Writes the first byte of `pages` pages of `buf`'s spare room, one in
+    /// every `step`.
+    pub(crate) fn write_pages(buf: &mut Vec<u8>, pages: usize, step: usize) {
+        let spare = buf.spare_capacity_mut();
+        for i in 0..pages {
+            spare[i * step * page()].write(1);
+        }
+    }
+
+    fn resident(base: *const u8, len: usize) -> usize {
+        private_resident_bytes(base as usize, len).expect("the kernel tells")
+    }
+
+    #[test]
+    fn only_the_pages_written_count() {
+        let mut buf = untouched();
+        let (base, len) = (buf.as_ptr(), 4096 * page());
+        // Untouched: at most the allocator's header page.
+        assert!(resident(base, len) <= page(), "{}", resident(base, len));
+        write_pages(&mut buf, 100, 8);
+        let written = resident(base, len);
+        assert!(
+            (100 * page()..=101 * page()).contains(&written),
+            "100 pages written, {written} bytes counted"
+        );
+    }
+
+    #[test]
+    fn a_range_spanning_batches_counts_each_page_once() {
+        let mut buf = untouched();
+        write_pages(&mut buf, 3000, 1);
+        let written = resident(buf.as_ptr(), 3000 * page());
+        assert!(
+            (3000 * page()..=3001 * page()).contains(&written),
+            "3000 pages written, {written} bytes counted"
+        );
+    }
+
+    #[test]
+    fn an_empty_range_holds_nothing() {
+        assert_eq!(private_resident_bytes(page() * 16, 0), Some(0));
+    }
+}
