@@ -16,12 +16,23 @@ const SANDBOX_POOL: u32 = 2048;
 /// Bytes of each pooled table and stack reset in place on reuse.
 const KEEP_RESIDENT: usize = 256 << 10;
 
-/// Bytes of each pooled linear memory kept mapped and reset in place on
-/// reuse: enough for the pages a short guest touches (the top of its stack,
-/// its data and the start of its heap), which then cost no page faults when
-/// the next guest touches them. Every page kept is rewritten on each reuse,
-/// touched or not, so this stays small.
-const KEEP_MEMORY_RESIDENT: usize = 64 << 10;
+/// Bytes of each pooled linear memory's written pages kept mapped and reset
+/// in place (copied back from the component's memory image) on reuse:
+/// enough for the pages a short guest of a language runtime writes (a
+/// parked Python execution has written about 300 KB of its interpreter's
+/// image and heap). The next guest in the slot then writes them without a page
+/// fault: a first write to a page of the image copies it and flushes the
+/// page from every core's TLB, which cost a Python guest more than its own
+/// code did. Where the kernel's page scan finds the written pages (Linux
+/// 6.7 and later), only those are reset; without it, the lowest pages are
+/// rewritten, touched or not, so this would better stay small there.
+const KEEP_MEMORY_RESIDENT: usize = 1 << 20;
+
+/// Core instances one sandbox's component may hold, on average: a Rust
+/// component holds a few (its module and the adapters), a Python one 38
+/// (the interpreter's libraries, each a module, and their shims). The pool
+/// only counts them, so a generous figure costs nothing.
+const CORE_INSTANCES_PER_SANDBOX: u32 = 64;
 
 static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
 static POOLED_ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
@@ -92,7 +103,7 @@ fn build_engine(pool: Option<u32>) -> Result<Engine, String> {
         // reserves about 4 GiB of address space (never used), so one per
         // sandbox; a component with more finds the pool full sooner.
         pool.total_component_instances(size)
-            .total_core_instances(size.saturating_mul(8))
+            .total_core_instances(size.saturating_mul(CORE_INSTANCES_PER_SANDBOX))
             .total_memories(size)
             .total_tables(size.saturating_mul(4))
             .total_stacks(size)
