@@ -3,7 +3,8 @@
 //! tests/guests-js/bench-workloads) beside the Rust one. `cold_start` is
 //! what a component costs before its first turn (compiling it, loading it
 //! from the compile cache, instantiating it); `parked_memory` is what one
-//! parked execution holds, measured as the process's resident memory.
+//! parked execution holds, measured as the process's resident memory and
+//! as the execution cache counts it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -88,7 +89,8 @@ pub const PARKED_CHILD_FLAG: &str = "__parked_memory";
 
 /// Parks `n` executions of each language (cache on), each language in a
 /// fresh process so no other guest's memory is in its figures, and prints
-/// the resident memory they added per execution beside the cache's limit.
+/// how many stayed parked, the resident memory they added per execution,
+/// and what the execution cache counts each at, beside the cache's limit.
 pub fn parked_memory(guests: &[Guest], n: usize) -> anyhow::Result<()> {
     for guest in guests {
         let output = std::process::Command::new(std::env::current_exe()?)
@@ -138,20 +140,26 @@ async fn park(lang: &str, wasm: &Path, n: usize) -> anyhow::Result<()> {
         .await?;
     wait_parked(&client, "warm").await?;
     let before = rss_bytes()?;
+    // One at a time: what a parked execution holds, not what many first
+    // turns running at once hold while they start.
     for i in 0..n {
+        let id = format!("parked-{i}");
         client
-            .start_orchestration(&format!("parked-{i}"), "Parked", "null", None)
+            .start_orchestration(&id, "Parked", "null", None)
             .await?;
-    }
-    for i in 0..n {
-        wait_parked(&client, &format!("parked-{i}")).await?;
+        wait_parked(&client, &id).await?;
     }
     let after = rss_bytes()?;
     let added = after.saturating_sub(before);
+    // Every execution is still parked (none evicted and replayed), and the
+    // cache counts each at what it measured.
+    let parked = runtime.cached_executions();
+    let measured = runtime.cached_execution_bytes();
     println!(
-        "workload=parked_memory lang={lang} executions={n} rss_added_mb={:.1} per_execution_kb={} cache_limit_mb={}",
+        "workload=parked_memory lang={lang} executions={n} parked={parked} rss_added_mb={:.1} per_execution_kb={} measured_per_execution_kb={} cache_limit_mb={}",
         added as f64 / (1024.0 * 1024.0),
         added / n.max(1) as u64 / 1024,
+        measured / parked.max(1) / 1024,
         cache_limit / (1024 * 1024)
     );
     runtime.stop().await;
