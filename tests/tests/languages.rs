@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use duroxide::history::Event;
 use duroxide::providers::sqlite::SqliteHistoryStore;
-use duroxide::{Client, DuroxideRuntime, OrchestrationStatus};
+use duroxide::{Client, DuroxideRuntime, OrchestrationStatus, RuntimeOptions};
 use duroxide_tests::{WAIT_MS, completed, count, eventually, options, timer_delays};
 use serde_json::{Value, json};
 
@@ -36,6 +36,12 @@ async fn runtime_on(
     // built to Wasm.
     options.limits.max_payload_bytes = 4 << 20;
     options.limits.max_memory_bytes = 256 << 20;
+    // The default turn budget rather than the tests' short one: a fan-out's
+    // turn in an interpreter takes a large share of 2 s when the machine is
+    // loaded (the meter counts wall time while the guest runs), and no
+    // scenario here depends on the budget.
+    options.limits.orchestration_turn_budget =
+        RuntimeOptions::default().limits.orchestration_turn_budget;
     let mut runtime = DuroxideRuntime::with_options(store.clone(), options);
     runtime.load_component_file(component).await?;
     runtime.start().await?;

@@ -122,14 +122,22 @@ pub fn build_from(
     match language {
         Language::Python => {
             let exe = componentize_py(tools)?;
+            // A copy of the sources, so the build writes its bytecode
+            // caches there and not beside them, where a build script
+            // watching the sources would see a change on every build.
+            let stage = out_dir.join(format!("{name}-src"));
+            let (app, lib) = (stage.join("app"), stage.join("sdk"));
+            remove_dir(&stage)?;
+            copy_sources(dir, &app, "py")?;
+            copy_sources(&sdk.join("python"), &lib, "py")?;
             run(
                 Command::new(exe)
                     .arg("-d")
                     .arg(&wit)
                     .args(["-w", WORLD, "componentize", "-p"])
-                    .arg(dir)
+                    .arg(&app)
                     .arg("-p")
-                    .arg(sdk.join("python"))
+                    .arg(&lib)
                     .arg("app")
                     .arg("-o")
                     .arg(&out),
@@ -141,7 +149,7 @@ pub fn build_from(
             // The app and the SDK side by side, so `./duroxide.js` resolves.
             let stage = out_dir.join(&name);
             mkdir(&stage)?;
-            copy_js(dir, &stage)?;
+            copy_sources(dir, &stage, "js")?;
             copy_file(
                 &sdk.join("js").join("duroxide.js"),
                 &stage.join("duroxide.js"),
@@ -215,15 +223,32 @@ fn copy_file(from: &Path, to: &Path) -> Result<(), BuildError> {
     })
 }
 
-/// Copies the `.js` files of `from` into `to`.
-fn copy_js(from: &Path, to: &Path) -> Result<(), BuildError> {
+/// Copy the files of `from` ending in `.{ext}` to `to`, those of its
+/// subdirectories too, except build output (`__pycache__`, `node_modules`).
+fn copy_sources(from: &Path, to: &Path, ext: &str) -> Result<(), BuildError> {
+    mkdir(to)?;
     let entries = std::fs::read_dir(from)
         .map_err(|e| BuildError::Failed(format!("cannot read {}: {e}", from.display())))?;
     for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().is_some_and(|e| e == "js") {
-            copy_file(&path, &to.join(entry.file_name()))?;
+        let (path, name) = (entry.path(), entry.file_name());
+        if path.is_dir() {
+            if name != "__pycache__" && name != "node_modules" {
+                copy_sources(&path, &to.join(&name), ext)?;
+            }
+        } else if path.extension().is_some_and(|e| e == ext) {
+            copy_file(&path, &to.join(&name))?;
         }
     }
     Ok(())
+}
+
+/// Remove directory `dir` and what it holds, if it exists.
+fn remove_dir(dir: &Path) -> Result<(), BuildError> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(BuildError::Failed(format!(
+            "cannot remove {}: {e}",
+            dir.display()
+        ))),
+        _ => Ok(()),
+    }
 }
