@@ -681,7 +681,8 @@ mod tests {
     use super::*;
     use crate::limits::TooLarge;
 
-    fn started(at_ms: u64) -> Event {
+    /// The start event of an execution that began at `at_ms`.
+    pub(super) fn started(at_ms: u64) -> Event {
         Event::OrchestrationStarted {
             name: "O".into(),
             version: "1.0.0".into(),

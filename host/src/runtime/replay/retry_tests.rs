@@ -1,18 +1,8 @@
 //! The replay engine running retries: what the guest sees, what history
 //! records, and that a recorded retry replays to the same decisions.
 
+use super::tests::started;
 use super::*;
-
-fn started(at_ms: u64) -> Event {
-    Event::OrchestrationStarted {
-        name: "O".into(),
-        version: "1.0.0".into(),
-        input: "in".into(),
-        parent_instance: None,
-        parent_id: None,
-        started_at_ms: at_ms,
-    }
-}
 
 fn policy(max_attempts: u32, backoff_ms: u64) -> RetryPolicy {
     RetryPolicy {
