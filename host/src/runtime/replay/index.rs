@@ -11,13 +11,16 @@ use crate::history::Event;
 use crate::sandbox::GuestFault;
 
 /// A map keyed by task id.
-type TaskIdMap<V> = HashMap<u64, V, BuildHasherDefault<TaskIdHasher>>;
+pub(super) type TaskIdMap<V> = HashMap<u64, V, BuildHasherDefault<TaskIdHasher>>;
+
+/// A set of task ids.
+pub(super) type TaskIdSet = HashSet<u64, BuildHasherDefault<TaskIdHasher>>;
 
 /// Hashes a task id with one multiplication instead of SipHash: every `wait`
 /// looks up each task the guest waits on, thousands for a large fan-out. Ids
 /// are handed out by the host, so nobody can pick colliding ones.
 #[derive(Default)]
-struct TaskIdHasher(u64);
+pub(super) struct TaskIdHasher(u64);
 
 impl Hasher for TaskIdHasher {
     fn finish(&self) -> u64 {
@@ -78,7 +81,7 @@ pub(super) struct HistoryIndex {
     ready: BTreeSet<(usize, u64)>,
     /// Tasks the guest waits on through `wait-any`, neither received nor
     /// cancelled.
-    watched: HashSet<u64, BuildHasherDefault<TaskIdHasher>>,
+    watched: TaskIdSet,
     /// Per event name: subscriptions still waiting, oldest first.
     event_waiters: HashMap<String, VecDeque<u64>>,
     /// Per event name: positions of events no subscription took, oldest first.
@@ -87,7 +90,7 @@ pub(super) struct HistoryIndex {
     /// guest has cancelled it once it has made that many decisions.
     cancelled: TaskIdMap<usize>,
     /// Timers created and neither fired nor cancelled.
-    open_timers: HashSet<u64, BuildHasherDefault<TaskIdHasher>>,
+    open_timers: TaskIdSet,
     /// (position, time) of every turn start, in order.
     turn_marks: Vec<(usize, u64)>,
     /// The furthest history position the guest has reached.

@@ -10,8 +10,8 @@
 //! is, when to give up) are the free functions here.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
 
+use super::index::{TaskIdMap, TaskIdSet};
 use crate::limits::check_delay;
 use crate::sandbox::{GuestFault, RetryPolicy};
 
@@ -150,11 +150,12 @@ pub(super) struct Retry {
 /// The retries of an execution, by the task id the guest holds.
 #[derive(Default)]
 pub(super) struct Retries {
-    by_task: HashMap<u64, Retry>,
-    /// Every task a retry made for itself, to the guest's task id.
-    owner: HashMap<u64, u64>,
+    by_task: TaskIdMap<Retry>,
+    /// Every task a retry made for itself, to the guest's task id: looked
+    /// up for every completion handed over, hence the task-id hasher.
+    owner: TaskIdMap<u64>,
     /// Retries the guest waits on through `wait-any`.
-    watched: HashSet<u64>,
+    watched: TaskIdSet,
 }
 
 impl Retries {
