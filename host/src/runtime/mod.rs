@@ -21,6 +21,7 @@ pub(crate) mod replay;
 mod sampler;
 mod slots;
 mod turn_cost;
+mod turn_window;
 mod unserved;
 mod verify;
 
@@ -162,6 +163,9 @@ pub(crate) struct Shared {
     /// dispatcher's turns and by an activity that runs its instance's next
     /// turn itself.
     pub(crate) turn_slots: Arc<Semaphore>,
+    /// How many of those the orchestrator dispatcher fills: fewer while
+    /// turns lose their locks before they commit.
+    pub(crate) turn_window: turn_window::TurnWindow,
     /// The activity slots (`activity_concurrency`): taken by the activity
     /// dispatcher's fetches and, ahead of its commit, by a turn for the
     /// activities it schedules and hands over at once.
@@ -414,6 +418,10 @@ impl DuroxideRuntime {
             options,
             shutdown: shutdown_rx,
             turn_slots: Arc::new(Semaphore::new(self.options.orchestration_workers.max(1))),
+            turn_window: turn_window::TurnWindow::new(
+                self.options.orchestration_workers,
+                self.options.orchestration_lock,
+            ),
             activity_slots: Arc::new(Semaphore::new(self.options.activity_concurrency.max(1))),
             handed_over,
             unserved: unserved::Warnings::default(),

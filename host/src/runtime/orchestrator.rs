@@ -52,7 +52,9 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let mut outage = Outage::new("fetching orchestration work");
     let mut slots = Slots::sharing(shared.turn_slots.clone());
     while !*shutdown.borrow() {
-        let free = slots.free(FETCH_BATCH);
+        let free = slots
+            .free(FETCH_BATCH)
+            .min(shared.turn_window.room(slots.running()));
         if free == 0 {
             slots.wait_for_one(&mut shutdown).await;
             continue;
@@ -785,6 +787,7 @@ async fn commit(
     }
     match committed {
         Ok(locked) => {
+            shared.turn_window.committed();
             if status.is_terminal() {
                 shared.parked_on.forget(&instance.instance_id);
             }
@@ -951,6 +954,7 @@ async fn after_failure(
         shared.cache.take(&work.instance.instance_id);
     }
     if let StoreError::LockLost(_) = e {
+        shared.turn_window.lost_lock(std::time::Instant::now());
         tracing::warn!(
             "the turn lost a lock before it committed; it will be retried: {}",
             Chain(&e)

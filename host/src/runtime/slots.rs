@@ -61,6 +61,11 @@ impl Slots {
         self.permits.available_permits().min(max)
     }
 
+    /// How many of this set's tasks are running (or finished, not reaped).
+    pub(crate) fn running(&self) -> usize {
+        self.running.len()
+    }
+
     /// Takes up to `max` free slots, once finished tasks are reaped.
     pub(crate) fn reserve(&mut self, max: usize) -> Vec<OwnedSemaphorePermit> {
         self.reap();
