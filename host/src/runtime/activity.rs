@@ -695,7 +695,18 @@ async fn run_activity(
         ActivityHandler::Wasm(component) => {
             let budget = Some(component.budgets.memory.clone());
             let grants = &component.policy.grants;
-            call_activity(&component, call, &input, limits, budget, grants).await
+            let warm = &component.budgets.warm;
+            call_activity(
+                &component.loaded,
+                warm,
+                &tenant,
+                call,
+                &input,
+                limits,
+                budget,
+                grants,
+            )
+            .await
         }
         ActivityHandler::Native(f) => {
             // A panic in host code fails this attempt, not the runtime; a

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::limits::TextLimits;
-use crate::sandbox::{ComponentPolicy, LoadedComponent, MemoryBudget, SandboxLimits};
+use crate::sandbox::{
+    ComponentPolicy, LoadedComponent, MemoryBudget, SandboxLimits, WarmActivities,
+};
 
 /// A registered component: the code, shared by every runtime in the process
 /// that loads the same bytes, and the policy this registration gave it.
@@ -34,6 +36,8 @@ pub(crate) struct Budgets {
     turns: Semaphore,
     /// Its activities running at once.
     activities: Semaphore,
+    /// Its activity sandboxes idle between calls, by tenant.
+    pub(crate) warm: WarmActivities,
 }
 
 impl Component {
@@ -53,6 +57,7 @@ impl Component {
             memory: Arc::new(MemoryBudget::new(policy.memory_budget_bytes)),
             turns: Semaphore::new(policy.max_concurrent_executions.max(1)),
             activities: Semaphore::new(policy.max_concurrent_activities.max(1)),
+            warm: WarmActivities::default(),
         };
         Self {
             loaded,

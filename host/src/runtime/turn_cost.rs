@@ -11,7 +11,9 @@ use crate::clock::system_now_ms;
 use crate::history::{Event, OrchestratorMessage};
 use crate::sandbox::ComponentPolicy;
 use crate::sandbox::instance::call_activity;
-use crate::sandbox::{ActivityCall, ActivityInfo, CancelToken, LoadedComponent, SandboxLimits};
+use crate::sandbox::{
+    ActivityCall, ActivityInfo, CancelToken, LoadedComponent, SandboxLimits, WarmActivities,
+};
 
 /// Median costs of one turn (the median, not the mean, so a stray
 /// scheduling delay of the machine does not skew the figure).
@@ -105,7 +107,8 @@ pub async fn measure_turn_cost(
 }
 
 /// The median time of `calls` calls of activity `name` of `component`, each
-/// in a fresh sandbox as the runtime makes them. Nothing touches a store.
+/// in a fresh sandbox, as the runtime makes a call no warm sandbox serves.
+/// Nothing touches a store.
 pub async fn measure_activity_cost(
     component: &LoadedComponent,
     name: &str,
@@ -118,6 +121,8 @@ pub async fn measure_activity_cost(
         let started = Instant::now();
         call_activity(
             component,
+            &WarmActivities::default(),
+            "",
             bench_call(name),
             input,
             &limits,

@@ -39,7 +39,8 @@ struct Lines {
 /// Shared sink for one guest instance's stdout and stderr.
 #[derive(Clone)]
 pub(crate) struct OutputSink {
-    label: Arc<str>,
+    /// Set again for each call a warm activity sandbox serves.
+    label: Arc<Mutex<Arc<str>>>,
     /// Lines longer than their limit are cut, so a guest cannot grow host
     /// memory.
     limits: TextLimits,
@@ -54,12 +55,33 @@ impl OutputSink {
     /// limit of `limits`.
     pub(crate) fn new(label: &str, replaying: Arc<AtomicBool>, limits: TextLimits) -> Self {
         Self {
-            label: label.into(),
+            label: Arc::new(Mutex::new(label.into())),
             limits,
             replaying,
             stdout: Arc::default(),
             stderr: Arc::default(),
         }
+    }
+
+    /// A warm sandbox starts another call, `label`: its lines are tagged
+    /// with that name, and what the last call wrote is forgotten (a failure
+    /// reports only its own call's stderr).
+    pub(crate) fn begin_call(&self, label: &str) {
+        if let Ok(mut current) = self.label.lock() {
+            *current = label.into();
+        }
+        for lines in [&self.stdout, &self.stderr] {
+            if let Ok(mut lines) = lines.lock() {
+                *lines = Lines::default();
+            }
+        }
+    }
+
+    /// The name its lines are tagged with.
+    fn label(&self) -> Arc<str> {
+        self.label
+            .lock()
+            .map_or_else(|_| Arc::from(""), |label| label.clone())
     }
 
     /// The stream the guest writes `stream` to.
@@ -124,11 +146,11 @@ impl OutputSink {
         let replaying = self.replaying.load(Ordering::Relaxed);
         match stream {
             Stream::Stdout if !replaying => {
-                tracing::info!(target: "duroxide::guest", guest = %self.label, "{line}");
+                tracing::info!(target: "duroxide::guest", guest = %self.label(), "{line}");
             }
             Stream::Stderr => {
                 if !replaying {
-                    tracing::warn!(target: "duroxide::guest", guest = %self.label, "{line}");
+                    tracing::warn!(target: "duroxide::guest", guest = %self.label(), "{line}");
                 }
                 if lines.stderr_tail.len() == TAIL_LINES {
                     lines.stderr_tail.pop_front();

@@ -12,7 +12,7 @@ use wasmtime_wasi_http::WasiHttpCtx;
 
 use super::SandboxLimits;
 use super::activity_call::ActivityCall;
-use super::bindings::{activities, orchestrator};
+use super::bindings::orchestrator;
 use super::cpu::CpuMeter;
 use super::failure::describe_failure;
 use super::fault::GuestFault;
@@ -25,6 +25,7 @@ use super::orchestration_host::OrchestrationHost;
 use super::policy::{activity_wasi, orchestration_wasi, ungranted};
 use super::reaper;
 use super::state::{GuestLimiter, GuestState};
+use super::warm::{CallEnd, WarmActivities, WarmSandbox};
 
 /// A store for one activity call (or a manifest read).
 pub(crate) fn activity_store(
@@ -332,12 +333,17 @@ unsafe impl Lower for MainMemoryProbe<'_> {
     }
 }
 
-/// Run one activity attempt in a fresh sandbox, its memory reserved from
-/// `budget`, reaching what `grants` allow: one from the pool when it has
-/// room, else a newly mapped one.
+/// Run one activity attempt for `tenant`: in a warm sandbox of the
+/// component's `warm` ones if one is idle, else in a fresh one (from the
+/// pool when it has room, else newly mapped), its memory reserved from
+/// `budget`, reaching what `grants` allow. The sandbox is kept warm after
+/// the call if [`may_serve_again`](super::warm::may_serve_again) says so.
 /// `Err` is the failure reason handed to the orchestration.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn call_activity(
     component: &LoadedComponent,
+    warm: &WarmActivities,
+    tenant: &str,
     call: ActivityCall,
     input: &str,
     limits: &SandboxLimits,
@@ -345,7 +351,53 @@ pub(crate) async fn call_activity(
     grants: &Grants,
 ) -> Result<String, String> {
     let name = call.info.name.clone();
-    let name = name.as_str();
+    let mut sandbox = match warm.take(tenant) {
+        Some(mut sandbox) => {
+            begin_call(&mut sandbox.store, call, &name, limits);
+            sandbox
+        }
+        None => fresh_activity(component, warm, call, limits, budget, grants).await?,
+    };
+    sandbox.calls += 1;
+    let called = (sandbox.guest)
+        .call_run(&mut sandbox.store, &name, input)
+        .await;
+    let (result, end) = match called {
+        Ok(result) => (result, CallEnd::Returned),
+        Err(error) => {
+            let reason = describe_failure(&error, &sandbox.store.data().output);
+            (Err(reason), CallEnd::Stopped)
+        }
+    };
+    warm.put(tenant, sandbox, end);
+    result
+}
+
+/// Readies a warm sandbox for `call` of activity `name`: what the last
+/// call was told, and what it used of its budget, is replaced.
+fn begin_call(
+    store: &mut Store<GuestState>,
+    call: ActivityCall,
+    name: &str,
+    limits: &SandboxLimits,
+) {
+    let state = store.data_mut();
+    state.output.begin_call(name);
+    state.cpu = CpuMeter::new(limits.activity_cpu_budget, "activity_cpu_budget");
+    state.activity = Some(call);
+    store.set_epoch_deadline(1);
+}
+
+/// A fresh sandbox for `call`, its component's activities instantiated in
+/// it; `Err` is the failure reason.
+async fn fresh_activity(
+    component: &LoadedComponent,
+    warm: &WarmActivities,
+    call: ActivityCall,
+    limits: &SandboxLimits,
+    budget: Option<Arc<MemoryBudget>>,
+    grants: &Grants,
+) -> Result<WarmSandbox, String> {
     let Some(shared) = &component.shared.activities else {
         return Err("the component provides no activities".into());
     };
@@ -353,27 +405,40 @@ pub(crate) async fn call_activity(
         .pooled
         .as_ref()
         .and_then(|p| p.activities.as_ref());
-    let output = OutputSink::new(name, Default::default(), limits.text_limits());
+    let output = OutputSink::new(&call.info.name, Default::default(), limits.text_limits());
     let wasi = activity_wasi(&output, grants)?;
     let http = grants.http.as_ref();
     let mut state = activity_state(output, wasi, http, Some(call), limits, budget);
     // An activity whose component's other sandboxes hold the memory it
     // needs to start waits for room: none of its code has run yet. (Its
-    // wall-clock budget bounds the wait.) Past its start, a shortage fails
-    // the attempt, naming the budget.
+    // wall-clock budget bounds the wait.) Idle warm sandboxes make room
+    // first. Past its start, a shortage fails the attempt, naming the
+    // budget.
     let (mut store, instantiated) = loop {
         let (store, instantiated) = sandbox(pooled, shared, state).await;
         match &instantiated {
             Err(error) if waits_for_room(error) => {
                 state = store.into_data();
                 state.limiter.release();
-                tokio::time::sleep(ROOM_POLL).await;
+                if warm.idle_count() > 0 {
+                    warm.clear();
+                } else {
+                    tokio::time::sleep(ROOM_POLL).await;
+                }
             }
             _ => break (store, instantiated),
         }
     };
-    match instantiated {
-        Ok((instance, indices)) => run_activity(&mut store, indices, &instance, name, input).await,
+    let loaded = match instantiated {
+        Ok((instance, indices)) => indices.load(&mut store, &instance),
+        Err(error) => Err(error),
+    };
+    match loaded {
+        Ok(guest) => Ok(WarmSandbox {
+            store,
+            guest,
+            calls: 0,
+        }),
         Err(error) => Err(describe_failure(&error, &store.data().output)),
     }
 }
@@ -388,23 +453,4 @@ fn waits_for_room(error: &wasmtime::Error) -> bool {
     error
         .downcast_ref::<GuestFault>()
         .is_some_and(GuestFault::waits_for_room)
-}
-
-/// Calls activity `name` of an instantiated component.
-async fn run_activity(
-    store: &mut Store<GuestState>,
-    indices: &activities::GuestIndices,
-    instance: &Instance,
-    name: &str,
-    input: &str,
-) -> Result<String, String> {
-    let result = async {
-        let guest = indices.load(&mut *store, instance)?;
-        guest.call_run(&mut *store, name, input).await
-    }
-    .await;
-    match result {
-        Ok(result) => result,
-        Err(error) => Err(describe_failure(&error, &store.data().output)),
-    }
 }

@@ -142,6 +142,15 @@ impl SandboxMemory {
         budget.reclaim(self.lent.swap(0, Ordering::AcqRel));
     }
 
+    /// The sandbox runs again if `budget` has room for what it lent: takes
+    /// it back, or fails naming the budget and leaves it lent.
+    pub(crate) fn resume_within(&self, budget: &MemoryBudget) -> Result<(), GuestFault> {
+        let lent = self.lent.load(Ordering::Acquire);
+        budget.reserve(lent, self.declared().saturating_sub(lent))?;
+        self.lent.fetch_sub(lent, Ordering::AcqRel);
+        Ok(())
+    }
+
     /// Of `reserved` bytes, what the budget still counts for the sandbox
     /// (the rest was lent back while parked); forgets what was lent.
     pub(crate) fn take_counted(&self, reserved: usize) -> usize {
@@ -256,5 +265,31 @@ mod tests {
         budget.reserve(5, 0).unwrap();
         budget.release(8);
         assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn an_idle_sandbox_holds_nothing_and_wakes_only_with_room() {
+        let budget = MemoryBudget::new(100);
+        let memory = SandboxMemory::default();
+        budget.reserve(60, 0).unwrap();
+        memory.set_declared(60);
+        // Idle: all of it goes back.
+        memory.park(&budget, 0);
+        assert_eq!(budget.used(), 0);
+        // Another sandbox takes most of the room: no waking.
+        budget.reserve(50, 0).unwrap();
+        assert!(memory.resume_within(&budget).is_err());
+        assert_eq!(budget.used(), 50, "a failed wake takes nothing");
+        // Freed while idle, it gives back nothing more.
+        assert_eq!(memory.take_counted(60), 0);
+        // With room, it takes its 60 back.
+        budget.release(50);
+        let memory = SandboxMemory::default();
+        budget.reserve(60, 0).unwrap();
+        memory.set_declared(60);
+        memory.park(&budget, 0);
+        memory.resume_within(&budget).unwrap();
+        assert_eq!(budget.used(), 60);
+        assert_eq!(memory.take_counted(60), 60);
     }
 }

@@ -28,6 +28,7 @@ mod policy;
 pub(crate) mod reaper;
 mod resident;
 pub(crate) mod state;
+mod warm;
 mod wasi_random;
 
 pub use activity_call::{ActivityCall, ActivityInfo, CancelReason, CancelToken};
@@ -50,4 +51,5 @@ pub use memory_budget::MemoryBudget;
 pub(crate) use memory_budget::SandboxMemory;
 pub(crate) use orchestration_host::{Completion, OrchestrationHost, Outcome, RetryPolicy};
 pub(crate) use policy::TurnClock;
+pub(crate) use warm::WarmActivities;
 pub(crate) use wasi_random::SeededRandom;

@@ -57,6 +57,25 @@ impl GuestLimiter {
     }
 }
 
+impl GuestLimiter {
+    /// Its sandbox goes idle between activity calls: all it reserved goes
+    /// back to the budget until [`wake`](Self::wake).
+    pub(crate) fn idle(&mut self) {
+        if let Some(budget) = &self.budget {
+            self.memory.park(budget, 0);
+        }
+    }
+
+    /// Its idle sandbox serves again: takes back what it gave the budget,
+    /// or fails naming the budget (and stays idle) if there is no room.
+    pub(crate) fn wake(&mut self) -> Result<(), GuestFault> {
+        match &self.budget {
+            Some(budget) => self.memory.resume_within(budget),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Drop for GuestLimiter {
     fn drop(&mut self) {
         self.release();

@@ -2,6 +2,7 @@
 //! misuse the raw contract (calling the WIT imports directly, as an SDK in
 //! any language could), or end the guest abruptly.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use duroxide_guest::bindings::duroxide::orchestration::context as host;
@@ -289,6 +290,32 @@ async fn fan_out_holds(ctx: OrchestrationContext, input: String) -> Result<Strin
     Ok(format!("{ok} of {n} held"))
 }
 
+/// Runs the activities `input` names ("A,B,..."), one after another, and
+/// returns what each returned ("err" for a failure), joined by commas.
+async fn in_sequence(ctx: OrchestrationContext, input: String) -> Result<String, String> {
+    let mut outputs = Vec::new();
+    for name in input.split(',') {
+        let output = ctx.schedule_activity(name, "").await;
+        outputs.push(output.unwrap_or_else(|_| "err".into()));
+    }
+    Ok(outputs.join(","))
+}
+
+/// Calls of `Count` and `CountThenPanic` this sandbox has served.
+static CALLS: AtomicU32 = AtomicU32::new(0);
+
+/// How many calls this sandbox has served, this one included: 1 in a
+/// fresh sandbox.
+fn count(_input: String) -> Result<String, String> {
+    Ok((CALLS.fetch_add(1, Ordering::Relaxed) + 1).to_string())
+}
+
+/// Counts its call, as `Count` does, then panics.
+fn count_then_panic(_input: String) -> Result<String, String> {
+    let calls = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
+    panic!("call {calls} of this sandbox panics");
+}
+
 /// Returns its input.
 fn noop(input: String) -> Result<String, String> {
     Ok(input)
@@ -352,6 +379,7 @@ fn register(registry: &mut Registry) {
         .orchestration("FanOutHogs", fan_out_hogs)
         .orchestration("FanOutHolds", fan_out_holds)
         .orchestration("ManyEvents", many_events)
+        .orchestration("InSequence", in_sequence)
         .activity("Noop", noop)
         .activity("SpinActivity", spin_activity)
         .activity("Hog", hog)
@@ -359,7 +387,9 @@ fn register(registry: &mut Registry) {
         .activity("BigOutput", big_output)
         .activity("OverflowActivity", overflow_activity)
         .activity("FailsLong", fails_long)
-        .activity("ExitsActivity", exits_activity);
+        .activity("ExitsActivity", exits_activity)
+        .activity("Count", count)
+        .activity("CountThenPanic", count_then_panic);
 }
 
 duroxide_guest::component!(register);
