@@ -139,7 +139,7 @@ impl Execution {
         self.memory.resume(&budgets.memory);
         let report = self.poll_guest().await;
         if let Ok(TurnReport::Parked(_)) = &report {
-            let measured = self.memory.measured();
+            let measured = self.memory.measured_for_park();
             self.parked_bytes = self.memory.park(&budgets.memory, measured);
         }
         report

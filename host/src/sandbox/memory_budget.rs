@@ -4,6 +4,7 @@
 //! back what it held when it is freed. A parked execution holds only what
 //! it measures (see [`SandboxMemory::park`]).
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::fault::GuestFault;
@@ -86,6 +87,32 @@ pub(crate) struct SandboxMemory {
     /// Bytes of its other memories when the main one was found: counted
     /// at their size.
     others: AtomicUsize,
+    /// What the last park measured, and how many parks have used it.
+    last_park: Mutex<ParkMeasure>,
+}
+
+/// What a park measured, kept for the parks after it (see
+/// [`remeasures`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ParkMeasure {
+    /// The declared size it was measured at.
+    pub(crate) declared: usize,
+    /// What it measured.
+    pub(crate) bytes: usize,
+    /// Parks since it was taken, that one included; 0 before any.
+    pub(crate) parks: u32,
+}
+
+/// Parks that reuse a measurement while the sandbox's size stays the same.
+pub(crate) const PARKS_PER_MEASURE: u32 = 16;
+
+/// Whether a park measures the sandbox again rather than reuse `last`, now
+/// that it declares `declared` bytes: at its first park, whenever its
+/// memory grew or shrank, and every [`PARKS_PER_MEASURE`] parks. (Reading
+/// the page table costs more than a cached turn of a large guest; a turn
+/// that grows no memory writes few new pages.) The one rule for it.
+pub(crate) fn remeasures(last: ParkMeasure, declared: usize) -> bool {
+    last.parks == 0 || last.declared != declared || last.parks >= PARKS_PER_MEASURE
 }
 
 impl SandboxMemory {
@@ -122,6 +149,24 @@ impl SandboxMemory {
             Some(main) => (main + others).min(declared),
             None => declared,
         }
+    }
+
+    /// What the sandbox holds as it parks: [`measured`](Self::measured),
+    /// or what an earlier park measured while [`remeasures`] allows.
+    pub(crate) fn measured_for_park(&self) -> usize {
+        let declared = self.declared();
+        let Ok(mut last) = self.last_park.lock() else {
+            return self.measured();
+        };
+        if remeasures(*last, declared) {
+            *last = ParkMeasure {
+                declared,
+                bytes: self.measured(),
+                parks: 0,
+            };
+        }
+        last.parks += 1;
+        last.bytes
     }
 
     /// The sandbox parks holding `held` bytes (measured) of what it
@@ -291,5 +336,37 @@ mod tests {
         memory.resume_within(&budget).unwrap();
         assert_eq!(budget.used(), 60);
         assert_eq!(memory.take_counted(60), 60);
+    }
+
+    #[test]
+    fn a_park_measures_first_then_on_growth_and_every_sixteenth_park() {
+        let first = ParkMeasure::default();
+        assert!(remeasures(first, 100), "the first park measures");
+        let taken = ParkMeasure {
+            declared: 100,
+            bytes: 40,
+            parks: 1,
+        };
+        assert!(!remeasures(taken, 100));
+        assert!(remeasures(taken, 200), "the memory grew");
+        let old = ParkMeasure {
+            parks: PARKS_PER_MEASURE,
+            ..taken
+        };
+        assert!(remeasures(old, 100));
+    }
+
+    #[test]
+    fn parks_reuse_a_measurement_until_the_size_changes() {
+        let memory = SandboxMemory::default();
+        memory.set_declared(1 << 20);
+        assert_eq!(memory.measured_for_park(), 1 << 20);
+        let last = *memory.last_park.lock().unwrap();
+        assert_eq!(last.parks, 1);
+        memory.measured_for_park();
+        assert_eq!(memory.last_park.lock().unwrap().parks, 2);
+        memory.set_declared(2 << 20);
+        assert_eq!(memory.measured_for_park(), 2 << 20);
+        assert_eq!(memory.last_park.lock().unwrap().parks, 1, "measured again");
     }
 }
