@@ -42,6 +42,11 @@ async fn runtime_on(
     // scenario here depends on the budget.
     options.limits.orchestration_turn_budget =
         RuntimeOptions::default().limits.orchestration_turn_budget;
+    // And the default lock, which outlasts that budget: the tests' 5 s lock
+    // is shorter, so a fan-out turn of 10 s would lose it (and, retried,
+    // end as poison) on a loaded machine. No scenario here recovers from a
+    // crash, the one thing the short lock is for.
+    options.orchestration_lock = RuntimeOptions::default().orchestration_lock;
     let mut runtime = DuroxideRuntime::with_options(store.clone(), options);
     runtime.load_component_file(component).await?;
     runtime.start().await?;
