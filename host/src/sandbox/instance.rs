@@ -356,7 +356,7 @@ pub(crate) async fn call_activity(
             begin_call(&mut sandbox.store, call, &name, limits);
             sandbox
         }
-        None => fresh_activity(component, warm, call, limits, budget, grants).await?,
+        None => fresh_activity(component, call, limits, budget, grants).await?,
     };
     sandbox.calls += 1;
     let called = (sandbox.guest)
@@ -392,7 +392,6 @@ fn begin_call(
 /// it; `Err` is the failure reason.
 async fn fresh_activity(
     component: &LoadedComponent,
-    warm: &WarmActivities,
     call: ActivityCall,
     limits: &SandboxLimits,
     budget: Option<Arc<MemoryBudget>>,
@@ -411,20 +410,16 @@ async fn fresh_activity(
     let mut state = activity_state(output, wasi, http, Some(call), limits, budget);
     // An activity whose component's other sandboxes hold the memory it
     // needs to start waits for room: none of its code has run yet. (Its
-    // wall-clock budget bounds the wait.) Idle warm sandboxes make room
-    // first. Past its start, a shortage fails the attempt, naming the
-    // budget.
+    // wall-clock budget bounds the wait.) Idle warm sandboxes hold none
+    // of the budget, so freeing them would not help. Past its start, a
+    // shortage fails the attempt, naming the budget.
     let (mut store, instantiated) = loop {
         let (store, instantiated) = sandbox(pooled, shared, state).await;
         match &instantiated {
             Err(error) if waits_for_room(error) => {
                 state = store.into_data();
                 state.limiter.release();
-                if warm.idle_count() > 0 {
-                    warm.clear();
-                } else {
-                    tokio::time::sleep(ROOM_POLL).await;
-                }
+                tokio::time::sleep(ROOM_POLL).await;
             }
             _ => break (store, instantiated),
         }

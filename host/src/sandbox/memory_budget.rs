@@ -94,24 +94,24 @@ pub(crate) struct SandboxMemory {
 /// What a park measured, kept for the parks after it (see
 /// [`remeasures`]).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ParkMeasure {
+struct ParkMeasure {
     /// The declared size it was measured at.
-    pub(crate) declared: usize,
+    declared: usize,
     /// What it measured.
-    pub(crate) bytes: usize,
+    bytes: usize,
     /// Parks since it was taken, that one included; 0 before any.
-    pub(crate) parks: u32,
+    parks: u32,
 }
 
 /// Parks that reuse a measurement while the sandbox's size stays the same.
-pub(crate) const PARKS_PER_MEASURE: u32 = 16;
+const PARKS_PER_MEASURE: u32 = 16;
 
 /// Whether a park measures the sandbox again rather than reuse `last`, now
 /// that it declares `declared` bytes: at its first park, whenever its
 /// memory grew or shrank, and every [`PARKS_PER_MEASURE`] parks. (Reading
 /// the page table costs more than a cached turn of a large guest; a turn
 /// that grows no memory writes few new pages.) The one rule for it.
-pub(crate) fn remeasures(last: ParkMeasure, declared: usize) -> bool {
+fn remeasures(last: ParkMeasure, declared: usize) -> bool {
     last.parks == 0 || last.declared != declared || last.parks >= PARKS_PER_MEASURE
 }
 

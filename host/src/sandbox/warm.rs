@@ -56,7 +56,7 @@ pub(crate) struct WarmSandbox {
 
 /// The idle activity sandboxes of one registered component, by tenant.
 #[derive(Default)]
-pub struct WarmActivities {
+pub(crate) struct WarmActivities {
     idle: Mutex<HashMap<String, Vec<WarmSandbox>>>,
 }
 
@@ -92,30 +92,26 @@ impl WarmActivities {
             sandbox.store.data_mut().limiter.idle();
             sandbox.store.data_mut().activity = None;
             if let Ok(mut idle) = self.idle.lock() {
-                let kept = idle.entry(tenant.to_owned()).or_default();
-                if kept.len() < MAX_IDLE {
-                    kept.push(sandbox);
-                    return;
+                // The tenant's list exists after its first call: no key to
+                // allocate on every call.
+                match idle.get_mut(tenant) {
+                    Some(kept) if kept.len() >= MAX_IDLE => {}
+                    Some(kept) => {
+                        kept.push(sandbox);
+                        return;
+                    }
+                    None => {
+                        idle.insert(tenant.to_owned(), vec![sandbox]);
+                        return;
+                    }
                 }
             }
         }
         reaper::free(sandbox.store);
     }
 
-    /// Frees every idle sandbox: the component's budget needs the room, or
-    /// the component is going away.
-    pub(crate) fn clear(&self) {
-        let drained: Vec<WarmSandbox> = match self.idle.lock() {
-            Ok(mut idle) => idle.drain().flat_map(|(_, kept)| kept).collect(),
-            Err(_) => return,
-        };
-        for sandbox in drained {
-            reaper::free(sandbox.store);
-        }
-    }
-
     /// How many sandboxes are idle.
-    pub fn idle_count(&self) -> usize {
+    fn idle_count(&self) -> usize {
         self.idle
             .lock()
             .map_or(0, |idle| idle.values().map(Vec::len).sum())
