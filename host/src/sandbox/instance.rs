@@ -122,6 +122,7 @@ pub(crate) async fn run_orchestration(
     input: &str,
 ) -> Option<SpentSandbox> {
     let shared = component.shared.orchestrator.as_ref()?;
+    (state.limiter.memory).writes_like(component.orchestration_writes.clone());
     let (mut store, instantiated) = orchestration_sandbox(component, shared, state).await;
     let result = match instantiated {
         Ok((instance, indices)) => {
@@ -159,6 +160,7 @@ pub(crate) async fn run_orchestration(
         let _ = host.fail(fault.to_string(), false);
     }
     host.end_turn().ok()?;
+    state.limiter.memory.ended();
     Some(SpentSandbox(store))
 }
 

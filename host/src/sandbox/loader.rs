@@ -10,6 +10,7 @@ use wasmtime::component::{Component, InstancePre};
 use super::bindings::{activities, component, orchestrator};
 use super::engine::{pooled_engine, shared_engine};
 use super::policy::forbidden_import;
+use super::prefault::WrittenPages;
 use super::state::{GuestState, Linkers, linkers, pooled_linkers};
 use super::{SandboxLimits, instance};
 
@@ -54,6 +55,8 @@ pub struct LoadedComponent {
     /// On the pooled engine, tried first; `None` if that engine could not
     /// take the component.
     pub(crate) pooled: Option<Prepared>,
+    /// The pages its orchestrations' sandboxes write as they start.
+    pub(crate) orchestration_writes: Arc<WrittenPages>,
 }
 
 /// A component ready to instantiate on one engine.
@@ -122,6 +125,7 @@ async fn compile_and_check(bytes: &[u8], digest: String) -> Result<LoadedCompone
         manifest,
         shared,
         pooled,
+        orchestration_writes: Arc::default(),
     })
 }
 

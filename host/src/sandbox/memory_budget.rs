@@ -4,11 +4,12 @@
 //! back what it held when it is freed. A parked execution holds only what
 //! it measures (see [`SandboxMemory::park`]).
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::fault::GuestFault;
-use super::resident::private_resident_bytes;
+use super::prefault::WrittenPages;
+use super::resident::{private_pages, private_resident_bytes};
 
 /// Linear memory one component's sandboxes hold together, and its limit.
 #[derive(Debug)]
@@ -89,6 +90,9 @@ pub(crate) struct SandboxMemory {
     others: AtomicUsize,
     /// What the last park measured, and how many parks have used it.
     last_park: Mutex<ParkMeasure>,
+    /// The pages its component's sandboxes write: written in when its main
+    /// memory is found, learned from while it parks (orchestrations only).
+    written: OnceLock<Arc<WrittenPages>>,
 }
 
 /// What a park measured, kept for the parks after it (see
@@ -132,6 +136,23 @@ impl SandboxMemory {
         let others = self.declared().saturating_sub(len);
         self.others.store(others, Ordering::Relaxed);
         self.base.store(base, Ordering::Release);
+        if let Some(written) = self.written.get() {
+            written.write_in(base, len);
+        }
+    }
+
+    /// Its execution ended: while its component's pages are learned, what
+    /// it wrote teaches them (the pages of its later turns too).
+    pub(crate) fn ended(&self) {
+        if self.written.get().is_some_and(|w| w.learning()) {
+            self.measured();
+        }
+    }
+
+    /// Its main memory, once found, is to be started with the pages
+    /// `written` learned, and its parks teach them.
+    pub(crate) fn writes_like(&self, written: Arc<WrittenPages>) {
+        let _ = self.written.set(written);
     }
 
     /// What the sandbox holds in fact: the pages of its main memory that
@@ -145,7 +166,19 @@ impl SandboxMemory {
             return declared;
         }
         let others = self.others.load(Ordering::Relaxed).min(declared);
-        match private_resident_bytes(base, declared - others) {
+        let len = declared - others;
+        let main = match self.written.get() {
+            Some(written) if written.learning() => {
+                let mut pages = Vec::new();
+                let main = private_pages(base, len, |page| pages.push(page));
+                if main.is_some() {
+                    written.learn(&pages);
+                }
+                main
+            }
+            _ => private_resident_bytes(base, len),
+        };
+        match main {
             Some(main) => (main + others).min(declared),
             None => declared,
         }

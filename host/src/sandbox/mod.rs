@@ -25,6 +25,7 @@ mod loader;
 mod memory_budget;
 mod orchestration_host;
 mod policy;
+mod prefault;
 pub(crate) mod reaper;
 mod resident;
 pub(crate) mod state;

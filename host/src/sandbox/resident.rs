@@ -13,7 +13,37 @@
 /// The range is only looked up, never read or written: a stale or wrong
 /// range gives a wrong figure, nothing worse.
 pub(crate) fn private_resident_bytes(base: usize, len: usize) -> Option<usize> {
-    imp::private_resident_bytes(base, len)
+    let mut pages = 0usize;
+    imp::private_pages(base, len, |_| pages += 1)?;
+    pages.checked_mul(page_size())
+}
+
+/// Like [`private_resident_bytes`], and also calls `each` with the index
+/// (from `base`, in pages) of every page it counts.
+pub(crate) fn private_pages(base: usize, len: usize, mut each: impl FnMut(usize)) -> Option<usize> {
+    let mut pages = 0usize;
+    imp::private_pages(base, len, |page| {
+        pages += 1;
+        each(page);
+    })?;
+    pages.checked_mul(page_size())
+}
+
+/// Makes the `len` bytes at `base` present and writable in one system
+/// call, each page a private copy of what it maps, as the first write to
+/// each would, but without a fault per page. Contents do not change.
+/// Best effort: where the kernel cannot (not Linux, before 5.14, a range
+/// not mapped writable), nothing is done.
+///
+/// The caller must own the range (a guest's linear memory it holds the
+/// store of) and page-align `base`.
+pub(crate) fn populate_writable(base: usize, len: usize) {
+    imp::populate_writable(base, len)
+}
+
+/// The host's page size.
+pub(crate) fn page_size() -> usize {
+    rustix::param::page_size()
 }
 
 #[cfg(target_os = "linux")]
@@ -40,35 +70,56 @@ mod imp {
             .as_ref()
     }
 
-    pub(super) fn private_resident_bytes(base: usize, len: usize) -> Option<usize> {
+    pub(super) fn private_pages(
+        base: usize,
+        len: usize,
+        mut each: impl FnMut(usize),
+    ) -> Option<()> {
         let file = pagemap()?;
-        let page = rustix::param::page_size();
+        let page = super::page_size();
         let first = base / page;
         let end = base.checked_add(len)?.div_ceil(page);
         let mut entries = [0u8; BATCH * 8];
-        let mut pages = 0usize;
         let mut at = first;
         while at < end {
             let count = (end - at).min(BATCH);
             let buf = &mut entries[..count * 8];
             let offset = u64::try_from(at).ok()?.checked_mul(8)?;
             file.read_exact_at(buf, offset).ok()?;
-            pages += buf
+            let own = buf
                 .chunks_exact(8)
                 .filter_map(|e| e.try_into().ok().map(u64::from_le_bytes))
-                .filter(|&e| (e & PRESENT != 0 && e & FILE_OR_SHARED == 0) || e & SWAPPED != 0)
-                .count();
+                .map(|e| (e & PRESENT != 0 && e & FILE_OR_SHARED == 0) || e & SWAPPED != 0);
+            for (i, own) in own.enumerate() {
+                if own {
+                    each(at + i - first);
+                }
+            }
             at += count;
         }
-        pages.checked_mul(page)
+        Some(())
+    }
+
+    pub(super) fn populate_writable(base: usize, len: usize) {
+        use rustix::mm::{Advice, madvise};
+        // SAFETY: the caller owns the range; populating it writes no byte
+        // of it (each page is copied from what it maps, or zeroed where it
+        // maps nothing), so no other view of it can tell.
+        #[allow(unsafe_code)]
+        let done = unsafe { madvise(base as *mut _, len, Advice::LinuxPopulateWrite) };
+        if let Err(e) = done {
+            tracing::trace!("cannot populate {len} bytes of guest memory: {e}");
+        }
     }
 }
 
 #[cfg(not(target_os = "linux"))]
 mod imp {
-    pub(super) fn private_resident_bytes(_base: usize, _len: usize) -> Option<usize> {
+    pub(super) fn private_pages(_base: usize, _len: usize, _each: impl FnMut(usize)) -> Option<()> {
         None
     }
+
+    pub(super) fn populate_writable(_base: usize, _len: usize) {}
 }
 
 #[cfg(test)]
@@ -123,6 +174,27 @@ pub(crate) mod tests {
             (3000 * page()..=3001 * page()).contains(&written),
             "3000 pages written, {written} bytes counted"
         );
+    }
+
+    #[test]
+    fn the_pages_written_are_named_from_the_range_start() {
+        let mut buf = untouched();
+        let page = page();
+        let start = buf.spare_capacity_mut().as_ptr() as usize;
+        // The range starts at the buffer's first page boundary.
+        let base = start.next_multiple_of(page);
+        write_pages(&mut buf, 20, 4);
+        let mut pages = Vec::new();
+        let bytes = private_pages(base, 128 * page, |p| pages.push(p));
+        // Every fourth page of the buffer, named by the page of the range
+        // it falls in.
+        let expected: Vec<usize> = (0..20)
+            .map(|i| start + i * 4 * page)
+            .filter(|&at| at >= base)
+            .map(|at| (at - base) / page)
+            .collect();
+        assert_eq!(pages, expected);
+        assert_eq!(bytes, Some(expected.len() * page));
     }
 
     #[test]
