@@ -5,7 +5,7 @@ use std::sync::Arc;
 use wasmtime::component::__internal::{
     CanonicalAbiInfo, InstanceType, InterfaceType, LowerContext,
 };
-use wasmtime::component::{ComponentType, Instance, InstancePre, Lower};
+use wasmtime::component::{ComponentNamedList, ComponentType, Instance, InstancePre, Lower};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{ResourceTable, WasiCtx};
 use wasmtime_wasi_http::WasiHttpCtx;
@@ -160,7 +160,7 @@ pub(crate) async fn run_orchestration(
         let _ = host.fail(fault.to_string(), false);
     }
     host.end_turn().ok()?;
-    state.limiter.memory.ended();
+    state.limiter.memory.teach();
     Some(SpentSandbox(store))
 }
 
@@ -246,38 +246,69 @@ async fn call_orchestration(
 ) -> wasmtime::Result<Result<String, String>> {
     // Typechecks the export as the bindings do.
     indices.load(&mut *store, instance)?;
-    let interface = orchestrator_export(store, instance)
-        .ok_or_else(|| wasmtime::format_err!("the component exports no {ORCHESTRATOR}"))?;
-    let run = instance
-        .get_export_index(&mut *store, None, &interface)
-        .and_then(|interface| instance.get_export_index(&mut *store, Some(&interface), "run"))
-        .ok_or_else(|| wasmtime::format_err!("the component exports no {interface}.run"))?;
     let memory = store.data().limiter.memory.clone();
-    let run = instance
-        .get_typed_func::<(&str, &str, MainMemoryProbe<'_>), (Result<String, String>,)>(
-            &mut *store,
-            &run,
-        )?;
     let input = MainMemoryProbe {
         text: input,
         memory: &memory,
     };
-    let (result,) = run.call_async(&mut *store, (name, version, input)).await?;
+    call_run(store, instance, ORCHESTRATOR, (name, version, input)).await
+}
+
+/// The first call of a fresh activity sandbox `instance`: like the
+/// bindings' call, with its input handed over through [`MainMemoryProbe`],
+/// so that the sandbox's main memory is found (and its component's learned
+/// pages written in) before the guest's code runs.
+async fn first_activity_call(
+    store: &mut Store<GuestState>,
+    instance: &Instance,
+    name: &str,
+    input: &str,
+) -> wasmtime::Result<Result<String, String>> {
+    let memory = store.data().limiter.memory.clone();
+    let input = MainMemoryProbe {
+        text: input,
+        memory: &memory,
+    };
+    call_run(store, instance, ACTIVITIES, (name, input)).await
+}
+
+/// Calls `run` of the `interface` that `instance` exports (under the
+/// contract's version, which the bindings have checked) with `params`.
+async fn call_run<P>(
+    store: &mut Store<GuestState>,
+    instance: &Instance,
+    interface: &str,
+    params: P,
+) -> wasmtime::Result<Result<String, String>>
+where
+    P: ComponentNamedList + Lower + Send + Sync,
+{
+    let exported = exported_as(store, instance, interface)
+        .ok_or_else(|| wasmtime::format_err!("the component exports no {interface}"))?;
+    let run = instance
+        .get_export_index(&mut *store, None, &exported)
+        .and_then(|exported| instance.get_export_index(&mut *store, Some(&exported), "run"))
+        .ok_or_else(|| wasmtime::format_err!("the component exports no {exported}.run"))?;
+    let run = instance.get_typed_func::<P, (Result<String, String>,)>(&mut *store, &run)?;
+    let (result,) = run.call_async(&mut *store, params).await?;
     Ok(result)
 }
 
 /// The orchestrator interface, as exported without its version.
 const ORCHESTRATOR: &str = "duroxide:orchestration/orchestrator";
 
-/// The name `instance` exports the orchestrator interface under (with the
-/// contract's version, which the bindings have checked).
-fn orchestrator_export(store: &Store<GuestState>, instance: &Instance) -> Option<String> {
+/// The activities interface, as exported without its version.
+const ACTIVITIES: &str = "duroxide:orchestration/activities";
+
+/// The name `instance` exports `interface` under (with the contract's
+/// version).
+fn exported_as(store: &Store<GuestState>, instance: &Instance, interface: &str) -> Option<String> {
     let component = instance.instance_pre(store).component().clone();
     let exports = component.component_type();
     exports
         .exports(store.engine())
         .map(|(name, _)| name)
-        .find(|name| name.split('@').next() == Some(ORCHESTRATOR))
+        .find(|name| name.split('@').next() == Some(interface))
         .map(str::to_string)
 }
 
@@ -353,19 +384,31 @@ pub(crate) async fn call_activity(
     grants: &Grants,
 ) -> Result<String, String> {
     let name = call.info.name.clone();
-    let mut sandbox = match warm.take(tenant) {
+    let (mut sandbox, fresh) = match warm.take(tenant) {
         Some(mut sandbox) => {
             begin_call(&mut sandbox.store, call, &name, limits);
-            sandbox
+            (sandbox, None)
         }
-        None => fresh_activity(component, call, limits, budget, grants).await?,
+        None => {
+            let (sandbox, instance) =
+                fresh_activity(component, call, limits, budget, grants).await?;
+            (sandbox, Some(instance))
+        }
     };
     sandbox.calls += 1;
-    let called = (sandbox.guest)
-        .call_run(&mut sandbox.store, &name, input)
-        .await;
+    let called = match fresh {
+        Some(instance) => first_activity_call(&mut sandbox.store, &instance, &name, input).await,
+        None => {
+            (sandbox.guest)
+                .call_run(&mut sandbox.store, &name, input)
+                .await
+        }
+    };
     let (result, end) = match called {
-        Ok(result) => (result, CallEnd::Returned),
+        Ok(result) => {
+            sandbox.store.data().limiter.memory.teach();
+            (result, CallEnd::Returned)
+        }
         Err(error) => {
             let reason = describe_failure(&error, &sandbox.store.data().output);
             (Err(reason), CallEnd::Stopped)
@@ -391,14 +434,14 @@ fn begin_call(
 }
 
 /// A fresh sandbox for `call`, its component's activities instantiated in
-/// it; `Err` is the failure reason.
+/// it (the instance is for its first call); `Err` is the failure reason.
 async fn fresh_activity(
     component: &LoadedComponent,
     call: ActivityCall,
     limits: &SandboxLimits,
     budget: Option<Arc<MemoryBudget>>,
     grants: &Grants,
-) -> Result<WarmSandbox, String> {
+) -> Result<(WarmSandbox, Instance), String> {
     let Some(shared) = &component.shared.activities else {
         return Err("the component provides no activities".into());
     };
@@ -410,6 +453,7 @@ async fn fresh_activity(
     let wasi = activity_wasi(&output, grants)?;
     let http = grants.http.as_ref();
     let mut state = activity_state(output, wasi, http, Some(call), limits, budget);
+    (state.limiter.memory).writes_like(component.activity_writes.clone());
     // An activity whose component's other sandboxes hold the memory it
     // needs to start waits for room: none of its code has run yet. (Its
     // wall-clock budget bounds the wait.) Idle warm sandboxes hold none
@@ -427,15 +471,18 @@ async fn fresh_activity(
         }
     };
     let loaded = match instantiated {
-        Ok((instance, indices)) => indices.load(&mut store, &instance),
+        Ok((instance, indices)) => indices.load(&mut store, &instance).map(|g| (g, instance)),
         Err(error) => Err(error),
     };
     match loaded {
-        Ok(guest) => Ok(WarmSandbox {
-            store,
-            guest,
-            calls: 0,
-        }),
+        Ok((guest, instance)) => Ok((
+            WarmSandbox {
+                store,
+                guest,
+                calls: 0,
+            },
+            instance,
+        )),
         Err(error) => Err(describe_failure(&error, &store.data().output)),
     }
 }

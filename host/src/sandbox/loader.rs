@@ -57,6 +57,8 @@ pub struct LoadedComponent {
     pub(crate) pooled: Option<Prepared>,
     /// The pages its orchestrations' sandboxes write as they start.
     pub(crate) orchestration_writes: Arc<WrittenPages>,
+    /// The pages its activities' sandboxes write in their first call.
+    pub(crate) activity_writes: Arc<WrittenPages>,
 }
 
 /// A component ready to instantiate on one engine.
@@ -126,6 +128,7 @@ async fn compile_and_check(bytes: &[u8], digest: String) -> Result<LoadedCompone
         shared,
         pooled,
         orchestration_writes: Arc::default(),
+        activity_writes: Arc::default(),
     })
 }
 

@@ -90,8 +90,9 @@ pub(crate) struct SandboxMemory {
     others: AtomicUsize,
     /// What the last park measured, and how many parks have used it.
     last_park: Mutex<ParkMeasure>,
-    /// The pages its component's sandboxes write: written in when its main
-    /// memory is found, learned from while it parks (orchestrations only).
+    /// The pages its component's sandboxes of its kind (orchestration or
+    /// activity) write: written in when its main memory is found, learned
+    /// from while it parks or as it finishes.
     written: OnceLock<Arc<WrittenPages>>,
 }
 
@@ -141,9 +142,10 @@ impl SandboxMemory {
         }
     }
 
-    /// Its execution ended: while its component's pages are learned, what
-    /// it wrote teaches them (the pages of its later turns too).
-    pub(crate) fn ended(&self) {
+    /// Its execution ended, or its activity call returned: while its
+    /// component's pages are learned, the pages it holds teach them (for an
+    /// execution, those of its later turns too).
+    pub(crate) fn teach(&self) {
         if self.written.get().is_some_and(|w| w.learning()) {
             self.measured();
         }
