@@ -1,6 +1,6 @@
-//! The pages of linear memory a component's orchestrations write, learned
-//! from its first executions and written in at once when a new execution's
-//! sandbox starts.
+//! The pages of linear memory a component's guests write, learned from
+//! their first executions (or activity calls) and written in at once when
+//! a new sandbox of the same kind starts.
 //!
 //! A new sandbox maps its component's memory image copy-on-write. A
 //! language runtime's guest writes hundreds of its pages as it starts (a
@@ -29,8 +29,8 @@ const OBSERVATIONS: u32 = 8;
 /// touches would cost its memory for nothing.
 const MOST_BYTES: usize = 8 << 20;
 
-/// The pages a component's orchestration sandboxes write, as offsets into
-/// their main memory.
+/// The pages a component's sandboxes of one kind (orchestration or
+/// activity) write, as offsets into their main memory.
 #[derive(Debug, Default)]
 pub(crate) struct WrittenPages {
     /// Observations so far.
@@ -70,9 +70,9 @@ impl WrittenPages {
         }
     }
 
-    /// A new sandbox's main memory lies at `base`, `len` bytes long, and
-    /// none of its guest's code has run in it: writes in the learned pages
-    /// that lie within it.
+    /// A new sandbox's main memory lies at `base`, `len` bytes long, and of
+    /// its guest's code only the allocator has run (making room for the
+    /// first call's input): writes in the learned pages that lie within it.
     pub(crate) fn write_in(&self, base: usize, len: usize) {
         let Some(ranges) = self.ranges.lock().ok().map(|r| Arc::clone(&r)) else {
             return;
