@@ -57,7 +57,8 @@ pub struct LoadedComponent {
     pub(crate) pooled: Option<Prepared>,
     /// The pages its orchestrations' sandboxes write as they start.
     pub(crate) orchestration_writes: Arc<WrittenPages>,
-    /// The pages its activities' sandboxes write in their first call.
+    /// The pages its activities' sandboxes write (learned over returned
+    /// calls), written in before a fresh one's first call.
     pub(crate) activity_writes: Arc<WrittenPages>,
 }
 

@@ -147,7 +147,7 @@ impl SandboxMemory {
     /// execution, those of its later turns too).
     pub(crate) fn teach(&self) {
         if self.written.get().is_some_and(|w| w.learning()) {
-            self.measured();
+            self.measure(true);
         }
     }
 
@@ -162,6 +162,12 @@ impl SandboxMemory {
     /// Its declared size while the main memory is unknown or the kernel
     /// does not tell.
     pub(crate) fn measured(&self) -> usize {
+        self.measure(false)
+    }
+
+    /// [`measured`](Self::measured); with `teach`, the pages it finds also
+    /// teach its component's written pages while they are learned.
+    fn measure(&self, teach: bool) -> usize {
         let declared = self.declared();
         let base = self.base.load(Ordering::Acquire);
         if base == 0 {
@@ -170,7 +176,7 @@ impl SandboxMemory {
         let others = self.others.load(Ordering::Relaxed).min(declared);
         let len = declared - others;
         let main = match self.written.get() {
-            Some(written) if written.learning() => {
+            Some(written) if teach && written.learning() => {
                 let mut pages = Vec::new();
                 let main = private_pages(base, len, |page| pages.push(page));
                 if main.is_some() {
@@ -186,8 +192,10 @@ impl SandboxMemory {
         }
     }
 
-    /// What the sandbox holds as it parks: [`measured`](Self::measured),
-    /// or what an earlier park measured while [`remeasures`] allows.
+    /// What the sandbox holds as it parks: [`measured`](Self::measured)
+    /// (which teaches its component's written pages while they are
+    /// learned), or what an earlier park measured while [`remeasures`]
+    /// allows.
     pub(crate) fn measured_for_park(&self) -> usize {
         let declared = self.declared();
         let Ok(mut last) = self.last_park.lock() else {
@@ -196,7 +204,7 @@ impl SandboxMemory {
         if remeasures(*last, declared) {
             *last = ParkMeasure {
                 declared,
-                bytes: self.measured(),
+                bytes: self.measure(true),
                 parks: 0,
             };
         }

@@ -20,8 +20,10 @@ use std::sync::{Arc, Mutex};
 
 use super::resident::{page_size, populate_writable};
 
-/// Executions observed (at a park, or as they end) before the pages are
-/// taken as learned. Until then each observation adds what it saw.
+/// Observations made before the pages are taken as learned: each a page
+/// table read while learning, at a park that measures, at an execution's
+/// end or after a returned activity call (so a few sandboxes may make them
+/// all). Until then each adds what it saw.
 const OBSERVATIONS: u32 = 8;
 
 /// Most bytes written in per sandbox: a guest that writes much more than
@@ -30,7 +32,11 @@ const OBSERVATIONS: u32 = 8;
 const MOST_BYTES: usize = 8 << 20;
 
 /// The pages a component's sandboxes of one kind (orchestration or
-/// activity) write, as offsets into their main memory.
+/// activity) write, as offsets into their main memory: the union of what
+/// the observations saw, whichever orchestration or activity ran. A new
+/// sandbox holds them all from its start, and a parked execution is
+/// counted at them, whether or not its own code writes each one; hence
+/// [`MOST_BYTES`].
 #[derive(Debug, Default)]
 pub(crate) struct WrittenPages {
     /// Observations so far.
@@ -70,9 +76,10 @@ impl WrittenPages {
         }
     }
 
-    /// A new sandbox's main memory lies at `base`, `len` bytes long, and of
-    /// its guest's code only the allocator has run (making room for the
-    /// first call's input): writes in the learned pages that lie within it.
+    /// A new sandbox's main memory lies at `base`, `len` bytes long, and
+    /// its first call is about to start (instantiation has run, and the
+    /// allocator making room for the call's arguments): writes in the
+    /// learned pages that lie within it.
     pub(crate) fn write_in(&self, base: usize, len: usize) {
         let Some(ranges) = self.ranges.lock().ok().map(|r| Arc::clone(&r)) else {
             return;

@@ -29,21 +29,21 @@ pub(crate) fn private_pages(base: usize, len: usize, mut each: impl FnMut(usize)
     pages.checked_mul(page_size())
 }
 
-/// Makes the `len` bytes at `base` present and writable in one system
-/// call, each page a private copy of what it maps, as the first write to
-/// each would, but without a fault per page. Contents do not change.
-/// Best effort: where the kernel cannot (not Linux, before 5.14, a range
-/// not mapped writable), nothing is done.
-///
-/// The caller must own the range (a guest's linear memory it holds the
-/// store of) and page-align `base`.
+/// Makes the `len` bytes at `base` (page-aligned) present and writable in
+/// one system call, each page a private copy of what it maps, as the first
+/// write to each would, but without a fault per page. Contents never
+/// change, whatever the range; populating costs the memory of the pages,
+/// so the range should be a guest memory the caller holds. Best effort:
+/// the kernel stops at the first page it cannot populate (one not mapped
+/// writable), and where it cannot at all (not Linux, before 5.14) nothing
+/// is done and no more is tried.
 pub(crate) fn populate_writable(base: usize, len: usize) {
     imp::populate_writable(base, len)
 }
 
 /// The host's page size.
 pub(crate) fn page_size() -> usize {
-    rustix::param::page_size()
+    imp::page_size()
 }
 
 #[cfg(target_os = "linux")]
@@ -51,6 +51,7 @@ mod imp {
     use std::fs::File;
     use std::os::unix::fs::FileExt;
     use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     /// `/proc/self/pagemap` entry bits (Documentation/admin-guide/mm/pagemap.rst).
     const PRESENT: u64 = 1 << 63;
@@ -100,15 +101,30 @@ mod imp {
         Some(())
     }
 
+    pub(super) fn page_size() -> usize {
+        rustix::param::page_size()
+    }
+
+    /// Set once the kernel refused the advice as unknown (before 5.14).
+    static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+
     pub(super) fn populate_writable(base: usize, len: usize) {
+        use rustix::io::Errno;
         use rustix::mm::{Advice, madvise};
-        // SAFETY: the caller owns the range; populating it writes no byte
-        // of it (each page is copied from what it maps, or zeroed where it
-        // maps nothing), so no other view of it can tell.
+        if UNSUPPORTED.load(Ordering::Relaxed) {
+            return;
+        }
+        // SAFETY: `madvise` is unsafe for advice that changes contents
+        // (`MADV_DONTNEED`, `MADV_FREE`); `MADV_POPULATE_WRITE` changes no
+        // byte of any range (each page is copied from what it maps, or
+        // zeroed where it maps nothing, as a write fault would), so no
+        // view of the memory can tell it ran.
         #[allow(unsafe_code)]
         let done = unsafe { madvise(base as *mut _, len, Advice::LinuxPopulateWrite) };
-        if let Err(e) = done {
-            tracing::trace!("cannot populate {len} bytes of guest memory: {e}");
+        match done {
+            Ok(()) => {}
+            Err(Errno::INVAL) => UNSUPPORTED.store(true, Ordering::Relaxed),
+            Err(e) => tracing::trace!("cannot populate {len} bytes of guest memory: {e}"),
         }
     }
 }
@@ -117,6 +133,11 @@ mod imp {
 mod imp {
     pub(super) fn private_pages(_base: usize, _len: usize, _each: impl FnMut(usize)) -> Option<()> {
         None
+    }
+
+    /// Only the learning of written pages asks, and it learns nothing here.
+    pub(super) fn page_size() -> usize {
+        4096
     }
 
     pub(super) fn populate_writable(_base: usize, _len: usize) {}

@@ -139,8 +139,9 @@ async fn run(
             fleet.kills
         );
         let victim = usize::try_from(rng.below(RUNTIMES as u64))?;
-        // The first events are kills, so that a run that ends early still
-        // has the kills the check below asks for; then one in four pauses.
+        // The first events are kills, so that a run which ends after a few
+        // events still has the kills the check below asks for; then one in
+        // four is a pause.
         if fleet.kills >= MIN_KILLS && rng.below(4) == 0 {
             let pause = Duration::from_millis(LOCK_MS + 500 + rng.below(1_000));
             fleet.freeze(victim, pause).await?;
