@@ -16,13 +16,13 @@ orchestration('ProcessOrder', (ctx, order) => {
   return ctx.callActivity('CompleteOrder', shipping);
 });
 
-activity('ProcessPayment', (order) => {
+activity('ProcessPayment', (ctx, order) => {
   if (order.decline) throw new Error(`payment for order ${order.order_id} declined`);
   return { status: 'paid' };
 });
 
-activity('ReserveInventory', () => ({ status: 'reserved' }));
+activity('ReserveInventory', (ctx) => ({ status: 'reserved' }));
 
-activity('CompleteOrder', (shipping) => ({ status: 'completed', shipping }));
+activity('CompleteOrder', (ctx, shipping) => ({ status: 'completed', shipping }));
 
 export { orchestrator, activities, component } from './duroxide.js';

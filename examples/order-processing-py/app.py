@@ -20,19 +20,19 @@ def process_order(ctx, order):
 
 
 @duroxide.activity("ProcessPayment")
-def process_payment(order):
+def process_payment(ctx, order):
     if order.get("decline"):
         raise ValueError(f"payment for order {order['order_id']} declined")
     return {"status": "paid"}
 
 
 @duroxide.activity("ReserveInventory")
-def reserve_inventory(order):
+def reserve_inventory(ctx, order):
     return {"status": "reserved"}
 
 
 @duroxide.activity("CompleteOrder")
-def complete_order(shipping):
+def complete_order(ctx, shipping):
     return {"status": "completed", "shipping": shipping}
 
 

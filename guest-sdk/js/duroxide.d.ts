@@ -106,8 +106,29 @@ export function orchestration<I = Json, O = Json>(
   options?: { version?: string },
 ): void;
 
+/** The call an activity attempt serves, and whether its result is still
+ * wanted; passed to every activity as its first argument. */
+export class ActivityContext {
+  /** The instance whose orchestration scheduled the activity. */
+  readonly instanceId: string;
+  /** That orchestration's execution. */
+  readonly executionId: number;
+  /** The activity's name. */
+  readonly name: string;
+  /** The attempt, from 1: a later one follows an attempt that ended
+   * without a result (its worker crashed, say). */
+  readonly attempt: number;
+  /** Whether the result is no longer wanted (the orchestration stopped
+   * waiting for it, or the host is stopping); what it returns then is
+   * ignored. */
+  isCancelled(): boolean;
+}
+
 /** Register `fn` as activity `name`. */
-export function activity<I = Json, O = Json>(name: string, fn: (input: I) => O): void;
+export function activity<I = Json, O = Json>(
+  name: string,
+  fn: (ctx: ActivityContext, input: I) => O,
+): void;
 
 /** The component's exports; re-export them from the app module. */
 export const orchestrator: { run(name: string, version: string, input: string): string };

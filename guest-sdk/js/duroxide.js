@@ -4,19 +4,21 @@
 // calls block until the host has the answer (no `await` needed), and the
 // host replays them from history, so they must be deterministic: take time,
 // ids and randomness from the context, and do side effects in activities.
-// Activities are plain functions of a JSON value. Payloads are JSON values,
+// Activities are plain functions of their context (the call they serve, and
+// whether it is still wanted) and a JSON value. Payloads are JSON values,
 // converted at the boundary.
 //
 //   import { orchestration, activity } from 'duroxide';
 //   orchestration('HelloWorld', (ctx, name) => ctx.callActivity('SayHello', name));
-//   activity('SayHello', (name) => `Hello, ${name}!`);
+//   activity('SayHello', (ctx, name) => `Hello, ${name}!`);
 //   export { orchestrator, activities, component } from 'duroxide';
 
 import * as host from 'duroxide:orchestration/context@0.2.1';
+import * as activityHost from 'duroxide:orchestration/activity-context@0.2.1';
 
 const DEFAULT_VERSION = '1.0.0';
 const orchestrations = new Map(); // `${name}@${version}` -> fn(ctx, input)
-const activityFns = new Map(); // name -> fn(input)
+const activityFns = new Map(); // name -> fn(ctx, input)
 
 /** Base of the errors the SDK raises. */
 export class DuroxideError extends Error {
@@ -41,7 +43,8 @@ export function orchestration(name, fn, options = {}) {
   orchestrations.set(key, { name, version: options.version ?? DEFAULT_VERSION, fn });
 }
 
-/** Register `fn(input)` as activity `name`. */
+/** Register `fn(ctx, input)` as activity `name`; `ctx` is its
+ * `ActivityContext`. */
 export function activity(name, fn) {
   if (activityFns.has(name)) throw new Error(`activity ${name} is registered twice`);
   activityFns.set(name, fn);
@@ -334,13 +337,54 @@ export const orchestrator = {
   },
 };
 
+/** Passed to every activity as its first argument: the call it serves
+ * (asked of the host once, when first read) and whether its result is still
+ * wanted. */
+export class ActivityContext {
+  #info = null;
+
+  #call() {
+    if (this.#info === null) this.#info = activityHost.info();
+    return this.#info;
+  }
+
+  /** The instance whose orchestration scheduled the activity. */
+  get instanceId() {
+    return this.#call().instanceId;
+  }
+
+  /** That orchestration's execution. */
+  get executionId() {
+    return Number(this.#call().executionId);
+  }
+
+  /** The activity's name. */
+  get name() {
+    return this.#call().name;
+  }
+
+  /** The attempt, from 1: a later one follows an attempt that ended without
+   * a result (its worker crashed, say). */
+  get attempt() {
+    return this.#call().attempt;
+  }
+
+  /** Whether the result is no longer wanted: the orchestration stopped
+   * waiting for it (it lost a race, or the instance ended), or the host is
+   * stopping. A long activity checks it now and then to stop early; what it
+   * returns then is ignored. */
+  isCancelled() {
+    return activityHost.cancelled();
+  }
+}
+
 /** The `activities` export: runs a registered activity once. */
 export const activities = {
   run(name, input) {
     const fn = activityFns.get(name);
     if (!fn) throw `this component has no activity named '${name}'`;
     try {
-      const output = fn(decode(input, `the input of activity ${name}`));
+      const output = fn(new ActivityContext(), decode(input, `the input of activity ${name}`));
       if (output && typeof output.then === 'function') {
         throw new DuroxideError('an activity returns its output, not a Promise');
       }

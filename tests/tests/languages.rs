@@ -25,11 +25,13 @@ struct Run {
     runtime: DuroxideRuntime,
 }
 
-/// A started runtime on `store` serving `component`.
+/// A started runtime on `store` serving `component`, with the suite's
+/// options as `tweak` leaves them.
 async fn runtime_on(
     store: &Arc<SqliteHistoryStore>,
     cache: bool,
     component: &str,
+    tweak: impl FnOnce(&mut RuntimeOptions),
 ) -> anyhow::Result<DuroxideRuntime> {
     let mut options = options(cache);
     // Room for the 1 MiB payload scenario, and for the language runtimes
@@ -47,6 +49,7 @@ async fn runtime_on(
     // end as poison) on a loaded machine. No scenario here recovers from a
     // crash, the one thing the short lock is for.
     options.orchestration_lock = RuntimeOptions::default().orchestration_lock;
+    tweak(&mut options);
     let mut runtime = DuroxideRuntime::with_options(store.clone(), options);
     runtime.load_component_file(component).await?;
     runtime.start().await?;
@@ -58,7 +61,7 @@ impl Run {
         let dir = tempfile::tempdir()?;
         let url = format!("sqlite:{}", dir.path().join("conformance.db").display());
         let store = Arc::new(SqliteHistoryStore::new(&url).await?);
-        let runtime = runtime_on(&store, cache, builds.first).await?;
+        let runtime = runtime_on(&store, cache, builds.first, |_| {}).await?;
         Ok(Self {
             _dir: dir,
             client: Client::new(store.clone()),
@@ -73,7 +76,17 @@ impl Run {
     /// what a deploy of changed code under the same version does.
     async fn redeploy_changed(&mut self) -> anyhow::Result<()> {
         self.runtime.stop().await;
-        self.runtime = runtime_on(&self.store, self.cache, self.builds.changed).await?;
+        self.runtime = runtime_on(&self.store, self.cache, self.builds.changed, |_| {}).await?;
+        Ok(())
+    }
+
+    /// Stop the runtime and start it again with the options `tweak` sets.
+    async fn restart_with(
+        &mut self,
+        tweak: impl FnOnce(&mut RuntimeOptions),
+    ) -> anyhow::Result<()> {
+        self.runtime.stop().await;
+        self.runtime = runtime_on(&self.store, self.cache, self.builds.first, tweak).await?;
         Ok(())
     }
 
@@ -257,6 +270,26 @@ mod scenarios {
         Ok(())
     }
 
+    pub async fn activity_knows_the_call_it_serves(run: &mut Run) -> anyhow::Result<()> {
+        let out = run.call("who", "AskWhoAmI", json!(null)).await?;
+        assert_eq!(out, json!(["who", 1, "WhoAmI", 1, false]));
+        Ok(())
+    }
+
+    pub async fn activity_that_lost_its_race_is_stopped(run: &mut Run) -> anyhow::Result<()> {
+        // One activity slot, and a budget far beyond the test's wait: the
+        // activity after the race runs only if the runtime stopped the
+        // loser, which spins for ever, once its result was no longer wanted.
+        run.restart_with(|options| {
+            options.activity_concurrency = 1;
+            options.limits.activity_budget = Duration::from_secs(120);
+        })
+        .await?;
+        let out = run.call("spin", "RaceSpin", json!(null)).await?;
+        assert_eq!(out, json!(["timer", "Hello, after!"]));
+        Ok(())
+    }
+
     pub async fn timer_race_won_by_the_event(run: &mut Run) -> anyhow::Result<()> {
         run.start_instance("race", "TimerRace", &json!(3600))
             .await?;
@@ -412,6 +445,8 @@ conformance!(fan_out_of_1000);
 conformance!(activity_error_handled);
 conformance!(retries_until_the_activity_succeeds);
 conformance!(retries_exhausted_fail_with_the_last_error);
+conformance!(activity_knows_the_call_it_serves);
+conformance!(activity_that_lost_its_race_is_stopped);
 conformance!(timer_race_won_by_the_event);
 conformance!(timer_race_won_by_the_timer);
 conformance!(buffered_events);

@@ -4,7 +4,7 @@ DEFAULT_VERSION = "1.0.0"
 
 # (name, version) -> function(ctx, input)
 orchestrations = {}
-# name -> function(input)
+# name -> function(ctx, input)
 activities = {}
 
 
@@ -24,7 +24,8 @@ def orchestration(name=None, version=DEFAULT_VERSION):
 
 def activity(name=None):
     """Register the decorated function as activity `name` (the function's
-    name when absent)."""
+    name when absent). It is called with an `ActivityContext` and the
+    input."""
 
     def register(fn):
         key = name or fn.__name__

@@ -9,6 +9,7 @@ from wit_world import exports
 from wit_world.imports import types
 
 from . import _json, _registry
+from ._activity import ActivityContext
 from ._context import OrchestrationContext
 from ._guard import guard_datetime_names, orchestration_guard
 
@@ -61,7 +62,7 @@ class Activities(exports.Activities):
             raise Err(f"this component has no activity named '{name}'")
         try:
             value = _json.decode(input, f"the input of activity {name}")
-            return _json.encode(fn(value), f"the output of activity {name}")
+            return _json.encode(fn(ActivityContext(), value), f"the output of activity {name}")
         except Exception as e:  # noqa: BLE001 - every guest error fails the attempt
             raise Err(_failure(e)) from None
 

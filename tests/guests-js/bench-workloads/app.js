@@ -7,6 +7,6 @@ orchestration('Sequence', (ctx, n) => {
   return n;
 });
 orchestration('Parked', (ctx) => ctx.waitForEvent('never'));
-activity('Noop', (value) => value);
+activity('Noop', (ctx, value) => value);
 
 export { orchestrator, activities, component } from './duroxide.js';

@@ -7,6 +7,6 @@ orchestration('Changing', (ctx) => {
   const doubled = ctx.callActivity('Double', 1);
   return [doubled, ctx.waitForEvent('go')];
 });
-activity('Double', (x) => x * 2);
+activity('Double', (ctx, x) => x * 2);
 
 export { orchestrator, activities, component } from './duroxide.js';

@@ -94,6 +94,15 @@ orchestration('Changing', (ctx, name) => {
   return [greeting, ctx.waitForEvent('go')];
 });
 
+orchestration('AskWhoAmI', (ctx) => ctx.callActivity('WhoAmI'));
+
+// An activity that never returns, raced against a short timer; then another
+// activity, which runs only once the loser was stopped and freed its slot.
+orchestration('RaceSpin', (ctx) => {
+  const winner = ctx.whenAny([ctx.scheduleActivity('Spin'), ctx.timer(0.05)]);
+  return [winner.kind === 'timer' ? 'timer' : 'spin', ctx.callActivity('Greet', 'after')];
+});
+
 // Bad guests: each fails its instance with a reason naming the JS error.
 orchestration('Raises', () => {
   throw new TypeError('missing-key');
@@ -102,11 +111,19 @@ orchestration('ReadsClock', () => Date.now());
 orchestration('ReadsRandom', () => Math.random());
 orchestration('ReturnsNonJson', () => 10n);
 
-activity('Greet', (name) => `Hello, ${name}!`);
-activity('Double', (x) => x * 2);
-activity('Fail', (message) => {
+activity('Greet', (ctx, name) => `Hello, ${name}!`);
+activity('Double', (ctx, x) => x * 2);
+activity('Fail', (ctx, message) => {
   throw new Error(message);
 });
-activity('Echo', (payload) => payload);
+activity('Echo', (ctx, payload) => payload);
+// The call the activity serves, as it sees it.
+activity('WhoAmI', (ctx) => [ctx.instanceId, ctx.executionId, ctx.name, ctx.attempt, ctx.isCancelled()]);
+// Spins for ever, asking nothing of the host.
+activity('Spin', () => {
+  let spins = 0;
+  while (spins >= 0) spins++;
+  return spins;
+});
 
 export { orchestrator, activities, component } from './duroxide.js';

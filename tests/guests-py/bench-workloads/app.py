@@ -17,7 +17,7 @@ def parked(ctx, _):
 
 
 @duroxide.activity("Noop")
-def noop(value):
+def noop(ctx, value):
     return value
 
 

@@ -12,7 +12,7 @@ def changing(ctx, name):
 
 
 @duroxide.activity("Double")
-def double(x):
+def double(ctx, x):
     return x * 2
 
 

@@ -124,6 +124,21 @@ def changing(ctx, name):
     return [greeting, ctx.wait_for_event("go")]
 
 
+@duroxide.orchestration("AskWhoAmI")
+def ask_who_am_i(ctx, _):
+    return ctx.call_activity("WhoAmI")
+
+
+@duroxide.orchestration("RaceSpin")
+def race_spin(ctx, _):
+    """An activity that never returns, raced against a short timer; then
+    another activity, which runs only once the loser was stopped and freed
+    its slot."""
+    winner = ctx.when_any([ctx.schedule_activity("Spin"), ctx.timer(0.05)])
+    first = "timer" if winner.kind == "timer" else "spin"
+    return [first, ctx.call_activity("Greet", "after")]
+
+
 # Bad guests: each fails its instance with a reason naming the Python error.
 
 
@@ -159,23 +174,38 @@ def returns_non_json(ctx, _):
 
 
 @duroxide.activity("Greet")
-def greet(name):
+def greet(ctx, name):
     return f"Hello, {name}!"
 
 
 @duroxide.activity("Double")
-def double(x):
+def double(ctx, x):
     return x * 2
 
 
 @duroxide.activity("Fail")
-def fail(message):
+def fail(ctx, message):
     raise ValueError(message)
 
 
 @duroxide.activity("Echo")
-def echo(payload):
+def echo(ctx, payload):
     return payload
+
+
+@duroxide.activity("WhoAmI")
+def who_am_i(ctx, _):
+    """The call the activity serves, as it sees it."""
+    return [ctx.instance_id, ctx.execution_id, ctx.name, ctx.attempt, ctx.is_cancelled()]
+
+
+@duroxide.activity("Spin")
+def spin(ctx, _):
+    """Spins for ever, asking nothing of the host."""
+    spins = 0
+    while spins >= 0:
+        spins += 1
+    return spins
 
 
 from duroxide.exports import Activities, Component, Orchestrator  # noqa: E402,F401

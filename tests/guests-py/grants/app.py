@@ -88,7 +88,7 @@ def date_today(ctx, _):
 
 
 @duroxide.activity("ReadEnv")
-def read_env(name):
+def read_env(ctx, name):
     """The variable `name` and how many the activity sees."""
     if name not in os.environ:
         raise KeyError(f"no variable {name} (of {len(os.environ)})")
@@ -96,24 +96,24 @@ def read_env(name):
 
 
 @duroxide.activity("ReadFile")
-def read_file(path):
+def read_file(ctx, path):
     with open(path) as f:
         return f.read()
 
 
 @duroxide.activity("WriteFile")
-def write_file(request):
+def write_file(ctx, request):
     with open(request["path"], "w") as f:
         return f.write(request["text"])
 
 
 @duroxide.activity("ListDir")
-def list_dir(path):
+def list_dir(ctx, path):
     return sorted(os.listdir(path))
 
 
 @duroxide.activity("Connect")
-def connect_activity(address):
+def connect_activity(ctx, address):
     host, port = address.rsplit(":", 1)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(5)
@@ -122,7 +122,7 @@ def connect_activity(address):
 
 
 @duroxide.activity("Clock")
-def clock(_):
+def clock(ctx, _):
     """The process clock, which activities keep: both readings in ms."""
     return [int(time.time() * 1000), int(datetime.now().timestamp() * 1000)]
 

@@ -2,6 +2,7 @@
 // way a TypeScript guest would; `tsc --noEmit` must accept it. One
 // orchestration per part of the API: a new call gets a function of its own.
 import {
+  type ActivityContext,
   ActivityError,
   type Json,
   type OrchestrationContext,
@@ -90,8 +91,17 @@ orchestration('Deterministic', (ctx) => {
   return [ms, guid, random, big.toString()];
 });
 
-activity('Greet', (name: Json) => `Hello, ${name}!`);
-activity<number, number>('Double', (x) => x * 2);
+activity('Greet', (ctx: ActivityContext, name: Json) => `Hello, ${name} from ${ctx.instanceId}!`);
+activity<number, number>('Double', (ctx, x) => {
+  const call: [string, number, string, number, boolean] = [
+    ctx.instanceId,
+    ctx.executionId,
+    ctx.name,
+    ctx.attempt,
+    ctx.isCancelled(),
+  ];
+  return call[3] * x * 2;
+});
 activity('Fail', () => {
   throw new Error('failed');
 });

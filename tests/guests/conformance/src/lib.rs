@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use duroxide_guest::{Either, OrchestrationContext, Registry, RetryPolicy, join_all, select2};
+use duroxide_guest::{
+    ActivityContext, Either, OrchestrationContext, Registry, RetryPolicy, join_all, select2,
+};
 use serde_json::{Value, json};
 
 async fn hello(ctx: OrchestrationContext, name: String) -> Result<String, String> {
@@ -137,6 +139,47 @@ async fn changing(ctx: OrchestrationContext, name: String) -> Result<Value, Stri
     Ok(json!([greeting, go]))
 }
 
+async fn ask_who_am_i(ctx: OrchestrationContext, _: Value) -> Result<Value, String> {
+    ctx.schedule_activity_typed("WhoAmI", &Value::Null).await
+}
+
+/// The call the activity serves, as it sees it.
+fn who_am_i(ctx: &ActivityContext, _input: String) -> Result<String, String> {
+    let call = json!([
+        ctx.instance_id(),
+        ctx.execution_id(),
+        ctx.name(),
+        ctx.attempt(),
+        ctx.is_cancelled()
+    ]);
+    Ok(call.to_string())
+}
+
+/// An activity that never returns, raced against a short timer; then
+/// another activity, which runs only once the loser was stopped and freed
+/// its slot.
+async fn race_spin(ctx: OrchestrationContext, _: Value) -> Result<Value, String> {
+    let spin = ctx.schedule_activity_typed::<_, Value>("Spin", &Value::Null);
+    let timer = ctx.schedule_timer(Duration::from_millis(50));
+    let winner = match select2(spin, timer).await {
+        Either::Left(_) => "spin",
+        Either::Right(()) => "timer",
+    };
+    let after: String = ctx.schedule_activity_typed("Greet", &"after").await?;
+    Ok(json!([winner, after]))
+}
+
+/// Spins for ever (42 never comes), asking nothing of the host.
+fn spin(_input: String) -> Result<String, String> {
+    let mut x: u64 = 1;
+    loop {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        if x == 42 {
+            return Ok(x.to_string());
+        }
+    }
+}
+
 async fn wait_forever(ctx: OrchestrationContext, _: Value) -> Result<Value, String> {
     ctx.wait_for_external_event_typed("never").await
 }
@@ -160,6 +203,10 @@ fn register(registry: &mut Registry) {
         .orchestration_typed("EchoPayload", echo_payload)
         .orchestration_typed("WaitForever", wait_forever)
         .orchestration_typed("Changing", changing)
+        .orchestration_typed("AskWhoAmI", ask_who_am_i)
+        .orchestration_typed("RaceSpin", race_spin)
+        .activity_with_context("WhoAmI", who_am_i)
+        .activity("Spin", spin)
         .activity_typed("Greet", |name: String| {
             Ok::<_, String>(format!("Hello, {name}!"))
         })
