@@ -34,6 +34,7 @@ fn main() -> Result<(), duroxide_guest_build::BuildError> {
             "guests-py/conformance",
             "guests-py/conformance-changed",
             "guests-py/grants",
+            "guests-py/http-activities",
         ],
     )?;
     export_guests(

@@ -11,6 +11,7 @@ use duroxide::history::Event;
 use duroxide::providers::HistoryStore;
 use duroxide::{Client, DuroxideRuntime, OrchestrationStatus, RuntimeOptions};
 
+pub mod http_server;
 pub mod postgres;
 pub mod stores;
 

@@ -5,13 +5,11 @@
 //! orchestration sandboxes get nothing even when their component has grants
 //! (their sockets reach nothing).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::TcpListener;
 use std::time::Duration;
 
 use duroxide::{ComponentPolicy, DirMode, DuroxideRuntime, Grants, HttpGrant, RuntimeError};
+use duroxide_tests::http_server::Server;
 use duroxide_tests::{Harness, completed, guests, scenario};
 use tempfile::TempDir;
 
@@ -170,71 +168,6 @@ scenario!(
         Ok(())
     }
 );
-
-/// A small HTTP/1.1 server on 127.0.0.1 that counts the connections it
-/// accepts. Paths: `/hello` answers "hello", `/redirect` redirects to
-/// `target`, `/big` sends `big` bytes, `/slow` never answers.
-struct Server {
-    addr: SocketAddr,
-    accepted: Arc<AtomicUsize>,
-}
-
-impl Server {
-    fn start(target: String, big: usize) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let addr = listener.local_addr()?;
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = accepted.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                counter.fetch_add(1, Ordering::SeqCst);
-                let target = target.clone();
-                std::thread::spawn(move || answer(stream, &target, big));
-            }
-        });
-        Ok(Self { addr, accepted })
-    }
-
-    fn accepted(&self) -> usize {
-        self.accepted.load(Ordering::SeqCst)
-    }
-}
-
-/// Answers one request on `stream`.
-fn answer(mut stream: std::net::TcpStream, target: &str, big: usize) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match stream.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => return,
-        }
-    }
-    let head = String::from_utf8_lossy(&head);
-    let path = head.split_whitespace().nth(1).unwrap_or("/");
-    let (status, extra, body) = match path {
-        "/hello" => ("200 OK", String::new(), b"hello".to_vec()),
-        "/redirect" => (
-            "302 Found",
-            format!("Location: {target}\r\n"),
-            b"moved".to_vec(),
-        ),
-        "/big" => ("200 OK", String::new(), vec![b'x'; big]),
-        "/slow" => {
-            // Holds the connection open without answering.
-            std::thread::sleep(Duration::from_secs(30));
-            return;
-        }
-        _ => ("404 Not Found", String::new(), Vec::new()),
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = stream.write_all(response.as_bytes());
-    let _ = stream.write_all(&body);
-}
 
 scenario!(
     an_http_grant_reaches_its_origin_and_nothing_else,

@@ -3,8 +3,10 @@
 //! directories and environment variables granted to the component, and
 //! nothing else; its orchestrations get none of it, their sockets reach
 //! nothing, and reading the clock through `datetime` raises
-//! `NondeterminismError`. Each runs with the execution cache on and off.
-//! (HTTP is not here: Python activities have no `wasi:http` yet.)
+//! `NondeterminismError`. An activity-only Python component
+//! (tests/guests-py/http-activities) sends HTTP to the origins granted to
+//! it on a real server on 127.0.0.1, and to no other. Each runs with the
+//! execution cache on and off.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -12,13 +14,16 @@ use std::sync::Arc;
 
 use duroxide::clock::{Clock, SystemClock};
 use duroxide::providers::sqlite::SqliteHistoryStore;
-use duroxide::{Client, ComponentPolicy, DirMode, DuroxideRuntime, Grants};
+use duroxide::{Client, ComponentPolicy, DirMode, DuroxideRuntime, Grants, HttpGrant};
+use duroxide_tests::http_server::Server;
 use duroxide_tests::{WAIT_MS, completed, failed, options};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
 /// The Python guest.
 const GUEST: &str = env!("GUEST_PY_GRANTS");
+/// The activity-only Python guest, which the build gives `wasi:http`.
+const HTTP_GUEST: &str = env!("GUEST_PY_HTTP_ACTIVITIES");
 
 /// A runtime serving the guest under `grants`, and a client.
 struct Run {
@@ -29,6 +34,15 @@ struct Run {
 
 impl Run {
     async fn start(cache: bool, grants: Grants) -> anyhow::Result<Self> {
+        Self::start_with(cache, grants, None).await
+    }
+
+    /// Also serving the HTTP guest's activities under `http_grants`.
+    async fn start_with(
+        cache: bool,
+        grants: Grants,
+        http_grants: Option<Grants>,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let url = format!("sqlite:{}", dir.path().join("grants.db").display());
         let store = Arc::new(SqliteHistoryStore::new(&url).await?);
@@ -39,8 +53,14 @@ impl Run {
         policy.grants = grants;
         let mut runtime = DuroxideRuntime::with_options(store.clone(), options);
         runtime
-            .load_component_file_with_policy(GUEST, policy)
+            .load_component_file_with_policy(GUEST, policy.clone())
             .await?;
+        if let Some(grants) = http_grants {
+            policy.grants = grants;
+            runtime
+                .load_component_file_with_policy(HTTP_GUEST, policy)
+                .await?;
+        }
         runtime.start().await?;
         Ok(Self {
             _dir: dir,
@@ -195,6 +215,57 @@ async fn python_activities_reach_what_was_granted_and_nothing_else(
     Ok(())
 }
 cached_and_not!(python_activities_reach_what_was_granted_and_nothing_else);
+
+async fn python_activities_send_http_to_granted_origins_only(cache: bool) -> anyhow::Result<()> {
+    let server = Server::start(String::new(), 0)?;
+    let other = Server::start(String::new(), 0)?;
+    let grants = Grants::none().http(HttpGrant::allow([format!("http://{}", server.addr)]));
+    let mut run = Run::start_with(cache, Grants::none(), Some(grants)).await?;
+
+    let fetch = |path: &str, addr| json!({"url": format!("http://{addr}{path}")});
+    let hello = run
+        .call("hello", "PyFetch", fetch("/hello", server.addr))
+        .await?;
+    assert_eq!(hello, Ok(json!("200: hello")));
+    let missing = run
+        .call("missing", "PyFetch", fetch("/missing", server.addr))
+        .await?;
+    assert_eq!(missing, Ok(json!("404: ")));
+    let data = json!({"text": "zażółć 🦀", "n": [1, 2]});
+    let post = json!({"url": format!("http://{}/echo", server.addr), "data": data});
+    let echoed = run.call("post", "PyPost", post).await?;
+    let Ok(echoed) = echoed else {
+        anyhow::bail!("the post failed: {echoed:?}");
+    };
+    assert_eq!(echoed["status"], json!(200), "{echoed}");
+    assert_eq!(echoed["type"], json!("application/json"), "{echoed}");
+    let body: Value = serde_json::from_str(echoed["body"].as_str().unwrap_or_default())?;
+    assert_eq!(body, data);
+    assert_eq!(server.accepted(), 3);
+
+    // Another origin is refused before anything is sent.
+    let refused = run
+        .call("other", "PyFetch", fetch("/hello", other.addr))
+        .await?;
+    let text = refused
+        .as_ref()
+        .ok()
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    assert!(
+        text.starts_with("err: GET http://") && text.ends_with("HttpRequestDenied"),
+        "{refused:?}"
+    );
+    assert_eq!(other.accepted(), 0);
+    // And a failed status raised by the activity fails its attempt with
+    // the SDK's error.
+    let post = json!({"url": format!("http://{}/missing", server.addr), "data": 1});
+    let failed = run.call("post-missing", "PyPost", post).await?;
+    assert_eq!(failed, Err("HttpError: HTTP 404".to_string()));
+    run.runtime.stop().await;
+    Ok(())
+}
+cached_and_not!(python_activities_send_http_to_granted_origins_only);
 
 async fn without_grants_python_activities_see_nothing(cache: bool) -> anyhow::Result<()> {
     let mut run = Run::start(cache, Grants::none()).await?;

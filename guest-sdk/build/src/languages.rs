@@ -3,19 +3,19 @@
 //!
 //! A guest is a directory. A Python guest holds `app.py`, which imports
 //! `duroxide` and ends with `from duroxide.exports import Orchestrator,
-//! Activities, Component`. A JavaScript guest holds `app.js`, which imports
+//! Activities, Component` (an activity-only one, which may use HTTP, leaves
+//! out `Orchestrator`: see [`crate::python_world`]). A JavaScript guest holds `app.js`, which imports
 //! `./duroxide.js` (the build puts the SDK there) and ends with
 //! `export { orchestrator, activities, component } from './duroxide.js'`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::fs::{absolute, copy_file, copy_sources, mkdir, remove_dir};
 use crate::metadata::Workspace;
+use crate::python_world::{self, ACTIVITY_HTTP, WORKFLOWS};
 use crate::tools::{componentize_js, componentize_py, run};
 use crate::{BuildError, BuiltGuest};
-
-/// The WIT world every guest targets: orchestrations and activities.
-const WORLD: &str = "workflows";
 
 /// A guest language other than Rust.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,11 +130,18 @@ pub fn build_from(
             remove_dir(&stage)?;
             copy_sources(dir, &app, "py")?;
             copy_sources(&sdk.join("python"), &lib, "py")?;
+            let source = std::fs::read_to_string(&entry)
+                .map_err(|e| BuildError::Failed(format!("cannot read {}: {e}", entry.display())))?;
+            let world = python_world::world_of(&source);
+            let wit = match world {
+                ACTIVITY_HTTP => python_world::activity_http_wit(sources, &stage)?,
+                _ => wit,
+            };
             run(
                 Command::new(exe)
                     .arg("-d")
                     .arg(&wit)
-                    .args(["-w", WORLD, "componentize", "-p"])
+                    .args(["-w", world, "componentize", "-p"])
                     .arg(&app)
                     .arg("-p")
                     .arg(&lib)
@@ -159,7 +166,7 @@ pub fn build_from(
                     .arg(runner.join("componentize.mjs"))
                     .arg(stage.join("app.js"))
                     .arg(&wit)
-                    .arg(WORLD)
+                    .arg(WORKFLOWS)
                     .arg(&out),
                 &format!("componentize-js on {}", dir.display()),
             )?;
@@ -201,54 +208,4 @@ pub fn export_guests(language: Language, dirs: &[&str]) -> Result<(), BuildError
         );
     }
     Ok(())
-}
-
-fn absolute(path: &Path) -> Result<PathBuf, BuildError> {
-    path.canonicalize()
-        .map_err(|e| BuildError::Failed(format!("cannot find {}: {e}", path.display())))
-}
-
-fn mkdir(dir: &Path) -> Result<(), BuildError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| BuildError::Failed(format!("cannot create {}: {e}", dir.display())))
-}
-
-fn copy_file(from: &Path, to: &Path) -> Result<(), BuildError> {
-    std::fs::copy(from, to).map(drop).map_err(|e| {
-        BuildError::Failed(format!(
-            "cannot copy {} to {}: {e}",
-            from.display(),
-            to.display()
-        ))
-    })
-}
-
-/// Copy the files of `from` ending in `.{ext}` to `to`, those of its
-/// subdirectories too, except build output (`__pycache__`, `node_modules`).
-fn copy_sources(from: &Path, to: &Path, ext: &str) -> Result<(), BuildError> {
-    mkdir(to)?;
-    let entries = std::fs::read_dir(from)
-        .map_err(|e| BuildError::Failed(format!("cannot read {}: {e}", from.display())))?;
-    for entry in entries.flatten() {
-        let (path, name) = (entry.path(), entry.file_name());
-        if path.is_dir() {
-            if name != "__pycache__" && name != "node_modules" {
-                copy_sources(&path, &to.join(&name), ext)?;
-            }
-        } else if path.extension().is_some_and(|e| e == ext) {
-            copy_file(&path, &to.join(&name))?;
-        }
-    }
-    Ok(())
-}
-
-/// Remove directory `dir` and what it holds, if it exists.
-fn remove_dir(dir: &Path) -> Result<(), BuildError> {
-    match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(BuildError::Failed(format!(
-            "cannot remove {}: {e}",
-            dir.display()
-        ))),
-        _ => Ok(()),
-    }
 }

@@ -16,8 +16,10 @@
 //! settings (small code, fast to compile for the host) are passed to the
 //! nested build, so the workspace needs no profile of its own.
 
+mod fs;
 mod languages;
 mod metadata;
+mod python_world;
 pub mod tools;
 
 pub use languages::{Language, build_from, build_guest, export_guests};

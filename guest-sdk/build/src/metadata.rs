@@ -31,23 +31,7 @@ pub(crate) struct Workspace {
 impl Workspace {
     /// The workspace of the package in `dir`.
     pub(crate) fn of(dir: &Path) -> Result<Self, BuildError> {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let output = Command::new(&cargo)
-            .args(["metadata", "--format-version", "1", "--manifest-path"])
-            .arg(dir.join("Cargo.toml"))
-            .env_remove("CARGO_BUILD_TARGET")
-            .output()
-            .map_err(|e| BuildError::Spawn(format!("{cargo} metadata"), e))?;
-        if !output.status.success() {
-            return Err(BuildError::Failed(format!(
-                "cargo metadata failed for {}: {}",
-                dir.display(),
-                String::from_utf8_lossy(&output.stderr).trim()
-            )));
-        }
-        let json: Value = serde_json::from_slice(&output.stdout)
-            .map_err(|e| BuildError::Failed(format!("cargo metadata printed no JSON: {e}")))?;
-        Self::from_json(&json)
+        Self::from_json(&metadata(dir)?)
     }
 
     fn from_json(json: &Value) -> Result<Self, BuildError> {
@@ -144,6 +128,46 @@ impl Workspace {
     }
 }
 
+/// What `cargo metadata` says of the package (or workspace) in `dir`.
+fn metadata(dir: &Path) -> Result<Value, BuildError> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(&cargo)
+        .args(["metadata", "--format-version", "1", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .env_remove("CARGO_BUILD_TARGET")
+        .output()
+        .map_err(|e| BuildError::Spawn(format!("{cargo} metadata"), e))?;
+    if !output.status.success() {
+        return Err(BuildError::Failed(format!(
+            "cargo metadata failed for {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    serde_json::from_slice(&output.stdout)
+        .map_err(|e| BuildError::Failed(format!("cargo metadata printed no JSON: {e}")))
+}
+
+/// The directory of package `name`, a dependency of the workspace in `dir`
+/// (from the registry, or local).
+pub(crate) fn package_dir(dir: &Path, name: &str) -> Result<PathBuf, BuildError> {
+    package_dir_in(&metadata(dir)?, name).ok_or_else(|| {
+        BuildError::Failed(format!(
+            "the workspace at {} does not depend on {name}",
+            dir.display()
+        ))
+    })
+}
+
+fn package_dir_in(json: &Value, name: &str) -> Option<PathBuf> {
+    json["packages"]
+        .as_array()?
+        .iter()
+        .find(|package| package["name"].as_str() == Some(name))
+        .and_then(|package| package["manifest_path"].as_str())
+        .and_then(|manifest| Path::new(manifest).parent().map(Path::to_path_buf))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +217,18 @@ mod tests {
         .collect();
         assert_eq!(inputs, expected);
         std::fs::remove_dir_all(&root).expect("cleanup");
+    }
+
+    #[test]
+    fn a_dependency_is_found_by_name_wherever_it_lives() {
+        let root = std::env::temp_dir();
+        let json = sample(&root);
+        assert_eq!(
+            package_dir_in(&json, "serde"),
+            Some(PathBuf::from("/registry/serde"))
+        );
+        assert_eq!(package_dir_in(&json, "my-guest"), Some(root.join("guest")));
+        assert_eq!(package_dir_in(&json, "nope"), None);
     }
 
     #[test]

@@ -22,8 +22,9 @@ at the boundary.
     from duroxide.exports import Orchestrator, Activities, Component
 
 Build it into a component with `componentize-py` against the duroxide WIT
-contract (world `workflows`); see the project README.
-"""
+contract (world `workflows`); see the project README. An app that exports
+no `Orchestrator` is an activity-only component, built with `wasi:http`:
+its activities may send HTTP with `duroxide.http`."""
 
 # First: installs the guarded `datetime` classes before user code imports
 # them (see `_guard`).

@@ -4,10 +4,10 @@ the answer, and replay-safe time, ids, randomness and logging."""
 import datetime
 import random as _random
 
-from wit_world.imports import context as host
-from wit_world.imports import types
 
 from . import _json
+from ._bindings import context as host
+from ._bindings import types
 from ._errors import ActivityError, DuroxideError, SubOrchestrationError
 
 _LEVELS = {

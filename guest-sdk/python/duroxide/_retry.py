@@ -2,7 +2,7 @@
 
 import math
 
-from wit_world.imports import types
+from ._bindings import types
 
 
 class RetryPolicy:

@@ -6,10 +6,10 @@ import sys
 
 from componentize_py_types import Err
 from wit_world import exports
-from wit_world.imports import types
 
 from . import _json, _registry
 from ._activity import ActivityContext
+from ._bindings import types
 from ._context import OrchestrationContext
 from ._guard import guard_datetime_names, orchestration_guard
 
@@ -34,22 +34,33 @@ def _seal_imports():
 guard_datetime_names()
 
 
-class Orchestrator(exports.Orchestrator):
-    """Runs a registered orchestration from its beginning."""
+# An activity-only build's world exports no orchestrator.
+if hasattr(exports, "Orchestrator"):
 
-    def run(self, name, version, input):
-        _seal_imports()
-        fn = _registry.orchestrations.get((name, version))
-        if fn is None:
-            raise Err(f"this component has no orchestration named '{name}' at version {version}")
-        ctx = OrchestrationContext()
-        try:
-            with orchestration_guard(ctx.log):
-                value = _json.decode(input, f"the input of orchestration {name}")
-                output = fn(ctx, value)
-                return _json.encode(output, f"the output of orchestration {name}")
-        except Exception as e:  # noqa: BLE001 - every guest error fails the instance
-            raise Err(_failure(e)) from None
+    class Orchestrator(exports.Orchestrator):
+        """Runs a registered orchestration from its beginning."""
+
+        def run(self, name, version, input):
+            _seal_imports()
+            fn = _registry.orchestrations.get((name, version))
+            if fn is None:
+                raise Err(f"this component has no orchestration named '{name}' at version {version}")
+            ctx = OrchestrationContext()
+            try:
+                with orchestration_guard(ctx.log):
+                    value = _json.decode(input, f"the input of orchestration {name}")
+                    output = fn(ctx, value)
+                    return _json.encode(output, f"the output of orchestration {name}")
+            except Exception as e:  # noqa: BLE001 - every guest error fails the instance
+                raise Err(_failure(e)) from None
+
+
+elif _registry.orchestrations:
+    raise ImportError(
+        "this app registers orchestrations, but it is built as an activity-only "
+        "component (it exports no Orchestrator); export Orchestrator, or move "
+        "them to a component of their own"
+    )
 
 
 class Activities(exports.Activities):

@@ -88,3 +88,41 @@ fn a_directory_without_a_guest_is_refused_clearly() {
         run.stderr
     );
 }
+
+/// `duroxide build` on a Python guest whose `app.py` is `app` must fail,
+/// saying `message`.
+fn python_build_fails_saying(app: &str, message: &str) {
+    let store = Store::new();
+    let dir = store.dir().join("guest");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {dir:?}: {e}"));
+    std::fs::write(dir.join("app.py"), app).unwrap_or_else(|e| panic!("cannot write app.py: {e}"));
+    let wasm = store.dir().join("guest.wasm");
+    let run = store.run(&[
+        "build",
+        &dir.to_string_lossy(),
+        "-o",
+        &wasm.to_string_lossy(),
+    ]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains(message), "{}", run.stderr);
+}
+
+#[test]
+fn http_beside_orchestrations_fails_the_python_build_clearly() {
+    python_build_fails_saying(
+        "import duroxide\nimport duroxide.http\n\n\
+         @duroxide.orchestration(\"Fetches\")\ndef fetches(ctx, url):\n    return url\n\n\
+         from duroxide.exports import Orchestrator, Activities, Component\n",
+        "duroxide.http is only for activity-only components",
+    );
+}
+
+#[test]
+fn orchestrations_in_an_activity_only_python_build_fail_it_clearly() {
+    python_build_fails_saying(
+        "import duroxide\n\n\
+         @duroxide.orchestration(\"Lost\")\ndef lost(ctx, _):\n    return 1\n\n\
+         from duroxide.exports import Activities, Component\n",
+        "registers orchestrations, but it is built as an activity-only",
+    );
+}
