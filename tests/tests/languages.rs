@@ -461,8 +461,9 @@ conformance!(unicode_and_1_mib_payloads);
 
 /// Guests that fail in their own language: each fails its instance with a
 /// reason naming the language-level error, and the runtime goes on (the
-/// last case completes). (`ImportsMissing` is Python's alone: a JavaScript
-/// guest's imports are resolved when it is built.)
+/// last case completes). (`ImportsMissing` and the names bound before the
+/// SDK was imported are Python's alone: a JavaScript guest's imports are
+/// resolved when it is built, and its globals are not module attributes.)
 mod bad_guests {
     use super::*;
 
@@ -489,6 +490,16 @@ mod bad_guests {
             "NondeterminismError: Math.random() differs on replay",
         ),
         (
+            "ReadsClockBoundEarly",
+            "NondeterminismError: time.time() differs on replay",
+            "",
+        ),
+        (
+            "ReadsRandomBoundEarly",
+            "NondeterminismError: random.random() differs on replay",
+            "",
+        ),
+        (
             "ReturnsNonJson",
             "PayloadError: the output of orchestration ReturnsNonJson is not JSON-serialisable",
             "PayloadError: the output of orchestration ReturnsNonJson is not JSON-serialisable",
@@ -510,6 +521,13 @@ mod bad_guests {
             let status = run.client.wait_for_completion(name, Some(WAIT_MS)).await?;
             let error = duroxide_tests::failed(status)?;
             assert!(error.contains(expected), "{name}: {error}");
+        }
+        if python {
+            // The names bound before the SDK still work in activities.
+            let out = run
+                .call("early", "ActivityReadsClockBoundEarly", json!(null))
+                .await?;
+            assert_eq!(out, json!(true));
         }
         assert_eq!(
             run.call("after", "Hello", json!("still")).await?,

@@ -4,6 +4,7 @@ replay-safe call to use instead, and printed lines go to the replay-safe
 log."""
 
 import datetime
+import functools
 import os
 import random
 import sys
@@ -113,7 +114,7 @@ for _original, _guarded in _GUARDED.items():
     _guarded.__module__ = "datetime"
     # The C types cannot be patched; the module's names can. Done when the
     # SDK is imported, so code that imports `datetime` later sees the
-    # guarded classes (`guard_datetime_names` mends code that came earlier).
+    # guarded classes (`guard_earlier_names` mends code that came earlier).
     setattr(datetime, _original.__name__, _guarded)
 del _original, _guarded
 
@@ -121,17 +122,58 @@ del _original, _guarded
 _DATETIME_MODULES = {"datetime", "_datetime", "_pydatetime", __name__}
 
 
-def guard_datetime_names():
+def _refused_while_orchestrating(module, name, instead, original):
+    """`original`, which raises while an orchestration runs: for a name the
+    app bound before the SDK was imported (`from time import time`), which
+    the guard's patching of the module cannot reach."""
+
+    @functools.wraps(original)
+    def guarded(*args, **kwargs):
+        if _orchestrating:
+            raise _refusal(f"{module.__name__}.{name}", instead)
+        return original(*args, **kwargs)
+
+    return guarded
+
+
+# The forbidden functions as their modules held them when the SDK was
+# imported, each with its guarded stand-in.
+_FUNCTIONS = [
+    (getattr(module, name), _refused_while_orchestrating(module, name, instead, getattr(module, name)))
+    for (module, name, instead) in _FORBIDDEN
+    if hasattr(module, name)
+]
+
+# Top-level packages that are not the app's: their own names for the
+# functions stay.
+_NOT_THE_APP = set(sys.stdlib_module_names) | {
+    "duroxide",
+    "wit_world",
+    "componentize_py_types",
+    "componentize_py_runtime",
+    "componentize_py_async_support",
+    "poll_loop",
+}
+
+
+def guard_earlier_names():
     """Points every loaded module's global that holds the original `date` or
     `datetime` class (`from datetime import datetime` run before the SDK was
-    imported) at the guarded one."""
+    imported) at the guarded one, and every global of the app's modules that
+    holds a forbidden function (`from time import time`, `from random import
+    random`) at one that raises in orchestrations."""
     for module_name, module in list(sys.modules.items()):
         names = getattr(module, "__dict__", None)
         if module_name in _DATETIME_MODULES or not isinstance(names, dict):
             continue
+        the_apps = module_name.partition(".")[0] not in _NOT_THE_APP
         for name, value in list(names.items()):
             if isinstance(value, type) and value in _GUARDED:
                 names[name] = _GUARDED[value]
+            elif the_apps and callable(value):
+                guarded = next((g for (f, g) in _FUNCTIONS if f is value), None)
+                if guarded is not None:
+                    names[name] = guarded
 
 
 class _LogWriter:

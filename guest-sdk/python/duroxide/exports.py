@@ -11,7 +11,7 @@ from . import _json, _registry
 from ._activity import ActivityContext
 from ._bindings import types
 from ._context import OrchestrationContext
-from ._guard import guard_datetime_names, orchestration_guard
+from ._guard import guard_earlier_names, orchestration_guard
 
 
 def _failure(error):
@@ -31,7 +31,7 @@ def _seal_imports():
 
 
 # The app imports this module last, when its own modules are loaded.
-guard_datetime_names()
+guard_earlier_names()
 
 
 # An activity-only build's world exports no orchestrator.

@@ -1,6 +1,10 @@
 """The conformance orchestrations in Python: the same names, inputs and
 outputs as the Rust and JavaScript guests (tests/tests/languages.rs)."""
 
+# Bound before the SDK is imported: the guard must reach these names too.
+from random import random as random_bound_early
+from time import time as time_bound_early
+
 import duroxide
 
 
@@ -168,6 +172,21 @@ def reads_random(ctx, _):
     return random.random()
 
 
+@duroxide.orchestration("ReadsClockBoundEarly")
+def reads_clock_bound_early(ctx, _):
+    return time_bound_early()
+
+
+@duroxide.orchestration("ReadsRandomBoundEarly")
+def reads_random_bound_early(ctx, _):
+    return random_bound_early()
+
+
+@duroxide.orchestration("ActivityReadsClockBoundEarly")
+def activity_reads_clock_bound_early(ctx, _):
+    return ctx.call_activity("ClockBoundEarly")
+
+
 @duroxide.orchestration("ReturnsNonJson")
 def returns_non_json(ctx, _):
     return {1, 2, 3}
@@ -191,6 +210,12 @@ def fail(ctx, message):
 @duroxide.activity("Echo")
 def echo(ctx, payload):
     return payload
+
+
+@duroxide.activity("ClockBoundEarly")
+def clock_bound_early(ctx, _):
+    """Activities read the real clock, by any name."""
+    return time_bound_early() > 1_600_000_000
 
 
 @duroxide.activity("WhoAmI")
