@@ -17,6 +17,12 @@ pub(crate) fn mkdir(dir: &Path) -> Result<(), BuildError> {
         .map_err(|e| BuildError::Failed(format!("cannot create {}: {e}", dir.display())))
 }
 
+/// The text of the file at `path`.
+pub(crate) fn read(path: &Path) -> Result<String, BuildError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| BuildError::Failed(format!("cannot read {}: {e}", path.display())))
+}
+
 /// Copy file `from` to `to`.
 pub(crate) fn copy_file(from: &Path, to: &Path) -> Result<(), BuildError> {
     std::fs::copy(from, to).map(drop).map_err(|e| {

@@ -4,14 +4,15 @@
 //! A guest is a directory. A Python guest holds `app.py`, which imports
 //! `duroxide` and ends with `from duroxide.exports import Orchestrator,
 //! Activities, Component` (an activity-only one, which may use HTTP, leaves
-//! out `Orchestrator`: see [`crate::python_world`]). A JavaScript guest holds `app.js`, which imports
-//! `./duroxide.js` (the build puts the SDK there) and ends with
+//! out `Orchestrator`: see [`crate::python_world`]). A JavaScript guest
+//! holds `app.js`, which imports `./duroxide.js` (the build puts the SDK
+//! there) and ends with
 //! `export { orchestrator, activities, component } from './duroxide.js'`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::fs::{absolute, copy_file, copy_sources, mkdir, remove_dir};
+use crate::fs::{absolute, copy_file, copy_sources, mkdir, read, remove_dir};
 use crate::metadata::Workspace;
 use crate::python_world::{self, ACTIVITY_HTTP, WORKFLOWS};
 use crate::tools::{componentize_js, componentize_py, run};
@@ -130,9 +131,7 @@ pub fn build_from(
             remove_dir(&stage)?;
             copy_sources(dir, &app, "py")?;
             copy_sources(&sdk.join("python"), &lib, "py")?;
-            let source = std::fs::read_to_string(&entry)
-                .map_err(|e| BuildError::Failed(format!("cannot read {}: {e}", entry.display())))?;
-            let world = python_world::world_of(&source);
+            let world = python_world::world_of(&read(&entry)?);
             let wit = match world {
                 ACTIVITY_HTTP => python_world::activity_http_wit(sources, &stage)?,
                 _ => wit,

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::BuildError;
-use crate::fs::{copy_sources, mkdir, remove_dir};
+use crate::fs::{copy_sources, mkdir, read, remove_dir};
 use crate::metadata::package_dir;
 
 /// The world of components that provide orchestrations and activities.
@@ -104,11 +104,6 @@ fn package_version(wit: &str, name: &str) -> Option<String> {
         let version = rest.strip_prefix('@')?.trim_end_matches(';').trim();
         (!version.is_empty()).then(|| version.to_string())
     })
-}
-
-fn read(path: &Path) -> Result<String, BuildError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| BuildError::Failed(format!("cannot read {}: {e}", path.display())))
 }
 
 #[cfg(test)]
