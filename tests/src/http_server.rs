@@ -1,7 +1,8 @@
 //! A small HTTP/1.1 server on 127.0.0.1 for the grant tests, which counts
-//! the connections it accepts. Paths: `/hello` answers "hello", `/echo`
-//! answers the request's body with its content type, `/redirect` redirects
-//! to `target`, `/big` sends `big` bytes, `/slow` never answers.
+//! the connections it accepts. Paths (any query is ignored): `/hello`
+//! answers "hello", `/echo` answers the request's body with its content
+//! type, `/redirect` redirects to `target`, `/big` sends `big` bytes, `/slow`
+//! never answers.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -52,7 +53,9 @@ fn answer(mut stream: TcpStream, target: &str, big: usize) {
         }
     }
     let head = String::from_utf8_lossy(&head);
-    let path = head.split_whitespace().nth(1).unwrap_or("/");
+    // The path without its query.
+    let requested = head.split_whitespace().nth(1).unwrap_or("/");
+    let path = requested.split('?').next().unwrap_or(requested);
     let (status, extra, body) = match path {
         "/hello" => ("200 OK", String::new(), b"hello".to_vec()),
         "/echo" => {

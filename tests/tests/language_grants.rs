@@ -224,7 +224,7 @@ async fn python_activities_send_http_to_granted_origins_only(cache: bool) -> any
 
     let fetch = |path: &str, addr| json!({"url": format!("http://{addr}{path}")});
     let hello = run
-        .call("hello", "PyFetch", fetch("/hello", server.addr))
+        .call("hello", "PyFetch", fetch("/hello?lang=py", server.addr))
         .await?;
     assert_eq!(hello, Ok(json!("200: hello")));
     let missing = run

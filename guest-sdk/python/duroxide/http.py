@@ -129,7 +129,7 @@ def request(method, url, headers=None, body=None, json=None, timeout=None):
     outgoing.set_method(_method(method))
     outgoing.set_scheme(schemes[parts.scheme]())
     outgoing.set_authority(parts.netloc)
-    outgoing.set_path_with_query(parts.path + (f"?{parts.query}" if parts.query else "") or "/")
+    outgoing.set_path_with_query((parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
     outgoing_body = outgoing.body()
     options = None
     if timeout is not None:
